@@ -1,0 +1,685 @@
+#include "vfe/graph/factor_graph.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+#include <utility>
+
+#include "graph/factor_graph_impl.h"
+#include "vfe/core/format.h"
+#include "vfe/distributions/dispatch.h"
+#include "vfe/nodes/nodes.h"
+
+namespace vfe {
+
+// ---- Variable -------------------------------------------------------------------------------
+
+Variable Variable::operator[](size_t i) const {
+  if (i >= size_)
+    throw GraphError("element " + std::to_string(i) + " is out of range: the variable has " +
+                     std::to_string(size_) + " elements");
+  return Variable(id_, begin_ + i, 1);
+}
+
+Variable Variable::Slice(size_t begin, size_t end) const {
+  if (begin > end || end > size_)
+    throw GraphError("slice [" + std::to_string(begin) + ", " + std::to_string(end) +
+                     ") is out of range: the variable has " + std::to_string(size_) +
+                     " elements");
+  return Variable(id_, begin_ + begin, end - begin);
+}
+
+// ---- Building ------------------------------------------------------------------------------
+
+FactorGraph::FactorGraph() : impl_(std::make_unique<Impl>()) {}
+FactorGraph::~FactorGraph() = default;
+FactorGraph::FactorGraph(FactorGraph&&) noexcept = default;
+FactorGraph& FactorGraph::operator=(FactorGraph&&) noexcept = default;
+
+namespace {
+
+void CheckDim(Family family, int dim, const std::string& name) {
+  if (dim < 1)
+    throw GraphError("variable '" + name + "': dimension must be >= 1, got " +
+                     std::to_string(dim));
+  if (!IsMultivariate(family) && dim != 1)
+    throw GraphError("variable '" + name + "': a " + FamilyName(family) +
+                     " variable is scalar, got dimension " + std::to_string(dim));
+}
+
+}  // namespace
+
+uint32_t FactorGraph::Impl::Declare(VariableInfo info) {
+  if (finalized) throw GraphError("variable '" + info.name + "': the graph is already finalised");
+  if (info.name.empty()) throw GraphError("a variable needs a non-empty name");
+  if (!info.constant && by_name.count(info.name))
+    throw GraphError("variable '" + info.name + "' is declared twice");
+  const uint32_t id = static_cast<uint32_t>(variables.size());
+  if (!info.constant) by_name.emplace(info.name, id);
+  variables.push_back(std::move(info));
+  return id;
+}
+
+Variable FactorGraph::AddVariable(const std::string& name, Family family, int dim) {
+  return AddVariableArray(name, family, {}, dim);
+}
+
+Variable FactorGraph::AddVariableArray(const std::string& name, Family family,
+                                       const std::vector<size_t>& shape, int dim) {
+  CheckDim(family, dim, name);
+  VariableInfo info;
+  info.name = name;
+  info.family = family;
+  info.family_known = true;
+  info.dim = dim;
+  info.shape = shape;
+  info.size = 1;
+  for (size_t extent : shape) info.size *= extent;
+  if (info.size == 0) throw GraphError("variable '" + name + "' has no elements");
+  const uint32_t id = impl_->Declare(std::move(info));
+  return Variable(id, 0, impl_->variables[id].size);
+}
+
+Variable FactorGraph::AddObserved(const std::string& name, double value) {
+  return AddObserved(name, std::vector<double>{value}).Slice(0, 1);
+}
+
+Variable FactorGraph::AddObserved(const std::string& name, const std::vector<double>& values) {
+  VariableInfo info;
+  info.name = name;
+  info.observed = true;
+  info.size = values.size();
+  info.values = values;
+  info.scalar_values = true;
+  if (values.size() != 1) info.shape = {values.size()};
+  if (info.size == 0) throw GraphError("observed variable '" + name + "' has no values");
+  const uint32_t id = impl_->Declare(std::move(info));
+  return Variable(id, 0, impl_->variables[id].size);
+}
+
+Variable FactorGraph::AddObserved(const std::string& name, const Matrix& value) {
+  VariableInfo info;
+  info.name = name;
+  info.observed = true;
+  info.size = 1;
+  info.value_rows = static_cast<int>(value.rows());
+  info.value_cols = static_cast<int>(value.cols());
+  info.values.assign(value.data(), value.data() + value.size());
+  if (value.size() == 0) throw GraphError("observed variable '" + name + "' is empty");
+  const uint32_t id = impl_->Declare(std::move(info));
+  return Variable(id, 0, 1);
+}
+
+Variable FactorGraph::AddObservedRows(const std::string& name, const Matrix& rows) {
+  VariableInfo info;
+  info.name = name;
+  info.observed = true;
+  info.size = rows.rows();
+  info.shape = {static_cast<size_t>(rows.rows())};
+  info.value_rows = static_cast<int>(rows.cols());
+  info.value_cols = 1;
+  if (rows.size() == 0) throw GraphError("observed variable '" + name + "' is empty");
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = rows;
+  info.values.assign(row_major.data(), row_major.data() + row_major.size());
+  const uint32_t id = impl_->Declare(std::move(info));
+  return Variable(id, 0, impl_->variables[id].size);
+}
+
+std::string FactorGraph::Impl::PlateLabel(PlateId p) const {
+  const Plate& plate = plates[p];
+  if (!plate.name.empty()) return "factor '" + plate.name + "' (" + plate.node->type() + ")";
+  return "factor #" + std::to_string(p) + " (" + plate.node->type() + ")";
+}
+
+PlateId FactorGraph::AddFactor(std::unique_ptr<Node> node, const std::vector<Argument>& args,
+                               const std::string& name) {
+  Impl& g = *impl_;
+  if (!node) throw GraphError("AddFactor: no node given");
+  const PlateId id = static_cast<PlateId>(g.plates.size());
+  Plate plate;
+  plate.name = name;
+  plate.node = std::move(node);
+  g.plates.push_back(std::move(plate));
+  // Drop the half-built plate if anything below throws, so the graph stays consistent.
+  struct Rollback {
+    Impl& g;
+    size_t plates, variables;
+    bool done = false;
+    ~Rollback() {
+      if (done) return;
+      g.plates.resize(plates);
+      g.variables.resize(variables);
+    }
+  } rollback{g, id, g.variables.size()};
+
+  if (g.finalized) throw GraphError(g.PlateLabel(id) + ": the graph is already finalised");
+  const std::vector<std::string> slots = g.plates[id].node->slot_names();
+  if (args.size() != slots.size())
+    throw GraphError(g.PlateLabel(id) + ": expected " + std::to_string(slots.size()) +
+                     " arguments, got " + std::to_string(args.size()));
+  size_t size = 1;
+  for (const Argument& arg : args) {
+    if (!arg.is_constant()) size = std::max(size, arg.variable().size());
+  }
+  std::vector<Binding> bindings;
+  for (size_t s = 0; s < args.size(); ++s) {
+    const Argument& arg = args[s];
+    Binding binding;
+    if (arg.is_constant()) {
+      VariableInfo info;
+      info.name = g.PlateLabel(id) + ": " + slots[s];
+      info.observed = true;
+      info.constant = true;
+      info.size = 1;
+      const Matrix& value = arg.constant().value();
+      info.scalar_values = arg.constant().is_scalar();
+      info.value_rows = static_cast<int>(value.rows());
+      info.value_cols = static_cast<int>(value.cols());
+      info.values.assign(value.data(), value.data() + value.size());
+      binding.variable = g.Declare(std::move(info));
+      binding.begin = 0;
+      binding.shared = true;
+    } else {
+      const Variable& v = arg.variable();
+      if (!v.valid() || v.id() >= rollback.variables)
+        throw GraphError(g.PlateLabel(id) + ": argument '" + slots[s] +
+                         "' is not a variable of this graph");
+      if (v.size() != 1 && v.size() != size)
+        throw GraphError(g.PlateLabel(id) + ": argument '" + slots[s] + "' ('" +
+                         g.variables[v.id()].name + "') has " + std::to_string(v.size()) +
+                         " elements, but the plate has " + std::to_string(size) +
+                         " factors (arguments must have 1 element or one per factor)");
+      binding.variable = v.id();
+      binding.begin = v.begin();
+      binding.shared = v.size() == 1;
+    }
+    bindings.push_back(binding);
+  }
+  g.plates[id].size = size;
+  g.plates[id].bindings = std::move(bindings);
+  rollback.done = true;
+  return id;
+}
+
+PlateId FactorGraph::AddGaussian(Argument out, Argument mean, Argument precision,
+                                 const std::string& name) {
+  return AddFactor(MakeGaussianNode(), {out, mean, precision}, name);
+}
+
+PlateId FactorGraph::AddMvGaussian(Argument out, Argument mean, Argument precision,
+                                   const std::string& name) {
+  return AddFactor(MakeMvGaussianNode(), {out, mean, precision}, name);
+}
+
+PlateId FactorGraph::AddLinearGaussian(Argument out, Argument in, const Matrix& matrix,
+                                       Argument precision, const std::string& name) {
+  return AddFactor(MakeLinearGaussianNode(matrix), {out, in, precision}, name);
+}
+
+PlateId FactorGraph::AddLinearRegression(Argument out, Argument weights, const Matrix& design,
+                                         Argument precision, const std::string& name) {
+  return AddFactor(MakeLinearGaussianRowsNode(design), {out, weights, precision}, name);
+}
+
+PlateId FactorGraph::AddGamma(Argument out, double shape, Argument rate,
+                              const std::string& name) {
+  return AddFactor(MakeGammaNode(shape), {out, rate}, name);
+}
+
+PlateId FactorGraph::AddWishart(Argument out, double dof, const Matrix& scale,
+                                const std::string& name) {
+  return AddFactor(MakeWishartNode(dof, scale), {out}, name);
+}
+
+// ---- Finalize -------------------------------------------------------------------------------
+
+PointMass FactorGraph::Impl::ObservedValue(const VariableInfo& info, size_t index) const {
+  const size_t len = static_cast<size_t>(info.value_rows) * info.value_cols;
+  const double* data = info.values.data() + index * len;
+  if (info.scalar_values) return PointMass(data[0]);
+  return PointMass(Matrix(ConstMatrixMap(data, info.value_rows, info.value_cols)));
+}
+
+std::string FactorGraph::Impl::ElementName(uint32_t id, size_t index) const {
+  const VariableInfo& info = variables[id];
+  if (info.shape.empty()) return info.name;
+  std::string suffix;
+  size_t rest = index;
+  for (size_t d = info.shape.size(); d-- > 0;) {
+    suffix = "[" + std::to_string(rest % info.shape[d]) + "]" + suffix;
+    rest /= info.shape[d];
+  }
+  return info.name + suffix;
+}
+
+std::string FactorGraph::Impl::Describe(uint32_t id) const {
+  const VariableInfo& info = variables[id];
+  if (info.constant) return "constant";
+  return std::string(info.observed ? "observed variable '" : "variable '") + info.name + "'";
+}
+
+void FactorGraph::Impl::InferObservedFamilies() {
+  for (PlateId p = 0; p < plates.size(); ++p) {
+    const Plate& plate = plates[p];
+    for (size_t s = 0; s < plate.bindings.size(); ++s) {
+      VariableInfo& info = variables[plate.bindings[s].variable];
+      if (!info.observed) continue;
+      const PointMass sample = ObservedValue(info, plate.bindings[s].begin);
+      const Family family = plate.node->ObservedFamily(static_cast<int>(s), sample);
+      const int dim = IsMultivariate(family) ? static_cast<int>(sample.value().rows()) : 1;
+      if (info.family_known && (info.family != family || info.dim != dim))
+        throw GraphError(PlateLabel(p) + ": " + Describe(plate.bindings[s].variable) +
+                         " is read as " + FamilyName(family) + " (dimension " +
+                         std::to_string(dim) + ") here but as " + FamilyName(info.family) +
+                         " (dimension " + std::to_string(info.dim) + ") elsewhere");
+      info.family = family;
+      info.dim = dim;
+      info.family_known = true;
+    }
+  }
+}
+
+void FactorGraph::Impl::CheckEveryElementConnected() const {
+  std::vector<std::vector<char>> used(variables.size());
+  for (size_t v = 0; v < variables.size(); ++v) used[v].assign(variables[v].size, 0);
+  for (const Plate& plate : plates) {
+    for (const Binding& b : plate.bindings) {
+      const size_t count = b.shared ? 1 : plate.size;
+      std::fill_n(used[b.variable].begin() + b.begin, count, 1);
+    }
+  }
+  for (uint32_t v = 0; v < variables.size(); ++v) {
+    const auto it = std::find(used[v].begin(), used[v].end(), 0);
+    if (it == used[v].end()) continue;
+    const size_t index = it - used[v].begin();
+    if (variables[v].shape.empty())
+      throw GraphError(Describe(v) + " is not connected to any factor");
+    throw GraphError(Describe(v) + ": element " + ElementName(v, index) +
+                     " is not connected to any factor");
+  }
+}
+
+void FactorGraph::Impl::CheckNoDoubleConnection() const {
+  for (PlateId p = 0; p < plates.size(); ++p) {
+    const Plate& plate = plates[p];
+    const std::vector<std::string> slots = plate.node->slot_names();
+    for (size_t s = 0; s < plate.bindings.size(); ++s) {
+      for (size_t t = s + 1; t < plate.bindings.size(); ++t) {
+        const Binding& a = plate.bindings[s];
+        const Binding& b = plate.bindings[t];
+        if (a.variable != b.variable || variables[a.variable].observed) continue;
+        // Some factor n sees the same element at both slots.
+        bool clash;
+        if (a.shared && b.shared) clash = a.begin == b.begin;
+        else if (a.shared) clash = a.begin >= b.begin && a.begin < b.begin + plate.size;
+        else if (b.shared) clash = b.begin >= a.begin && b.begin < a.begin + plate.size;
+        else clash = a.begin == b.begin;
+        if (clash)
+          throw GraphError(PlateLabel(p) + ": " + Describe(a.variable) + " is connected to both '" +
+                           slots[s] + "' and '" + slots[t] +
+                           "' of one factor (a factor must see distinct variables)");
+      }
+    }
+  }
+}
+
+void FactorGraph::Impl::BindNodes() {
+  for (PlateId p = 0; p < plates.size(); ++p) {
+    Plate& plate = plates[p];
+    const std::vector<std::string> names = plate.node->slot_names();
+    std::vector<SlotInfo> infos;
+    for (size_t s = 0; s < plate.bindings.size(); ++s) {
+      const VariableInfo& info = variables[plate.bindings[s].variable];
+      SlotInfo slot;
+      slot.name = names[s];
+      slot.family = info.family;
+      slot.dim = info.dim;
+      slot.shared = plate.bindings[s].shared;
+      slot.observed = info.observed;
+      slot.variable = Describe(plate.bindings[s].variable);
+      infos.push_back(slot);
+    }
+    plate.node->Bind(infos, plate.size, PlateLabel(p));
+  }
+}
+
+void FactorGraph::Impl::LayOut() {
+  size_t moment_offset = 0, natural_offset = 0, hidden_ordinal = 0;
+  max_dim = 1;
+  max_stat = 1;
+  for (VariableInfo& info : variables) {
+    info.stat_size = StatSize(info.family, info.dim);
+    info.moment_offset = moment_offset;
+    moment_offset += info.size * info.stat_size;
+    max_dim = std::max(max_dim, info.dim);
+    max_stat = std::max(max_stat, info.stat_size);
+    if (IsMultivariate(info.family)) dims_in_use.push_back(info.dim);
+    if (info.observed) continue;
+    info.natural_offset = natural_offset;
+    natural_offset += info.size * info.stat_size;
+    info.hidden_ordinal = hidden_ordinal;
+    hidden_ordinal += info.size;
+  }
+  num_hidden_elements = hidden_ordinal;
+  moments.assign(moment_offset, 0.0);
+  natural.assign(natural_offset, 0.0);
+}
+
+void FactorGraph::Impl::WriteObservedMoments() {
+  for (uint32_t v = 0; v < variables.size(); ++v) {
+    const VariableInfo& info = variables[v];
+    if (!info.observed) continue;
+    double* out = moments.data() + info.moment_offset;
+    for (size_t i = 0; i < info.size; ++i, out += info.stat_size) {
+      const std::string where = Describe(v) + (info.shape.empty() ? "" : " at " + ElementName(v, i));
+      if (info.scalar_values) {
+        // The common case (millions of data points) avoids building a PointMass per value.
+        const double x = info.values[i];
+        if (!std::isfinite(x))
+          throw ModelError(where + ": value must be finite, got " + FormatNumber(x));
+        if (info.family == Family::kGamma && !(x > 0))
+          throw ModelError(where + ": expected a positive number, got " + FormatNumber(x));
+        if (info.family == Family::kGaussian || info.family == Family::kGamma) {
+          (info.family == Family::kGaussian ? Gaussian::PointMoments : Gamma::PointMoments)(x, out);
+          continue;
+        }
+      }
+      const PointMass value = ObservedValue(info, i);
+      value.Validate(info.family, info.dim, where);
+      value.Moments(info.family, out);
+    }
+  }
+}
+
+void FactorGraph::Impl::BuildViews() {
+  for (Plate& plate : plates) {
+    plate.views.clear();
+    for (const Binding& b : plate.bindings) {
+      const VariableInfo& info = variables[b.variable];
+      SlotView view;
+      view.data = moments.data() + info.moment_offset + b.begin * info.stat_size;
+      view.stride = b.shared ? 0 : info.stat_size;
+      plate.views.push_back(view);
+    }
+  }
+}
+
+void FactorGraph::Impl::BuildAdjacency() {
+  // Two passes over the bindings: count the entries of each hidden element, then fill them,
+  // so that each element's entries are in plate order (the order messages are summed in).
+  adjacency_offsets.assign(num_hidden_elements + 1, 0);
+  auto for_each_entry = [&](auto&& emit) {
+    for (PlateId p = 0; p < plates.size(); ++p) {
+      const Plate& plate = plates[p];
+      for (uint32_t s = 0; s < plate.bindings.size(); ++s) {
+        const Binding& b = plate.bindings[s];
+        const VariableInfo& info = variables[b.variable];
+        if (info.observed) continue;
+        if (b.shared) {
+          emit(info.hidden_ordinal + b.begin, AdjacencyEntry{p, s, 0, plate.size});
+        } else {
+          for (size_t n = 0; n < plate.size; ++n)
+            emit(info.hidden_ordinal + b.begin + n, AdjacencyEntry{p, s, n, n + 1});
+        }
+      }
+    }
+  };
+  for_each_entry([&](size_t h, const AdjacencyEntry&) { ++adjacency_offsets[h + 1]; });
+  for (size_t h = 0; h < num_hidden_elements; ++h)
+    adjacency_offsets[h + 1] += adjacency_offsets[h];
+  adjacency.resize(adjacency_offsets.back());
+  std::vector<size_t> fill(adjacency_offsets.begin(), adjacency_offsets.end() - 1);
+  for_each_entry([&](size_t h, const AdjacencyEntry& e) { adjacency[fill[h]++] = e; });
+}
+
+uint32_t FactorGraph::Impl::HiddenVariableOf(size_t ordinal) const {
+  // Hidden ordinals increase with the variable id, so a binary search finds the owner.
+  auto it = std::upper_bound(hidden_ids.begin(), hidden_ids.end(), ordinal,
+                             [&](size_t h, uint32_t id) { return h < variables[id].hidden_ordinal; });
+  return *(it - 1);
+}
+
+bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
+                                        Scratch& scratch) {
+  const VariableInfo& info = variables[v];
+  const size_t h = info.hidden_ordinal + index;
+  double* eta = scratch.eta.data();
+  std::fill_n(eta, info.stat_size, 0.0);
+  bool any = false;
+  for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
+    const AdjacencyEntry& e = adjacency[k];
+    if (out_only && e.slot != 0) continue;
+    any = true;
+    plates[e.plate].node->AccumulateMessage(static_cast<int>(e.slot), e.begin, e.end,
+                                            plates[e.plate].views.data(), eta, scratch.node);
+  }
+  if (!any) return false;
+  double* moment = moments.data() + info.moment_offset + index * info.stat_size;
+  if (!MomentsFromNatural(info.family, info.dim, eta, moment, scratch.by_dim[info.dim]))
+    return false;
+  std::copy_n(eta, info.stat_size, natural.data() + info.natural_offset + index * info.stat_size);
+  return true;
+}
+
+void FactorGraph::Impl::Initialise(Scratch& scratch) {
+  // Everything starts at the standard density, so that a parent on a cycle of "out" links
+  // (or with no prior) is read at a proper value.
+  for (uint32_t v : hidden_ids) {
+    const VariableInfo& info = variables[v];
+    double* eta = natural.data() + info.natural_offset;
+    WriteStandardNatural(info.family, info.dim, eta);
+    double* moment = moments.data() + info.moment_offset;
+    MomentsFromNatural(info.family, info.dim, eta, moment, scratch.by_dim[info.dim]);
+    for (size_t i = 1; i < info.size; ++i) {
+      std::copy_n(eta, info.stat_size, eta + i * info.stat_size);
+      std::copy_n(moment, info.stat_size, moment + i * info.stat_size);
+    }
+  }
+  // Then each element from its priors, parents first (iterative depth-first search).
+  std::vector<char> state(num_hidden_elements, 0);  // 0 new, 1 open, 2 done
+  std::vector<size_t> stack;
+  for (size_t root = 0; root < num_hidden_elements; ++root) {
+    if (state[root]) continue;
+    stack.push_back(root);
+    while (!stack.empty()) {
+      const size_t h = stack.back();
+      if (state[h] == 0) {
+        state[h] = 1;
+        for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
+          const AdjacencyEntry& e = adjacency[k];
+          if (e.slot != 0) continue;
+          const Plate& plate = plates[e.plate];
+          for (size_t s = 1; s < plate.bindings.size(); ++s) {
+            const Binding& b = plate.bindings[s];
+            const VariableInfo& parent = variables[b.variable];
+            if (parent.observed) continue;
+            const size_t first = parent.hidden_ordinal + b.begin;
+            const size_t last = b.shared ? first + 1 : first + e.end;
+            for (size_t p = b.shared ? first : first + e.begin; p < last; ++p)
+              if (state[p] == 0) stack.push_back(p);
+          }
+        }
+        continue;
+      }
+      stack.pop_back();
+      if (state[h] == 2) continue;
+      state[h] = 2;
+      const uint32_t v = HiddenVariableOf(h);
+      SetFromMessages(v, h - variables[v].hidden_ordinal, /*out_only=*/true, scratch);
+    }
+  }
+}
+
+void FactorGraph::Finalize() {
+  Impl& g = *impl_;
+  if (g.finalized) throw GraphError("Finalize: the graph is already finalised");
+  if (g.plates.empty()) throw GraphError("the graph has no factors");
+  g.InferObservedFamilies();
+  g.CheckEveryElementConnected();
+  g.CheckNoDoubleConnection();
+  g.BindNodes();
+  g.LayOut();
+  g.WriteObservedMoments();
+  g.BuildViews();
+  g.BuildAdjacency();
+  g.hidden_ids.clear();
+  for (uint32_t v = 0; v < g.variables.size(); ++v)
+    if (!g.variables[v].observed) g.hidden_ids.push_back(v);
+  std::sort(g.dims_in_use.begin(), g.dims_in_use.end());
+  g.dims_in_use.erase(std::unique(g.dims_in_use.begin(), g.dims_in_use.end()),
+                      g.dims_in_use.end());
+  g.finalized = true;
+  for (Plate& plate : g.plates) plate.node->Prepare(plate.views.data(), plate.size);
+  Scratch scratch = MakeScratch();
+  g.Initialise(scratch);
+}
+
+bool FactorGraph::finalized() const { return impl_->finalized; }
+
+// ---- Queries --------------------------------------------------------------------------------
+
+Variable FactorGraph::Find(const std::string& name) const {
+  const auto it = impl_->by_name.find(name);
+  if (it == impl_->by_name.end()) throw GraphError("no variable named '" + name + "'");
+  return Variable(it->second, 0, impl_->variables[it->second].size);
+}
+
+size_t FactorGraph::num_variables() const { return impl_->variables.size(); }
+size_t FactorGraph::num_plates() const { return impl_->plates.size(); }
+size_t FactorGraph::num_factors() const {
+  size_t total = 0;
+  for (const Plate& plate : impl_->plates) total += plate.size;
+  return total;
+}
+const std::string& FactorGraph::variable_name(uint32_t id) const {
+  return impl_->variables.at(id).name;
+}
+std::string FactorGraph::ElementName(const Variable& element) const {
+  return impl_->ElementName(impl_->Checked(element).id(), element.begin());
+}
+Family FactorGraph::family(const Variable& v) const {
+  return impl_->variables[impl_->Checked(v).id()].family;
+}
+int FactorGraph::dim(const Variable& v) const {
+  return impl_->variables[impl_->Checked(v).id()].dim;
+}
+bool FactorGraph::observed(const Variable& v) const {
+  return impl_->variables[impl_->Checked(v).id()].observed;
+}
+std::vector<Variable> FactorGraph::HiddenVariables() const {
+  std::vector<Variable> result;
+  for (uint32_t v = 0; v < impl_->variables.size(); ++v) {
+    const VariableInfo& info = impl_->variables[v];
+    if (!info.observed) result.push_back(Variable(v, 0, info.size));
+  }
+  return result;
+}
+const Node& FactorGraph::node(PlateId plate) const { return *impl_->plates.at(plate).node; }
+const std::string& FactorGraph::plate_name(PlateId plate) const {
+  return impl_->plates.at(plate).name;
+}
+size_t FactorGraph::plate_size(PlateId plate) const { return impl_->plates.at(plate).size; }
+
+const Variable& FactorGraph::Impl::Checked(const Variable& v) const {
+  if (!v.valid() || v.id() >= variables.size())
+    throw GraphError("not a variable of this graph");
+  return v;
+}
+
+int FactorGraph::CheckedDim(const Variable& element, Family family) const {
+  const Impl& g = *impl_;
+  const VariableInfo& info = g.variables[g.Checked(element).id()];
+  if (!g.finalized) throw GraphError("posteriors exist once the graph is finalised");
+  if (element.size() != 1)
+    throw GraphError("variable '" + info.name + "' has " + std::to_string(element.size()) +
+                     " elements: ask for one, e.g. " + g.ElementName(element.id(), 0));
+  if (info.observed) throw GraphError(g.Describe(element.id()) + " has no posterior");
+  if (info.family != family)
+    throw GraphError("variable '" + info.name + "' is " + FamilyName(info.family) + ", not " +
+                     FamilyName(family));
+  return info.dim;
+}
+
+const double* FactorGraph::PosteriorNatural(const Variable& element) const {
+  const VariableInfo& info = impl_->variables[element.id()];
+  return impl_->natural.data() + info.natural_offset + element.begin() * info.stat_size;
+}
+
+void FactorGraph::SetPosteriorNatural(const Variable& v, Family family, int dim,
+                                      const double* eta) {
+  Impl& g = *impl_;
+  const VariableInfo& info = g.variables[g.Checked(v).id()];
+  if (!g.finalized) throw GraphError("SetPosterior: finalise the graph first");
+  if (info.observed) throw GraphError("SetPosterior: " + g.Describe(v.id()) + " is observed");
+  if (info.family != family || info.dim != dim)
+    throw GraphError("SetPosterior: variable '" + info.name + "' is " + FamilyName(info.family) +
+                     " of dimension " + std::to_string(info.dim) + ", got " +
+                     FamilyName(family) + " of dimension " + std::to_string(dim));
+  Workspace ws(dim);
+  for (size_t i = v.begin(); i < v.begin() + v.size(); ++i) {
+    std::copy_n(eta, info.stat_size, g.natural.data() + info.natural_offset + i * info.stat_size);
+    MomentsFromNatural(family, dim, eta, g.moments.data() + info.moment_offset + i * info.stat_size,
+                       ws);
+  }
+}
+
+std::string FactorGraph::DescribePosterior(const Variable& element) const {
+  const VariableInfo& info = impl_->variables[impl_->Checked(element).id()];
+  switch (info.family) {
+    case Family::kGaussian: return Posterior<Gaussian>(element).ToString();
+    case Family::kMvGaussian: return Posterior<MvGaussian>(element).ToString();
+    case Family::kGamma: return Posterior<Gamma>(element).ToString();
+    case Family::kWishart: return Posterior<Wishart>(element).ToString();
+  }
+  return "?";
+}
+
+// ---- Engine ---------------------------------------------------------------------------------
+
+double FactorGraph::Impl::EntropySum(Scratch& scratch) const {
+  double entropy = 0.0;
+  for (uint32_t v : hidden_ids) {
+    const VariableInfo& info = variables[v];
+    const double* eta = natural.data() + info.natural_offset;
+    Workspace& ws = scratch.by_dim[info.dim];
+    for (size_t i = 0; i < info.size; ++i, eta += info.stat_size)
+      entropy += EntropyFromNatural(info.family, info.dim, eta, ws);
+  }
+  return entropy;
+}
+
+Scratch FactorGraph::MakeScratch() const {
+  const Impl& g = *impl_;
+  Scratch scratch;
+  scratch.by_dim.resize(g.max_dim + 1);
+  for (int d : g.dims_in_use) scratch.by_dim[d].Resize(d);
+  scratch.node.Resize(g.max_dim);
+  scratch.eta.assign(g.max_stat, 0.0);
+  return scratch;
+}
+
+bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch) {
+  return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch);
+}
+
+FactorGraph::FreeEnergyTerms FactorGraph::FreeEnergyParts(Scratch& scratch) const {
+  const Impl& g = *impl_;
+  FreeEnergyTerms terms;
+  for (const Plate& plate : g.plates)
+    terms.plate_energy.push_back(
+        plate.node->AverageEnergy(0, plate.size, plate.views.data(), scratch.node));
+  terms.entropy = g.EntropySum(scratch);
+  return terms;
+}
+
+double FactorGraph::FreeEnergy(Scratch& scratch) const {
+  // The same sums, in the same order, as FreeEnergyParts, without its allocation.
+  const Impl& g = *impl_;
+  double energy = 0.0;
+  for (const Plate& plate : g.plates)
+    energy += plate.node->AverageEnergy(0, plate.size, plate.views.data(), scratch.node);
+  return energy - g.EntropySum(scratch);
+}
+
+}  // namespace vfe

@@ -1,0 +1,109 @@
+#ifndef VFE_GRAPH_FACTOR_GRAPH_IMPL_H_
+#define VFE_GRAPH_FACTOR_GRAPH_IMPL_H_
+
+// Private state of FactorGraph, shared by the files of graph/ only.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "vfe/graph/factor_graph.h"
+
+namespace vfe {
+
+/// A declared variable (or an anonymous constant), and where its elements live in the flat
+/// arrays once the graph is finalised.
+struct VariableInfo {
+  std::string name;  ///< for a constant: the factor and slot it belongs to
+  Family family = Family::kGaussian;
+  bool family_known = false;  ///< observed variables learn their family from the factors
+  int dim = 1;
+  std::vector<size_t> shape;  ///< empty for a single element
+  size_t size = 1;            ///< number of elements
+  bool observed = false;
+  bool constant = false;
+  // Observed values: element i is the value_rows x value_cols block at i·rows·cols.
+  std::vector<double> values;
+  int value_rows = 1;
+  int value_cols = 1;
+  bool scalar_values = false;
+  // Set by Finalize.
+  int stat_size = 0;
+  size_t moment_offset = 0;   ///< into moments
+  size_t natural_offset = 0;  ///< into natural (hidden only)
+  size_t hidden_ordinal = 0;  ///< index of element 0 among all hidden elements
+};
+
+/// Which elements one slot of a plate reads: `begin` for every factor when shared, else
+/// begin + n for factor n.
+struct Binding {
+  uint32_t variable = 0;
+  size_t begin = 0;
+  bool shared = true;
+};
+
+struct Plate {
+  std::string name;
+  std::unique_ptr<Node> node;
+  size_t size = 1;
+  std::vector<Binding> bindings;  ///< one per slot
+  std::vector<SlotView> views;    ///< one per slot, set by Finalize
+};
+
+/// Factors [begin, end) of `plate` send a message to a hidden element through `slot`.
+struct AdjacencyEntry {
+  uint32_t plate;
+  uint32_t slot;
+  size_t begin;
+  size_t end;
+};
+
+struct FactorGraph::Impl {
+  std::vector<VariableInfo> variables;
+  std::unordered_map<std::string, uint32_t> by_name;
+  std::vector<Plate> plates;
+  bool finalized = false;
+
+  // Flat state, set by Finalize.
+  std::vector<double> moments;  ///< E[T] of every element (observed: T(value))
+  std::vector<double> natural;  ///< η of every hidden element
+  std::vector<size_t> adjacency_offsets;  ///< CSR over hidden ordinals
+  std::vector<AdjacencyEntry> adjacency;
+  std::vector<uint32_t> hidden_ids;  ///< hidden variables in declaration order
+  std::vector<int> dims_in_use;      ///< event dimensions of the matrix families
+  size_t num_hidden_elements = 0;
+  int max_dim = 1;
+  int max_stat = 1;
+
+  uint32_t Declare(VariableInfo info);
+  std::string PlateLabel(PlateId p) const;
+  std::string ElementName(uint32_t id, size_t index) const;
+  std::string Describe(uint32_t id) const;
+  const Variable& Checked(const Variable& v) const;
+  PointMass ObservedValue(const VariableInfo& info, size_t index) const;
+  uint32_t HiddenVariableOf(size_t ordinal) const;
+
+  // Finalize, in order.
+  void InferObservedFamilies();
+  void CheckEveryElementConnected() const;
+  void CheckNoDoubleConnection() const;
+  void BindNodes();
+  void LayOut();
+  void WriteObservedMoments();
+  void BuildViews();
+  void BuildAdjacency();
+  void Initialise(Scratch& scratch);
+
+  /// Sets element `index` of hidden variable `v` from the sum of its incoming messages (only
+  /// those through "out" slots when `out_only`); false if there are none or the sum is
+  /// improper, in which case nothing changes.
+  bool SetFromMessages(uint32_t v, size_t index, bool out_only, Scratch& scratch);
+  double EntropySum(Scratch& scratch) const;
+};
+
+}  // namespace vfe
+
+#endif  // VFE_GRAPH_FACTOR_GRAPH_IMPL_H_

@@ -1,0 +1,55 @@
+#ifndef VFE_DISTRIBUTIONS_DISPATCH_H_
+#define VFE_DISTRIBUTIONS_DISPATCH_H_
+
+#include <cmath>
+
+#include "vfe/distributions/distributions.h"
+
+namespace vfe {
+
+/// E[T(x)] of the `family` density with natural parameters `eta` (flat layout, family.h);
+/// returns false, writing nothing, if `eta` is not a proper density. `ws` is sized for `dim`.
+inline bool MomentsFromNatural(Family family, int dim, const double* eta, double* moments,
+                               Workspace& ws) {
+  switch (family) {
+    case Family::kGaussian:
+      if (!Gaussian::IsProper(eta)) return false;
+      Gaussian::Moments(eta, moments);
+      return true;
+    case Family::kGamma:
+      if (!Gamma::IsProper(eta)) return false;
+      Gamma::Moments(eta, moments);
+      return true;
+    case Family::kMvGaussian: return MvGaussian::Moments(dim, eta, moments, ws);
+    case Family::kWishart: return Wishart::Moments(dim, eta, moments, ws);
+  }
+  return false;
+}
+
+/// Entropy of the proper `family` density with natural parameters `eta`.
+inline double EntropyFromNatural(Family family, int dim, const double* eta, Workspace& ws) {
+  switch (family) {
+    case Family::kGaussian: return Gaussian::Entropy(eta);
+    case Family::kGamma: return Gamma::Entropy(eta);
+    case Family::kMvGaussian: return MvGaussian::Entropy(dim, eta, ws);
+    case Family::kWishart: return Wishart::Entropy(dim, eta, ws);
+  }
+  return NAN;
+}
+
+/// Natural parameters of the broad standard density used to start a variable no prior
+/// reaches: N(0, 1), N(0, I), Gamma(1, 1), Wishart(D, I).
+inline void WriteStandardNatural(Family family, int dim, double* eta) {
+  switch (family) {
+    case Family::kGaussian: Gaussian(0.0, 1.0).WriteNatural(eta); break;
+    case Family::kGamma: Gamma(1.0, 1.0).WriteNatural(eta); break;
+    case Family::kMvGaussian:
+      MvGaussian(Vector::Zero(dim), Matrix::Identity(dim, dim)).WriteNatural(eta);
+      break;
+    case Family::kWishart: Wishart(dim, Matrix::Identity(dim, dim)).WriteNatural(eta); break;
+  }
+}
+
+}  // namespace vfe
+
+#endif  // VFE_DISTRIBUTIONS_DISPATCH_H_

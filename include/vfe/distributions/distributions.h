@@ -1,0 +1,12 @@
+#ifndef VFE_DISTRIBUTIONS_DISTRIBUTIONS_H_
+#define VFE_DISTRIBUTIONS_DISTRIBUTIONS_H_
+
+// All exponential families of vfe (header-only).
+#include "vfe/distributions/family.h"
+#include "vfe/distributions/gamma.h"
+#include "vfe/distributions/gaussian.h"
+#include "vfe/distributions/mv_gaussian.h"
+#include "vfe/distributions/point_mass.h"
+#include "vfe/distributions/wishart.h"
+
+#endif  // VFE_DISTRIBUTIONS_DISTRIBUTIONS_H_

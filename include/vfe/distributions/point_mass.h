@@ -1,0 +1,94 @@
+#ifndef VFE_DISTRIBUTIONS_POINT_MASS_H_
+#define VFE_DISTRIBUTIONS_POINT_MASS_H_
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "vfe/core/error.h"
+#include "vfe/core/format.h"
+#include "vfe/core/types.h"
+#include "vfe/distributions/family.h"
+#include "vfe/distributions/gamma.h"
+#include "vfe/distributions/gaussian.h"
+#include "vfe/distributions/mv_gaussian.h"
+#include "vfe/distributions/wishart.h"
+
+namespace vfe {
+
+/// A point mass δ(x − x₀): the "posterior" of an observed variable or a constant argument.
+/// Its moments are the sufficient statistics T(x₀) of whichever family reads it; it carries no
+/// entropy (observed terms of the free energy are log-densities, not differential entropies).
+class PointMass {
+ public:
+  /// A scalar (for Gaussian or Gamma slots).
+  explicit PointMass(double value) : value_(Matrix::Constant(1, 1, value)), is_scalar_(true) {}
+  /// A vector (for MvGaussian slots).
+  explicit PointMass(const Vector& value) : value_(value) {}
+  /// A matrix (for Wishart slots).
+  explicit PointMass(const Matrix& value) : value_(value) {}
+
+  /// The value as a matrix: 1x1 for a scalar, Dx1 for a vector.
+  const Matrix& value() const { return value_; }
+  bool is_scalar() const { return is_scalar_; }
+  double Entropy() const { return 0.0; }
+  double Sample(std::mt19937_64&) const { return value_(0, 0); }
+
+  /// Throws ModelError (prefixed by `what`) unless the value lies in the support of `family`
+  /// with event dimension `dim`: finite; > 0 for Gamma; symmetric positive definite for Wishart.
+  void Validate(Family family, int dim, const std::string& what) const {
+    if (!value_.allFinite())
+      throw ModelError(what + ": value must be finite, got " + Describe());
+    switch (family) {
+      case Family::kGaussian:
+        if (value_.size() != 1) throw ModelError(what + ": expected a scalar, got " + Shape());
+        break;
+      case Family::kGamma:
+        if (value_.size() != 1) throw ModelError(what + ": expected a scalar, got " + Shape());
+        if (!(value_(0, 0) > 0))
+          throw ModelError(what + ": expected a positive number, got " + Describe());
+        break;
+      case Family::kMvGaussian:
+        if (value_.cols() != 1 || value_.rows() != dim)
+          throw ModelError(what + ": expected a vector of dimension " + std::to_string(dim) +
+                           ", got " + Shape());
+        break;
+      case Family::kWishart:
+        if (value_.rows() != dim || value_.cols() != dim)
+          throw ModelError(what + ": expected a " + std::to_string(dim) + "x" +
+                           std::to_string(dim) + " matrix, got " + Shape());
+        ValidatePositiveDefinite(value_, what);
+        break;
+    }
+  }
+  /// Writes T(x₀) in the layout of `family` (which Validate accepted).
+  void Moments(Family family, double* moments) const {
+    switch (family) {
+      case Family::kGaussian: Gaussian::PointMoments(value_(0, 0), moments); break;
+      case Family::kGamma: Gamma::PointMoments(value_(0, 0), moments); break;
+      case Family::kMvGaussian: MvGaussian::PointMoments(value_.col(0), moments); break;
+      case Family::kWishart: Wishart::PointMoments(value_, moments); break;
+    }
+  }
+  std::string ToString() const { return "PointMass(" + Describe() + ")"; }
+
+ private:
+  std::string Shape() const {
+    if (is_scalar_) return "a scalar";
+    if (value_.cols() == 1) return "a vector of dimension " + std::to_string(value_.rows());
+    return "a " + std::to_string(value_.rows()) + "x" + std::to_string(value_.cols()) + " matrix";
+  }
+  std::string Describe() const {
+    if (value_.size() == 1) return FormatNumber(value_(0, 0));
+    std::ostringstream out;
+    out.precision(10);
+    out << "[" << value_.transpose() << "]";
+    return out.str();
+  }
+  Matrix value_;
+  bool is_scalar_ = false;
+};
+
+}  // namespace vfe
+
+#endif  // VFE_DISTRIBUTIONS_POINT_MASS_H_

@@ -1,0 +1,210 @@
+#ifndef VFE_GRAPH_FACTOR_GRAPH_H_
+#define VFE_GRAPH_FACTOR_GRAPH_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vfe/core/error.h"
+#include "vfe/core/types.h"
+#include "vfe/distributions/distributions.h"
+#include "vfe/nodes/node.h"
+
+namespace vfe {
+
+class FactorGraph;
+
+/// Handle to a declared variable, to one of its elements, or to a contiguous run of the
+/// elements of an array variable (row-major for multi-dimensional shapes).
+class Variable {
+ public:
+  Variable() = default;
+  /// Index of the declared variable in its graph.
+  uint32_t id() const { return id_; }
+  /// First element covered.
+  size_t begin() const { return begin_; }
+  /// Number of elements covered.
+  size_t size() const { return size_; }
+  bool valid() const { return id_ != kInvalid; }
+  /// Element i of the run; throws GraphError when out of range.
+  Variable operator[](size_t i) const;
+  /// Elements [begin, end) of the run; throws GraphError when out of range.
+  Variable Slice(size_t begin, size_t end) const;
+
+ private:
+  friend class FactorGraph;
+  static constexpr uint32_t kInvalid = UINT32_MAX;
+  Variable(uint32_t id, size_t begin, size_t size) : id_(id), begin_(begin), size_(size) {}
+  uint32_t id_ = kInvalid;
+  size_t begin_ = 0;
+  size_t size_ = 0;
+};
+
+/// An argument of a factor: a variable (a single element, shared by every factor of a plate,
+/// or a run with one element per factor) or a constant (scalar, vector or matrix).
+class Argument {
+ public:
+  Argument(Variable variable) : variable_(variable) {}  // NOLINT: implicit by design
+  Argument(double value) : constant_(PointMass(value)) {}  // NOLINT
+  Argument(int value) : constant_(PointMass(static_cast<double>(value))) {}  // NOLINT
+  Argument(const Vector& value) : constant_(PointMass(value)) {}  // NOLINT
+  Argument(const Matrix& value) : constant_(PointMass(value)) {}  // NOLINT
+  bool is_constant() const { return constant_.has_value(); }
+  const Variable& variable() const { return variable_; }
+  const PointMass& constant() const { return *constant_; }
+
+ private:
+  Variable variable_;
+  std::optional<PointMass> constant_;
+};
+
+/// Index of a plate of factors in its graph.
+using PlateId = uint32_t;
+
+/// Per-thread scratch space of the engine: one Workspace per event dimension in the graph, one
+/// of the largest dimension for nodes, and a natural-parameter accumulator.
+struct Scratch {
+  std::vector<Workspace> by_dim;  ///< by_dim[d] is sized for dimension d
+  Workspace node;                 ///< sized for the largest dimension
+  std::vector<double> eta;        ///< the largest statistic size
+};
+
+/// A factor graph: variables (hidden or observed) and plates of factors, with the flat
+/// arrays the hot loops run over (moments E[T] of every element, natural parameters of every
+/// hidden element, a compressed adjacency from hidden elements to factor ranges).
+///
+/// Build it with the Add* methods, call Finalize() (which validates everything and sets every
+/// posterior to its starting point), then run a scheduler on it. The graph holds the current
+/// posteriors, so Posterior() reads the result of the last run.
+class FactorGraph {
+ public:
+  FactorGraph();
+  ~FactorGraph();
+  FactorGraph(FactorGraph&&) noexcept;
+  FactorGraph& operator=(FactorGraph&&) noexcept;
+
+  // ---- Variables ------------------------------------------------------------------------
+
+  /// A hidden variable with one element of `family` (event dimension `dim` for MvGaussian and
+  /// Wishart). Names must be unique and non-empty.
+  Variable AddVariable(const std::string& name, Family family, int dim = 1);
+  /// A hidden array variable of the given shape ([N] or [N, M]): N·M independent elements.
+  Variable AddVariableArray(const std::string& name, Family family,
+                            const std::vector<size_t>& shape, int dim = 1);
+  /// An observed scalar.
+  Variable AddObserved(const std::string& name, double value);
+  /// An observed array of scalars (shape [N]).
+  Variable AddObserved(const std::string& name, const std::vector<double>& values);
+  /// An observed vector or matrix (one element): a column vector is read as an MvGaussian
+  /// value, a square matrix as a Wishart value.
+  Variable AddObserved(const std::string& name, const Matrix& value);
+  /// An observed array of vectors (shape [rows]): row n is the value of element n.
+  Variable AddObservedRows(const std::string& name, const Matrix& rows);
+
+  // ---- Factors --------------------------------------------------------------------------
+
+  /// Adds a plate of factors of `node`'s type, one per element of the longest argument:
+  /// arguments with one element are shared by every factor, arguments with N elements give
+  /// factor n their element n. Returns the plate's id. `name` (optional) is used in errors.
+  PlateId AddFactor(std::unique_ptr<Node> node, const std::vector<Argument>& args,
+                    const std::string& name = "");
+  /// out ~ N(mean, 1/precision): scalar Gaussian; precision a Gamma variable or a constant.
+  PlateId AddGaussian(Argument out, Argument mean, Argument precision,
+                      const std::string& name = "");
+  /// out ~ N(mean, precision⁻¹): D-vectors; precision a Wishart variable, a Gamma variable
+  /// (isotropic τ·I) or a constant matrix.
+  PlateId AddMvGaussian(Argument out, Argument mean, Argument precision,
+                        const std::string& name = "");
+  /// out ~ N(matrix · in, precision⁻¹), one constant matrix (M x K) for every factor.
+  /// `in` is MvGaussian (K) or Gaussian (K = 1); `out` MvGaussian (M) or Gaussian (M = 1);
+  /// precision Gamma (τ·I), Wishart (M x M), or a constant.
+  PlateId AddLinearGaussian(Argument out, Argument in, const Matrix& matrix, Argument precision,
+                            const std::string& name = "");
+  /// Linear regression y_n ~ N(x_nᵀ w, 1/τ): a LinearGaussian plate whose factor n has the
+  /// 1 x K matrix `design.row(n)`.
+  PlateId AddLinearRegression(Argument out, Argument weights, const Matrix& design,
+                              Argument precision, const std::string& name = "");
+  /// out ~ Gamma(shape, rate): shape a positive constant, rate a Gamma variable or constant.
+  PlateId AddGamma(Argument out, double shape, Argument rate, const std::string& name = "");
+  /// out ~ Wishart(dof, scale), both constants.
+  PlateId AddWishart(Argument out, double dof, const Matrix& scale, const std::string& name = "");
+
+  /// Validates the graph and sets up the flat storage; throws GraphError or ModelError naming
+  /// the variable or factor at fault. Starts every hidden variable at its prior: the product
+  /// of the messages of the factors that have it as "out", with their other arguments at their
+  /// starting values (ancestral order); a variable no such factor reaches starts at the
+  /// standard density of its family (N(0, 1), N(0, I), Gamma(1, 1), Wishart(D, I)).
+  void Finalize();
+  bool finalized() const;
+
+  // ---- Queries --------------------------------------------------------------------------
+
+  /// The declared variable called `name`; throws GraphError listing nothing if unknown.
+  Variable Find(const std::string& name) const;
+  size_t num_variables() const;
+  size_t num_plates() const;
+  /// Total number of factors over all plates.
+  size_t num_factors() const;
+  /// The name of declared variable `id`, and of one element ("x[3]", "x[1][2]").
+  const std::string& variable_name(uint32_t id) const;
+  std::string ElementName(const Variable& element) const;
+  Family family(const Variable& v) const;
+  int dim(const Variable& v) const;
+  bool observed(const Variable& v) const;
+  /// Hidden declared variables in order of declaration (constants excluded).
+  std::vector<Variable> HiddenVariables() const;
+  const Node& node(PlateId plate) const;
+  const std::string& plate_name(PlateId plate) const;
+  size_t plate_size(PlateId plate) const;
+
+  /// The current posterior of one hidden element, as family `D` (Gaussian, MvGaussian,
+  /// Gamma, Wishart); throws GraphError if the family differs or `element` is not one element.
+  template <class D>
+  D Posterior(const Variable& element) const {
+    return D::FromFlat(CheckedDim(element, D::kFamily), PosteriorNatural(element));
+  }
+  /// Sets the posterior of every element of `v` to `q` (a starting point for a run).
+  template <class D>
+  void SetPosterior(const Variable& v, const D& q) {
+    std::vector<double> eta(StatSize(D::kFamily, q.dim()));
+    q.WriteNatural(eta.data());
+    SetPosteriorNatural(v, D::kFamily, q.dim(), eta.data());
+  }
+  /// A human-readable posterior ("Gaussian(mean=..., variance=...)").
+  std::string DescribePosterior(const Variable& element) const;
+
+  /// Writes the graph in Graphviz DOT (via Boost.Graph): variables as circles (observed
+  /// shaded), factors as boxes; plates are drawn as one box each.
+  void WriteGraphviz(std::ostream& out) const;
+
+  // ---- Engine interface (for schedulers) -------------------------------------------------
+
+  /// Scratch space sized for this graph (allocates; make one per thread, outside sweeps).
+  Scratch MakeScratch() const;
+  /// The VMP update of one hidden element: η = Σ incoming messages, then its moments.
+  /// Returns false, leaving the element unchanged, if η is not a proper density.
+  bool UpdateElement(uint32_t variable, size_t index, Scratch& scratch);
+  /// F = Σ_plates Σ_n U_n − Σ_hidden H[q]: the variational free energy (deterministic order).
+  double FreeEnergy(Scratch& scratch) const;
+  /// The plates' average energies and the entropy sum that make up FreeEnergy().
+  struct FreeEnergyTerms {
+    std::vector<double> plate_energy;  ///< Σ_n U_n of each plate
+    double entropy = 0.0;              ///< Σ_hidden H[q]
+  };
+  FreeEnergyTerms FreeEnergyParts(Scratch& scratch) const;
+
+ private:
+  struct Impl;
+  int CheckedDim(const Variable& element, Family family) const;
+  const double* PosteriorNatural(const Variable& element) const;
+  void SetPosteriorNatural(const Variable& v, Family family, int dim, const double* eta);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vfe
+
+#endif  // VFE_GRAPH_FACTOR_GRAPH_H_

@@ -1,0 +1,15 @@
+#ifndef VFE_MODEL_H_
+#define VFE_MODEL_H_
+
+// The public API of vfe in one include: distributions, factor graphs, node types and
+// schedulers.
+#include "vfe/core/error.h"
+#include "vfe/core/types.h"
+#include "vfe/distributions/distributions.h"
+#include "vfe/graph/factor_graph.h"
+#include "vfe/nodes/node.h"
+#include "vfe/nodes/nodes.h"
+#include "vfe/schedulers/options.h"
+#include "vfe/schedulers/sequential.h"
+
+#endif  // VFE_MODEL_H_

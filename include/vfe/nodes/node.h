@@ -1,0 +1,67 @@
+#ifndef VFE_NODES_NODE_H_
+#define VFE_NODES_NODE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vfe/core/types.h"
+#include "vfe/distributions/family.h"
+#include "vfe/distributions/point_mass.h"
+
+namespace vfe {
+
+/// Where the factors of one plate read the moments E[T(x)] of the variable at one interface
+/// (slot): factor n reads `At(n)`. Shared variables have stride 0; contiguous runs of an array
+/// are affine; anything else goes through an offset per factor.
+struct SlotView {
+  const double* data = nullptr;
+  size_t stride = 0;
+  const uint64_t* offsets = nullptr;
+  const double* At(size_t n) const { return offsets ? data + offsets[n] : data + n * stride; }
+};
+
+/// What a plate connects to one slot, as its node sees it when the graph is finalised.
+struct SlotInfo {
+  std::string name;   ///< the slot's name ("out", "mean", ...)
+  Family family;      ///< family of the connected variable(s)
+  int dim = 1;        ///< event dimension of the connected variable(s)
+  bool shared = false;    ///< every factor of the plate sees the same element
+  bool observed = false;  ///< every connected element is observed or constant
+  std::string variable;   ///< how errors name the connected variable ("variable 'mu'")
+};
+
+/// A plate of factors of one type: N repeated terms f_n of the joint, each connected to one
+/// element per slot. A node knows its VMP message rules and its average energy, and nothing
+/// about graphs, order or threads (all methods but Bind and Prepare are const and
+/// allocation-free, so plates can be evaluated concurrently over disjoint factor ranges).
+class Node {
+ public:
+  virtual ~Node() = default;
+  /// The node type as written in models ("Gaussian", ...).
+  virtual const char* type() const = 0;
+  /// The slot names in order; slot 0 is always "out".
+  virtual std::vector<std::string> slot_names() const = 0;
+  /// The family in which `slot` reads an observed value or constant of this shape (for
+  /// example a scalar at a Gaussian's precision is read as a Gamma point mass).
+  virtual Family ObservedFamily(int slot, const PointMass& value) const = 0;
+  /// Checks the families and dimensions connected to each slot and the node's own constants;
+  /// throws GraphError or ModelError with a message that starts with `where`.
+  virtual void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
+                    const std::string& where) = 0;
+  /// Called once the moments of observed variables are in place: a node may cache sufficient
+  /// statistics of observed data here.
+  virtual void Prepare(const SlotView* /*q*/, size_t /*num_factors*/) {}
+  /// Adds Σ_{n ∈ [begin, end)} m_{n→slot}, the natural parameters of exp E_{q\x}[log f_n] as a
+  /// function of the variable at `slot`, to `eta`.
+  virtual void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q,
+                                 double* eta, Workspace& ws) const = 0;
+  /// Σ_{n ∈ [begin, end)} U_n with U_n = −E_q[log f_n], the node's share of the free energy.
+  virtual double AverageEnergy(size_t begin, size_t end, const SlotView* q,
+                               Workspace& ws) const = 0;
+};
+
+}  // namespace vfe
+
+#endif  // VFE_NODES_NODE_H_

@@ -1,0 +1,38 @@
+#ifndef VFE_NODES_NODES_H_
+#define VFE_NODES_NODES_H_
+
+#include <memory>
+
+#include "vfe/core/types.h"
+#include "vfe/nodes/node.h"
+
+namespace vfe {
+
+/// Gaussian(out, mean, precision): N(out | mean, 1/precision), all scalar.
+///   U = ½ log 2π − ½ E[log τ] + ½ E[τ] E[(out − mean)²].
+std::unique_ptr<Node> MakeGaussianNode();
+
+/// MvGaussian(out, mean, precision): N(out | mean, W⁻¹) over D-vectors, W Wishart (D x D) or
+/// W = τ·I with τ Gamma.
+///   U = (D/2) log 2π − ½ E[log|W|] + ½ tr(E[W] E[(out − mean)(out − mean)ᵀ]).
+std::unique_ptr<Node> MakeMvGaussianNode();
+
+/// LinearGaussian(out, in, precision) with a constant M x K matrix A shared by every factor:
+/// N(out | A·in, W⁻¹), W Wishart (M x M) or τ·I.
+///   U = (M/2) log 2π − ½ E[log|W|] + ½ tr(E[W] E[(out − A·in)(out − A·in)ᵀ]).
+std::unique_ptr<Node> MakeLinearGaussianNode(const Matrix& matrix);
+
+/// LinearGaussian whose factor n has the 1 x K matrix `design.row(n)` (linear regression:
+/// out_n ~ N(x_nᵀ in, 1/τ)); the plate must have design.rows() factors.
+std::unique_ptr<Node> MakeLinearGaussianRowsNode(const Matrix& design);
+
+/// Gamma(out, rate) with constant shape a: out ~ Gamma(a, rate).
+///   U = −a E[log b] + log Γ(a) − (a − 1) E[log x] + E[b] E[x].
+std::unique_ptr<Node> MakeGammaNode(double shape);
+
+/// Wishart(out) with constant degrees of freedom ν and scale V: U = A(η) − η·E[T(Λ)].
+std::unique_ptr<Node> MakeWishartNode(double dof, const Matrix& scale);
+
+}  // namespace vfe
+
+#endif  // VFE_NODES_NODES_H_

@@ -1,0 +1,57 @@
+#include <cmath>
+
+#include "nodes/node_checks.h"
+#include "vfe/core/format.h"
+#include "vfe/nodes/nodes.h"
+
+namespace vfe {
+namespace {
+
+enum Slot { kOut = 0, kRate = 1 };
+
+/// Gamma(out | a, rate) with a constant shape a:
+///   log f = a log b − log Γ(a) + (a − 1) log x − b x.
+class GammaNode final : public Node {
+ public:
+  explicit GammaNode(double shape) : shape_(shape) {}
+  const char* type() const override { return "Gamma"; }
+  std::vector<std::string> slot_names() const override { return {"out", "rate"}; }
+  Family ObservedFamily(int, const PointMass&) const override { return Family::kGamma; }
+
+  void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
+    if (!(shape_ > 0) || !std::isfinite(shape_))
+      throw ModelError(where + ": shape must be a positive number, got " + FormatNumber(shape_));
+    RequireFamily(slots[kOut], {Family::kGamma}, where);
+    RequireFamily(slots[kRate], {Family::kGamma}, where);
+    log_gamma_shape_ = std::lgamma(shape_);
+  }
+
+  void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
+                         Workspace&) const override {
+    // Towards out: (−E[b], a − 1); towards the rate: (−E[x], a), a Gamma(a + 1, E[x]) shape.
+    const SlotView& other = q[slot == kOut ? kRate : kOut];
+    const double count = static_cast<double>(end - begin);
+    for (size_t n = begin; n < end; ++n) eta[0] -= other.At(n)[0];
+    eta[1] += count * (slot == kOut ? shape_ - 1.0 : shape_);
+  }
+
+  double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
+    double energy = 0.0;
+    for (size_t n = begin; n < end; ++n) {
+      const double* x = q[kOut].At(n);
+      const double* b = q[kRate].At(n);
+      energy += -shape_ * b[1] + log_gamma_shape_ - (shape_ - 1.0) * x[1] + b[0] * x[0];
+    }
+    return energy;
+  }
+
+ private:
+  double shape_;
+  double log_gamma_shape_ = 0.0;
+};
+
+}  // namespace
+
+std::unique_ptr<Node> MakeGammaNode(double shape) { return std::make_unique<GammaNode>(shape); }
+
+}  // namespace vfe

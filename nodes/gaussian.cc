@@ -1,0 +1,104 @@
+#include <cmath>
+
+#include "nodes/node_checks.h"
+#include "vfe/core/special.h"
+#include "vfe/nodes/nodes.h"
+
+namespace vfe {
+namespace {
+
+enum Slot { kOut = 0, kMean = 1, kPrecision = 2 };
+
+/// The scalar Gaussian factor N(out | mean, 1/τ). It is symmetric in out and mean, so
+/// "location" below is either of them and "other" the one opposite.
+class GaussianNode final : public Node {
+ public:
+  const char* type() const override { return "Gaussian"; }
+  std::vector<std::string> slot_names() const override { return {"out", "mean", "precision"}; }
+  Family ObservedFamily(int slot, const PointMass&) const override {
+    return slot == kPrecision ? Family::kGamma : Family::kGaussian;
+  }
+
+  void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
+    RequireFamily(slots[kOut], {Family::kGaussian}, where);
+    RequireFamily(slots[kMean], {Family::kGaussian}, where);
+    RequireFamily(slots[kPrecision], {Family::kGamma}, where);
+    varying_ = ObservedVaryingSlot(slots);
+    if (varying_ == kPrecision) varying_ = -1;
+  }
+
+  void Prepare(const SlotView* q, size_t num_factors) override {
+    if (varying_ < 0) return;
+    sum_[0] = sum_[1] = 0.0;
+    for (size_t n = 0; n < num_factors; ++n) {
+      const double* x = q[varying_].At(n);
+      sum_[0] += x[0];
+      sum_[1] += x[1];
+    }
+    count_ = num_factors;
+  }
+
+  void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
+                         Workspace&) const override {
+    if (UseSums(begin, end)) {
+      AddMessage(slot, sum_, count_, q[Other(varying_)].At(0), q[kPrecision].At(0), eta);
+      return;
+    }
+    if (slot == kPrecision) {
+      for (size_t n = begin; n < end; ++n)
+        AddMessage(slot, q[kOut].At(n), 1.0, q[kMean].At(n), q[kPrecision].At(n), eta);
+    } else {
+      const SlotView& other = q[Other(slot)];
+      for (size_t n = begin; n < end; ++n)
+        AddMessage(slot, other.At(n), 1.0, nullptr, q[kPrecision].At(n), eta);
+    }
+  }
+
+  double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
+    if (UseSums(begin, end))
+      return Energy(sum_, count_, q[Other(varying_)].At(0), q[kPrecision].At(0));
+    double energy = 0.0;
+    for (size_t n = begin; n < end; ++n)
+      energy += Energy(q[kOut].At(n), 1.0, q[kMean].At(n), q[kPrecision].At(n));
+    return energy;
+  }
+
+ private:
+  static int Other(int location) { return location == kOut ? kMean : kOut; }
+  bool UseSums(size_t begin, size_t end) const {
+    return varying_ >= 0 && begin == 0 && end == count_;
+  }
+
+  // `x` holds E[x] and E[x²] of one location, or their sums over `count` factors; `m` the
+  // moments of the other location; `tau` E[τ] and E[log τ].
+
+  /// Σ E[(x − m)²] over the factors x stands for.
+  static double SquaredError(const double* x, double count, const double* m) {
+    return x[1] - 2.0 * x[0] * m[0] + count * m[1];
+  }
+  /// Message to `slot`. Towards a location: (E[τ]·E[x], −E[τ]/2) per factor, where x is the
+  /// location opposite the target (m unused). Towards τ: (−½ E[(x − m)²], ½) per factor.
+  static void AddMessage(int slot, const double* x, double count, const double* m,
+                         const double* tau, double* eta) {
+    if (slot == kPrecision) {
+      eta[0] -= 0.5 * SquaredError(x, count, m);
+      eta[1] += 0.5 * count;
+    } else {
+      eta[0] += tau[0] * x[0];
+      eta[1] -= 0.5 * count * tau[0];
+    }
+  }
+  static double Energy(const double* x, double count, const double* m, const double* tau) {
+    return 0.5 * count * (kLog2Pi - tau[1]) + 0.5 * tau[0] * SquaredError(x, count, m);
+  }
+
+  int varying_ = -1;
+  double sum_[2] = {0.0, 0.0};
+  size_t count_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Node> MakeGaussianNode() { return std::make_unique<GaussianNode>(); }
+
+}  // namespace vfe

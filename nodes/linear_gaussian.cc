@@ -1,0 +1,268 @@
+#include <cmath>
+
+#include "nodes/node_checks.h"
+#include "vfe/core/special.h"
+#include "vfe/nodes/nodes.h"
+
+namespace vfe {
+namespace {
+
+enum Slot { kOut = 0, kIn = 1, kPrecision = 2 };
+
+/// N(out | A·in, W⁻¹) with out of dimension M, in of dimension K and A constant (one matrix
+/// for the plate, or one 1 x K row per factor). W is a Wishart variable (M x M) or τ·I with
+/// τ a Gamma variable. MvGaussian(out, mean, W) is the case A = I.
+///
+/// With R = E[(out − A·in)(out − A·in)ᵀ] = E[yyᵀ] − A E[x] E[y]ᵀ − E[y] E[x]ᵀAᵀ + A E[xxᵀ] Aᵀ:
+///   to out:  (E[W] A E[x],  −½ E[W])        to in: (Aᵀ E[W] E[y],  −½ Aᵀ E[W] A)
+///   to W:    (−½ R, ½)  (Wishart)           to τ:  (−½ tr R, M/2)  (Gamma)
+///   U = (M/2) log 2π − ½ E[log|W|] + ½ tr(E[W] R).
+class LinearGaussianNode final : public Node {
+ public:
+  enum class Matrices { kShared, kRows, kIdentity };
+
+  LinearGaussianNode(Matrices kind, const Matrix& matrix) : kind_(kind) {
+    if (kind == Matrices::kRows) {
+      // Row-major, so that the 1 x K matrix of factor n is K contiguous numbers.
+      const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows = matrix;
+      matrices_.assign(rows.data(), rows.data() + rows.size());
+      rows_ = static_cast<size_t>(matrix.rows());
+      in_dim_ = static_cast<int>(matrix.cols());
+      out_dim_ = 1;
+    } else if (kind == Matrices::kShared) {
+      matrices_.assign(matrix.data(), matrix.data() + matrix.size());
+      out_dim_ = static_cast<int>(matrix.rows());
+      in_dim_ = static_cast<int>(matrix.cols());
+    }
+  }
+
+  const char* type() const override {
+    return kind_ == Matrices::kIdentity ? "MvGaussian" : "LinearGaussian";
+  }
+  std::vector<std::string> slot_names() const override {
+    if (kind_ == Matrices::kIdentity) return {"out", "mean", "precision"};
+    return {"out", "in", "precision"};
+  }
+  Family ObservedFamily(int slot, const PointMass& value) const override {
+    if (slot == kPrecision) return value.is_scalar() ? Family::kGamma : Family::kWishart;
+    if (kind_ == Matrices::kIdentity) return Family::kMvGaussian;
+    return value.is_scalar() ? Family::kGaussian : Family::kMvGaussian;
+  }
+
+  void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
+            const std::string& where) override {
+    if (kind_ == Matrices::kIdentity) {
+      RequireFamily(slots[kOut], {Family::kMvGaussian}, where);
+      RequireFamily(slots[kIn], {Family::kMvGaussian}, where);
+      out_dim_ = in_dim_ = slots[kOut].dim;
+      matrices_.assign(static_cast<size_t>(out_dim_) * out_dim_, 0.0);
+      MatrixMap(matrices_.data(), out_dim_, out_dim_).setIdentity();
+    } else {
+      RequireFamily(slots[kOut], {Family::kGaussian, Family::kMvGaussian}, where);
+      RequireFamily(slots[kIn], {Family::kGaussian, Family::kMvGaussian}, where);
+      if (!ConstVectorMap(matrices_.data(), matrices_.size()).allFinite())
+        throw ModelError(where + ": the matrix must be finite");
+      if (kind_ == Matrices::kRows && rows_ != num_factors)
+        throw GraphError(where + ": the design has " + std::to_string(rows_) +
+                         " rows but the plate has " + std::to_string(num_factors) + " factors");
+      if (matrices_.empty()) throw ModelError(where + ": the matrix is empty");
+    }
+    if (slots[kOut].dim != out_dim_ || slots[kIn].dim != in_dim_)
+      throw GraphError(where + ": the matrix is " + std::to_string(out_dim_) + "x" +
+                       std::to_string(in_dim_) + " but 'out' has dimension " +
+                       std::to_string(slots[kOut].dim) + " and '" + slots[kIn].name +
+                       "' has dimension " + std::to_string(slots[kIn].dim));
+    RequireFamily(slots[kPrecision], {Family::kGamma, Family::kWishart}, where);
+    scalar_precision_ = slots[kPrecision].family == Family::kGamma;
+    if (!scalar_precision_) RequireDim(slots[kPrecision], out_dim_, where);
+    cache_ = Cache::kNone;
+    if (ObservedVaryingSlot(slots) == kOut)
+      cache_ = scalar_precision_ ? Cache::kScalarPrecision
+                                 : (kind_ == Matrices::kRows ? Cache::kNone : Cache::kSums);
+  }
+
+  void Prepare(const SlotView* q, size_t num_factors) override {
+    const int m = out_dim_, k = in_dim_;
+    count_ = num_factors;
+    if (cache_ == Cache::kSums) {
+      sum_y_ = Vector::Zero(m);
+      sum_yy_ = Matrix::Zero(m, m);
+      for (size_t n = 0; n < num_factors; ++n) {
+        sum_y_ += ConstVectorMap(q[kOut].At(n), m);
+        sum_yy_ += ConstMatrixMap(q[kOut].At(n) + m, m, m);
+      }
+    } else if (cache_ == Cache::kScalarPrecision) {
+      sum_ay_ = Vector::Zero(k);
+      sum_aa_ = Matrix::Zero(k, k);
+      sum_yy_trace_ = 0.0;
+      for (size_t n = 0; n < num_factors; ++n) {
+        const ConstMatrixMap a = A(n);
+        sum_ay_.noalias() += a.transpose() * ConstVectorMap(q[kOut].At(n), m);
+        sum_aa_.noalias() += a.transpose() * a;
+        sum_yy_trace_ += ConstMatrixMap(q[kOut].At(n) + m, m, m).trace();
+      }
+    }
+  }
+
+  void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
+                         Workspace& ws) const override {
+    if (UseSums(begin, end)) {
+      if (cache_ == Cache::kSums)
+        AddMessage(slot, A(0), sum_y_.data(), sum_yy_.data(), static_cast<double>(count_),
+                   q[kIn].At(0), q[kPrecision].At(0), eta, ws);
+      else
+        AddScalarPrecisionMessage(slot, q[kIn].At(0), q[kPrecision].At(0), eta);
+      return;
+    }
+    for (size_t n = begin; n < end; ++n) {
+      const double* y = q[kOut].At(n);
+      AddMessage(slot, A(n), y, y + out_dim_, 1.0, q[kIn].At(n), q[kPrecision].At(n), eta, ws);
+    }
+  }
+
+  double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace& ws) const override {
+    if (UseSums(begin, end)) {
+      if (cache_ == Cache::kSums)
+        return Energy(A(0), sum_y_.data(), sum_yy_.data(), static_cast<double>(count_),
+                      q[kIn].At(0), q[kPrecision].At(0), ws);
+      const double* tau = q[kPrecision].At(0);
+      return static_cast<double>(count_) * 0.5 * out_dim_ * (kLog2Pi - tau[1]) +
+             0.5 * tau[0] * ScalarPrecisionTraceR(q[kIn].At(0));
+    }
+    double energy = 0.0;
+    for (size_t n = begin; n < end; ++n) {
+      const double* y = q[kOut].At(n);
+      energy += Energy(A(n), y, y + out_dim_, 1.0, q[kIn].At(n), q[kPrecision].At(n), ws);
+    }
+    return energy;
+  }
+
+ private:
+  /// kSums: Σ E[y], Σ E[yyᵀ] of observed outs with one shared A (any precision).
+  /// kScalarPrecision: Σ A_nᵀ E[y_n], Σ A_nᵀ A_n, Σ tr E[y_n y_nᵀ] (W = τ·I, any A).
+  enum class Cache { kNone, kSums, kScalarPrecision };
+
+  ConstMatrixMap A(size_t n) const {
+    const size_t size = static_cast<size_t>(out_dim_) * in_dim_;
+    return ConstMatrixMap(matrices_.data() + (kind_ == Matrices::kRows ? n * size : 0), out_dim_,
+                          in_dim_);
+  }
+  bool UseSums(size_t begin, size_t end) const {
+    return cache_ != Cache::kNone && begin == 0 && end == count_;
+  }
+
+  /// E[W] into ws.c (M x M) and E[log|W|].
+  double ExpectedPrecision(const double* w, Workspace& ws) const {
+    const int m = out_dim_;
+    if (scalar_precision_) {
+      ws.c.topLeftCorner(m, m) = w[0] * Matrix::Identity(m, m);
+      return m * w[1];
+    }
+    ws.c.topLeftCorner(m, m) = ConstMatrixMap(w, m, m);
+    return w[m * m];
+  }
+
+  /// R summed over `count` factors that share A, from Σ E[y] (`y`) and Σ E[yyᵀ] (`yy`), into
+  /// ws.a (M x M).
+  void ResidualSecondMoment(const ConstMatrixMap& a, const double* y, const double* yy,
+                            double count, const double* x, Workspace& ws) const {
+    const int m = out_dim_, k = in_dim_;
+    const ConstVectorMap ex(x, k), ey(y, m);
+    const ConstMatrixMap exx(x + k, k, k);
+    Eigen::Block<Matrix> r = ws.a.topLeftCorner(m, m);
+    Eigen::VectorBlock<Vector> ax = ws.u.head(m);
+    Eigen::Block<Matrix> a_exx = ws.b.topLeftCorner(m, k);
+    ax.noalias() = a * ex;
+    a_exx.noalias() = a * exx;
+    r = ConstMatrixMap(yy, m, m);
+    r.noalias() -= ax * ey.transpose();
+    r.noalias() -= ey * ax.transpose();
+    r.noalias() += count * (a_exx * a.transpose());
+  }
+
+  void AddMessage(int slot, const ConstMatrixMap& a, const double* y, const double* yy,
+                  double count, const double* x, const double* w, double* eta,
+                  Workspace& ws) const {
+    const int m = out_dim_, k = in_dim_;
+    if (slot == kPrecision) {
+      ResidualSecondMoment(a, y, yy, count, x, ws);
+      if (scalar_precision_) {
+        eta[0] -= 0.5 * ws.a.topLeftCorner(m, m).trace();
+        eta[1] += 0.5 * count * m;
+      } else {
+        MatrixMap(eta, m, m) -= 0.5 * ws.a.topLeftCorner(m, m);
+        eta[m * m] += 0.5 * count;
+      }
+      return;
+    }
+    ExpectedPrecision(w, ws);
+    const Eigen::Block<Matrix> ew = ws.c.topLeftCorner(m, m);
+    if (slot == kOut) {
+      Eigen::VectorBlock<Vector> ax = ws.u.head(m);
+      ax.noalias() = a * ConstVectorMap(x, k);
+      VectorMap(eta, m).noalias() += ew * ax;
+      MatrixMap(eta + m, m, m) -= (0.5 * count) * ew;
+    } else {
+      Eigen::Block<Matrix> ew_a = ws.b.topLeftCorner(m, k);
+      ew_a.noalias() = ew * a;
+      VectorMap(eta, k).noalias() += ew_a.transpose() * ConstVectorMap(y, m);
+      MatrixMap(eta + k, k, k).noalias() -= (0.5 * count) * (a.transpose() * ew_a);
+    }
+  }
+
+  double Energy(const ConstMatrixMap& a, const double* y, const double* yy, double count,
+                const double* x, const double* w, Workspace& ws) const {
+    const int m = out_dim_;
+    const double log_det = ExpectedPrecision(w, ws);
+    ResidualSecondMoment(a, y, yy, count, x, ws);
+    const double trace = ws.c.topLeftCorner(m, m).cwiseProduct(ws.a.topLeftCorner(m, m)).sum();
+    return count * 0.5 * (m * kLog2Pi - log_det) + 0.5 * trace;
+  }
+
+  /// Σ_n tr R_n from the kScalarPrecision sums: Σ tr E[yyᵀ] − 2 (Σ A_nᵀ E[y_n])ᵀ E[x]
+  /// + tr((Σ A_nᵀ A_n) E[xxᵀ]).
+  double ScalarPrecisionTraceR(const double* x) const {
+    const int k = in_dim_;
+    return sum_yy_trace_ - 2.0 * sum_ay_.dot(ConstVectorMap(x, k)) +
+           sum_aa_.cwiseProduct(ConstMatrixMap(x + k, k, k)).sum();
+  }
+
+  void AddScalarPrecisionMessage(int slot, const double* x, const double* tau, double* eta) const {
+    const int k = in_dim_;
+    if (slot == kPrecision) {
+      eta[0] -= 0.5 * ScalarPrecisionTraceR(x);
+      eta[1] += 0.5 * static_cast<double>(count_) * out_dim_;
+    } else {  // kIn: out is the observed slot, so it is never the target here
+      VectorMap(eta, k) += tau[0] * sum_ay_;
+      MatrixMap(eta + k, k, k) -= (0.5 * tau[0]) * sum_aa_;
+    }
+  }
+
+  Matrices kind_;
+  std::vector<double> matrices_;
+  size_t rows_ = 0;
+  int out_dim_ = 1;
+  int in_dim_ = 1;
+  bool scalar_precision_ = true;
+  Cache cache_ = Cache::kNone;
+  size_t count_ = 0;
+  Vector sum_y_, sum_ay_;
+  Matrix sum_yy_, sum_aa_;
+  double sum_yy_trace_ = 0.0;
+};
+
+}  // namespace
+
+std::unique_ptr<Node> MakeMvGaussianNode() {
+  return std::make_unique<LinearGaussianNode>(LinearGaussianNode::Matrices::kIdentity, Matrix());
+}
+
+std::unique_ptr<Node> MakeLinearGaussianNode(const Matrix& matrix) {
+  return std::make_unique<LinearGaussianNode>(LinearGaussianNode::Matrices::kShared, matrix);
+}
+
+std::unique_ptr<Node> MakeLinearGaussianRowsNode(const Matrix& design) {
+  return std::make_unique<LinearGaussianNode>(LinearGaussianNode::Matrices::kRows, design);
+}
+
+}  // namespace vfe

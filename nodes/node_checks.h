@@ -1,0 +1,47 @@
+#ifndef VFE_NODES_NODE_CHECKS_H_
+#define VFE_NODES_NODE_CHECKS_H_
+
+// Checks shared by the node types' Bind (private to nodes/).
+
+#include <string>
+#include <vector>
+
+#include "vfe/core/error.h"
+#include "vfe/nodes/node.h"
+
+namespace vfe {
+
+/// Throws GraphError unless `slot` is connected to one of `families`.
+inline void RequireFamily(const SlotInfo& slot, std::initializer_list<Family> families,
+                          const std::string& where) {
+  for (Family f : families)
+    if (slot.family == f) return;
+  std::string expected;
+  for (Family f : families) expected += std::string(expected.empty() ? "" : " or ") + FamilyName(f);
+  throw GraphError(where + ": '" + slot.name + "' expects a " + expected + " variable, got " +
+                   slot.variable + " (" + FamilyName(slot.family) + ")");
+}
+
+/// Throws GraphError unless `slot` has event dimension `dim`.
+inline void RequireDim(const SlotInfo& slot, int dim, const std::string& where) {
+  if (slot.dim != dim)
+    throw GraphError(where + ": '" + slot.name + "' expects dimension " + std::to_string(dim) +
+                     ", got " + slot.variable + " of dimension " + std::to_string(slot.dim));
+}
+
+/// The one slot whose elements vary over the plate while every other slot is shared, if
+/// that slot is observed; −1 otherwise. Messages and energies of such a plate depend on the
+/// data only through sums of its sufficient statistics, which Prepare can cache.
+inline int ObservedVaryingSlot(const std::vector<SlotInfo>& slots) {
+  int varying = -1;
+  for (size_t s = 0; s < slots.size(); ++s) {
+    if (slots[s].shared) continue;
+    if (varying >= 0 || !slots[s].observed) return -1;
+    varying = static_cast<int>(s);
+  }
+  return varying;
+}
+
+}  // namespace vfe
+
+#endif  // VFE_NODES_NODE_CHECKS_H_

@@ -1,0 +1,110 @@
+#include "vfe/schedulers/sequential.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "vfe/core/format.h"
+
+namespace vfe {
+
+void SchedulerOptions::Validate() const {
+  if (max_iterations < 1)
+    throw OptionsError("max_iterations must be >= 1, got " + std::to_string(max_iterations));
+  if (!(tolerance >= 0) || !std::isfinite(tolerance))
+    throw OptionsError("tolerance must be a finite number >= 0, got " + FormatNumber(tolerance));
+  for (const Variable& v : order)
+    if (!v.valid()) throw OptionsError("order: an entry is not a variable");
+}
+
+const char* TerminationName(Termination termination) {
+  switch (termination) {
+    case Termination::kConverged: return "converged";
+    case Termination::kMaxIterations: return "max_iterations";
+    case Termination::kStopped: return "stopped";
+    case Termination::kNumericalFailure: return "numerical_failure";
+  }
+  return "?";
+}
+
+SequentialScheduler::SequentialScheduler(SchedulerOptions options) : options_(std::move(options)) {
+  options_.Validate();
+}
+
+Result SequentialScheduler::Run(FactorGraph& graph) const {
+  using Clock = std::chrono::steady_clock;
+  if (!graph.finalized()) throw GraphError("Run: finalise the graph first");
+  std::vector<Variable> order = options_.order.empty() ? graph.HiddenVariables() : options_.order;
+  for (const Variable& v : order) {
+    if (v.id() >= graph.num_variables()) throw OptionsError("order: not a variable of this graph");
+    if (graph.observed(v))
+      throw OptionsError("order: '" + graph.variable_name(v.id()) +
+                         "' is observed and has nothing to update");
+  }
+  Scratch scratch = graph.MakeScratch();
+  Result result;
+  result.free_energy.reserve(options_.max_iterations);
+  const Clock::time_point start = Clock::now();
+  result.initial_free_energy = graph.FreeEnergy(scratch);
+  double previous = NAN;
+  result.termination = Termination::kMaxIterations;
+  for (int iteration = 1; iteration <= options_.max_iterations; ++iteration) {
+    for (const Variable& v : order) {
+      for (size_t i = v.begin(); i < v.begin() + v.size(); ++i) {
+        if (graph.UpdateElement(v.id(), i, scratch)) continue;
+        result.termination = Termination::kNumericalFailure;
+        result.message = "sweep " + std::to_string(iteration) + ": the update of " +
+                         graph.ElementName(v[i - v.begin()]) +
+                         " gave an improper posterior (its messages do not sum to a proper " +
+                         FamilyName(graph.family(v)) + ")";
+        break;
+      }
+      if (result.termination == Termination::kNumericalFailure) break;
+    }
+    if (result.termination == Termination::kNumericalFailure) break;
+    const double free_energy = graph.FreeEnergy(scratch);
+    result.free_energy.push_back(free_energy);
+    result.iterations = iteration;
+    if (!std::isfinite(free_energy)) {
+      result.termination = Termination::kNumericalFailure;
+      result.message = "sweep " + std::to_string(iteration) + ": the free energy is " +
+                       FormatNumber(free_energy);
+      break;
+    }
+    IterationInfo info;
+    info.iteration = iteration;
+    info.free_energy = free_energy;
+    info.change = free_energy - previous;
+    info.relative_change = std::abs(info.change) / (0.5 * (std::abs(free_energy) + std::abs(previous)));
+    info.elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (info.change > 1e-9 * std::abs(free_energy)) ++result.free_energy_increases;
+    previous = free_energy;
+    if (options_.callback && !options_.callback(info)) {
+      result.termination = Termination::kStopped;
+      break;
+    }
+    if (iteration >= 2 && info.relative_change < options_.tolerance) {
+      result.termination = Termination::kConverged;
+      break;
+    }
+  }
+  result.inference_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  if (result.message.empty()) {
+    switch (result.termination) {
+      case Termination::kConverged:
+        result.message = "converged after " + std::to_string(result.iterations) + " sweeps";
+        break;
+      case Termination::kMaxIterations:
+        result.message = "stopped at the cap of " + std::to_string(result.iterations) +
+                         " sweeps without converging";
+        break;
+      case Termination::kStopped:
+        result.message = "stopped by the callback after " + std::to_string(result.iterations) +
+                         " sweeps";
+        break;
+      case Termination::kNumericalFailure: break;
+    }
+  }
+  return result;
+}
+
+}  // namespace vfe

@@ -1,0 +1,32 @@
+#ifndef VFE_TESTS_TESTING_REFERENCE_H_
+#define VFE_TESTS_TESTING_REFERENCE_H_
+
+// Access to the reference results of other libraries (shared/reference beside the project).
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace vfe::testing {
+
+/// The path of a file under the reference folder.
+inline std::string ReferencePath(const std::string& relative) {
+  return std::string(VFE_REFERENCE_DIR) + "/" + relative;
+}
+
+/// Parses a reference JSON file; an empty object if it is absent (the caller skips).
+inline nlohmann::json LoadReference(const std::string& relative) {
+  std::ifstream in(ReferencePath(relative));
+  if (!in) return nlohmann::json::object();
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace vfe::testing
+
+/// Skips the current test when a reference file is missing (a checkout without shared/).
+#define VFE_REQUIRE_REFERENCE(json, relative)                                  \
+  if ((json).empty()) GTEST_SKIP() << "reference file not found: " << (relative)
+
+#endif  // VFE_TESTS_TESTING_REFERENCE_H_
