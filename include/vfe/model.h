@@ -4,6 +4,7 @@
 // The public API of vfe in one include: distributions, factor graphs, node types and
 // schedulers.
 #include "vfe/core/error.h"
+#include "vfe/core/splitmix.h"
 #include "vfe/core/types.h"
 #include "vfe/distributions/distributions.h"
 #include "vfe/graph/factor_graph.h"
