@@ -1,0 +1,1264 @@
+#include "vfe/graph/model_json.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "vfe/core/format.h"
+
+namespace vfe {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// ---- Error helpers ----------------------------------------------------------------------------
+
+/// Throws "pointer: message" (the whole document is "/").
+[[noreturn]] void Fail(const std::string& pointer, const std::string& message) {
+  throw ModelError((pointer.empty() ? "/" : pointer) + ": " + message);
+}
+
+/// A short description of a JSON value for "found ..." ("-1", "a string \"x\"", "an array of 3").
+std::string Found(const Json& value) {
+  switch (value.type()) {
+    case Json::value_t::null: return "null";
+    case Json::value_t::boolean: return value.get<bool>() ? "true" : "false";
+    case Json::value_t::string: return "the string \"" + value.get<std::string>() + "\"";
+    case Json::value_t::array: return "an array of " + std::to_string(value.size());
+    case Json::value_t::object: return "an object";
+    default: return FormatNumber(value.get<double>());
+  }
+}
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+/// " (did you mean 'x'?)" for the nearest of `known` within a small edit distance, else "".
+std::string DidYouMean(const std::string& word, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const std::string& k : known) {
+    const size_t d = EditDistance(word, k);
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
+std::string JoinQuoted(const std::vector<std::string>& words) {
+  std::string out;
+  for (const std::string& w : words) out += (out.empty() ? "'" : ", '") + w + "'";
+  return out;
+}
+
+void RequireObject(const Json& value, const std::string& pointer, const std::string& what) {
+  if (!value.is_object()) Fail(pointer, "expected " + what + ", found " + Found(value));
+}
+
+/// Refuses keys outside `allowed`.
+void CheckKeys(const Json& object, const std::string& pointer,
+               const std::vector<std::string>& allowed) {
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    if (std::find(allowed.begin(), allowed.end(), it.key()) != allowed.end()) continue;
+    Fail(pointer + "/" + it.key(), "unknown key '" + it.key() + "'" +
+                                       DidYouMean(it.key(), allowed) + "; expected one of " +
+                                       JoinQuoted(allowed));
+  }
+}
+
+const Json& Required(const Json& object, const std::string& key, const std::string& pointer) {
+  auto it = object.find(key);
+  if (it == object.end()) Fail(pointer, "missing required key '" + key + "'");
+  return *it;
+}
+
+double Number(const Json& value, const std::string& pointer, const std::string& what) {
+  if (!value.is_number()) Fail(pointer, "expected " + what + ", found " + Found(value));
+  const double x = value.get<double>();
+  if (!std::isfinite(x)) Fail(pointer, "expected " + what + ", found " + FormatNumber(x));
+  return x;
+}
+
+double PositiveNumber(const Json& value, const std::string& pointer, const std::string& what) {
+  const double x = Number(value, pointer, what);
+  if (!(x > 0)) Fail(pointer, "expected " + what + ", found " + FormatNumber(x));
+  return x;
+}
+
+long Integer(const Json& value, const std::string& pointer, const std::string& what) {
+  if (!value.is_number_integer()) Fail(pointer, "expected " + what + ", found " + Found(value));
+  return value.get<long>();
+}
+
+bool IsNumberArray(const Json& value) {
+  return value.is_array() && !value.empty() &&
+         std::all_of(value.begin(), value.end(), [](const Json& x) { return x.is_number(); });
+}
+
+Vector ReadVector(const Json& value, const std::string& pointer) {
+  if (!IsNumberArray(value))
+    Fail(pointer, "expected a non-empty array of numbers, found " + Found(value));
+  Vector v(static_cast<Eigen::Index>(value.size()));
+  for (size_t i = 0; i < value.size(); ++i)
+    v[i] = Number(value[i], pointer + "/" + std::to_string(i), "a finite number");
+  return v;
+}
+
+/// A matrix written as an array of rows.
+Matrix ReadMatrix(const Json& value, const std::string& pointer) {
+  if (!value.is_array() || value.empty() || !value[0].is_array())
+    Fail(pointer, "expected a matrix (an array of rows), found " + Found(value));
+  const size_t cols = value[0].size();
+  Matrix m(value.size(), cols);
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string row_pointer = pointer + "/" + std::to_string(i);
+    if (!value[i].is_array() || value[i].size() != cols)
+      Fail(row_pointer, "expected a row of " + std::to_string(cols) + " numbers, found " +
+                            Found(value[i]));
+    m.row(i) = ReadVector(value[i], row_pointer).transpose();
+  }
+  return m;
+}
+
+/// The constant written at `pointer`: a number, a vector or a matrix.
+Argument ReadConstant(const Json& value, const std::string& pointer) {
+  if (value.is_number()) return Number(value, pointer, "a finite number");
+  if (value.is_array() && !value.empty() && value[0].is_array()) return ReadMatrix(value, pointer);
+  return ReadVector(value, pointer);
+}
+
+// ---- CSV ------------------------------------------------------------------------------------
+
+/// A numeric table read from CSV: an optional header line, then one row per element.
+struct Table {
+  std::vector<std::string> header;
+  size_t cols = 0;
+  std::vector<double> values;  // row-major
+  size_t rows() const { return cols ? values.size() / cols : 0; }
+};
+
+Table ReadCsv(const std::string& path, const std::string& pointer) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Fail(pointer, "cannot read the CSV file '" + path + "'");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Table table;
+  size_t line_number = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    size_t stop = end;
+    if (stop > pos && text[stop - 1] == '\r') --stop;
+    ++line_number;
+    const char* p = text.data() + pos;
+    const char* const line_end = text.data() + stop;
+    pos = end + 1;
+    if (p == line_end) continue;  // blank line
+    size_t fields = 0;
+    const size_t row_start = table.values.size();
+    bool numeric = true;
+    std::vector<std::string> names;
+    while (true) {
+      const char* comma = std::find(p, line_end, ',');
+      const char* a = p;
+      const char* b = comma;
+      while (a < b && (*a == ' ' || *a == '\t')) ++a;
+      while (b > a && (b[-1] == ' ' || b[-1] == '\t')) --b;
+      double x = 0;
+      const char* start = (a < b && *a == '+') ? a + 1 : a;
+      const auto [ptr, ec] = std::from_chars(start, b, x);
+      if (ec != std::errc() || ptr != b || a == b) numeric = false;
+      if (numeric) table.values.push_back(x);
+      names.emplace_back(a, b);
+      ++fields;
+      if (comma == line_end) break;
+      p = comma + 1;
+    }
+    const std::string where = "'" + path + "' line " + std::to_string(line_number);
+    if (!numeric) {
+      if (table.header.empty() && table.values.size() == row_start && line_number == 1) {
+        table.header = names;
+        table.cols = fields;
+        continue;
+      }
+      Fail(pointer, "CSV " + where + ": expected numbers, found " + JoinQuoted(names));
+    }
+    if (table.cols == 0) table.cols = fields;
+    if (fields != table.cols)
+      Fail(pointer, "CSV " + where + ": expected " + std::to_string(table.cols) +
+                        " columns, found " + std::to_string(fields));
+    for (size_t i = row_start; i < table.values.size(); ++i)
+      if (!std::isfinite(table.values[i]))
+        Fail(pointer, "CSV " + where + ": expected finite numbers, found " +
+                          FormatNumber(table.values[i]));
+  }
+  if (table.rows() == 0) Fail(pointer, "CSV '" + path + "' has no data rows");
+  return table;
+}
+
+/// Keeps the columns named by "column" (one, by index or header name) or "columns" (a list).
+void SelectColumns(Table& table, const Json& spec, const std::string& pointer,
+                   const std::string& path) {
+  if (spec.contains("column") && spec.contains("columns"))
+    Fail(pointer, "expected one of 'column' and 'columns', found both");
+  const char* key = spec.contains("column") ? "column" : "columns";
+  if (!spec.contains(key)) return;
+  const Json& selection = spec[key];
+  std::vector<const Json*> wanted;
+  if (std::string(key) == "column") {
+    wanted.push_back(&selection);
+  } else {
+    if (!selection.is_array() || selection.empty())
+      Fail(pointer + "/columns", "expected a non-empty array of column indices or names, found " +
+                                     Found(selection));
+    for (const Json& c : selection) wanted.push_back(&c);
+  }
+  std::vector<size_t> columns;
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    const Json& c = *wanted[k];
+    const std::string p = pointer + "/" + key + (std::string(key) == "column" ? "" : "/" + std::to_string(k));
+    if (c.is_string()) {
+      auto it = std::find(table.header.begin(), table.header.end(), c.get<std::string>());
+      if (it == table.header.end())
+        Fail(p, "no column \"" + c.get<std::string>() + "\" in '" + path + "' (" +
+                    (table.header.empty() ? std::string("it has no header line")
+                                          : "columns: " + JoinQuoted(table.header)) +
+                    ")");
+      columns.push_back(static_cast<size_t>(it - table.header.begin()));
+    } else {
+      const long i = Integer(c, p, "a column index or name");
+      if (i < 0 || static_cast<size_t>(i) >= table.cols)
+        Fail(p, "expected a column index in [0, " + std::to_string(table.cols) + "), found " +
+                    std::to_string(i));
+      columns.push_back(static_cast<size_t>(i));
+    }
+  }
+  std::vector<double> kept;
+  kept.reserve(table.rows() * columns.size());
+  for (size_t r = 0; r < table.rows(); ++r)
+    for (size_t c : columns) kept.push_back(table.values[r * table.cols + c]);
+  table.values = std::move(kept);
+  table.cols = columns.size();
+}
+
+// ---- Index expressions ----------------------------------------------------------------------
+
+/// A reference to a variable in an argument: "mu", "y[i]", "x[t-1]", "W[k][j+1]".
+struct Reference {
+  std::string name;
+  /// Each index is constant + Σ loop variables (with signs).
+  struct Index {
+    long constant = 0;
+    std::vector<std::pair<int, int>> terms;  // (loop variable, +1/−1)
+  };
+  std::vector<Index> indices;
+};
+
+Reference ParseReference(const std::string& text, const std::string& pointer,
+                         const std::vector<std::string>& loops) {
+  Reference ref;
+  const size_t bracket = text.find('[');
+  ref.name = text.substr(0, bracket);
+  if (ref.name.empty()) Fail(pointer, "expected a variable name, found \"" + text + "\"");
+  size_t pos = bracket;
+  while (pos != std::string::npos && pos < text.size()) {
+    if (text[pos] != '[') Fail(pointer, "expected '[' in \"" + text + "\" at position " +
+                                            std::to_string(pos));
+    const size_t close = text.find(']', pos);
+    if (close == std::string::npos) Fail(pointer, "missing ']' in \"" + text + "\"");
+    const std::string inside = text.substr(pos + 1, close - pos - 1);
+    Reference::Index index;
+    size_t i = 0;
+    int sign = 1;
+    bool expect_term = true;
+    while (i < inside.size()) {
+      const char c = inside[i];
+      if (c == ' ') {
+        ++i;
+      } else if ((c == '+' || c == '-') && !expect_term) {
+        sign = c == '+' ? 1 : -1;
+        expect_term = true;
+        ++i;
+      } else if (c == '-' && expect_term && sign == 1 && i == 0) {
+        sign = -1;
+        ++i;
+      } else if (std::isdigit(static_cast<unsigned char>(c)) && expect_term) {
+        size_t j = i;
+        while (j < inside.size() && std::isdigit(static_cast<unsigned char>(inside[j]))) ++j;
+        index.constant += sign * std::stol(inside.substr(i, j - i));
+        i = j;
+        expect_term = false;
+      } else if ((std::isalpha(static_cast<unsigned char>(c)) || c == '_') && expect_term) {
+        size_t j = i;
+        while (j < inside.size() &&
+               (std::isalnum(static_cast<unsigned char>(inside[j])) || inside[j] == '_'))
+          ++j;
+        const std::string loop = inside.substr(i, j - i);
+        auto it = std::find(loops.begin(), loops.end(), loop);
+        if (it == loops.end())
+          Fail(pointer, "\"" + text + "\" uses '" + loop + "', which is not a loop variable of " +
+                            "this factor" +
+                            (loops.empty() ? " (it has no \"for\")"
+                                           : " (loops: " + JoinQuoted(loops) + ")"));
+        index.terms.emplace_back(static_cast<int>(it - loops.begin()), sign);
+        i = j;
+        expect_term = false;
+      } else {
+        Fail(pointer, "cannot read the index \"" + inside + "\" in \"" + text +
+                          "\": expected integers and loop variables joined by + or -");
+      }
+      if (!expect_term) sign = 1;
+    }
+    if (expect_term) Fail(pointer, "the index \"" + inside + "\" in \"" + text + "\" is incomplete");
+    ref.indices.push_back(index);
+    pos = close + 1;
+  }
+  return ref;
+}
+
+// ---- The loader -----------------------------------------------------------------------------
+
+struct VariableEntry {
+  Variable variable;
+  std::vector<size_t> shape;
+  bool observed = false;
+  Family family = Family::kGaussian;
+  int dim = 1;
+  std::string pointer;
+  /// Observed values: element i is row i (scalars: one column).
+  Matrix rows;
+  bool has_matrix_value = false;  ///< a single observed matrix
+  bool used = false;              ///< connected to a factor or read as a matrix
+  Matrix matrix_value;
+};
+
+struct NodeSpec {
+  const char* type;
+  std::vector<std::string> slots;  ///< argument keys, in the node's order
+};
+
+const std::vector<NodeSpec>& NodeSpecs() {
+  static const std::vector<NodeSpec> specs = {
+      {"Gaussian", {"out", "mean", "precision"}},
+      {"MvGaussian", {"out", "mean", "precision"}},
+      {"LinearGaussian", {"out", "in", "matrix", "precision"}},
+      {"Gamma", {"out", "shape", "rate"}},
+      {"Wishart", {"out", "dof", "scale"}},
+  };
+  return specs;
+}
+
+std::optional<Family> ParseFamily(const std::string& name) {
+  for (Family f : {Family::kGaussian, Family::kMvGaussian, Family::kGamma, Family::kWishart})
+    if (name == FamilyName(f)) return f;
+  return std::nullopt;
+}
+
+std::vector<std::string> FamilyNames() {
+  std::vector<std::string> names;
+  for (Family f : {Family::kGaussian, Family::kMvGaussian, Family::kGamma, Family::kWishart})
+    names.push_back(FamilyName(f));
+  return names;
+}
+
+std::string ShapeText(const std::vector<size_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+class Loader {
+ public:
+  Loader(std::string base_directory) : base_(std::move(base_directory)) {}
+
+  Model Load(const std::string& text) {
+    const auto start = std::chrono::steady_clock::now();
+    Json doc;
+    try {
+      doc = Json::parse(text);
+    } catch (const Json::parse_error& e) {
+      // Drop the library's "[json.exception.parse_error.101] " tag.
+      const std::string what = e.what();
+      const size_t tag_end = what.find("] ");
+      Fail("", "not valid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2)));
+    }
+    RequireObject(doc, "", "a JSON object with \"format\", \"variables\" and \"factors\"");
+    CheckKeys(doc, "", {"format", "description", "variables", "factors", "factorisation",
+                        "inference"});
+    const Json& format = Required(doc, "format", "");
+    if (format != "vfe-model/1")
+      Fail("/format", "expected \"vfe-model/1\", found " + Found(format));
+    if (doc.contains("description") && !doc["description"].is_string())
+      Fail("/description", "expected a string, found " + Found(doc["description"]));
+
+    const Json& variables = Required(doc, "variables", "");
+    if (!variables.is_array() || variables.empty())
+      Fail("/variables", "expected a non-empty array of variables, found " + Found(variables));
+    for (size_t i = 0; i < variables.size(); ++i)
+      AddVariable(variables[i], "/variables/" + std::to_string(i));
+
+    const Json& factors = Required(doc, "factors", "");
+    if (!factors.is_array() || factors.empty())
+      Fail("/factors", "expected a non-empty array of factors, found " + Found(factors));
+    for (size_t i = 0; i < factors.size(); ++i)
+      AddFactor(factors[i], "/factors/" + std::to_string(i));
+
+    if (doc.contains("factorisation")) CheckFactorisation(doc["factorisation"]);
+    for (const std::string& name : names_) {
+      const VariableEntry& entry = entries_.at(name);
+      if (entry.observed && !entry.used)
+        Fail(entry.pointer, "observed variable '" + name + "' is not used by any factor");
+    }
+
+    try {
+      model_.graph.Finalize();
+    } catch (const Error& e) {
+      throw ModelError(LocateGraphError(e.what()));
+    }
+    if (doc.contains("inference")) ReadInference(doc["inference"], "/inference");
+    model_.shapes.resize(model_.graph.num_variables());
+    for (const std::string& name : names_) {
+      const VariableEntry& entry = entries_.at(name);
+      if (!entry.variable.valid()) continue;  // only supplies matrices
+      model_.variables.push_back(entry.variable);
+      model_.shapes[entry.variable.id()] = entry.shape;
+    }
+    model_.build_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+            .count();
+    return std::move(model_);
+  }
+
+ private:
+  /// A graph error located by the factor or variable it names: "factor 'lik' (Gaussian): ..."
+  /// becomes "/factors/2: factor 'lik' (Gaussian): ...", and for a factor without a name (its
+  /// plate is named by its pointer) "/factors/2 (Gaussian): ...".
+  std::string LocateGraphError(const std::string& message) const {
+    for (const auto& [pointer, name] : factor_labels_)
+      if (message.find("factor '" + name + "'") != std::string::npos)
+        return Located(pointer, name, message);
+    std::vector<std::string> names = names_;
+    std::sort(names.begin(), names.end(),
+              [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+    for (const std::string& name : names)
+      if (message.find("'" + name + "'") != std::string::npos)
+        return entries_.at(name).pointer + ": " + message;
+    return "/factors: " + message;
+  }
+
+  static std::string Located(const std::string& pointer, const std::string& name,
+                             const std::string& message) {
+    const std::string label = "factor '" + name + "' ";
+    if (name == pointer && message.rfind(label, 0) == 0)
+      return pointer + " " + message.substr(label.size());
+    return pointer + ": " + message;
+  }
+
+  // ---- variables ----
+
+  void AddVariable(const Json& spec, const std::string& pointer) {
+    RequireObject(spec, pointer, "a variable object");
+    CheckKeys(spec, pointer, {"name", "family", "shape", "dim", "observed"});
+    const Json& name_json = Required(spec, "name", pointer);
+    if (!name_json.is_string())
+      Fail(pointer + "/name", "expected a string, found " + Found(name_json));
+    const std::string name = name_json.get<std::string>();
+    if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_') ||
+        !std::all_of(name.begin(), name.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }))
+      Fail(pointer + "/name", "expected a name of letters, digits and '_' (not starting with a " +
+                                  std::string("digit), found \"") + name + "\"");
+    if (entries_.count(name))
+      Fail(pointer + "/name", "the name '" + name + "' is already declared at " +
+                                  entries_[name].pointer);
+    VariableEntry entry;
+    entry.pointer = pointer;
+    if (spec.contains("shape")) {
+      const Json& shape = spec["shape"];
+      if (!shape.is_array() || shape.empty() || shape.size() > 2)
+        Fail(pointer + "/shape", "expected [N] or [N, M], found " + Found(shape));
+      for (size_t k = 0; k < shape.size(); ++k) {
+        const long n = Integer(shape[k], pointer + "/shape/" + std::to_string(k),
+                               "a positive integer");
+        if (n < 1)
+          Fail(pointer + "/shape/" + std::to_string(k),
+               "expected a positive integer, found " + std::to_string(n));
+        entry.shape.push_back(static_cast<size_t>(n));
+      }
+    }
+    if (spec.contains("dim")) {
+      const long d = Integer(spec["dim"], pointer + "/dim", "a positive integer");
+      if (d < 1) Fail(pointer + "/dim", "expected a positive integer, found " + std::to_string(d));
+      entry.dim = static_cast<int>(d);
+    }
+    std::optional<Family> family;
+    if (spec.contains("family")) {
+      const Json& f = spec["family"];
+      if (!f.is_string()) Fail(pointer + "/family", "expected a family name, found " + Found(f));
+      family = ParseFamily(f.get<std::string>());
+      if (!family)
+        Fail(pointer + "/family", "unknown family \"" + f.get<std::string>() + "\"" +
+                                      DidYouMean(f.get<std::string>(), FamilyNames()) +
+                                      "; expected one of " + JoinQuoted(FamilyNames()));
+    }
+    size_t size = 1;
+    for (size_t n : entry.shape) size *= n;
+
+    try {
+      if (spec.contains("observed")) {
+        entry.observed = true;
+        AddObserved(name, spec["observed"], pointer + "/observed", size, spec.contains("shape"),
+                    entry);
+      } else {
+        if (!family) Fail(pointer, "missing required key 'family' (a hidden variable needs one; "
+                                   "an observed one needs 'observed')");
+        entry.family = *family;
+        if (entry.dim != 1 && (*family == Family::kGaussian || *family == Family::kGamma))
+          Fail(pointer + "/dim", std::string("expected 1 for a ") + FamilyName(*family) +
+                                     " variable, found " + std::to_string(entry.dim));
+        entry.variable = entry.shape.empty()
+                             ? model_.graph.AddVariable(name, *family, entry.dim)
+                             : model_.graph.AddVariableArray(name, *family, entry.shape, entry.dim);
+      }
+    } catch (const ModelError&) {
+      throw;
+    } catch (const Error& e) {
+      Fail(pointer, e.what());
+    }
+    entries_[name] = std::move(entry);
+    names_.push_back(name);
+  }
+
+  void AddObserved(const std::string& name, const Json& value, const std::string& pointer,
+                   size_t size, bool has_shape, VariableEntry& entry) {
+    if (value.is_object()) {
+      CheckKeys(value, pointer, {"csv", "column", "columns"});
+      const Json& file = Required(value, "csv", pointer);
+      if (!file.is_string()) Fail(pointer + "/csv", "expected a file name, found " + Found(file));
+      std::string path = file.get<std::string>();
+      if (!path.empty() && path[0] != '/') path = base_ + "/" + path;
+      Table table = ReadCsv(path, pointer + "/csv");
+      SelectColumns(table, value, pointer, path);
+      const size_t rows = table.rows();
+      if (has_shape && rows != size)
+        Fail(pointer + "/csv", "expected " + std::to_string(size) + " rows (shape " +
+                                   ShapeText(entry.shape) + "), found " + std::to_string(rows));
+      if (!has_shape && rows > 1) entry.shape = {rows};
+      entry.rows = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic,
+                                                  Eigen::RowMajor>>(
+          table.values.data(), static_cast<Eigen::Index>(rows),
+          static_cast<Eigen::Index>(table.cols));
+      DeclareObservedRows(name, pointer, entry);
+      return;
+    }
+    if (value.is_number()) {
+      if (has_shape && size != 1)
+        Fail(pointer, "expected " + std::to_string(size) + " values (shape " +
+                          ShapeText(entry.shape) + "), found one number");
+      entry.rows = Matrix::Constant(1, 1, Number(value, pointer, "a finite number"));
+      return;
+    }
+    if (!value.is_array() || value.empty())
+      Fail(pointer, "expected a number, an array or {\"csv\": ...}, found " + Found(value));
+    if (!has_shape && value[0].is_array() && value[0].size() > 0 && value[0][0].is_number() &&
+        value.size() == value[0].size() && entry.dim == static_cast<int>(value.size())) {
+      // A single square matrix (a Wishart value), declared by "dim" without a shape.
+      entry.has_matrix_value = true;
+      entry.matrix_value = ReadMatrix(value, pointer);
+      return;
+    }
+    if (!has_shape && IsNumberArray(value) && entry.dim > 1) {
+      // One vector.
+      if (static_cast<int>(value.size()) != entry.dim)
+        Fail(pointer, "expected " + std::to_string(entry.dim) + " numbers (dim), found " +
+                          std::to_string(value.size()));
+      entry.rows = ReadVector(value, pointer).transpose();
+      DeclareObservedRows(name, pointer, entry);
+      return;
+    }
+    // Elements: numbers, or rows for vectors; nested arrays for [N, M] shapes.
+    std::vector<const Json*> elements;
+    std::vector<std::string> element_pointers;
+    if (entry.shape.size() == 2) {
+      if (value.size() != entry.shape[0])
+        Fail(pointer, "expected " + std::to_string(entry.shape[0]) + " rows (shape " +
+                          ShapeText(entry.shape) + "), found " + std::to_string(value.size()));
+      for (size_t i = 0; i < value.size(); ++i) {
+        const std::string row = pointer + "/" + std::to_string(i);
+        if (!value[i].is_array() || value[i].size() != entry.shape[1])
+          Fail(row, "expected an array of " + std::to_string(entry.shape[1]) + " (shape " +
+                        ShapeText(entry.shape) + "), found " + Found(value[i]));
+        for (size_t j = 0; j < value[i].size(); ++j) {
+          elements.push_back(&value[i][j]);
+          element_pointers.push_back(row + "/" + std::to_string(j));
+        }
+      }
+    } else {
+      if (has_shape && value.size() != size)
+        Fail(pointer, "expected " + std::to_string(size) + " values (shape " +
+                          ShapeText(entry.shape) + "), found " + std::to_string(value.size()));
+      for (size_t i = 0; i < value.size(); ++i) {
+        elements.push_back(&value[i]);
+        element_pointers.push_back(pointer + "/" + std::to_string(i));
+      }
+      if (!has_shape) entry.shape = {value.size()};
+    }
+    const size_t width = (*elements[0]).is_array() ? (*elements[0]).size() : 1;
+    if (entry.dim > 1 && width != static_cast<size_t>(entry.dim))
+      Fail(element_pointers[0], "expected a vector of " + std::to_string(entry.dim) +
+                                    " numbers (dim), found " + Found(*elements[0]));
+    entry.rows.resize(static_cast<Eigen::Index>(elements.size()), static_cast<Eigen::Index>(width));
+    for (size_t i = 0; i < elements.size(); ++i) {
+      const Json& e = *elements[i];
+      if (width == 1 && !e.is_array()) {
+        entry.rows(i, 0) = ObservedNumber(e, element_pointers[i]);
+        continue;
+      }
+      if (!e.is_array() || e.size() != width)
+        Fail(element_pointers[i], "expected a vector of " + std::to_string(width) +
+                                      " numbers, like the first element, found " + Found(e));
+      for (size_t j = 0; j < width; ++j)
+        entry.rows(i, j) = ObservedNumber(e[j], element_pointers[i] + "/" + std::to_string(j));
+    }
+    DeclareObservedRows(name, pointer, entry);
+  }
+
+  static double ObservedNumber(const Json& value, const std::string& pointer) {
+    if (value.is_null()) Fail(pointer, "expected a finite number, found null (a missing value)");
+    return Number(value, pointer, "a finite number");
+  }
+
+  void DeclareObservedRows(const std::string& /*name*/, const std::string& pointer,
+                           VariableEntry& entry) {
+    if (entry.dim > 1 && entry.rows.cols() != entry.dim)
+      Fail(pointer, "expected rows of " + std::to_string(entry.dim) + " values (dim), found " +
+                        std::to_string(entry.rows.cols()));
+  }
+
+  /// The graph variable of an entry. Observed variables enter the graph when a factor first
+  /// connects them (one that only supplies LinearGaussian matrices never does).
+  const Variable& GraphVariable(const std::string& name, VariableEntry& entry) {
+    entry.used = true;
+    if (entry.variable.valid()) return entry.variable;
+    if (entry.has_matrix_value) {
+      entry.variable = model_.graph.AddObserved(name, entry.matrix_value);
+    } else if (entry.rows.cols() == 1 && entry.shape.empty()) {
+      entry.variable = model_.graph.AddObserved(name, entry.rows(0, 0));
+    } else if (entry.rows.cols() == 1) {
+      entry.variable = model_.graph.AddObserved(
+          name, std::vector<double>(entry.rows.data(), entry.rows.data() + entry.rows.rows()));
+    } else if (entry.shape.empty()) {
+      entry.variable = model_.graph.AddObserved(name, Matrix(entry.rows.transpose()));
+    } else {
+      entry.variable = model_.graph.AddObservedRows(name, entry.rows);
+    }
+    return entry.variable;
+  }
+
+  // ---- factors ----
+
+  struct Loop {
+    std::string name;
+    long begin = 0, end = 0;
+  };
+
+  void AddFactor(const Json& spec, const std::string& pointer) {
+    RequireObject(spec, pointer, "a factor object");
+    const Json& node_json = Required(spec, "node", pointer);
+    std::vector<std::string> node_names;
+    for (const NodeSpec& s : NodeSpecs()) node_names.push_back(s.type);
+    if (!node_json.is_string())
+      Fail(pointer + "/node", "expected a node type, found " + Found(node_json));
+    const std::string type = node_json.get<std::string>();
+    auto spec_it = std::find_if(NodeSpecs().begin(), NodeSpecs().end(),
+                                [&](const NodeSpec& s) { return type == s.type; });
+    if (spec_it == NodeSpecs().end())
+      Fail(pointer + "/node", "unknown node type \"" + type + "\"" + DidYouMean(type, node_names) +
+                                  "; expected one of " + JoinQuoted(node_names));
+    const NodeSpec& node = *spec_it;
+    std::vector<std::string> allowed = {"node", "name", "for"};
+    allowed.insert(allowed.end(), node.slots.begin(), node.slots.end());
+    CheckKeys(spec, pointer, allowed);
+    for (const std::string& slot : node.slots)
+      if (!spec.contains(slot))
+        Fail(pointer, "missing required key '" + slot + "' (" + type + " takes " +
+                          JoinQuoted(node.slots) + ")");
+    std::string name = pointer;
+    if (spec.contains("name")) {
+      if (!spec["name"].is_string())
+        Fail(pointer + "/name", "expected a string, found " + Found(spec["name"]));
+      name = spec["name"].get<std::string>();
+    }
+    factor_labels_.emplace_back(pointer, name);
+
+    // Loops, outermost first.
+    std::vector<Loop> loops;
+    std::vector<std::string> loop_names;
+    if (spec.contains("for")) {
+      const Json& loops_json = spec["for"];
+      RequireObject(loops_json, pointer + "/for", "an object of ranges {\"i\": [begin, end]}");
+      for (auto it = loops_json.begin(); it != loops_json.end(); ++it) {
+        const std::string lp = pointer + "/for/" + it.key();
+        const Json& range = it.value();
+        if (!range.is_array() || range.size() != 2)
+          Fail(lp, "expected a range [begin, end], found " + Found(range));
+        Loop loop{it.key(), Integer(range[0], lp + "/0", "an integer"),
+                  Integer(range[1], lp + "/1", "an integer")};
+        if (loop.end < loop.begin)
+          Fail(lp, "expected begin <= end, found [" + std::to_string(loop.begin) + ", " +
+                       std::to_string(loop.end) + "]");
+        loops.push_back(loop);
+        loop_names.push_back(loop.name);
+      }
+    }
+    size_t count = 1;
+    for (const Loop& l : loops) count *= static_cast<size_t>(l.end - l.begin);
+    if (count == 0) return;  // an empty range adds no factor
+    if (count > (size_t{1} << 31)) Fail(pointer + "/for", "too many factors");
+
+    // Each argument: a constant, a whole variable, or one element per factor.
+    struct Slot {
+      std::string key, pointer;
+      bool constant = false;
+      Argument value = 0.0;   // constant or whole variable
+      bool per_factor = false;
+      VariableEntry* entry = nullptr;
+      std::string variable_name;
+      std::vector<size_t> elements;  // per factor
+      double number = 0;            // numeric constants of Gamma/Wishart
+    };
+    std::vector<Slot> slots;
+    for (const std::string& key : node.slots) {
+      Slot slot;
+      slot.key = key;
+      slot.pointer = pointer + "/" + key;
+      const Json& arg = spec[key];
+      const bool numeric_only = (type == "Gamma" && key == "shape") ||
+                                (type == "Wishart" && (key == "dof" || key == "scale"));
+      if (numeric_only) {
+        if (key == "scale") {
+          slot.value = ReadMatrix(arg, slot.pointer);
+        } else {
+          slot.number = PositiveNumber(arg, slot.pointer, "a positive number");
+        }
+        slot.constant = true;
+      } else if (arg.is_string()) {
+        ResolveReference(arg.get<std::string>(), slot.pointer, loops, loop_names, count, slot.entry,
+                         slot.variable_name, slot.per_factor, slot.elements);
+      } else {
+        if (key == "out") Fail(slot.pointer, "expected a variable name, found " + Found(arg));
+        slot.constant = true;
+        slot.value = ReadConstant(arg, slot.pointer);
+        CheckConstant(type, key, slot.value.constant().value(), slot.pointer);
+      }
+      slots.push_back(std::move(slot));
+    }
+
+    // The matrix of a LinearGaussian may come from an observed variable, one row per factor.
+    const bool rows_matrix = type == "LinearGaussian" && !slots[2].constant;
+    if (rows_matrix) {
+      const VariableEntry& x = *slots[2].entry;
+      if (!x.observed)
+        Fail(slots[2].pointer, "expected a constant matrix or an observed variable, found the "
+                               "hidden variable in \"" + spec["matrix"].get<std::string>() + "\"");
+    }
+    for (size_t s = 0; s < slots.size(); ++s) {
+      Slot& slot = slots[s];
+      if (slot.constant) continue;
+      if (rows_matrix && s == 2) {
+        slot.entry->used = true;
+        continue;
+      }
+      const Variable& v = GraphVariable(slot.variable_name, *slot.entry);
+      if (!slot.per_factor) slot.value = v;
+    }
+
+    // Split the factors into runs in which every per-factor argument is either one element
+    // or consecutive elements: each run becomes one plate.
+    size_t first = 0;
+    while (first < count) {
+      size_t last = first + 1;
+      std::vector<long> step(slots.size(), -1);
+      while (last < count) {
+        bool fits = true;
+        for (size_t s = 0; s < slots.size() && fits; ++s) {
+          if (!slots[s].per_factor || (rows_matrix && s == 2)) continue;
+          const long delta = static_cast<long>(slots[s].elements[last]) -
+                             static_cast<long>(slots[s].elements[first]);
+          const long run = static_cast<long>(last - first);
+          if (step[s] < 0) {
+            if (delta != 0 && delta != 1) fits = false;
+          } else if (delta != step[s] * run) {
+            fits = false;
+          }
+        }
+        if (!fits) break;
+        if (last == first + 1)
+          for (size_t s = 0; s < slots.size(); ++s)
+            if (slots[s].per_factor)
+              step[s] = static_cast<long>(slots[s].elements[last]) -
+                        static_cast<long>(slots[s].elements[first]);
+        ++last;
+      }
+      AddPlate(type, name, pointer, slots, first, last, step);
+      first = last;
+    }
+  }
+
+  void ResolveReference(const std::string& text, const std::string& pointer,
+                        const std::vector<Loop>& loops, const std::vector<std::string>& loop_names,
+                        size_t count, VariableEntry*& entry, std::string& name,
+                        bool& per_factor, std::vector<size_t>& elements) {
+    const Reference ref = ParseReference(text, pointer, loop_names);
+    auto it = entries_.find(ref.name);
+    if (it == entries_.end())
+      Fail(pointer, "unknown variable '" + ref.name + "'" + DidYouMean(ref.name, names_));
+    entry = &it->second;
+    name = ref.name;
+    const std::vector<size_t>& shape = entry->shape;
+    if (ref.indices.empty()) {
+      per_factor = false;
+      return;
+    }
+    if (ref.indices.size() != shape.size())
+      Fail(pointer, "\"" + text + "\" has " + std::to_string(ref.indices.size()) +
+                        " indices, but '" + ref.name + "' has shape " + ShapeText(shape) +
+                        (shape.empty() ? " (a single element: write \"" + ref.name + "\")" : ""));
+    per_factor = true;
+    elements.resize(count);
+    std::vector<long> loop_value(loops.size());
+    for (size_t l = 0; l < loops.size(); ++l) loop_value[l] = loops[l].begin;
+    for (size_t n = 0; n < count; ++n) {
+      size_t flat = 0;
+      for (size_t d = 0; d < shape.size(); ++d) {
+        long value = ref.indices[d].constant;
+        for (const auto& [loop, sign] : ref.indices[d].terms) value += sign * loop_value[loop];
+        if (value < 0 || static_cast<size_t>(value) >= shape[d]) {
+          std::string at;
+          for (size_t l = 0; l < loops.size(); ++l)
+            at += (l ? ", " : "") + loops[l].name + "=" + std::to_string(loop_value[l]);
+          Fail(pointer, "index " + std::to_string(d) + " of \"" + text + "\" is " +
+                            std::to_string(value) + (at.empty() ? "" : " at " + at) +
+                            ", outside [0, " + std::to_string(shape[d]) + ") (shape of '" +
+                            ref.name + "' is " + ShapeText(shape) + ")");
+        }
+        flat = flat * shape[d] + static_cast<size_t>(value);
+      }
+      elements[n] = flat;
+      // Advance the loops, innermost fastest.
+      for (size_t l = loops.size(); l-- > 0;) {
+        if (++loop_value[l] < loops[l].end) break;
+        loop_value[l] = loops[l].begin;
+      }
+    }
+  }
+
+  static void CheckConstant(const std::string& type, const std::string& key, const Matrix& value,
+                            const std::string& pointer) {
+    if (key == "precision") {
+      if (value.size() == 1) {
+        if (!(value(0, 0) > 0))
+          Fail(pointer, "expected a positive number or a " +
+                            std::string(type == "Gaussian" ? "Gamma" : "Wishart or Gamma") +
+                            " variable, found " + FormatNumber(value(0, 0)));
+        return;
+      }
+      if (value.rows() != value.cols())
+        Fail(pointer, "expected a square precision matrix, found " +
+                          std::to_string(value.rows()) + "x" + std::to_string(value.cols()));
+      if (!value.isApprox(value.transpose(), 1e-12))
+        Fail(pointer, "expected a symmetric precision matrix, found an asymmetric one");
+      if (Eigen::LLT<Matrix>(value).info() != Eigen::Success)
+        Fail(pointer, "expected a positive-definite precision matrix, found one that is not");
+    }
+    if (key == "rate" && !(value.size() == 1 && value(0, 0) > 0))
+      Fail(pointer, "expected a positive number or a Gamma variable, found " +
+                        (value.size() == 1 ? FormatNumber(value(0, 0)) : std::string("an array")));
+  }
+
+  template <class Slots>
+  void AddPlate(const std::string& type, const std::string& name, const std::string& pointer,
+                const Slots& slots, size_t first, size_t last, const std::vector<long>& step) {
+    std::vector<Argument> args;
+    for (size_t s = 0; s < slots.size(); ++s) {
+      const auto& slot = slots[s];
+      if (slot.constant || !slot.per_factor) {
+        args.push_back(slot.value);
+        continue;
+      }
+      const size_t e0 = slot.elements[first];
+      const Variable& v = slot.entry->variable;
+      if (!v.valid()) {  // a LinearGaussian matrix read from data, handled below
+        args.push_back(0.0);
+        continue;
+      }
+      if (step[s] == 1) {
+        args.push_back(v.Slice(e0, e0 + (last - first)));
+      } else {
+        args.push_back(v[e0]);
+      }
+    }
+    try {
+      if (type == "Gaussian") {
+        model_.graph.AddGaussian(args[0], args[1], args[2], name);
+      } else if (type == "MvGaussian") {
+        model_.graph.AddMvGaussian(args[0], args[1], args[2], name);
+      } else if (type == "Gamma") {
+        model_.graph.AddGamma(args[0], slots[1].number, args[2], name);
+      } else if (type == "Wishart") {
+        model_.graph.AddWishart(args[0], slots[1].number, slots[2].value.constant().value(), name);
+      } else if (type == "LinearGaussian") {
+        const auto& matrix = slots[2];
+        if (matrix.constant) {
+          model_.graph.AddLinearGaussian(args[0], args[1], matrix.value.constant().value(),
+                                         args[3], name);
+        } else if (!matrix.per_factor) {
+          const VariableEntry& x = *matrix.entry;
+          const Matrix a = x.has_matrix_value ? x.matrix_value : Matrix(x.rows);
+          model_.graph.AddLinearGaussian(args[0], args[1], a, args[3], name);
+        } else {
+          // Factor n reads the row X[element n] as its 1 x K matrix.
+          const VariableEntry& x = *matrix.entry;
+          Matrix design(static_cast<Eigen::Index>(last - first), x.rows.cols());
+          for (size_t n = first; n < last; ++n)
+            design.row(static_cast<Eigen::Index>(n - first)) = x.rows.row(
+                static_cast<Eigen::Index>(matrix.elements[n]));
+          if (last - first == 1) {
+            // A single factor: the shared-matrix node (a plate of one is the same thing).
+            model_.graph.AddLinearGaussian(args[0], args[1], design, args[3], name);
+          } else {
+            model_.graph.AddLinearRegression(args[0], args[1], design, args[3], name);
+          }
+        }
+      }
+    } catch (const Error& e) {
+      throw ModelError(Located(pointer, name, e.what()));
+    }
+  }
+
+  // ---- factorisation and inference ----
+
+  void CheckFactorisation(const Json& value) {
+    const std::string pointer = "/factorisation";
+    if (!value.is_array())
+      Fail(pointer, "expected an array of lists of variable names, found " + Found(value));
+    for (size_t i = 0; i < value.size(); ++i) {
+      const std::string p = pointer + "/" + std::to_string(i);
+      if (!value[i].is_array())
+        Fail(p, "expected a list of variable names, found " + Found(value[i]));
+      for (size_t j = 0; j < value[i].size(); ++j) {
+        const Json& n = value[i][j];
+        const std::string pj = p + "/" + std::to_string(j);
+        if (!n.is_string()) Fail(pj, "expected a variable name, found " + Found(n));
+        const auto it = entries_.find(n.get<std::string>());
+        if (it == entries_.end())
+          Fail(pj, "unknown variable '" + n.get<std::string>() + "'" +
+                       DidYouMean(n.get<std::string>(), names_));
+        if (value[i].size() > 1 || it->second.shape.size() > 0)
+          Fail(p, "structured (joint) factorisations are not supported in this version; "
+                  "expected mean field (one single-element variable per list), found " +
+                      Found(value[i]) + " naming '" + n.get<std::string>() + "'");
+      }
+    }
+  }
+
+  void ReadInference(const Json& value, const std::string& pointer) {
+    RequireObject(value, pointer, "an object");
+    CheckKeys(value, pointer, {"iterations", "tolerance", "scheduler", "threads", "order",
+                               "initial"});
+    InferenceSettings& s = model_.inference;
+    if (value.contains("iterations")) {
+      const long k = Integer(value["iterations"], pointer + "/iterations", "a positive integer");
+      if (k < 1 || k > 100000000)
+        Fail(pointer + "/iterations", "expected a positive integer, found " + std::to_string(k));
+      s.options.max_iterations = static_cast<int>(k);
+    }
+    if (value.contains("tolerance")) {
+      const double t = Number(value["tolerance"], pointer + "/tolerance", "a number >= 0");
+      if (t < 0) Fail(pointer + "/tolerance", "expected a number >= 0, found " + FormatNumber(t));
+      s.options.tolerance = t;
+    }
+    if (value.contains("scheduler")) {
+      const Json& sc = value["scheduler"];
+      if (sc != "sequential")
+        Fail(pointer + "/scheduler", "expected \"sequential\" (the scheduler of this version), "
+                                     "found " + Found(sc));
+      s.scheduler = sc.get<std::string>();
+    }
+    if (value.contains("threads")) {
+      const long t = Integer(value["threads"], pointer + "/threads", "an integer >= 0");
+      if (t < 0) Fail(pointer + "/threads", "expected an integer >= 0, found " + std::to_string(t));
+      s.threads = static_cast<int>(t);
+    }
+    if (value.contains("order")) {
+      const Json& order = value["order"];
+      if (!order.is_array())
+        Fail(pointer + "/order", "expected an array of variable names, found " + Found(order));
+      for (size_t i = 0; i < order.size(); ++i) {
+        const std::string p = pointer + "/order/" + std::to_string(i);
+        if (!order[i].is_string()) Fail(p, "expected a variable name, found " + Found(order[i]));
+        const std::string n = order[i].get<std::string>();
+        auto it = entries_.find(n);
+        if (it == entries_.end()) Fail(p, "unknown variable '" + n + "'" + DidYouMean(n, names_));
+        if (it->second.observed) Fail(p, "'" + n + "' is observed and has nothing to update");
+        s.options.order.push_back(it->second.variable);
+      }
+    }
+    if (value.contains("initial")) ReadInitial(value["initial"], pointer + "/initial");
+  }
+
+  /// One value per element: a number for all, an array with one entry per element, or CSV.
+  std::vector<Matrix> PerElement(const Json& value, const std::string& pointer, size_t size,
+                                 int rows, int cols, const std::string& what) {
+    auto read_one = [&](const Json& v, const std::string& p) -> Matrix {
+      if (rows == 1 && cols == 1) return Matrix::Constant(1, 1, Number(v, p, what));
+      if (cols == 1) {
+        const Vector x = ReadVector(v, p);
+        if (x.size() != rows)
+          Fail(p, "expected " + std::to_string(rows) + " numbers, found " +
+                      std::to_string(x.size()));
+        return x;
+      }
+      const Matrix m = ReadMatrix(v, p);
+      if (m.rows() != rows || m.cols() != cols)
+        Fail(p, "expected a " + std::to_string(rows) + "x" + std::to_string(cols) +
+                    " matrix, found " + std::to_string(m.rows()) + "x" + std::to_string(m.cols()));
+      return m;
+    };
+    if (value.is_object()) {
+      CheckKeys(value, pointer, {"csv", "column", "columns"});
+      if (cols != 1)
+        Fail(pointer, "CSV gives numbers or vectors; expected a matrix here");
+      const Json& file = Required(value, "csv", pointer);
+      if (!file.is_string()) Fail(pointer + "/csv", "expected a file name, found " + Found(file));
+      std::string path = file.get<std::string>();
+      if (!path.empty() && path[0] != '/') path = base_ + "/" + path;
+      Table table = ReadCsv(path, pointer + "/csv");
+      SelectColumns(table, value, pointer, path);
+      const size_t column = 0, width = table.cols;
+      if (table.rows() != size || static_cast<int>(width) != rows)
+        Fail(pointer + "/csv", "expected " + std::to_string(size) + " rows of " +
+                                   std::to_string(rows) + " values, found " +
+                                   std::to_string(table.rows()) + " rows of " +
+                                   std::to_string(width));
+      std::vector<Matrix> out(size, Matrix(rows, 1));
+      for (size_t i = 0; i < size; ++i)
+        for (int j = 0; j < rows; ++j) out[i](j, 0) = table.values[i * table.cols + column + j];
+      return out;
+    }
+    const bool one_for_all = (rows == 1 && cols == 1) ? value.is_number()
+                             : (cols == 1)           ? IsNumberArray(value)
+                                                     : (value.is_array() && !value.empty() &&
+                                                        IsNumberArray(value[0]));
+    if (one_for_all) return std::vector<Matrix>(size, read_one(value, pointer));
+    if (!value.is_array() || value.size() != size)
+      Fail(pointer, "expected " + what + " for all elements or an array of " +
+                        std::to_string(size) + " (one per element), found " + Found(value));
+    std::vector<Matrix> out;
+    for (size_t i = 0; i < size; ++i) out.push_back(read_one(value[i], pointer + "/" + std::to_string(i)));
+    return out;
+  }
+
+  void ReadInitial(const Json& value, const std::string& pointer) {
+    RequireObject(value, pointer, "an object of variable names");
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      const std::string p = pointer + "/" + it.key();
+      auto e = entries_.find(it.key());
+      if (e == entries_.end())
+        Fail(p, "unknown variable '" + it.key() + "'" + DidYouMean(it.key(), names_));
+      const VariableEntry& entry = e->second;
+      if (entry.observed) Fail(p, "'" + it.key() + "' is observed: it has no posterior to start");
+      const Json& q = it.value();
+      RequireObject(q, p, "a distribution object");
+      const Family family = entry.family;
+      const std::string family_name = FamilyName(family);
+      if (q.contains("family") && q["family"] != family_name)
+        Fail(p + "/family", "expected \"" + family_name + "\" (the family of '" + it.key() +
+                                "'), found " + Found(q["family"]));
+      const size_t size = entry.variable.size();
+      const int d = entry.dim;
+      try {
+        if (family == Family::kGaussian) {
+          CheckKeys(q, p, {"family", "mean", "variance", "precision"});
+          const bool by_variance = q.contains("variance");
+          if (by_variance == q.contains("precision"))
+            Fail(p, "expected exactly one of 'variance' and 'precision'");
+          const std::string spread = by_variance ? "variance" : "precision";
+          const auto mean = PerElement(Required(q, "mean", p), p + "/mean", size, 1, 1, "a number");
+          const auto s = PerElement(q[spread], p + "/" + spread, size, 1, 1, "a positive number");
+          for (size_t i = 0; i < size; ++i) {
+            const double x = s[i](0, 0);
+            if (!(x > 0)) Fail(p + "/" + spread, "expected positive numbers, found " + FormatNumber(x));
+            model_.graph.SetPosterior(entry.variable[i],
+                                      Gaussian(mean[i](0, 0), by_variance ? 1 / x : x));
+          }
+        } else if (family == Family::kGamma) {
+          CheckKeys(q, p, {"family", "shape", "rate"});
+          const auto shape = PerElement(Required(q, "shape", p), p + "/shape", size, 1, 1,
+                                        "a positive number");
+          const auto rate = PerElement(Required(q, "rate", p), p + "/rate", size, 1, 1,
+                                       "a positive number");
+          for (size_t i = 0; i < size; ++i)
+            model_.graph.SetPosterior(entry.variable[i], Gamma(shape[i](0, 0), rate[i](0, 0)));
+        } else if (family == Family::kMvGaussian) {
+          CheckKeys(q, p, {"family", "mean", "covariance", "precision"});
+          const bool by_covariance = q.contains("covariance");
+          if (by_covariance == q.contains("precision"))
+            Fail(p, "expected exactly one of 'covariance' and 'precision'");
+          const std::string spread = by_covariance ? "covariance" : "precision";
+          const auto mean = PerElement(Required(q, "mean", p), p + "/mean", size, d, 1, "a vector");
+          const auto s = PerElement(q[spread], p + "/" + spread, size, d, d, "a matrix");
+          for (size_t i = 0; i < size; ++i) {
+            ValidatePositiveDefinite(s[i], "initial " + spread + " of '" + it.key() + "'");
+            const Matrix precision =
+                by_covariance ? Matrix(s[i].llt().solve(Matrix::Identity(d, d))) : s[i];
+            model_.graph.SetPosterior(entry.variable[i], MvGaussian(mean[i], precision));
+          }
+        } else if (family == Family::kWishart) {
+          CheckKeys(q, p, {"family", "dof", "scale"});
+          const auto dof = PerElement(Required(q, "dof", p), p + "/dof", size, 1, 1, "a number");
+          const auto scale = PerElement(Required(q, "scale", p), p + "/scale", size, d, d, "a matrix");
+          for (size_t i = 0; i < size; ++i)
+            model_.graph.SetPosterior(entry.variable[i], Wishart(dof[i](0, 0), scale[i]));
+        }
+      } catch (const ModelError& error) {
+        const std::string message = error.what();
+        if (message.rfind("/", 0) == 0) throw;
+        Fail(p, message);
+      } catch (const Error& error) {
+        Fail(p, error.what());
+      }
+    }
+  }
+
+  std::string base_;
+  Model model_;
+  std::map<std::string, VariableEntry> entries_;
+  std::vector<std::string> names_;  // declaration order
+  std::vector<std::pair<std::string, std::string>> factor_labels_;  // (pointer, plate name)
+};
+
+// ---- Result JSON ----------------------------------------------------------------------------
+
+Json MatrixJson(const Matrix& m) {
+  Json rows = Json::array();
+  for (Eigen::Index i = 0; i < m.rows(); ++i) {
+    Json row = Json::array();
+    for (Eigen::Index j = 0; j < m.cols(); ++j) row.push_back(m(i, j));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+Json VectorJson(const Vector& v) {
+  Json out = Json::array();
+  for (Eigen::Index i = 0; i < v.size(); ++i) out.push_back(v[i]);
+  return out;
+}
+
+Json PosteriorJson(const FactorGraph& graph, const Variable& element) {
+  Json q = Json::object();
+  q["family"] = FamilyName(graph.family(element));
+  switch (graph.family(element)) {
+    case Family::kGaussian: {
+      const Gaussian g = graph.Posterior<Gaussian>(element);
+      q["mean"] = g.mean();
+      q["variance"] = g.variance();
+      break;
+    }
+    case Family::kGamma: {
+      const Gamma g = graph.Posterior<Gamma>(element);
+      q["shape"] = g.shape();
+      q["rate"] = g.rate();
+      q["mean"] = g.mean();
+      break;
+    }
+    case Family::kMvGaussian: {
+      const MvGaussian g = graph.Posterior<MvGaussian>(element);
+      q["mean"] = VectorJson(g.mean());
+      q["covariance"] = MatrixJson(g.covariance());
+      break;
+    }
+    case Family::kWishart: {
+      const Wishart g = graph.Posterior<Wishart>(element);
+      q["dof"] = g.dof();
+      q["scale"] = MatrixJson(g.scale());
+      q["mean"] = MatrixJson(g.mean());
+      break;
+    }
+  }
+  return q;
+}
+
+}  // namespace
+
+Model ParseModel(const std::string& text, const std::string& base_directory) {
+  return Loader(base_directory).Load(text);
+}
+
+Model LoadModel(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelError("cannot read the model file '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  const size_t slash = path.find_last_of('/');
+  return ParseModel(text.str(), slash == std::string::npos ? "." : path.substr(0, slash));
+}
+
+std::string ResultJson(const Model& model, const Result& result, int indent) {
+  const FactorGraph& graph = model.graph;
+  Json out = Json::object();
+  out["format"] = "vfe-result/1";
+  out["converged"] = result.converged();
+  out["termination"] = TerminationName(result.termination);
+  out["message"] = result.message;
+  out["iterations"] = result.iterations;
+  out["initial_free_energy"] = result.initial_free_energy;
+  out["free_energy"] = result.free_energy;
+  out["evidence_lower_bound"] = result.evidence_lower_bound();
+  Json posteriors = Json::object();
+  for (const Variable& v : graph.HiddenVariables()) {
+    const std::vector<size_t>& shape = model.shapes[v.id()];
+    if (shape.empty()) {
+      posteriors[graph.variable_name(v.id())] = PosteriorJson(graph, v);
+      continue;
+    }
+    Json all = Json::array();
+    if (shape.size() == 1) {
+      for (size_t i = 0; i < v.size(); ++i) all.push_back(PosteriorJson(graph, v[i]));
+    } else {
+      for (size_t i = 0; i < shape[0]; ++i) {
+        Json row = Json::array();
+        for (size_t j = 0; j < shape[1]; ++j) row.push_back(PosteriorJson(graph, v[i * shape[1] + j]));
+        all.push_back(row);
+      }
+    }
+    posteriors[graph.variable_name(v.id())] = all;
+  }
+  out["posteriors"] = posteriors;
+  out["timing_ms"] = {{"build", model.build_ms}, {"inference", result.inference_ms}};
+  return out.dump(indent);
+}
+
+}  // namespace vfe
