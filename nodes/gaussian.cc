@@ -44,22 +44,28 @@ class GaussianNode final : public Node {
       AddMessage(slot, sum_, count_, q[Other(varying_)].At(0), q[kPrecision].At(0), eta);
       return;
     }
+    // Local copies of the views, so the compiler keeps them in registers.
+    const SlotView out = q[kOut], mean = q[kMean], precision = q[kPrecision];
     if (slot == kPrecision) {
-      for (size_t n = begin; n < end; ++n)
-        AddMessage(slot, q[kOut].At(n), 1.0, q[kMean].At(n), q[kPrecision].At(n), eta);
+      SumFactors<2>(begin, end, [=](size_t n, double* sum) {
+        AddMessage(kPrecision, out.At(n), 1.0, mean.At(n), precision.At(n), sum);
+      }, eta);
     } else {
-      const SlotView& other = q[Other(slot)];
-      for (size_t n = begin; n < end; ++n)
-        AddMessage(slot, other.At(n), 1.0, nullptr, q[kPrecision].At(n), eta);
+      const SlotView other = slot == kOut ? mean : out;
+      SumFactors<2>(begin, end, [=](size_t n, double* sum) {
+        AddMessage(kMean, other.At(n), 1.0, nullptr, precision.At(n), sum);
+      }, eta);
     }
   }
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
     if (UseSums(begin, end))
       return Energy(sum_, count_, q[Other(varying_)].At(0), q[kPrecision].At(0));
+    const SlotView out = q[kOut], mean = q[kMean], precision = q[kPrecision];
     double energy = 0.0;
-    for (size_t n = begin; n < end; ++n)
-      energy += Energy(q[kOut].At(n), 1.0, q[kMean].At(n), q[kPrecision].At(n));
+    SumFactors<1>(begin, end, [=](size_t n, double* sum) {
+      sum[0] += Energy(out.At(n), 1.0, mean.At(n), precision.At(n));
+    }, &energy);
     return energy;
   }
 

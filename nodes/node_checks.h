@@ -1,7 +1,8 @@
 #ifndef VFE_NODES_NODE_CHECKS_H_
 #define VFE_NODES_NODE_CHECKS_H_
 
-// Checks shared by the node types' Bind (private to nodes/).
+// Checks shared by the node types' Bind, and the summation loop of their per-factor paths
+// (private to nodes/).
 
 #include <string>
 #include <vector>
@@ -40,6 +41,24 @@ inline int ObservedVaryingSlot(const std::vector<SlotInfo>& slots) {
     varying = static_cast<int>(s);
   }
   return varying;
+}
+
+/// out[k] += Σ_{n ∈ [begin, end)} t_k(n) for k < K, where term(n, acc) adds t(n) to acc[0..K).
+/// Four interleaved partial sums hide the latency of floating-point addition (one running sum
+/// makes the loop wait on every add); the order is fixed by the range, so results do not
+/// depend on threads.
+template <int K, class Term>
+inline void SumFactors(size_t begin, size_t end, Term term, double* out) {
+  double acc[4][K] = {};
+  size_t n = begin;
+  for (; n + 4 <= end; n += 4) {
+    term(n, acc[0]);
+    term(n + 1, acc[1]);
+    term(n + 2, acc[2]);
+    term(n + 3, acc[3]);
+  }
+  for (; n < end; ++n) term(n, acc[0]);
+  for (int k = 0; k < K; ++k) out[k] += (acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]);
 }
 
 }  // namespace vfe

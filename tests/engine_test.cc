@@ -5,58 +5,16 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <malloc.h>
-
 #include <Eigen/LU>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <random>
 #include <sstream>
 
+#include "tests/testing/allocation_counter.h"
 #include "vfe/model.h"
-
-// ---- Heap allocation counter ---------------------------------------------------------------
-// Every allocation of the process (operator new, Eigen, the library) goes through these, so a
-// window of code can be checked to allocate nothing.
-extern "C" {
-void* __libc_malloc(size_t size);
-void* __libc_calloc(size_t count, size_t size);
-void* __libc_realloc(void* pointer, size_t size);
-void* __libc_memalign(size_t alignment, size_t size);
-void __libc_free(void* pointer);
-}
-
-namespace {
-std::atomic<long> allocation_count{0};
-}  // namespace
-
-extern "C" {
-void* malloc(size_t size) {
-  allocation_count.fetch_add(1, std::memory_order_relaxed);
-  return __libc_malloc(size);
-}
-void* calloc(size_t count, size_t size) {
-  allocation_count.fetch_add(1, std::memory_order_relaxed);
-  return __libc_calloc(count, size);
-}
-void* realloc(void* pointer, size_t size) {
-  allocation_count.fetch_add(1, std::memory_order_relaxed);
-  return __libc_realloc(pointer, size);
-}
-void* memalign(size_t alignment, size_t size) {
-  allocation_count.fetch_add(1, std::memory_order_relaxed);
-  return __libc_memalign(alignment, size);
-}
-void* aligned_alloc(size_t alignment, size_t size) { return memalign(alignment, size); }
-int posix_memalign(void** pointer, size_t alignment, size_t size) {
-  *pointer = memalign(alignment, size);
-  return *pointer ? 0 : ENOMEM;
-}
-void free(void* pointer) { __libc_free(pointer); }
-}
 
 namespace vfe {
 namespace {
@@ -478,10 +436,10 @@ TEST(FreeEnergy, MatchesMonteCarloOnWishartModel) {
 // ---- Allocation --------------------------------------------------------------------------
 
 TEST(Allocation, CounterSeesAllocations) {
-  const long before = allocation_count.load();
+  const long before = testing::AllocationCount();
   std::vector<double>* v = new std::vector<double>(100);
   const Matrix m = Matrix::Random(8, 8);
-  const long after = allocation_count.load();
+  const long after = testing::AllocationCount();
   delete v;
   EXPECT_GE(after - before, 3) << m(0, 0);
 }
@@ -491,7 +449,7 @@ TEST(Allocation, SweepsAllocateNothing) {
     std::unique_ptr<RandomModel> model = MakeRandomModel(seed);
     FactorGraph& g = model->graph;
     Scratch scratch = g.MakeScratch();
-    const long before = allocation_count.load();
+    const long before = testing::AllocationCount();
     double free_energy = 0;
     for (int sweep = 0; sweep < 3; ++sweep) {
       for (const Variable& v : model->hidden)
@@ -499,7 +457,7 @@ TEST(Allocation, SweepsAllocateNothing) {
           g.UpdateElement(v.id(), i, scratch);
       free_energy += g.FreeEnergy(scratch);
     }
-    EXPECT_EQ(allocation_count.load() - before, 0) << "seed " << seed;
+    EXPECT_EQ(testing::AllocationCount() - before, 0) << "seed " << seed;
     EXPECT_TRUE(std::isfinite(free_energy));
   }
 }
@@ -507,9 +465,9 @@ TEST(Allocation, SweepsAllocateNothing) {
 TEST(Allocation, SchedulerAllocationsDoNotGrowWithSweeps) {
   auto count_for = [](int sweeps) {
     std::unique_ptr<RandomModel> model = MakeRandomModel(3);
-    const long before = allocation_count.load();
+    const long before = testing::AllocationCount();
     const Result result = SequentialScheduler(Sweeps(sweeps)).Run(model->graph);
-    const long used = allocation_count.load() - before;
+    const long used = testing::AllocationCount() - before;
     EXPECT_EQ(result.iterations, sweeps);
     return used;
   };
