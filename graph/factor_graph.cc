@@ -168,7 +168,7 @@ PlateId FactorGraph::AddFactor(std::unique_ptr<Node> node, const std::vector<Arg
     Binding binding;
     if (arg.is_constant()) {
       VariableInfo info;
-      info.name = g.PlateLabel(id) + ": " + slots[s];
+      info.name = g.PlateLabel(id) + ": constant " + slots[s];
       info.observed = true;
       info.constant = true;
       info.size = 1;
@@ -255,7 +255,7 @@ std::string FactorGraph::Impl::ElementName(uint32_t id, size_t index) const {
 
 std::string FactorGraph::Impl::Describe(uint32_t id) const {
   const VariableInfo& info = variables[id];
-  if (info.constant) return "constant";
+  if (info.constant) return info.name;  // "factor 'f' (Gaussian): constant precision"
   return std::string(info.observed ? "observed variable '" : "variable '") + info.name + "'";
 }
 

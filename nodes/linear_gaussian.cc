@@ -54,6 +54,7 @@ class LinearGaussianNode final : public Node {
     if (kind_ == Matrices::kIdentity) {
       RequireFamily(slots[kOut], {Family::kMvGaussian}, where);
       RequireFamily(slots[kIn], {Family::kMvGaussian}, where);
+      RequireDim(slots[kIn], slots[kOut].dim, where);
       out_dim_ = in_dim_ = slots[kOut].dim;
       matrices_.assign(static_cast<size_t>(out_dim_) * out_dim_, 0.0);
       MatrixMap(matrices_.data(), out_dim_, out_dim_).setIdentity();
@@ -69,9 +70,10 @@ class LinearGaussianNode final : public Node {
     }
     if (slots[kOut].dim != out_dim_ || slots[kIn].dim != in_dim_)
       throw GraphError(where + ": the matrix is " + std::to_string(out_dim_) + "x" +
-                       std::to_string(in_dim_) + " but 'out' has dimension " +
-                       std::to_string(slots[kOut].dim) + " and '" + slots[kIn].name +
-                       "' has dimension " + std::to_string(slots[kIn].dim));
+                       std::to_string(in_dim_) + " but 'out' is " + slots[kOut].variable +
+                       " of dimension " + std::to_string(slots[kOut].dim) + " and '" +
+                       slots[kIn].name + "' is " + slots[kIn].variable + " of dimension " +
+                       std::to_string(slots[kIn].dim));
     RequireFamily(slots[kPrecision], {Family::kGamma, Family::kWishart}, where);
     scalar_precision_ = slots[kPrecision].family == Family::kGamma;
     if (!scalar_precision_) RequireDim(slots[kPrecision], out_dim_, where);

@@ -74,7 +74,9 @@ Result SequentialScheduler::Run(FactorGraph& graph) const {
     info.iteration = iteration;
     info.free_energy = free_energy;
     info.change = free_energy - previous;
-    info.relative_change = std::abs(info.change) / (0.5 * (std::abs(free_energy) + std::abs(previous)));
+    // An unchanged F is a zero relative change, also when F is 0 (a model that is all prior).
+    const double scale = 0.5 * (std::abs(free_energy) + std::abs(previous));
+    info.relative_change = info.change == 0 ? 0.0 : std::abs(info.change) / scale;
     info.elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     if (info.change > 1e-9 * std::abs(free_energy)) ++result.free_energy_increases;
     previous = free_energy;
