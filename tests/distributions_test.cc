@@ -1,0 +1,397 @@
+// Every family against oracles that share no code with it: numerical integration of the
+// density (normalisation, moments, entropy, log-partition), Monte Carlo with std::
+// distributions or textbook samplers, textbook closed forms, finite differences of the
+// log-partition, and pointwise products of densities.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <Eigen/LU>
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "vfe/distributions/dispatch.h"
+#include "vfe/model.h"
+
+namespace vfe {
+namespace {
+
+using ::testing::HasSubstr;
+
+/// ∫ f over [a, b] by composite Simpson with n (even) intervals.
+double Integrate(const std::function<double(double)>& f, double a, double b, int n = 20000) {
+  const double h = (b - a) / n;
+  double sum = f(a) + f(b);
+  for (int i = 1; i < n; ++i) sum += (i % 2 ? 4 : 2) * f(a + i * h);
+  return sum * h / 3;
+}
+
+/// Mean and standard error of f over `samples` draws of `draw`.
+template <class Draw, class F>
+std::pair<double, double> MonteCarlo(int samples, Draw draw, F f) {
+  double mean = 0, m2 = 0;
+  for (int s = 0; s < samples; ++s) {
+    const double value = f(draw());
+    const double delta = value - mean;
+    mean += delta / (s + 1);
+    m2 += delta * (value - mean);
+  }
+  return {mean, std::sqrt(m2 / (samples - 1) / samples)};
+}
+
+// ---- Gaussian ---------------------------------------------------------------------------------
+
+TEST(Gaussian, DensityIntegratesToOneWithTheStatedMomentsAndEntropy) {
+  const Gaussian q(1.3, 0.7);  // mean, precision
+  const double sd = 1 / std::sqrt(0.7), a = 1.3 - 12 * sd, b = 1.3 + 12 * sd;
+  auto p = [&](double x) { return std::exp(q.LogDensity(x)); };
+  EXPECT_NEAR(Integrate(p, a, b), 1.0, 1e-10);
+  EXPECT_NEAR(Integrate([&](double x) { return x * p(x); }, a, b), q.mean(), 1e-9);
+  EXPECT_NEAR(Integrate([&](double x) { return x * x * p(x); }, a, b), q.second_moment(), 1e-9);
+  EXPECT_NEAR(Integrate([&](double x) { return -q.LogDensity(x) * p(x); }, a, b), q.Entropy(),
+              1e-9);
+  // A(η) = log ∫ exp(η₁x + η₂x²) dx (base measure 1).
+  EXPECT_NEAR(std::log(Integrate(
+                  [&](double x) { return std::exp(q.eta1() * x + q.eta2() * x * x); }, a, b)),
+              q.LogPartition(), 1e-9);
+  EXPECT_DOUBLE_EQ(q.variance(), 1 / 0.7);
+  // Textbook: log N(x | m, 1/w) = ½ log w − ½ log 2π − ½ w (x − m)².
+  EXPECT_NEAR(q.LogDensity(0.2), 0.5 * std::log(0.7) - 0.5 * std::log(2 * M_PI) -
+                                     0.5 * 0.7 * 1.1 * 1.1, 1e-14);
+}
+
+TEST(Gaussian, MomentsAreTheGradientOfTheLogPartition) {
+  const Gaussian q(-0.4, 2.5);
+  double eta[2], moments[2];
+  q.WriteNatural(eta);
+  Gaussian::Moments(eta, moments);
+  for (int k = 0; k < 2; ++k) {
+    const double h = 1e-5;
+    double up[2] = {eta[0], eta[1]}, down[2] = {eta[0], eta[1]};
+    up[k] += h;
+    down[k] -= h;
+    EXPECT_NEAR((Gaussian::LogPartition(up) - Gaussian::LogPartition(down)) / (2 * h), moments[k],
+                1e-7);
+  }
+}
+
+TEST(Gaussian, SamplesHaveTheStatedMeanAndVariance) {
+  const Gaussian q(2.0, 4.0);
+  std::mt19937_64 rng(1);
+  const int n = 100000;
+  auto [mean, se] = MonteCarlo(n, [&] { return q.Sample(rng); }, [](double x) { return x; });
+  EXPECT_NEAR(mean, 2.0, 5 * se);
+  auto [var, se2] = MonteCarlo(n, [&] { return q.Sample(rng); },
+                               [](double x) { return (x - 2.0) * (x - 2.0); });
+  EXPECT_NEAR(var, 0.25, 5 * se2);
+}
+
+TEST(Gaussian, ProductIsThePointwiseProductOfDensities) {
+  const Gaussian p1(1.0, 2.0), p2(-3.0, 0.5);
+  const Gaussian product = p1.Product(p2);
+  // log p1 + log p2 − log p12 is the same at every x, and equals log ∫ p1 p2.
+  const double log_normaliser = std::log(Integrate(
+      [&](double x) { return std::exp(p1.LogDensity(x) + p2.LogDensity(x)); }, -30, 30));
+  for (double x : {-5.0, -1.0, 0.0, 0.3, 4.0})
+    EXPECT_NEAR(p1.LogDensity(x) + p2.LogDensity(x) - product.LogDensity(x), log_normaliser, 1e-9);
+}
+
+TEST(Gaussian, NaturalParametersRoundTrip) {
+  const Gaussian q(0.25, 3.0);
+  const Gaussian r = Gaussian::FromNatural(q.eta1(), q.eta2());
+  EXPECT_DOUBLE_EQ(r.mean(), 0.25);
+  EXPECT_DOUBLE_EQ(r.precision(), 3.0);
+  EXPECT_THAT(q.ToString(), HasSubstr("Gaussian"));
+}
+
+// ---- Gamma ------------------------------------------------------------------------------------
+
+TEST(Gamma, DensityIntegratesToOneWithTheStatedMomentsAndEntropy) {
+  const Gamma q(3.5, 2.0);  // shape, rate
+  // Integrate over u = log x, so that the mass near 0 and the tail are both resolved.
+  auto over_log = [&](const std::function<double(double)>& f) {
+    return Integrate([&](double u) { return f(std::exp(u)) * std::exp(u); }, -30, 6);
+  };
+  auto p = [&](double x) { return std::exp(q.LogDensity(x)); };
+  EXPECT_NEAR(over_log(p), 1.0, 1e-10);
+  EXPECT_NEAR(over_log([&](double x) { return x * p(x); }), q.mean(), 1e-9);
+  EXPECT_NEAR(over_log([&](double x) { return std::log(x) * p(x); }), q.mean_log(), 1e-9);
+  EXPECT_NEAR(over_log([&](double x) { return -q.LogDensity(x) * p(x); }), q.Entropy(), 1e-9);
+  // A(η) = log ∫ exp(−b x + (a − 1) log x) dx = log Γ(a) − a log b.
+  EXPECT_NEAR(q.LogPartition(), std::lgamma(3.5) - 3.5 * std::log(2.0), 1e-12);
+  EXPECT_DOUBLE_EQ(q.variance(), 3.5 / 4.0);
+}
+
+TEST(Gamma, MomentsAreTheGradientOfTheLogPartition) {
+  const Gamma q(0.8, 1.7);
+  double eta[2], moments[2];
+  q.WriteNatural(eta);
+  Gamma::Moments(eta, moments);
+  for (int k = 0; k < 2; ++k) {
+    const double h = 1e-5;
+    double up[2] = {eta[0], eta[1]}, down[2] = {eta[0], eta[1]};
+    up[k] += h;
+    down[k] -= h;
+    EXPECT_NEAR((Gamma::LogPartition(up) - Gamma::LogPartition(down)) / (2 * h), moments[k], 1e-7);
+  }
+}
+
+TEST(Gamma, SamplesMatchTheStandardLibrarysGamma) {
+  const Gamma q(2.5, 4.0);
+  std::mt19937_64 rng(2);
+  std::gamma_distribution<double> reference(2.5, 1 / 4.0);
+  std::mt19937_64 reference_rng(3);
+  const int n = 100000;
+  auto [mean, se] = MonteCarlo(n, [&] { return q.Sample(rng); }, [](double x) { return x; });
+  auto [ref_mean, ref_se] =
+      MonteCarlo(n, [&] { return reference(reference_rng); }, [](double x) { return x; });
+  EXPECT_NEAR(mean, 2.5 / 4.0, 5 * se);
+  EXPECT_NEAR(ref_mean, mean, 5 * std::hypot(se, ref_se));
+  auto [log_mean, log_se] =
+      MonteCarlo(n, [&] { return q.Sample(rng); }, [](double x) { return std::log(x); });
+  EXPECT_NEAR(log_mean, q.mean_log(), 5 * log_se);
+}
+
+TEST(Gamma, ProductIsThePointwiseProductOfDensities) {
+  const Gamma p1(2.0, 1.0), p2(1.5, 3.0);
+  const Gamma product = p1.Product(p2);
+  const double log_normaliser = std::log(Integrate(
+      [&](double u) {
+        const double x = std::exp(u);
+        return std::exp(p1.LogDensity(x) + p2.LogDensity(x)) * x;
+      },
+      -30, 6));
+  for (double x : {0.01, 0.5, 1.0, 2.0, 7.0})
+    EXPECT_NEAR(p1.LogDensity(x) + p2.LogDensity(x) - product.LogDensity(x), log_normaliser, 1e-9);
+}
+
+// ---- MvGaussian ---------------------------------------------------------------------------
+
+Matrix Spd(int d, double diagonal, double off) {
+  Matrix m = Matrix::Constant(d, d, off);
+  m.diagonal().setConstant(diagonal);
+  return m;
+}
+
+TEST(MvGaussian, DensityIntegratesToOneOnAGrid) {
+  const Vector mean = (Vector(2) << 0.5, -1.0).finished();
+  const MvGaussian q(mean, Spd(2, 2.0, 0.6));
+  const int n = 400;
+  const double lo = -8, hi = 8, h = (hi - lo) / n;
+  double mass = 0, first = 0;
+  for (int i = 0; i <= n; ++i)
+    for (int j = 0; j <= n; ++j) {
+      const Vector x = (Vector(2) << lo + i * h, lo + j * h).finished();
+      const double p = std::exp(q.LogDensity(x));
+      mass += p * h * h;
+      first += x[0] * p * h * h;
+    }
+  EXPECT_NEAR(mass, 1.0, 1e-6);
+  EXPECT_NEAR(first, 0.5, 1e-6);
+}
+
+TEST(MvGaussian, MomentsAndEntropyMatchMonteCarloAndClosedForm) {
+  for (int d : {2, 3}) {
+    SCOPED_TRACE("D = " + std::to_string(d));
+    Vector mean = Vector::LinSpaced(d, -1.0, 2.0);
+    const Matrix precision = Spd(d, 3.0, 0.8);
+    const MvGaussian q(mean, precision);
+    const Matrix covariance = precision.inverse();
+    EXPECT_LT((q.mean() - mean).norm(), 1e-12);
+    EXPECT_LT((q.second_moment() - (covariance + mean * mean.transpose())).norm(), 1e-12);
+    // Entropy: ½ log |2πe Σ|.
+    EXPECT_NEAR(q.Entropy(), 0.5 * std::log((2 * M_PI * M_E * covariance).determinant()), 1e-12);
+    // Samples by an independent Cholesky of Σ: E[−log p] is the entropy, E[x] the mean.
+    const Matrix chol = covariance.llt().matrixL();
+    std::mt19937_64 rng(4);
+    std::normal_distribution<double> normal;
+    auto draw = [&] {
+      Vector z(d);
+      for (int j = 0; j < d; ++j) z[j] = normal(rng);
+      return Vector(mean + chol * z);
+    };
+    auto [h, se] = MonteCarlo(50000, draw, [&](const Vector& x) { return -q.LogDensity(x); });
+    EXPECT_NEAR(h, q.Entropy(), 5 * se);
+    // The class's own sampler has the same first two moments.
+    auto [m0, se0] = MonteCarlo(50000, [&] { return q.Sample(rng); },
+                                [](const Vector& x) { return x[0]; });
+    EXPECT_NEAR(m0, mean[0], 5 * se0);
+    auto [v0, sev] = MonteCarlo(50000, [&] { return q.Sample(rng); },
+                                [&](const Vector& x) { return (x[0] - mean[0]) * (x[0] - mean[0]); });
+    EXPECT_NEAR(v0, covariance(0, 0), 5 * sev);
+  }
+}
+
+/// Checks ∂A/∂η = E[T] by central differences on the flat natural parameters, where the
+/// first `offset` entries are a vector and the next d·d a symmetric matrix (column-major):
+/// matrix entries move in symmetric pairs, whose derivative is the sum of the pair's moments.
+template <class D>
+void ExpectMomentsAreGradient(Family family, int d, const D& q, int offset, double h) {
+  std::vector<double> eta(StatSize(family, d)), moments(eta.size());
+  q.WriteNatural(eta.data());
+  Workspace ws(d);
+  ASSERT_TRUE(MomentsFromNatural(family, d, eta.data(), moments.data(), ws));
+  for (size_t k = 0; k < eta.size(); ++k) {
+    std::vector<double> up = eta, down = eta;
+    double expected = moments[k];
+    up[k] += h;
+    down[k] -= h;
+    const int in_matrix = static_cast<int>(k) - offset;
+    if (in_matrix >= 0 && in_matrix < d * d) {
+      const int row = in_matrix % d, col = in_matrix / d;
+      if (row != col) {
+        const size_t mirror = offset + row * d + col;
+        up[mirror] += h;
+        down[mirror] -= h;
+        expected += moments[mirror];
+      }
+    }
+    const double derivative =
+        (D::FromFlat(d, up.data()).LogPartition() - D::FromFlat(d, down.data()).LogPartition()) /
+        (2 * h);
+    EXPECT_NEAR(derivative, expected, 1e-6) << "k = " << k;
+  }
+}
+
+TEST(MvGaussian, FlatMomentsAreTheGradientOfTheLogPartition) {
+  const MvGaussian q((Vector(2) << 0.3, -0.2).finished(), Spd(2, 1.5, 0.4));
+  ExpectMomentsAreGradient(Family::kMvGaussian, 2, q, /*offset=*/2, 1e-5);
+  const MvGaussian r(Vector::LinSpaced(3, -1, 1), Spd(3, 2.0, 0.5));
+  ExpectMomentsAreGradient(Family::kMvGaussian, 3, r, /*offset=*/3, 1e-5);
+}
+
+TEST(MvGaussian, ProductIsThePointwiseProductOfDensities) {
+  const MvGaussian p1((Vector(2) << 1, 0).finished(), Spd(2, 1.0, 0.2));
+  const MvGaussian p2((Vector(2) << -1, 2).finished(), Spd(2, 2.0, -0.5));
+  const MvGaussian product = p1.Product(p2);
+  std::vector<Vector> points = {(Vector(2) << 0, 0).finished(), (Vector(2) << 1, -3).finished(),
+                                (Vector(2) << -2, 5).finished()};
+  const double offset = p1.LogDensity(points[0]) + p2.LogDensity(points[0]) -
+                        product.LogDensity(points[0]);
+  for (const Vector& x : points)
+    EXPECT_NEAR(p1.LogDensity(x) + p2.LogDensity(x) - product.LogDensity(x), offset, 1e-10);
+  // The product's precision is the sum of precisions.
+  EXPECT_LT((product.precision() - Spd(2, 3.0, -0.3)).norm(), 1e-12);
+}
+
+// ---- Wishart ------------------------------------------------------------------------------
+
+/// Textbook log Wishart density with scale V (E[Λ] = νV).
+double LogWishart(const Matrix& x, double dof, const Matrix& scale) {
+  const int d = static_cast<int>(x.rows());
+  double log_multigamma = 0.25 * d * (d - 1) * std::log(M_PI);
+  for (int i = 0; i < d; ++i) log_multigamma += std::lgamma(0.5 * (dof - i));
+  return 0.5 * (dof - d - 1) * std::log(x.determinant()) - 0.5 * (scale.inverse() * x).trace() -
+         0.5 * dof * d * std::log(2.0) - 0.5 * dof * std::log(scale.determinant()) -
+         log_multigamma;
+}
+
+/// Λ = Σ_{k<ν} z_k z_kᵀ with z_k ~ N(0, V): the definition of the Wishart for integer ν.
+Matrix SumOfOuterProducts(int dof, const Matrix& scale, std::mt19937_64& rng) {
+  const Matrix chol = scale.llt().matrixL();
+  std::normal_distribution<double> normal;
+  const int d = static_cast<int>(scale.rows());
+  Matrix sum = Matrix::Zero(d, d);
+  for (int k = 0; k < dof; ++k) {
+    Vector z(d);
+    for (int j = 0; j < d; ++j) z[j] = normal(rng);
+    const Vector x = chol * z;
+    sum += x * x.transpose();
+  }
+  return sum;
+}
+
+TEST(Wishart, MomentsAndEntropyMatchMonteCarloOfTheDefinition) {
+  for (int d : {2, 3}) {
+    SCOPED_TRACE("D = " + std::to_string(d));
+    const int dof = d + 3;
+    const Matrix scale = Spd(d, 0.5, 0.1);
+    const Wishart q(dof, scale);
+    EXPECT_LT((q.mean() - dof * scale).norm(), 1e-12);
+    std::mt19937_64 rng(5);
+    const int n = 40000;
+    auto draw = [&] { return SumOfOuterProducts(dof, scale, rng); };
+    auto [log_det, se] = MonteCarlo(n, draw, [](const Matrix& x) { return std::log(x.determinant()); });
+    EXPECT_NEAR(q.mean_log_det(), log_det, 5 * se);
+    auto [entry, se_entry] = MonteCarlo(n, draw, [](const Matrix& x) { return x(0, 1); });
+    EXPECT_NEAR(q.mean()(0, 1), entry, 5 * se_entry);
+    auto [entropy, se_h] = MonteCarlo(n, draw, [&](const Matrix& x) { return -q.LogDensity(x); });
+    EXPECT_NEAR(q.Entropy(), entropy, 5 * se_h);
+    // The log density is the textbook one.
+    const Matrix x = draw();
+    EXPECT_NEAR(q.LogDensity(x), LogWishart(x, dof, scale), 1e-10);
+    // The class's Bartlett sampler has the same mean.
+    auto [bartlett, se_b] = MonteCarlo(n, [&] { return q.Sample(rng); },
+                                       [](const Matrix& x) { return x(0, 0); });
+    EXPECT_NEAR(bartlett, q.mean()(0, 0), 5 * se_b);
+  }
+}
+
+TEST(Wishart, FlatMomentsAreTheGradientOfTheLogPartition) {
+  ExpectMomentsAreGradient(Family::kWishart, 2, Wishart(4.5, Spd(2, 0.7, 0.2)), /*offset=*/0,
+                           1e-6);
+  ExpectMomentsAreGradient(Family::kWishart, 3, Wishart(6.0, Spd(3, 0.4, 0.1)), /*offset=*/0,
+                           1e-6);
+}
+
+TEST(Wishart, ProductIsThePointwiseProductOfDensities) {
+  const Wishart p1(4.0, Spd(2, 1.0, 0.3)), p2(3.5, Spd(2, 0.5, -0.1));
+  const Wishart product = p1.Product(p2);
+  std::mt19937_64 rng(6);
+  const Matrix first = p1.Sample(rng);
+  const double offset = p1.LogDensity(first) + p2.LogDensity(first) - product.LogDensity(first);
+  for (int i = 0; i < 5; ++i) {
+    const Matrix x = p2.Sample(rng);
+    EXPECT_NEAR(p1.LogDensity(x) + p2.LogDensity(x) - product.LogDensity(x), offset, 1e-9);
+  }
+}
+
+// ---- PointMass and validation ---------------------------------------------------------------
+
+TEST(PointMass, MomentsAreTheStatisticsOfItsValue) {
+  double moments[6];
+  PointMass(2.0).Moments(Family::kGaussian, moments);
+  EXPECT_EQ(moments[0], 2.0);
+  EXPECT_EQ(moments[1], 4.0);
+  PointMass(2.0).Moments(Family::kGamma, moments);
+  EXPECT_DOUBLE_EQ(moments[1], std::log(2.0));
+  PointMass((Vector(2) << 1, 3).finished()).Moments(Family::kMvGaussian, moments);
+  EXPECT_EQ(moments[1], 3.0);
+  EXPECT_EQ(moments[2 + 3], 9.0);  // x xᵀ, column-major: (1,1)
+  EXPECT_EQ(PointMass(1.0).Entropy(), 0.0);
+}
+
+template <class F>
+std::string ErrorOf(F make) {
+  try {
+    make();
+  } catch (const ModelError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Validation, InvalidParametersAreRefusedWithWhatWasWrong) {
+  EXPECT_THAT(ErrorOf([] { Gaussian(0.0, -1.0); }), HasSubstr("precision"));
+  EXPECT_THAT(ErrorOf([] { Gaussian(0.0, 0.0); }), HasSubstr("precision"));
+  EXPECT_THAT(ErrorOf([] { Gaussian(NAN, 1.0); }), HasSubstr("mean"));
+  EXPECT_THAT(ErrorOf([] { Gamma(0.0, 1.0); }), HasSubstr("shape"));
+  EXPECT_THAT(ErrorOf([] { Gamma(1.0, -2.0); }), HasSubstr("rate"));
+  Matrix asymmetric(2, 2);
+  asymmetric << 1, 0.5, 0, 1;
+  EXPECT_THAT(ErrorOf([&] { MvGaussian(Vector::Zero(2), asymmetric); }), HasSubstr("symmetric"));
+  Matrix indefinite(2, 2);
+  indefinite << 1, 2, 2, 1;
+  EXPECT_THAT(ErrorOf([&] { MvGaussian(Vector::Zero(2), indefinite); }), HasSubstr("positive"));
+  EXPECT_NE(ErrorOf([&] { MvGaussian(Vector::Zero(3), Matrix::Identity(2, 2)); }), "");
+  EXPECT_THAT(ErrorOf([] { Wishart(1.0, Matrix::Identity(2, 2)); }), HasSubstr("1"));
+  EXPECT_THAT(ErrorOf([&] { Wishart(5.0, indefinite); }), HasSubstr("positive"));
+  EXPECT_THAT(ErrorOf([] { PointMass(NAN).Validate(Family::kGaussian, 1, "y[2]"); }),
+              HasSubstr("y[2]"));
+  EXPECT_THAT(ErrorOf([] { PointMass(-1.0).Validate(Family::kGamma, 1, "tau value"); }),
+              HasSubstr("positive"));
+}
+
+}  // namespace
+}  // namespace vfe
