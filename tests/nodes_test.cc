@@ -1,0 +1,429 @@
+// Every node's messages and average energy against Monte Carlo with textbook densities.
+//
+// Message: a target variable is connected to the node under test only, so its update sets
+// η = Σ messages. The message must be exp E_{q\x}[log f] as a function of x: for points x1, x2,
+// η·T(x1) − η·T(x2) = E[log f(x1, ·)] − E[log f(x2, ·)], the expectation over the other
+// variables' q by sampling (common samples for x1 and x2).
+// Average energy: the plate's U = −E_q[log f] against sampling every connected variable.
+
+#include <gtest/gtest.h>
+
+#include <Eigen/LU>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <random>
+
+#include "vfe/model.h"
+
+namespace vfe {
+namespace {
+
+constexpr double kLogTwoPi = 1.8378770664093454836;
+
+// ---- Textbook log densities (no vfe code) ---------------------------------------------------
+
+double LogNormal(const Vector& x, const Vector& mean, const Matrix& precision) {
+  const Vector r = x - mean;
+  return 0.5 * (std::log(precision.determinant()) - x.size() * kLogTwoPi) -
+         0.5 * r.dot(precision * r);
+}
+double LogGammaDensity(double x, double shape, double rate) {
+  return shape * std::log(rate) - std::lgamma(shape) + (shape - 1) * std::log(x) - rate * x;
+}
+double LogWishart(const Matrix& x, double dof, const Matrix& scale) {
+  const int d = static_cast<int>(x.rows());
+  double log_multigamma = 0.25 * d * (d - 1) * std::log(M_PI);
+  for (int i = 0; i < d; ++i) log_multigamma += std::lgamma(0.5 * (dof - i));
+  return 0.5 * (dof - d - 1) * std::log(x.determinant()) - 0.5 * (scale.inverse() * x).trace() -
+         0.5 * dof * d * std::log(2.0) - 0.5 * dof * std::log(scale.determinant()) -
+         log_multigamma;
+}
+
+/// The sufficient statistic T(x) in the flat layout of DESIGN §2 (matrices column-major).
+Vector Statistic(Family family, const Matrix& x) {
+  const int d = static_cast<int>(x.rows());
+  switch (family) {
+    case Family::kGaussian: return (Vector(2) << x(0, 0), x(0, 0) * x(0, 0)).finished();
+    case Family::kGamma: return (Vector(2) << x(0, 0), std::log(x(0, 0))).finished();
+    case Family::kMvGaussian: {
+      Vector t(d + d * d);
+      t.head(d) = x.col(0);
+      const Matrix outer = x.col(0) * x.col(0).transpose();
+      t.tail(d * d) = Eigen::Map<const Vector>(outer.data(), d * d);
+      return t;
+    }
+    case Family::kWishart: {
+      Vector t(d * d + 1);
+      t.head(d * d) = Eigen::Map<const Vector>(x.data(), d * d);
+      t[d * d] = std::log(x.determinant());
+      return t;
+    }
+  }
+  return Vector();
+}
+
+Matrix RandomSpd(std::mt19937_64& rng, int d, double scale) {
+  std::normal_distribution<double> normal;
+  Matrix b(d, d);
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) b(i, j) = normal(rng);
+  return scale * (b * b.transpose() / d + 0.5 * Matrix::Identity(d, d));
+}
+
+/// A sample of every hidden variable of a graph, by name (scalars as 1x1, vectors as dx1).
+using Sample = std::map<std::string, Matrix>;
+
+/// Draws every hidden variable from its current q, with samplers independent of vfe's.
+Sample Draw(const FactorGraph& graph, std::mt19937_64& rng) {
+  Sample sample;
+  std::normal_distribution<double> normal;
+  for (const Variable& v : graph.HiddenVariables()) {
+    const std::string& name = graph.variable_name(v.id());
+    switch (graph.family(v)) {
+      case Family::kGaussian: {
+        const Gaussian q = graph.Posterior<Gaussian>(v);
+        sample[name] = Matrix::Constant(1, 1, q.mean() + std::sqrt(q.variance()) * normal(rng));
+        break;
+      }
+      case Family::kGamma: {
+        const Gamma q = graph.Posterior<Gamma>(v);
+        sample[name] =
+            Matrix::Constant(1, 1, std::gamma_distribution<double>(q.shape(), 1 / q.rate())(rng));
+        break;
+      }
+      case Family::kMvGaussian: {
+        const MvGaussian q = graph.Posterior<MvGaussian>(v);
+        Vector z(q.dim());
+        for (int j = 0; j < q.dim(); ++j) z[j] = normal(rng);
+        const Matrix chol = q.covariance().llt().matrixL();
+        sample[name] = q.mean() + chol * z;
+        break;
+      }
+      case Family::kWishart:
+        sample[name] = graph.Posterior<Wishart>(v).Sample(rng);  // Bartlett; see distributions_test
+        break;
+    }
+  }
+  return sample;
+}
+
+/// One node under test: a finalised graph where `target` is connected only to `plate`, and
+/// the textbook log of the plate's factors (summed) given a sample of every hidden variable.
+struct NodeCase {
+  std::string name;
+  std::unique_ptr<FactorGraph> graph = std::make_unique<FactorGraph>();
+  Variable target;
+  PlateId plate = 0;
+  std::function<double(const Sample&)> log_factor;
+  std::vector<Matrix> points;  // values of the target at which the message is compared
+};
+
+/// Sets every hidden variable's q to a random proper density.
+void Randomise(FactorGraph& graph, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> uniform(0.5, 2.0);
+  std::normal_distribution<double> normal;
+  for (const Variable& v : graph.HiddenVariables()) {
+    const int d = graph.dim(v);
+    switch (graph.family(v)) {
+      case Family::kGaussian: graph.SetPosterior(v, Gaussian(normal(rng), 2 * uniform(rng))); break;
+      case Family::kGamma: graph.SetPosterior(v, Gamma(3 * uniform(rng), uniform(rng))); break;
+      case Family::kMvGaussian: {
+        Vector mean(d);
+        for (int j = 0; j < d; ++j) mean[j] = normal(rng);
+        graph.SetPosterior(v, MvGaussian(mean, RandomSpd(rng, d, 2.0)));
+        break;
+      }
+      case Family::kWishart:
+        graph.SetPosterior(v, Wishart(d + 2 + uniform(rng), RandomSpd(rng, d, 0.3)));
+        break;
+    }
+  }
+}
+
+/// The message check and the energy check of one case.
+void CheckNode(NodeCase& c, uint64_t seed) {
+  SCOPED_TRACE(c.name);
+  FactorGraph& graph = *c.graph;
+  std::mt19937_64 rng(seed);
+  Randomise(graph, rng);
+  Scratch scratch = graph.MakeScratch();
+  ASSERT_TRUE(graph.UpdateElement(c.target.id(), 0, scratch)) << "improper message";
+  const Family family = graph.family(c.target);
+  const int d = graph.dim(c.target);
+  std::vector<double> eta_flat(StatSize(family, d));
+  switch (family) {
+    case Family::kGaussian: graph.Posterior<Gaussian>(c.target).WriteNatural(eta_flat.data()); break;
+    case Family::kGamma: graph.Posterior<Gamma>(c.target).WriteNatural(eta_flat.data()); break;
+    case Family::kMvGaussian:
+      graph.Posterior<MvGaussian>(c.target).WriteNatural(eta_flat.data());
+      break;
+    case Family::kWishart: graph.Posterior<Wishart>(c.target).WriteNatural(eta_flat.data()); break;
+  }
+  const Eigen::Map<const Vector> eta(eta_flat.data(), static_cast<Eigen::Index>(eta_flat.size()));
+  const std::string target = graph.variable_name(c.target.id());
+
+  // Message: differences of E[log f] between points, by common samples of the others.
+  const int samples = 40000;
+  for (size_t i = 1; i < c.points.size(); ++i) {
+    double mean = 0, m2 = 0;
+    for (int s = 0; s < samples; ++s) {
+      Sample sample = Draw(graph, rng);
+      sample[target] = c.points[i];
+      const double at_i = c.log_factor(sample);
+      sample[target] = c.points[0];
+      const double value = at_i - c.log_factor(sample);
+      const double delta = value - mean;
+      mean += delta / (s + 1);
+      m2 += delta * (value - mean);
+    }
+    const double standard_error = std::sqrt(m2 / (samples - 1) / samples);
+    const double message = eta.dot(Statistic(family, c.points[i]) - Statistic(family, c.points[0]));
+    EXPECT_NEAR(message, mean, 5 * standard_error + 1e-10) << "point " << i;
+  }
+
+  // Average energy: U = −E_q[log f] over every connected variable.
+  const double energy = graph.FreeEnergyParts(scratch).plate_energy[c.plate];
+  double mean = 0, m2 = 0;
+  for (int s = 0; s < samples; ++s) {
+    const double value = -c.log_factor(Draw(graph, rng));
+    const double delta = value - mean;
+    mean += delta / (s + 1);
+    m2 += delta * (value - mean);
+  }
+  EXPECT_NEAR(energy, mean, 5 * std::sqrt(m2 / (samples - 1) / samples) + 1e-10);
+}
+
+double Scalar(const Sample& s, const std::string& name) { return s.at(name)(0, 0); }
+Matrix Value(double x) { return Matrix::Constant(1, 1, x); }
+Matrix Value(const Vector& x) { return x; }
+
+const std::vector<double> kData = {0.4, -1.2, 2.1};
+
+// ---- Gaussian -------------------------------------------------------------------------------
+
+TEST(GaussianNode, MessagesAndEnergyMatchMonteCarlo) {
+  for (const char* target : {"mean", "out", "precision"}) {
+    NodeCase c;
+    c.name = std::string("Gaussian to ") + target;
+    FactorGraph& g = *c.graph;
+    const Variable m = g.AddVariable("m", Family::kGaussian);
+    const Variable tau = g.AddVariable("tau", Family::kGamma);
+    if (std::string(target) == "out") {
+      const Variable x = g.AddVariable("x", Family::kGaussian);
+      g.AddGaussian(m, 0.0, 1.0);
+      g.AddGamma(tau, 2.0, 1.0);
+      c.plate = g.AddGaussian(x, m, tau);
+      c.target = x;
+      c.log_factor = [](const Sample& s) {
+        return LogNormal(s.at("x"), s.at("m"), Matrix::Constant(1, 1, Scalar(s, "tau")));
+      };
+      c.points = {Value(-1.0), Value(0.5), Value(3.0)};
+    } else {
+      const bool to_mean = std::string(target) == "mean";
+      if (to_mean) g.AddGamma(tau, 2.0, 1.0); else g.AddGaussian(m, 0.0, 1.0);
+      c.plate = g.AddGaussian(g.AddObserved("y", kData), m, tau);
+      c.target = to_mean ? m : tau;
+      c.log_factor = [](const Sample& s) {
+        double sum = 0;
+        for (double y : kData)
+          sum += LogNormal(Value(y), s.at("m"), Matrix::Constant(1, 1, Scalar(s, "tau")));
+        return sum;
+      };
+      c.points = to_mean ? std::vector<Matrix>{Value(-2.0), Value(0.1), Value(1.5)}
+                         : std::vector<Matrix>{Value(0.3), Value(1.0), Value(4.0)};
+    }
+    g.Finalize();
+    CheckNode(c, 11);
+  }
+}
+
+// ---- MvGaussian -----------------------------------------------------------------------------
+
+Matrix kRows() {
+  Matrix rows(3, 2);
+  rows << 0.5, -0.3, 1.2, 0.8, -0.7, 0.1;
+  return rows;
+}
+
+TEST(MvGaussianNode, MessagesAndEnergyMatchMonteCarlo) {
+  struct Variant {
+    const char* target;
+    Family precision;
+  };
+  for (const Variant& variant : {Variant{"mean", Family::kWishart}, Variant{"precision", Family::kWishart},
+                                 Variant{"mean", Family::kGamma}, Variant{"precision", Family::kGamma},
+                                 Variant{"out", Family::kWishart}}) {
+    NodeCase c;
+    c.name = std::string("MvGaussian to ") + variant.target + " with " +
+             FamilyName(variant.precision) + " precision";
+    FactorGraph& g = *c.graph;
+    const Variable m = g.AddVariable("m", Family::kMvGaussian, 2);
+    const Variable w = g.AddVariable("W", variant.precision, variant.precision == Family::kWishart ? 2 : 1);
+    const std::string target = variant.target;
+    auto precision_of = [isotropic = variant.precision == Family::kGamma](const Sample& s) {
+      return isotropic ? Matrix(Scalar(s, "W") * Matrix::Identity(2, 2)) : s.at("W");
+    };
+    if (target != "mean") g.AddMvGaussian(m, Vector(Vector::Zero(2)), Matrix(Matrix::Identity(2, 2)));
+    if (target != "precision") {
+      if (variant.precision == Family::kWishart) {
+        g.AddWishart(w, 3.0, Matrix(Matrix::Identity(2, 2)));
+      } else {
+        g.AddGamma(w, 2.0, 1.0);
+      }
+    }
+    if (target == "out") {
+      const Variable x = g.AddVariable("x", Family::kMvGaussian, 2);
+      c.plate = g.AddMvGaussian(x, m, w);
+      c.target = x;
+      c.log_factor = [=](const Sample& s) { return LogNormal(s.at("x"), s.at("m"), precision_of(s)); };
+      c.points = {Value((Vector(2) << 0, 0).finished()), Value((Vector(2) << 1, -2).finished()),
+                  Value((Vector(2) << -0.5, 3).finished())};
+    } else {
+      const Matrix rows = kRows();
+      c.plate = g.AddMvGaussian(g.AddObservedRows("y", rows), m, w);
+      c.target = target == "mean" ? m : w;
+      c.log_factor = [=](const Sample& s) {
+        double sum = 0;
+        for (int i = 0; i < rows.rows(); ++i)
+          sum += LogNormal(rows.row(i).transpose(), s.at("m"), precision_of(s));
+        return sum;
+      };
+      if (target == "mean") {
+        c.points = {Value((Vector(2) << 0, 0).finished()), Value((Vector(2) << 1, -1).finished()),
+                    Value((Vector(2) << -2, 0.5).finished())};
+      } else if (variant.precision == Family::kGamma) {
+        c.points = {Value(0.5), Value(1.0), Value(3.0)};
+      } else {
+        Matrix a(2, 2), b(2, 2), e(2, 2);
+        a << 1, 0, 0, 1;
+        b << 2, 0.5, 0.5, 1;
+        e << 0.5, -0.2, -0.2, 3;
+        c.points = {a, b, e};
+      }
+    }
+    g.Finalize();
+    CheckNode(c, 12);
+  }
+}
+
+// ---- LinearGaussian -------------------------------------------------------------------------
+
+TEST(LinearGaussianNode, SharedMatrixMessagesAndEnergyMatchMonteCarlo) {
+  // in: 2-D, out: 3-D (so that the message to `in` is proper from one matrix).
+  Matrix a(3, 2);
+  a << 1.0, 0.5, -0.2, 0.0, 2.0, 1.0;
+  Matrix rows(2, 3);
+  rows << 0.5, 1.0, -1.0, 2.0, 0.3, -0.4;
+  for (const char* target : {"in", "precision", "out"}) {
+    NodeCase c;
+    c.name = std::string("LinearGaussian to ") + target;
+    FactorGraph& g = *c.graph;
+    const Variable x = g.AddVariable("x", Family::kMvGaussian, 2);
+    const Variable w = g.AddVariable("W", Family::kWishart, 3);
+    const std::string t = target;
+    if (t != "in") g.AddMvGaussian(x, Vector(Vector::Zero(2)), Matrix(Matrix::Identity(2, 2)));
+    if (t != "precision") g.AddWishart(w, 4.0, Matrix(Matrix::Identity(3, 3)));
+    if (t == "out") {
+      const Variable y = g.AddVariable("y", Family::kMvGaussian, 3);
+      c.plate = g.AddLinearGaussian(y, x, a, w);
+      c.target = y;
+      c.log_factor = [=](const Sample& s) {
+        return LogNormal(s.at("y"), a * s.at("x"), s.at("W"));
+      };
+      c.points = {Value(Vector(Vector::Zero(3))), Value((Vector(3) << 1, 1, 0).finished()),
+                  Value((Vector(3) << -2, 0.5, 1).finished())};
+    } else {
+      c.plate = g.AddLinearGaussian(g.AddObservedRows("y", rows), x, a, w);
+      c.target = t == "in" ? x : w;
+      c.log_factor = [=](const Sample& s) {
+        double sum = 0;
+        for (int i = 0; i < rows.rows(); ++i)
+          sum += LogNormal(rows.row(i).transpose(), a * s.at("x"), s.at("W"));
+        return sum;
+      };
+      if (t == "in") {
+        c.points = {Value(Vector(Vector::Zero(2))), Value((Vector(2) << 1, -1).finished()),
+                    Value((Vector(2) << -0.5, 2).finished())};
+      } else {
+        Matrix p = Matrix::Identity(3, 3), q(3, 3), r(3, 3);
+        q << 2, 0.5, 0, 0.5, 1, 0.2, 0, 0.2, 1.5;
+        r << 0.5, -0.2, 0.1, -0.2, 3, 0, 0.1, 0, 0.8;
+        c.points = {p, q, r};
+      }
+    }
+    g.Finalize();
+    CheckNode(c, 13);
+  }
+}
+
+TEST(LinearGaussianNode, RegressionRowsMessagesAndEnergyMatchMonteCarlo) {
+  Matrix design(4, 2);
+  design << 1.0, 0.5, -0.3, 2.0, 0.8, -1.1, 0.0, 1.0;
+  const std::vector<double> targets = {1.0, 3.2, -0.5, 2.0};
+  for (const char* target : {"in", "precision"}) {
+    NodeCase c;
+    c.name = std::string("regression to ") + target;
+    FactorGraph& g = *c.graph;
+    const Variable w = g.AddVariable("w", Family::kMvGaussian, 2);
+    const Variable tau = g.AddVariable("tau", Family::kGamma);
+    const bool to_in = std::string(target) == "in";
+    if (to_in) g.AddGamma(tau, 2.0, 1.0); else g.AddMvGaussian(w, Vector(Vector::Zero(2)), Matrix(Matrix::Identity(2, 2)));
+    c.plate = g.AddLinearRegression(g.AddObserved("y", targets), w, design, tau);
+    c.target = to_in ? w : tau;
+    c.log_factor = [=](const Sample& s) {
+      double sum = 0;
+      for (int i = 0; i < design.rows(); ++i)
+        sum += LogNormal(Value(targets[i]), design.row(i) * s.at("w"),
+                         Matrix::Constant(1, 1, Scalar(s, "tau")));
+      return sum;
+    };
+    c.points = to_in ? std::vector<Matrix>{Value(Vector(Vector::Zero(2))),
+                                           Value((Vector(2) << 1, 2).finished()),
+                                           Value((Vector(2) << -1, 0.3).finished())}
+                     : std::vector<Matrix>{Value(0.2), Value(1.0), Value(5.0)};
+    g.Finalize();
+    CheckNode(c, 14);
+  }
+}
+
+// ---- Gamma and Wishart ------------------------------------------------------------------------
+
+TEST(GammaNode, MessagesAndEnergyMatchMonteCarlo) {
+  for (const char* target : {"out", "rate"}) {
+    NodeCase c;
+    c.name = std::string("Gamma to ") + target;
+    FactorGraph& g = *c.graph;
+    const Variable s = g.AddVariable("s", Family::kGamma);
+    const Variable b = g.AddVariable("b", Family::kGamma);
+    const bool to_out = std::string(target) == "out";
+    g.AddGamma(to_out ? b : s, 2.0, 1.5);  // the other variable's prior
+    c.plate = g.AddGamma(s, 3.0, b);
+    c.target = to_out ? s : b;
+    c.log_factor = [](const Sample& x) { return LogGammaDensity(Scalar(x, "s"), 3.0, Scalar(x, "b")); };
+    c.points = {Value(0.3), Value(1.0), Value(2.5)};
+    g.Finalize();
+    CheckNode(c, 15);
+  }
+}
+
+TEST(WishartNode, MessageIsThePriorAndEnergyMatchesMonteCarlo) {
+  NodeCase c;
+  c.name = "Wishart to out";
+  Matrix scale(2, 2);
+  scale << 0.6, 0.1, 0.1, 0.4;
+  const Variable w = c.graph->AddVariable("W", Family::kWishart, 2);
+  c.plate = c.graph->AddWishart(w, 4.5, scale);
+  c.target = w;
+  c.log_factor = [=](const Sample& s) { return LogWishart(s.at("W"), 4.5, scale); };
+  Matrix p(2, 2), q(2, 2), r(2, 2);
+  p << 1, 0, 0, 1;
+  q << 2, 0.5, 0.5, 1;
+  r << 0.5, -0.2, -0.2, 3;
+  c.points = {p, q, r};
+  c.graph->Finalize();
+  CheckNode(c, 16);
+}
+
+}  // namespace
+}  // namespace vfe
