@@ -550,16 +550,22 @@ class Loader {
     names_.push_back(name);
   }
 
+  /// The table of {"csv": file, "column"/"columns": ...}, the file relative to the model.
+  Table ReadCsvSpec(const Json& value, const std::string& pointer) const {
+    CheckKeys(value, pointer, {"csv", "column", "columns"});
+    const Json& file = Required(value, "csv", pointer);
+    if (!file.is_string()) Fail(pointer + "/csv", "expected a file name, found " + Found(file));
+    std::string path = file.get<std::string>();
+    if (!path.empty() && path[0] != '/') path = base_ + "/" + path;
+    Table table = ReadCsv(path, pointer + "/csv");
+    SelectColumns(table, value, pointer, path);
+    return table;
+  }
+
   void AddObserved(const std::string& name, const Json& value, const std::string& pointer,
                    size_t size, bool has_shape, VariableEntry& entry) {
     if (value.is_object()) {
-      CheckKeys(value, pointer, {"csv", "column", "columns"});
-      const Json& file = Required(value, "csv", pointer);
-      if (!file.is_string()) Fail(pointer + "/csv", "expected a file name, found " + Found(file));
-      std::string path = file.get<std::string>();
-      if (!path.empty() && path[0] != '/') path = base_ + "/" + path;
-      Table table = ReadCsv(path, pointer + "/csv");
-      SelectColumns(table, value, pointer, path);
+      Table table = ReadCsvSpec(value, pointer);
       const size_t rows = table.rows();
       if (has_shape && rows != size)
         Fail(pointer + "/csv", "expected " + std::to_string(size) + " rows (shape " +
@@ -1047,15 +1053,8 @@ class Loader {
       return m;
     };
     if (value.is_object()) {
-      CheckKeys(value, pointer, {"csv", "column", "columns"});
-      if (cols != 1)
-        Fail(pointer, "CSV gives numbers or vectors; expected a matrix here");
-      const Json& file = Required(value, "csv", pointer);
-      if (!file.is_string()) Fail(pointer + "/csv", "expected a file name, found " + Found(file));
-      std::string path = file.get<std::string>();
-      if (!path.empty() && path[0] != '/') path = base_ + "/" + path;
-      Table table = ReadCsv(path, pointer + "/csv");
-      SelectColumns(table, value, pointer, path);
+      if (cols != 1) Fail(pointer, "CSV gives numbers or vectors; expected a matrix here");
+      const Table table = ReadCsvSpec(value, pointer);
       const size_t column = 0, width = table.cols;
       if (table.rows() != size || static_cast<int>(width) != rows)
         Fail(pointer + "/csv", "expected " + std::to_string(size) + " rows of " +

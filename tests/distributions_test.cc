@@ -11,6 +11,7 @@
 #include <functional>
 #include <random>
 
+#include "tests/testing/textbook.h"
 #include "vfe/distributions/dispatch.h"
 #include "vfe/model.h"
 
@@ -30,14 +31,9 @@ double Integrate(const std::function<double(double)>& f, double a, double b, int
 /// Mean and standard error of f over `samples` draws of `draw`.
 template <class Draw, class F>
 std::pair<double, double> MonteCarlo(int samples, Draw draw, F f) {
-  double mean = 0, m2 = 0;
-  for (int s = 0; s < samples; ++s) {
-    const double value = f(draw());
-    const double delta = value - mean;
-    mean += delta / (s + 1);
-    m2 += delta * (value - mean);
-  }
-  return {mean, std::sqrt(m2 / (samples - 1) / samples)};
+  testing::RunningMean estimate;
+  for (int s = 0; s < samples; ++s) estimate.Add(f(draw()));
+  return {estimate.mean(), estimate.standard_error()};
 }
 
 // ---- Gaussian ---------------------------------------------------------------------------------
@@ -277,15 +273,7 @@ TEST(MvGaussian, ProductIsThePointwiseProductOfDensities) {
 
 // ---- Wishart ------------------------------------------------------------------------------
 
-/// Textbook log Wishart density with scale V (E[Λ] = νV).
-double LogWishart(const Matrix& x, double dof, const Matrix& scale) {
-  const int d = static_cast<int>(x.rows());
-  double log_multigamma = 0.25 * d * (d - 1) * std::log(M_PI);
-  for (int i = 0; i < d; ++i) log_multigamma += std::lgamma(0.5 * (dof - i));
-  return 0.5 * (dof - d - 1) * std::log(x.determinant()) - 0.5 * (scale.inverse() * x).trace() -
-         0.5 * dof * d * std::log(2.0) - 0.5 * dof * std::log(scale.determinant()) -
-         log_multigamma;
-}
+using testing::LogWishart;
 
 /// Λ = Σ_{k<ν} z_k z_kᵀ with z_k ~ N(0, V): the definition of the Wishart for integer ν.
 Matrix SumOfOuterProducts(int dof, const Matrix& scale, std::mt19937_64& rng) {

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "tests/testing/allocation_counter.h"
+#include "tests/testing/textbook.h"
 #include "vfe/model.h"
 
 namespace vfe {
@@ -21,7 +22,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr double kLogTwoPi = 1.8378770664093454836;
+using testing::kLogTwoPi;
+using testing::LogGammaDensity;
+using testing::LogGaussian;
+using testing::LogWishart;
 
 /// log N(y | mean, covariance) by Cholesky, independently of the library's families.
 double LogNormalDensity(const Vector& y, const Vector& mean, const Matrix& covariance) {
@@ -31,23 +35,6 @@ double LogNormalDensity(const Vector& y, const Vector& mean, const Matrix& covar
   const Vector z = llt.matrixL().solve(r);
   const double log_det = 2.0 * llt.matrixL().toDenseMatrix().diagonal().array().log().sum();
   return -0.5 * (y.size() * kLogTwoPi + log_det + z.squaredNorm());
-}
-
-/// Textbook log densities, written out here so the oracles do not share code with vfe.
-double LogGaussian(double x, double mean, double precision) {
-  return 0.5 * (std::log(precision) - kLogTwoPi) - 0.5 * precision * (x - mean) * (x - mean);
-}
-double LogGamma(double x, double shape, double rate) {
-  return shape * std::log(rate) - std::lgamma(shape) + (shape - 1) * std::log(x) - rate * x;
-}
-double LogWishart(const Matrix& x, double dof, const Matrix& scale) {
-  const int d = static_cast<int>(x.rows());
-  double log_multigamma = 0.25 * d * (d - 1) * std::log(M_PI);
-  for (int i = 0; i < d; ++i) log_multigamma += std::lgamma(0.5 * (dof - i));
-  const double log_det_x = std::log(x.determinant());
-  const double log_det_scale = std::log(scale.determinant());
-  return 0.5 * (dof - d - 1) * log_det_x - 0.5 * (scale.inverse() * x).trace() -
-         0.5 * dof * d * std::log(2.0) - 0.5 * dof * log_det_scale - log_multigamma;
 }
 
 std::vector<double> NormalData(uint64_t seed, size_t count, double mean, double sd) {
@@ -201,7 +188,7 @@ TEST(ExactInference, MeanFieldBoundStaysBelowLogEvidenceOfUnknownMeanAndPrecisio
     const Matrix covariance =
         Matrix::Identity(n, n) / t + Matrix::Constant(n, n, 1.0 / p0);
     log_terms.push_back(LogNormalDensity(ToVector(y), Vector::Constant(n, m0), covariance) +
-                        LogGamma(t, a, b) + log_tau + std::log(step));
+                        LogGammaDensity(t, a, b) + log_tau + std::log(step));
   }
   const double peak = *std::max_element(log_terms.begin(), log_terms.end());
   double sum = 0;
@@ -367,20 +354,17 @@ TEST(FreeEnergy, EqualsItsNodeLocalTermsAndMatchesMonteCarlo) {
   std::normal_distribution<double> normal;
   std::gamma_distribution<double> gamma(q_tau.shape(), 1.0 / q_tau.rate());
   const int samples = 200000;
-  double mean = 0, m2 = 0;
+  testing::RunningMean estimate;
   for (int s = 0; s < samples; ++s) {
     const double m = q_mu.mean() + normal(rng) * std::sqrt(q_mu.variance());
     const double t = gamma(rng);
     double value = LogGaussian(m, q_mu.mean(), q_mu.precision()) +
-                   LogGamma(t, q_tau.shape(), q_tau.rate()) - LogGaussian(m, m0, p0) -
-                   LogGamma(t, a, b);
+                   LogGammaDensity(t, q_tau.shape(), q_tau.rate()) - LogGaussian(m, m0, p0) -
+                   LogGammaDensity(t, a, b);
     for (double v : y) value -= LogGaussian(v, m, t);
-    const double delta = value - mean;
-    mean += delta / (s + 1);
-    m2 += delta * (value - mean);
+    estimate.Add(value);
   }
-  const double standard_error = std::sqrt(m2 / (samples - 1) / samples);
-  EXPECT_NEAR(free_energy, mean, 5 * standard_error);
+  EXPECT_NEAR(free_energy, estimate.mean(), 5 * estimate.standard_error());
 }
 
 TEST(FreeEnergy, MatchesMonteCarloOnWishartModel) {
@@ -413,7 +397,7 @@ TEST(FreeEnergy, MatchesMonteCarloOnWishartModel) {
   const Matrix q_m_chol = q_m_cov.llt().matrixL();
   std::mt19937_64 rng(12);
   const int samples = 40000;
-  double mean = 0, m2 = 0;
+  testing::RunningMean estimate;
   for (int s = 0; s < samples; ++s) {
     Vector z(d);
     for (int j = 0; j < d; ++j) z[j] = normal(rng);
@@ -425,12 +409,9 @@ TEST(FreeEnergy, MatchesMonteCarloOnWishartModel) {
     const Matrix covariance = lv.inverse();
     for (int i = 0; i < rows.rows(); ++i)
       value -= LogNormalDensity(rows.row(i).transpose(), mv, covariance);
-    const double delta = value - mean;
-    mean += delta / (s + 1);
-    m2 += delta * (value - mean);
+    estimate.Add(value);
   }
-  const double standard_error = std::sqrt(m2 / (samples - 1) / samples);
-  EXPECT_NEAR(free_energy, mean, 5 * standard_error);
+  EXPECT_NEAR(free_energy, estimate.mean(), 5 * estimate.standard_error());
 }
 
 // ---- Allocation --------------------------------------------------------------------------

@@ -14,31 +14,15 @@
 #include <map>
 #include <random>
 
+#include "tests/testing/textbook.h"
 #include "vfe/model.h"
 
 namespace vfe {
 namespace {
 
-constexpr double kLogTwoPi = 1.8378770664093454836;
-
-// ---- Textbook log densities (no vfe code) ---------------------------------------------------
-
-double LogNormal(const Vector& x, const Vector& mean, const Matrix& precision) {
-  const Vector r = x - mean;
-  return 0.5 * (std::log(precision.determinant()) - x.size() * kLogTwoPi) -
-         0.5 * r.dot(precision * r);
-}
-double LogGammaDensity(double x, double shape, double rate) {
-  return shape * std::log(rate) - std::lgamma(shape) + (shape - 1) * std::log(x) - rate * x;
-}
-double LogWishart(const Matrix& x, double dof, const Matrix& scale) {
-  const int d = static_cast<int>(x.rows());
-  double log_multigamma = 0.25 * d * (d - 1) * std::log(M_PI);
-  for (int i = 0; i < d; ++i) log_multigamma += std::lgamma(0.5 * (dof - i));
-  return 0.5 * (dof - d - 1) * std::log(x.determinant()) - 0.5 * (scale.inverse() * x).trace() -
-         0.5 * dof * d * std::log(2.0) - 0.5 * dof * std::log(scale.determinant()) -
-         log_multigamma;
-}
+using testing::LogGammaDensity;
+using testing::LogNormal;
+using testing::LogWishart;
 
 /// The sufficient statistic T(x) in the flat layout of DESIGN §2 (matrices column-major).
 Vector Statistic(Family family, const Matrix& x) {
@@ -166,32 +150,24 @@ void CheckNode(NodeCase& c, uint64_t seed) {
   // Message: differences of E[log f] between points, by common samples of the others.
   const int samples = 40000;
   for (size_t i = 1; i < c.points.size(); ++i) {
-    double mean = 0, m2 = 0;
+    testing::RunningMean difference;
     for (int s = 0; s < samples; ++s) {
       Sample sample = Draw(graph, rng);
       sample[target] = c.points[i];
       const double at_i = c.log_factor(sample);
       sample[target] = c.points[0];
-      const double value = at_i - c.log_factor(sample);
-      const double delta = value - mean;
-      mean += delta / (s + 1);
-      m2 += delta * (value - mean);
+      difference.Add(at_i - c.log_factor(sample));
     }
-    const double standard_error = std::sqrt(m2 / (samples - 1) / samples);
     const double message = eta.dot(Statistic(family, c.points[i]) - Statistic(family, c.points[0]));
-    EXPECT_NEAR(message, mean, 5 * standard_error + 1e-10) << "point " << i;
+    EXPECT_NEAR(message, difference.mean(), 5 * difference.standard_error() + 1e-10)
+        << "point " << i;
   }
 
   // Average energy: U = −E_q[log f] over every connected variable.
   const double energy = graph.FreeEnergyParts(scratch).plate_energy[c.plate];
-  double mean = 0, m2 = 0;
-  for (int s = 0; s < samples; ++s) {
-    const double value = -c.log_factor(Draw(graph, rng));
-    const double delta = value - mean;
-    mean += delta / (s + 1);
-    m2 += delta * (value - mean);
-  }
-  EXPECT_NEAR(energy, mean, 5 * std::sqrt(m2 / (samples - 1) / samples) + 1e-10);
+  testing::RunningMean estimate;
+  for (int s = 0; s < samples; ++s) estimate.Add(-c.log_factor(Draw(graph, rng)));
+  EXPECT_NEAR(energy, estimate.mean(), 5 * estimate.standard_error() + 1e-10);
 }
 
 double Scalar(const Sample& s, const std::string& name) { return s.at(name)(0, 0); }

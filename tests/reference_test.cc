@@ -27,15 +27,6 @@ Result RunLikeBayesPy(FactorGraph& graph, std::vector<Variable> order) {
   return SequentialScheduler(options).Run(graph);
 }
 
-void ExpectTraceMatches(const Result& result, const json& trace) {
-  const std::vector<double> bound = trace["lower_bound"];
-  ASSERT_EQ(result.iterations, static_cast<int>(bound.size()));
-  EXPECT_TRUE(result.converged());
-  for (size_t i = 0; i < bound.size(); ++i) {
-    SCOPED_TRACE("sweep " + std::to_string(i + 1));
-    EXPECT_RELATIVE_NEAR(-result.free_energy[i], bound[i], 1e-9);
-  }
-}
 
 TEST(BayesPyReference, GaussianMeanPrecisionTraceAndPosteriorsMatch) {
   const json data = testing::LoadReference("bayespy/gauss_N1000.json");
@@ -61,7 +52,7 @@ TEST(BayesPyReference, GaussianMeanPrecisionTraceAndPosteriorsMatch) {
                        1e-9);
 
   const Result result = RunLikeBayesPy(graph, {mu, tau});
-  ExpectTraceMatches(result, expected["trace"]);
+  testing::ExpectBayesPyTrace(result, expected);
 
   const json& q = expected["posterior"];
   const Gaussian q_mu = graph.Posterior<Gaussian>(mu);
@@ -104,7 +95,7 @@ TEST(BayesPyReference, LinearRegressionTraceAndPosteriorsMatch) {
   EXPECT_RELATIVE_NEAR(-graph.FreeEnergy(scratch), expected["lower_bound_at_init"].get<double>(),
                        1e-9);
   const Result result = RunLikeBayesPy(graph, {w, tau});
-  ExpectTraceMatches(result, expected["trace"]);
+  testing::ExpectBayesPyTrace(result, expected);
 
   const json& q = expected["posterior"];
   const MvGaussian q_w = graph.Posterior<MvGaussian>(w);

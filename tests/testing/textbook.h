@@ -1,0 +1,64 @@
+#ifndef VFE_TESTS_TESTING_TEXTBOOK_H_
+#define VFE_TESTS_TESTING_TEXTBOOK_H_
+
+// Test oracles written from the textbook, sharing no code with vfe: log densities, and a
+// running mean with its standard error for Monte Carlo estimates.
+
+#include <Eigen/Cholesky>
+#include <Eigen/LU>
+#include <cmath>
+
+#include "vfe/core/types.h"
+
+namespace vfe::testing {
+
+constexpr double kLogTwoPi = 1.8378770664093454836;
+
+/// log N(x | mean, 1/precision).
+inline double LogGaussian(double x, double mean, double precision) {
+  return 0.5 * (std::log(precision) - kLogTwoPi) - 0.5 * precision * (x - mean) * (x - mean);
+}
+
+/// log N(x | mean, precision⁻¹) for vectors.
+inline double LogNormal(const Vector& x, const Vector& mean, const Matrix& precision) {
+  const Vector r = x - mean;
+  return 0.5 * (std::log(precision.determinant()) - x.size() * kLogTwoPi) -
+         0.5 * r.dot(precision * r);
+}
+
+/// log Gamma(x | shape, rate).
+inline double LogGammaDensity(double x, double shape, double rate) {
+  return shape * std::log(rate) - std::lgamma(shape) + (shape - 1) * std::log(x) - rate * x;
+}
+
+/// log Wishart(x | dof, scale) with E[x] = dof · scale.
+inline double LogWishart(const Matrix& x, double dof, const Matrix& scale) {
+  const int d = static_cast<int>(x.rows());
+  double log_multigamma = 0.25 * d * (d - 1) * std::log(M_PI);
+  for (int i = 0; i < d; ++i) log_multigamma += std::lgamma(0.5 * (dof - i));
+  return 0.5 * (dof - d - 1) * std::log(x.determinant()) - 0.5 * (scale.inverse() * x).trace() -
+         0.5 * dof * d * std::log(2.0) - 0.5 * dof * std::log(scale.determinant()) -
+         log_multigamma;
+}
+
+/// Mean and standard error of a stream of values (Welford).
+class RunningMean {
+ public:
+  void Add(double value) {
+    ++count_;
+    const double delta = value - mean_;
+    mean_ += delta / count_;
+    m2_ += delta * (value - mean_);
+  }
+  double mean() const { return mean_; }
+  double standard_error() const { return std::sqrt(m2_ / (count_ - 1) / count_); }
+
+ private:
+  long count_ = 0;
+  double mean_ = 0.0;
+  double m2_ = 0.0;
+};
+
+}  // namespace vfe::testing
+
+#endif  // VFE_TESTS_TESTING_TEXTBOOK_H_
