@@ -390,7 +390,7 @@ std::string ShapeText(const std::vector<size_t>& shape) {
 
 class Loader {
  public:
-  Loader(std::string base_directory) : base_(std::move(base_directory)) {}
+  explicit Loader(std::string base_directory) : base_(std::move(base_directory)) {}
 
   Model Load(const std::string& text) {
     const auto start = std::chrono::steady_clock::now();
