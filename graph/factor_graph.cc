@@ -43,7 +43,7 @@ void CheckDim(Family family, int dim, const std::string& name) {
   if (dim < 1)
     throw GraphError("variable '" + name + "': dimension must be >= 1, got " +
                      std::to_string(dim));
-  if (!IsMultivariate(family) && dim != 1)
+  if (!HasDimension(family) && dim != 1)
     throw GraphError("variable '" + name + "': a " + FamilyName(family) +
                      " variable is scalar, got dimension " + std::to_string(dim));
 }
@@ -109,6 +109,27 @@ Variable FactorGraph::AddObserved(const std::string& name, const Matrix& value) 
   if (value.size() == 0) throw GraphError("observed variable '" + name + "' is empty");
   const uint32_t id = impl_->Declare(std::move(info));
   return Variable(id, 0, 1);
+}
+
+Variable FactorGraph::AddObservedCategorical(const std::string& name,
+                                             const std::vector<int>& outcomes,
+                                             int num_categories) {
+  if (num_categories < 1)
+    throw GraphError("observed variable '" + name + "': the number of categories must be >= 1, got " +
+                     std::to_string(num_categories));
+  if (outcomes.empty()) throw GraphError("observed variable '" + name + "' has no values");
+  VariableInfo info;
+  info.name = name;
+  info.observed = true;
+  info.family = Family::kCategorical;
+  info.family_known = true;
+  info.dim = num_categories;
+  info.size = outcomes.size();
+  info.values.assign(outcomes.begin(), outcomes.end());
+  info.scalar_values = true;
+  if (outcomes.size() != 1) info.shape = {outcomes.size()};
+  const uint32_t id = impl_->Declare(std::move(info));
+  return Variable(id, 0, impl_->variables[id].size);
 }
 
 Variable FactorGraph::AddObservedRows(const std::string& name, const Matrix& rows) {
@@ -232,6 +253,22 @@ PlateId FactorGraph::AddWishart(Argument out, double dof, const Matrix& scale,
   return AddFactor(MakeWishartNode(dof, scale), {out}, name);
 }
 
+PlateId FactorGraph::AddBeta(Argument out, double a, double b, const std::string& name) {
+  return AddFactor(MakeBetaNode(a, b), {out}, name);
+}
+
+PlateId FactorGraph::AddDirichlet(Argument out, const Vector& alpha, const std::string& name) {
+  return AddFactor(MakeDirichletNode(alpha), {out}, name);
+}
+
+PlateId FactorGraph::AddBernoulli(Argument out, Argument p, const std::string& name) {
+  return AddFactor(MakeBernoulliNode(), {out, p}, name);
+}
+
+PlateId FactorGraph::AddCategorical(Argument out, Argument p, const std::string& name) {
+  return AddFactor(MakeCategoricalNode(), {out, p}, name);
+}
+
 // ---- Finalize -------------------------------------------------------------------------------
 
 PointMass FactorGraph::Impl::ObservedValue(const VariableInfo& info, size_t index) const {
@@ -267,7 +304,16 @@ void FactorGraph::Impl::InferObservedFamilies() {
       if (!info.observed) continue;
       const PointMass sample = ObservedValue(info, plate.bindings[s].begin);
       const Family family = plate.node->ObservedFamily(static_cast<int>(s), sample);
-      const int dim = IsMultivariate(family) ? static_cast<int>(sample.value().rows()) : 1;
+      // An outcome does not tell how many outcomes there are: categorical data are declared
+      // with their number of categories (AddObservedCategorical).
+      if (family == Family::kCategorical &&
+          !(info.family_known && info.family == Family::kCategorical))
+        throw GraphError(PlateLabel(p) + ": " + Describe(plate.bindings[s].variable) +
+                         " is read as Categorical here; declare categorical data with "
+                         "AddObservedCategorical (values and number of categories)");
+      const int dim = family == Family::kCategorical ? info.dim
+                      : HasDimension(family)         ? static_cast<int>(sample.value().rows())
+                                                     : 1;
       if (info.family_known && (info.family != family || info.dim != dim))
         throw GraphError(PlateLabel(p) + ": " + Describe(plate.bindings[s].variable) +
                          " is read as " + FamilyName(family) + " (dimension " +
@@ -352,9 +398,13 @@ void FactorGraph::Impl::LayOut() {
     info.stat_size = StatSize(info.family, info.dim);
     info.moment_offset = moment_offset;
     moment_offset += info.size * info.stat_size;
-    max_dim = std::max(max_dim, info.dim);
     max_stat = std::max(max_stat, info.stat_size);
-    if (IsMultivariate(info.family)) dims_in_use.push_back(info.dim);
+    // Only the matrix families need workspaces of their dimension (a Categorical of K = 1000
+    // must not allocate 1000 x 1000 matrices).
+    if (IsMultivariate(info.family)) {
+      max_dim = std::max(max_dim, info.dim);
+      dims_in_use.push_back(info.dim);
+    }
     if (info.observed) continue;
     info.natural_offset = natural_offset;
     natural_offset += info.size * info.stat_size;
@@ -387,7 +437,7 @@ void FactorGraph::Impl::WriteObservedMoments() {
       }
       const PointMass value = ObservedValue(info, i);
       value.Validate(info.family, info.dim, where);
-      value.Moments(info.family, out);
+      value.Moments(info.family, out, info.dim);
     }
   }
 }
@@ -456,7 +506,7 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
   }
   if (!any) return false;
   double* moment = moments.data() + info.moment_offset + index * info.stat_size;
-  if (!MomentsFromNatural(info.family, info.dim, eta, moment, scratch.by_dim[info.dim]))
+  if (!MomentsFromNatural(info.family, info.dim, eta, moment, WorkspaceFor(info, scratch)))
     return false;
   std::copy_n(eta, info.stat_size, natural.data() + info.natural_offset + index * info.stat_size);
   return true;
@@ -470,7 +520,7 @@ void FactorGraph::Impl::Initialise(Scratch& scratch) {
     double* eta = natural.data() + info.natural_offset;
     WriteStandardNatural(info.family, info.dim, eta);
     double* moment = moments.data() + info.moment_offset;
-    MomentsFromNatural(info.family, info.dim, eta, moment, scratch.by_dim[info.dim]);
+    MomentsFromNatural(info.family, info.dim, eta, moment, WorkspaceFor(info, scratch));
     for (size_t i = 1; i < info.size; ++i) {
       std::copy_n(eta, info.stat_size, eta + i * info.stat_size);
       std::copy_n(moment, info.stat_size, moment + i * info.stat_size);
@@ -616,7 +666,7 @@ void FactorGraph::SetPosteriorNatural(const Variable& v, Family family, int dim,
     throw GraphError("SetPosterior: variable '" + info.name + "' is " + FamilyName(info.family) +
                      " of dimension " + std::to_string(info.dim) + ", got " +
                      FamilyName(family) + " of dimension " + std::to_string(dim));
-  Workspace ws(dim);
+  Workspace ws(IsMultivariate(family) ? dim : 0);
   for (size_t i = v.begin(); i < v.begin() + v.size(); ++i) {
     std::copy_n(eta, info.stat_size, g.natural.data() + info.natural_offset + i * info.stat_size);
     MomentsFromNatural(family, dim, eta, g.moments.data() + info.moment_offset + i * info.stat_size,
@@ -631,6 +681,10 @@ std::string FactorGraph::DescribePosterior(const Variable& element) const {
     case Family::kMvGaussian: return Posterior<MvGaussian>(element).ToString();
     case Family::kGamma: return Posterior<Gamma>(element).ToString();
     case Family::kWishart: return Posterior<Wishart>(element).ToString();
+    case Family::kBeta: return Posterior<Beta>(element).ToString();
+    case Family::kBernoulli: return Posterior<Bernoulli>(element).ToString();
+    case Family::kCategorical: return Posterior<Categorical>(element).ToString();
+    case Family::kDirichlet: return Posterior<Dirichlet>(element).ToString();
   }
   return "?";
 }
@@ -642,7 +696,7 @@ double FactorGraph::Impl::EntropySum(Scratch& scratch) const {
   for (uint32_t v : hidden_ids) {
     const VariableInfo& info = variables[v];
     const double* eta = natural.data() + info.natural_offset;
-    Workspace& ws = scratch.by_dim[info.dim];
+    Workspace& ws = WorkspaceFor(info, scratch);
     for (size_t i = 0; i < info.size; ++i, eta += info.stat_size)
       entropy += EntropyFromNatural(info.family, info.dim, eta, ws);
   }

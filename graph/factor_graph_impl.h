@@ -102,6 +102,11 @@ struct FactorGraph::Impl {
   /// improper, in which case nothing changes.
   bool SetFromMessages(uint32_t v, size_t index, bool out_only, Scratch& scratch);
   double EntropySum(Scratch& scratch) const;
+  /// The workspace for updates of `info`'s family (sized for the matrix families; the others
+  /// ignore it).
+  static Workspace& WorkspaceFor(const VariableInfo& info, Scratch& scratch) {
+    return scratch.by_dim[IsMultivariate(info.family) ? info.dim : 0];
+  }
 };
 
 }  // namespace vfe

@@ -350,6 +350,7 @@ struct VariableEntry {
   Matrix rows;
   bool has_matrix_value = false;  ///< a single observed matrix
   bool used = false;              ///< connected to a factor or read as a matrix
+  bool categorical = false;       ///< observed outcomes 0..dim−1
   Matrix matrix_value;
 };
 
@@ -365,20 +366,23 @@ const std::vector<NodeSpec>& NodeSpecs() {
       {"LinearGaussian", {"out", "in", "matrix", "precision"}},
       {"Gamma", {"out", "shape", "rate"}},
       {"Wishart", {"out", "dof", "scale"}},
+      {"Beta", {"out", "a", "b"}},
+      {"Dirichlet", {"out", "alpha"}},
+      {"Bernoulli", {"out", "p"}},
+      {"Categorical", {"out", "p"}},
   };
   return specs;
 }
 
 std::optional<Family> ParseFamily(const std::string& name) {
-  for (Family f : {Family::kGaussian, Family::kMvGaussian, Family::kGamma, Family::kWishart})
+  for (Family f : kAllFamilies)
     if (name == FamilyName(f)) return f;
   return std::nullopt;
 }
 
 std::vector<std::string> FamilyNames() {
   std::vector<std::string> names;
-  for (Family f : {Family::kGaussian, Family::kMvGaussian, Family::kGamma, Family::kWishart})
-    names.push_back(FamilyName(f));
+  for (Family f : kAllFamilies) names.push_back(FamilyName(f));
   return names;
 }
 
@@ -528,13 +532,18 @@ class Loader {
     try {
       if (spec.contains("observed")) {
         entry.observed = true;
+        // Categorical data are one outcome per element whatever the number of categories.
+        const int declared_dim = entry.dim;
+        if (family == Family::kCategorical) entry.dim = 1;
         AddObserved(name, spec["observed"], pointer + "/observed", size, spec.contains("shape"),
                     entry);
+        entry.dim = declared_dim;
+        if (family == Family::kCategorical) CheckOutcomes(spec, pointer, entry);
       } else {
         if (!family) Fail(pointer, "missing required key 'family' (a hidden variable needs one; "
                                    "an observed one needs 'observed')");
         entry.family = *family;
-        if (entry.dim != 1 && (*family == Family::kGaussian || *family == Family::kGamma))
+        if (entry.dim != 1 && !HasDimension(*family))
           Fail(pointer + "/dim", std::string("expected 1 for a ") + FamilyName(*family) +
                                      " variable, found " + std::to_string(entry.dim));
         entry.variable = entry.shape.empty()
@@ -650,6 +659,24 @@ class Loader {
     DeclareObservedRows(name, pointer, entry);
   }
 
+  /// Categorical data: integers 0..K−1, K given by "dim".
+  static void CheckOutcomes(const Json& spec, const std::string& pointer, VariableEntry& entry) {
+    if (!spec.contains("dim"))
+      Fail(pointer, "missing required key 'dim' (the number of categories of Categorical data)");
+    if (entry.rows.cols() != 1)
+      Fail(pointer + "/observed", "expected one outcome per element, found rows of " +
+                                      std::to_string(entry.rows.cols()));
+    for (Eigen::Index i = 0; i < entry.rows.rows(); ++i) {
+      const double k = entry.rows(i, 0);
+      if (k != std::floor(k) || k < 0 || k >= entry.dim)
+        Fail(pointer + "/observed" + (entry.rows.rows() > 1 ? "/" + std::to_string(i) : ""),
+             "expected an outcome in 0.." + std::to_string(entry.dim - 1) + ", found " +
+                 FormatNumber(k));
+    }
+    entry.family = Family::kCategorical;
+    entry.categorical = true;
+  }
+
   static double ObservedNumber(const Json& value, const std::string& pointer) {
     if (value.is_null()) Fail(pointer, "expected a finite number, found null (a missing value)");
     return Number(value, pointer, "a finite number");
@@ -667,7 +694,10 @@ class Loader {
   const Variable& GraphVariable(const std::string& name, VariableEntry& entry) {
     entry.used = true;
     if (entry.variable.valid()) return entry.variable;
-    if (entry.has_matrix_value) {
+    if (entry.categorical) {
+      std::vector<int> outcomes(entry.rows.data(), entry.rows.data() + entry.rows.rows());
+      entry.variable = model_.graph.AddObservedCategorical(name, outcomes, entry.dim);
+    } else if (entry.has_matrix_value) {
       entry.variable = model_.graph.AddObserved(name, entry.matrix_value);
     } else if (entry.rows.cols() == 1 && entry.shape.empty()) {
       entry.variable = model_.graph.AddObserved(name, entry.rows(0, 0));
@@ -761,10 +791,13 @@ class Loader {
       slot.pointer = pointer + "/" + key;
       const Json& arg = spec[key];
       const bool numeric_only = (type == "Gamma" && key == "shape") ||
-                                (type == "Wishart" && (key == "dof" || key == "scale"));
-      if (numeric_only) {
+                                (type == "Wishart" && (key == "dof" || key == "scale")) ||
+                                type == "Beta" || type == "Dirichlet";
+      if (numeric_only && key != "out") {
         if (key == "scale") {
           slot.value = ReadMatrix(arg, slot.pointer);
+        } else if (key == "alpha") {
+          slot.value = ReadVector(arg, slot.pointer);
         } else {
           slot.number = PositiveNumber(arg, slot.pointer, "a positive number");
         }
@@ -898,6 +931,9 @@ class Loader {
       if (Eigen::LLT<Matrix>(value).info() != Eigen::Success)
         Fail(pointer, "expected a positive-definite precision matrix, found one that is not");
     }
+    if (type == "Bernoulli" && key == "p" && !(value.size() == 1 && value(0, 0) > 0 && value(0, 0) < 1))
+      Fail(pointer, "expected a probability in (0, 1) or a Beta variable, found " +
+                        (value.size() == 1 ? FormatNumber(value(0, 0)) : std::string("an array")));
     if (key == "rate" && !(value.size() == 1 && value(0, 0) > 0))
       Fail(pointer, "expected a positive number or a Gamma variable, found " +
                         (value.size() == 1 ? FormatNumber(value(0, 0)) : std::string("an array")));
@@ -934,6 +970,14 @@ class Loader {
         model_.graph.AddGamma(args[0], slots[1].number, args[2], name);
       } else if (type == "Wishart") {
         model_.graph.AddWishart(args[0], slots[1].number, slots[2].value.constant().value(), name);
+      } else if (type == "Beta") {
+        model_.graph.AddBeta(args[0], slots[1].number, slots[2].number, name);
+      } else if (type == "Dirichlet") {
+        model_.graph.AddDirichlet(args[0], slots[1].value.constant().value().col(0), name);
+      } else if (type == "Bernoulli") {
+        model_.graph.AddBernoulli(args[0], args[1], name);
+      } else if (type == "Categorical") {
+        model_.graph.AddCategorical(args[0], args[1], name);
       } else if (type == "LinearGaussian") {
         const auto& matrix = slots[2];
         if (matrix.constant) {
@@ -1140,6 +1184,27 @@ class Loader {
           const auto scale = PerElement(Required(q, "scale", p), p + "/scale", size, d, d, "a matrix");
           for (size_t i = 0; i < size; ++i)
             model_.graph.SetPosterior(entry.variable[i], Wishart(dof[i](0, 0), scale[i]));
+        } else if (family == Family::kBeta) {
+          CheckKeys(q, p, {"family", "a", "b"});
+          const auto a = PerElement(Required(q, "a", p), p + "/a", size, 1, 1, "a positive number");
+          const auto b = PerElement(Required(q, "b", p), p + "/b", size, 1, 1, "a positive number");
+          for (size_t i = 0; i < size; ++i)
+            model_.graph.SetPosterior(entry.variable[i], Beta(a[i](0, 0), b[i](0, 0)));
+        } else if (family == Family::kBernoulli) {
+          CheckKeys(q, p, {"family", "p"});
+          const auto prob = PerElement(Required(q, "p", p), p + "/p", size, 1, 1, "a probability");
+          for (size_t i = 0; i < size; ++i)
+            model_.graph.SetPosterior(entry.variable[i], Bernoulli(prob[i](0, 0)));
+        } else if (family == Family::kCategorical) {
+          CheckKeys(q, p, {"family", "p"});
+          const auto prob = PerElement(Required(q, "p", p), p + "/p", size, d, 1, "probabilities");
+          for (size_t i = 0; i < size; ++i)
+            model_.graph.SetPosterior(entry.variable[i], Categorical(prob[i]));
+        } else if (family == Family::kDirichlet) {
+          CheckKeys(q, p, {"family", "alpha"});
+          const auto alpha = PerElement(Required(q, "alpha", p), p + "/alpha", size, d, 1, "a vector");
+          for (size_t i = 0; i < size; ++i)
+            model_.graph.SetPosterior(entry.variable[i], Dirichlet(alpha[i]));
         }
       } catch (const ModelError& error) {
         const std::string message = error.what();
@@ -1204,6 +1269,21 @@ Json PosteriorJson(const FactorGraph& graph, const Variable& element) {
       q["dof"] = g.dof();
       q["scale"] = MatrixJson(g.scale());
       q["mean"] = MatrixJson(g.mean());
+      break;
+    }
+    case Family::kBeta: {
+      const Beta g = graph.Posterior<Beta>(element);
+      q["a"] = g.a();
+      q["b"] = g.b();
+      q["mean"] = g.mean();
+      break;
+    }
+    case Family::kBernoulli: q["p"] = graph.Posterior<Bernoulli>(element).p(); break;
+    case Family::kCategorical: q["p"] = VectorJson(graph.Posterior<Categorical>(element).p()); break;
+    case Family::kDirichlet: {
+      const Dirichlet g = graph.Posterior<Dirichlet>(element);
+      q["alpha"] = VectorJson(g.alpha());
+      q["mean"] = VectorJson(g.mean());
       break;
     }
   }

@@ -266,6 +266,60 @@ TEST(ModelJson, ResultJsonHoldsTheTraceAndEveryPosterior) {
   EXPECT_TRUE(out["timing_ms"].contains("inference"));
 }
 
+TEST(ModelJson, CoinExampleMatchesTheCppModelBitForBit) {
+  Model model = LoadModel(ExamplePath("coin.json"));
+  const Result from_json = SequentialScheduler(model.inference.options).Run(model.graph);
+  FactorGraph graph;
+  const Variable p = graph.AddVariable("p", Family::kBeta);
+  graph.AddBeta(p, 2.0, 2.0);
+  graph.AddBernoulli(graph.AddObserved("flips", std::vector<double>{1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1}),
+                     p);
+  graph.Finalize();
+  const Result from_cpp = SequentialScheduler(SchedulerOptions()).Run(graph);
+  EXPECT_EQ(from_json.free_energy, from_cpp.free_energy);
+  EXPECT_EQ(model.graph.Posterior<Beta>(model.graph.Find("p")).a(), 11.0);
+}
+
+TEST(ModelJson, DiscreteModelsLoadWithCategoricalDataAndInitialPosteriors) {
+  const std::string text = R"({"format": "vfe-model/1",
+    "variables": [{"name": "w", "family": "Dirichlet", "dim": 3},
+                  {"name": "z", "family": "Categorical", "dim": 3, "shape": [2]},
+                  {"name": "c", "family": "Categorical", "dim": 3, "observed": [0, 2, 2, 1]}],
+    "factors": [{"node": "Dirichlet", "out": "w", "alpha": [1, 1, 1]},
+                {"node": "Categorical", "for": {"i": [0, 4]}, "out": "c[i]", "p": "w"},
+                {"node": "Categorical", "for": {"i": [0, 2]}, "out": "z[i]", "p": [0.2, 0.3, 0.5]}],
+    "inference": {"initial": {"z": {"p": [[1, 0, 0], [0, 1, 0]]}}}})";
+  Model model = ParseModel(text);
+  EXPECT_NEAR(model.graph.Posterior<Categorical>(model.graph.Find("z")[1]).p()[1], 1.0, 1e-15);
+  const Result result = SequentialScheduler(model.inference.options).Run(model.graph);
+  EXPECT_TRUE(result.converged());
+  const Vector alpha = model.graph.Posterior<Dirichlet>(model.graph.Find("w")).alpha();
+  EXPECT_NEAR(alpha[2], 3.0, 1e-12);
+  const json out = json::parse(ResultJson(model, result));
+  EXPECT_EQ(out["posteriors"]["z"][0]["family"], "Categorical");
+  EXPECT_NEAR(out["posteriors"]["z"][0]["p"][2].get<double>(), 0.5, 1e-12);
+
+  EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
+    "variables": [{"name": "w", "family": "Dirichlet", "dim": 3},
+                  {"name": "c", "family": "Categorical", "dim": 3, "observed": [0, 3, 1]}],
+    "factors": [{"node": "Dirichlet", "out": "w", "alpha": [1, 1, 1]},
+                {"node": "Categorical", "out": "c", "p": "w"}]})"),
+            "/variables/1/observed/1: expected an outcome in 0..2, found 3");
+  EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
+    "variables": [{"name": "c", "family": "Categorical", "dim": 2, "observed": [0, 1]}],
+    "factors": [{"node": "Categorical", "out": "c", "p": [0.5, 0.6]}]})"),
+            "/factors/0 (Categorical): constant p: expected probabilities that sum to 1, got "
+            "[0.5 0.6] (sum 1.1)");
+  EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
+    "variables": [{"name": "x", "observed": [0, 1]}],
+    "factors": [{"node": "Bernoulli", "out": "x", "p": 1.5}]})"),
+            "/factors/0/p: expected a probability in (0, 1) or a Beta variable, found 1.5");
+  EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
+    "variables": [{"name": "w", "family": "Dirichlet", "dim": 2}],
+    "factors": [{"node": "Dirichlet", "out": "w", "alpha": [1, -1]}]})"),
+            "/factors/0 (Dirichlet): Dirichlet: alpha[1] must be > 0 and finite, got -1");
+}
+
 // ---- The BayesPy reference cases from JSON -----------------------------------------------------
 
 
@@ -409,7 +463,8 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
        "/variables/3/name: the name 'mu' is already declared at /variables/0"},
       {"unknown family", WithVariable(R"({"name": "z", "family": "Gausian"})"),
        "/variables/3/family: unknown family \"Gausian\" (did you mean 'Gaussian'?); expected one "
-       "of 'Gaussian', 'MvGaussian', 'Gamma', 'Wishart'"},
+       "of 'Gaussian', 'MvGaussian', 'Gamma', 'Wishart', 'Beta', 'Bernoulli', 'Categorical', "
+       "'Dirichlet'"},
       {"hidden without family", WithVariable(R"({"name": "z"})"),
        "/variables/3: missing required key 'family' (a hidden variable needs one; an observed "
        "one needs 'observed')"},
@@ -444,7 +499,8 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
        "/variables/3: observed variable 'z' is not used by any factor"},
       {"unknown node", WithLikelihood(R"({"node": "Gausian", "out": "y"})"),
        "/factors/2/node: unknown node type \"Gausian\" (did you mean 'Gaussian'?); expected one "
-       "of 'Gaussian', 'MvGaussian', 'LinearGaussian', 'Gamma', 'Wishart'"},
+       "of 'Gaussian', 'MvGaussian', 'LinearGaussian', 'Gamma', 'Wishart', 'Beta', 'Dirichlet', "
+       "'Bernoulli', 'Categorical'"},
       {"missing argument", WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "mu"})"),
        "/factors/2: missing required key 'precision' (Gaussian takes 'out', 'mean', "
        "'precision')"},

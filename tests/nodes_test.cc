@@ -24,10 +24,19 @@ using testing::LogGammaDensity;
 using testing::LogNormal;
 using testing::LogWishart;
 
-/// The sufficient statistic T(x) in the flat layout of DESIGN §2 (matrices column-major).
-Vector Statistic(Family family, const Matrix& x) {
+/// The sufficient statistic T(x) in the flat layout of DESIGN §2 (matrices column-major);
+/// a categorical outcome is given as its index, with K = `categories`.
+Vector Statistic(Family family, const Matrix& x, int categories = 1) {
   const int d = static_cast<int>(x.rows());
   switch (family) {
+    case Family::kBeta: return (Vector(2) << std::log(x(0, 0)), std::log1p(-x(0, 0))).finished();
+    case Family::kBernoulli: return Vector::Constant(1, x(0, 0));
+    case Family::kCategorical: {
+      Vector t = Vector::Zero(categories);
+      t[static_cast<int>(x(0, 0))] = 1.0;
+      return t;
+    }
+    case Family::kDirichlet: return x.col(0).array().log().matrix();
     case Family::kGaussian: return (Vector(2) << x(0, 0), x(0, 0) * x(0, 0)).finished();
     case Family::kGamma: return (Vector(2) << x(0, 0), std::log(x(0, 0))).finished();
     case Family::kMvGaussian: {
@@ -87,6 +96,32 @@ Sample Draw(const FactorGraph& graph, std::mt19937_64& rng) {
       case Family::kWishart:
         sample[name] = graph.Posterior<Wishart>(v).Sample(rng);  // Bartlett; see distributions_test
         break;
+      case Family::kBeta: {
+        const Beta q = graph.Posterior<Beta>(v);
+        const double x = std::gamma_distribution<double>(q.a(), 1.0)(rng);
+        const double y = std::gamma_distribution<double>(q.b(), 1.0)(rng);
+        sample[name] = Matrix::Constant(1, 1, x / (x + y));
+        break;
+      }
+      case Family::kBernoulli: {
+        const double p = graph.Posterior<Bernoulli>(v).p();
+        sample[name] = Matrix::Constant(1, 1, std::uniform_real_distribution<double>()(rng) < p);
+        break;
+      }
+      case Family::kCategorical: {
+        const Vector p = graph.Posterior<Categorical>(v).p();
+        std::discrete_distribution<int> outcome(p.data(), p.data() + p.size());
+        sample[name] = Matrix::Constant(1, 1, outcome(rng));
+        break;
+      }
+      case Family::kDirichlet: {
+        const Vector alpha = graph.Posterior<Dirichlet>(v).alpha();
+        Vector x(alpha.size());
+        for (Eigen::Index k = 0; k < x.size(); ++k)
+          x[k] = std::gamma_distribution<double>(alpha[k], 1.0)(rng);
+        sample[name] = x / x.sum();
+        break;
+      }
     }
   }
   return sample;
@@ -121,6 +156,20 @@ void Randomise(FactorGraph& graph, std::mt19937_64& rng) {
       case Family::kWishart:
         graph.SetPosterior(v, Wishart(d + 2 + uniform(rng), RandomSpd(rng, d, 0.3)));
         break;
+      case Family::kBeta: graph.SetPosterior(v, Beta(2 * uniform(rng), 2 * uniform(rng))); break;
+      case Family::kBernoulli: graph.SetPosterior(v, Bernoulli(uniform(rng) / 2.5)); break;
+      case Family::kCategorical: {
+        Vector p(d);
+        for (int k = 0; k < d; ++k) p[k] = uniform(rng);
+        graph.SetPosterior(v, Categorical(Vector(p / p.sum())));
+        break;
+      }
+      case Family::kDirichlet: {
+        Vector alpha(d);
+        for (int k = 0; k < d; ++k) alpha[k] = 2 * uniform(rng);
+        graph.SetPosterior(v, Dirichlet(alpha));
+        break;
+      }
     }
   }
 }
@@ -143,6 +192,16 @@ void CheckNode(NodeCase& c, uint64_t seed) {
       graph.Posterior<MvGaussian>(c.target).WriteNatural(eta_flat.data());
       break;
     case Family::kWishart: graph.Posterior<Wishart>(c.target).WriteNatural(eta_flat.data()); break;
+    case Family::kBeta: graph.Posterior<Beta>(c.target).WriteNatural(eta_flat.data()); break;
+    case Family::kBernoulli:
+      graph.Posterior<Bernoulli>(c.target).WriteNatural(eta_flat.data());
+      break;
+    case Family::kCategorical:
+      graph.Posterior<Categorical>(c.target).WriteNatural(eta_flat.data());
+      break;
+    case Family::kDirichlet:
+      graph.Posterior<Dirichlet>(c.target).WriteNatural(eta_flat.data());
+      break;
   }
   const Eigen::Map<const Vector> eta(eta_flat.data(), static_cast<Eigen::Index>(eta_flat.size()));
   const std::string target = graph.variable_name(c.target.id());
@@ -158,7 +217,8 @@ void CheckNode(NodeCase& c, uint64_t seed) {
       sample[target] = c.points[0];
       difference.Add(at_i - c.log_factor(sample));
     }
-    const double message = eta.dot(Statistic(family, c.points[i]) - Statistic(family, c.points[0]));
+    const double message =
+        eta.dot(Statistic(family, c.points[i], d) - Statistic(family, c.points[0], d));
     EXPECT_NEAR(message, difference.mean(), 5 * difference.standard_error() + 1e-10)
         << "point " << i;
   }
@@ -399,6 +459,111 @@ TEST(WishartNode, MessageIsThePriorAndEnergyMatchesMonteCarlo) {
   c.points = {p, q, r};
   c.graph->Finalize();
   CheckNode(c, 16);
+}
+
+// ---- Discrete families -----------------------------------------------------------------------
+
+double LogBetaDensity(double p, double a, double b) {
+  return std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + (a - 1) * std::log(p) +
+         (b - 1) * std::log1p(-p);
+}
+double LogDirichletDensity(const Vector& p, const Vector& alpha) {
+  double out = std::lgamma(alpha.sum());
+  for (Eigen::Index k = 0; k < p.size(); ++k)
+    out += (alpha[k] - 1) * std::log(p[k]) - std::lgamma(alpha[k]);
+  return out;
+}
+
+TEST(BernoulliNode, MessagesAndEnergyMatchMonteCarlo) {
+  const std::vector<double> flips = {1, 0, 1, 1};
+  for (const char* target : {"out", "p"}) {
+    NodeCase c;
+    c.name = std::string("Bernoulli to ") + target;
+    FactorGraph& g = *c.graph;
+    const Variable p = g.AddVariable("p", Family::kBeta);
+    if (std::string(target) == "out") {
+      const Variable x = g.AddVariable("x", Family::kBernoulli);
+      g.AddBeta(p, 2.0, 3.0);
+      c.plate = g.AddBernoulli(x, p);
+      c.target = x;
+      c.log_factor = [](const Sample& s) {
+        const double x = Scalar(s, "x"), q = Scalar(s, "p");
+        return x * std::log(q) + (1 - x) * std::log1p(-q);
+      };
+      c.points = {Value(0.0), Value(1.0)};
+    } else {
+      c.plate = g.AddBernoulli(g.AddObserved("y", flips), p);
+      c.target = p;
+      c.log_factor = [=](const Sample& s) {
+        double sum = 0;
+        for (double x : flips) sum += x * std::log(Scalar(s, "p")) + (1 - x) * std::log1p(-Scalar(s, "p"));
+        return sum;
+      };
+      c.points = {Value(0.2), Value(0.5), Value(0.9)};
+    }
+    g.Finalize();
+    CheckNode(c, 17);
+  }
+}
+
+TEST(CategoricalNode, MessagesAndEnergyMatchMonteCarlo) {
+  const std::vector<int> outcomes = {0, 2, 2, 1};
+  for (const char* target : {"out", "p"}) {
+    NodeCase c;
+    c.name = std::string("Categorical to ") + target;
+    FactorGraph& g = *c.graph;
+    const Variable p = g.AddVariable("p", Family::kDirichlet, 3);
+    if (std::string(target) == "out") {
+      const Variable z = g.AddVariable("z", Family::kCategorical, 3);
+      g.AddDirichlet(p, (Vector(3) << 1.0, 2.0, 3.0).finished());
+      c.plate = g.AddCategorical(z, p);
+      c.target = z;
+      c.log_factor = [](const Sample& s) {
+        return std::log(s.at("p")(static_cast<int>(Scalar(s, "z")), 0));
+      };
+      c.points = {Value(0.0), Value(1.0), Value(2.0)};
+    } else {
+      c.plate = g.AddCategorical(g.AddObservedCategorical("y", outcomes, 3), p);
+      c.target = p;
+      c.log_factor = [=](const Sample& s) {
+        double sum = 0;
+        for (int k : outcomes) sum += std::log(s.at("p")(k, 0));
+        return sum;
+      };
+      c.points = {Value((Vector(3) << 0.2, 0.3, 0.5).finished()),
+                  Value((Vector(3) << 0.6, 0.3, 0.1).finished()),
+                  Value((Vector(3) << 0.1, 0.1, 0.8).finished())};
+    }
+    g.Finalize();
+    CheckNode(c, 18);
+  }
+}
+
+TEST(PriorNodes, BetaAndDirichletMessagesAreThePriorsAndEnergiesMatchMonteCarlo) {
+  {
+    NodeCase c;
+    c.name = "Beta to out";
+    const Variable p = c.graph->AddVariable("p", Family::kBeta);
+    c.plate = c.graph->AddBeta(p, 2.5, 0.7);
+    c.target = p;
+    c.log_factor = [](const Sample& s) { return LogBetaDensity(Scalar(s, "p"), 2.5, 0.7); };
+    c.points = {Value(0.1), Value(0.5), Value(0.95)};
+    c.graph->Finalize();
+    CheckNode(c, 19);
+  }
+  {
+    NodeCase c;
+    c.name = "Dirichlet to out";
+    const Vector alpha = (Vector(3) << 0.8, 2.0, 4.0).finished();
+    const Variable p = c.graph->AddVariable("p", Family::kDirichlet, 3);
+    c.plate = c.graph->AddDirichlet(p, alpha);
+    c.target = p;
+    c.log_factor = [=](const Sample& s) { return LogDirichletDensity(s.at("p"), alpha); };
+    c.points = {Value((Vector(3) << 0.2, 0.3, 0.5).finished()),
+                Value((Vector(3) << 0.6, 0.3, 0.1).finished())};
+    c.graph->Finalize();
+    CheckNode(c, 20);
+  }
 }
 
 }  // namespace

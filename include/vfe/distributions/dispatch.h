@@ -1,6 +1,7 @@
 #ifndef VFE_DISTRIBUTIONS_DISPATCH_H_
 #define VFE_DISTRIBUTIONS_DISPATCH_H_
 
+#include <algorithm>
 #include <cmath>
 
 #include "vfe/distributions/distributions.h"
@@ -22,6 +23,22 @@ inline bool MomentsFromNatural(Family family, int dim, const double* eta, double
       return true;
     case Family::kMvGaussian: return MvGaussian::Moments(dim, eta, moments, ws);
     case Family::kWishart: return Wishart::Moments(dim, eta, moments, ws);
+    case Family::kBeta:
+      if (!Beta::IsProper(eta)) return false;
+      Beta::Moments(eta, moments);
+      return true;
+    case Family::kBernoulli:
+      if (!Bernoulli::IsProper(eta)) return false;
+      Bernoulli::Moments(eta, moments);
+      return true;
+    case Family::kCategorical:
+      if (!Categorical::IsProper(dim, eta)) return false;
+      Categorical::Moments(dim, eta, moments);
+      return true;
+    case Family::kDirichlet:
+      if (!Dirichlet::IsProper(dim, eta)) return false;
+      Dirichlet::Moments(dim, eta, moments);
+      return true;
   }
   return false;
 }
@@ -33,12 +50,17 @@ inline double EntropyFromNatural(Family family, int dim, const double* eta, Work
     case Family::kGamma: return Gamma::Entropy(eta);
     case Family::kMvGaussian: return MvGaussian::Entropy(dim, eta, ws);
     case Family::kWishart: return Wishart::Entropy(dim, eta, ws);
+    case Family::kBeta: return Beta::Entropy(eta);
+    case Family::kBernoulli: return Bernoulli::Entropy(eta);
+    case Family::kCategorical: return Categorical::Entropy(dim, eta);
+    case Family::kDirichlet: return Dirichlet::Entropy(dim, eta);
   }
   return NAN;
 }
 
 /// Natural parameters of the broad standard density used to start a variable no prior
-/// reaches: N(0, 1), N(0, I), Gamma(1, 1), Wishart(D, I).
+/// reaches: N(0, 1), N(0, I), Gamma(1, 1), Wishart(D, I), Beta(1, 1), Bernoulli(½),
+/// uniform Categorical, Dirichlet(1).
 inline void WriteStandardNatural(Family family, int dim, double* eta) {
   switch (family) {
     case Family::kGaussian: Gaussian(0.0, 1.0).WriteNatural(eta); break;
@@ -47,6 +69,10 @@ inline void WriteStandardNatural(Family family, int dim, double* eta) {
       MvGaussian(Vector::Zero(dim), Matrix::Identity(dim, dim)).WriteNatural(eta);
       break;
     case Family::kWishart: Wishart(dim, Matrix::Identity(dim, dim)).WriteNatural(eta); break;
+    case Family::kBeta: Beta(1.0, 1.0).WriteNatural(eta); break;
+    case Family::kBernoulli: eta[0] = 0.0; break;
+    case Family::kCategorical: std::fill(eta, eta + dim, 0.0); break;
+    case Family::kDirichlet: std::fill(eta, eta + dim, 0.0); break;
   }
 }
 

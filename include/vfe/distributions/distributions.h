@@ -2,6 +2,10 @@
 #define VFE_DISTRIBUTIONS_DISTRIBUTIONS_H_
 
 // All exponential families of vfe (header-only).
+#include "vfe/distributions/bernoulli.h"
+#include "vfe/distributions/beta.h"
+#include "vfe/distributions/categorical.h"
+#include "vfe/distributions/dirichlet.h"
 #include "vfe/distributions/family.h"
 #include "vfe/distributions/gamma.h"
 #include "vfe/distributions/gaussian.h"

@@ -13,8 +13,18 @@ namespace vfe {
 ///   MvGaussian  T = (x, x·xᵀ)               η = (W·m, −W/2)          D + D² numbers
 ///   Gamma       T = (x, log x)              η = (−b, a − 1)
 ///   Wishart     T = (Λ, log|Λ|)             η = (−V⁻¹/2, (ν − D − 1)/2)   D² + 1 numbers
+///   Beta        T = (log p, log(1 − p))     η = (a − 1, b − 1)
+///   Bernoulli   T = (x)                     η = (log(p/(1 − p)))
+///   Categorical T = one-hot x               η = log p (up to a constant)  K numbers
+///   Dirichlet   T = log p                   η = α − 1                     K numbers
 /// Matrices are stored column-major.
-enum class Family { kGaussian, kMvGaussian, kGamma, kWishart };
+enum class Family { kGaussian, kMvGaussian, kGamma, kWishart, kBeta, kBernoulli, kCategorical,
+                    kDirichlet };
+
+/// Every family, in order (for listing and dispatch).
+constexpr Family kAllFamilies[] = {Family::kGaussian,  Family::kMvGaussian,  Family::kGamma,
+                                   Family::kWishart,   Family::kBeta,        Family::kBernoulli,
+                                   Family::kCategorical, Family::kDirichlet};
 
 /// The family's name as written in models and results ("Gaussian", ...).
 inline const char* FamilyName(Family family) {
@@ -23,6 +33,10 @@ inline const char* FamilyName(Family family) {
     case Family::kMvGaussian: return "MvGaussian";
     case Family::kGamma: return "Gamma";
     case Family::kWishart: return "Wishart";
+    case Family::kBeta: return "Beta";
+    case Family::kBernoulli: return "Bernoulli";
+    case Family::kCategorical: return "Categorical";
+    case Family::kDirichlet: return "Dirichlet";
   }
   return "?";
 }
@@ -34,13 +48,25 @@ inline int StatSize(Family family, int dim) {
     case Family::kMvGaussian: return dim + dim * dim;
     case Family::kGamma: return 2;
     case Family::kWishart: return dim * dim + 1;
+    case Family::kBeta: return 2;
+    case Family::kBernoulli: return 1;
+    case Family::kCategorical: return dim;
+    case Family::kDirichlet: return dim;
   }
   return 0;
 }
 
-/// True for the families whose event is a D-vector or D x D matrix (dimension is meaningful).
+/// True for the families whose event is a D-vector or D x D matrix with matrix algebra in
+/// their updates (they need a Workspace of their dimension).
 inline bool IsMultivariate(Family family) {
   return family == Family::kMvGaussian || family == Family::kWishart;
+}
+
+/// True for the families with an event dimension (D for the multivariate ones, the number of
+/// outcomes K for Categorical and Dirichlet); the others have dimension 1.
+inline bool HasDimension(Family family) {
+  return IsMultivariate(family) || family == Family::kCategorical ||
+         family == Family::kDirichlet;
 }
 
 }  // namespace vfe

@@ -9,6 +9,10 @@
 #include "vfe/core/format.h"
 #include "vfe/core/types.h"
 #include "vfe/distributions/family.h"
+#include "vfe/distributions/bernoulli.h"
+#include "vfe/distributions/beta.h"
+#include "vfe/distributions/categorical.h"
+#include "vfe/distributions/dirichlet.h"
 #include "vfe/distributions/gamma.h"
 #include "vfe/distributions/gaussian.h"
 #include "vfe/distributions/mv_gaussian.h"
@@ -35,7 +39,9 @@ class PointMass {
   double Sample(std::mt19937_64&) const { return value_(0, 0); }
 
   /// Throws ModelError (prefixed by `what`) unless the value lies in the support of `family`
-  /// with event dimension `dim`: finite; > 0 for Gamma; symmetric positive definite for Wishart.
+  /// with event dimension `dim`: finite; > 0 for Gamma; symmetric positive definite for Wishart;
+  /// in (0, 1) for Beta; 0 or 1 for Bernoulli; an integer in [0, K) for Categorical;
+  /// probabilities (≥ 0, summing to 1) for Dirichlet.
   void Validate(Family family, int dim, const std::string& what) const {
     if (!value_.allFinite())
       throw ModelError(what + ": value must be finite, got " + Describe());
@@ -59,15 +65,53 @@ class PointMass {
                            std::to_string(dim) + " matrix, got " + Shape());
         ValidatePositiveDefinite(value_, what);
         break;
+      case Family::kBeta:
+        if (value_.size() != 1) throw ModelError(what + ": expected a scalar, got " + Shape());
+        if (!(value_(0, 0) > 0 && value_(0, 0) < 1))
+          throw ModelError(what + ": expected a probability in (0, 1), got " + Describe());
+        break;
+      case Family::kBernoulli:
+        if (value_.size() != 1) throw ModelError(what + ": expected a scalar, got " + Shape());
+        if (value_(0, 0) != 0.0 && value_(0, 0) != 1.0)
+          throw ModelError(what + ": expected 0 or 1, got " + Describe());
+        break;
+      case Family::kCategorical: {
+        if (value_.size() != 1) throw ModelError(what + ": expected a scalar, got " + Shape());
+        const double k = value_(0, 0);
+        if (k != std::floor(k) || k < 0 || k >= dim)
+          throw ModelError(what + ": expected an outcome in 0.." + std::to_string(dim - 1) +
+                           ", got " + Describe());
+        break;
+      }
+      case Family::kDirichlet: {
+        if (value_.cols() != 1 || value_.rows() != dim)
+          throw ModelError(what + ": expected probabilities of dimension " + std::to_string(dim) +
+                           ", got " + Shape());
+        if ((value_.array() < 0).any())
+          throw ModelError(what + ": expected probabilities >= 0, got " + Describe());
+        const double total = value_.sum();
+        if (std::abs(total - 1.0) > 1e-9 * dim)
+          throw ModelError(what + ": expected probabilities that sum to 1, got " + Describe() +
+                           " (sum " + FormatNumber(total) + ")");
+        break;
+      }
     }
   }
   /// Writes T(x₀) in the layout of `family` (which Validate accepted).
-  void Moments(Family family, double* moments) const {
+  /// `dim` is the number of outcomes for Categorical (the other families read it from the
+  /// value).
+  void Moments(Family family, double* moments, int dim = 1) const {
     switch (family) {
       case Family::kGaussian: Gaussian::PointMoments(value_(0, 0), moments); break;
       case Family::kGamma: Gamma::PointMoments(value_(0, 0), moments); break;
       case Family::kMvGaussian: MvGaussian::PointMoments(value_.col(0), moments); break;
       case Family::kWishart: Wishart::PointMoments(value_, moments); break;
+      case Family::kBeta: Beta::PointMoments(value_(0, 0), moments); break;
+      case Family::kBernoulli: Bernoulli::PointMoments(value_(0, 0), moments); break;
+      case Family::kCategorical:
+        Categorical::PointMoments(dim, static_cast<int>(value_(0, 0)), moments);
+        break;
+      case Family::kDirichlet: Dirichlet::PointMoments(value_.col(0), moments); break;
     }
   }
   std::string ToString() const { return "PointMass(" + Describe() + ")"; }

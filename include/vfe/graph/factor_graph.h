@@ -102,6 +102,9 @@ class FactorGraph {
   /// An observed vector or matrix (one element): a column vector is read as an MvGaussian
   /// value, a square matrix as a Wishart value.
   Variable AddObserved(const std::string& name, const Matrix& value);
+  /// Observed categorical data (shape [N]): outcomes in 0..num_categories−1.
+  Variable AddObservedCategorical(const std::string& name, const std::vector<int>& outcomes,
+                                  int num_categories);
   /// An observed array of vectors (shape [rows]): row n is the value of element n.
   Variable AddObservedRows(const std::string& name, const Matrix& rows);
 
@@ -132,6 +135,14 @@ class FactorGraph {
   PlateId AddGamma(Argument out, double shape, Argument rate, const std::string& name = "");
   /// out ~ Wishart(dof, scale), both constants.
   PlateId AddWishart(Argument out, double dof, const Matrix& scale, const std::string& name = "");
+  /// out ~ Beta(a, b), both constants.
+  PlateId AddBeta(Argument out, double a, double b, const std::string& name = "");
+  /// out ~ Dirichlet(alpha), a constant vector.
+  PlateId AddDirichlet(Argument out, const Vector& alpha, const std::string& name = "");
+  /// out ~ Bernoulli(p): p a Beta variable or a constant probability.
+  PlateId AddBernoulli(Argument out, Argument p, const std::string& name = "");
+  /// out ~ Categorical(p): p a Dirichlet variable or constant probabilities (a vector).
+  PlateId AddCategorical(Argument out, Argument p, const std::string& name = "");
 
   /// Validates the graph and sets up the flat storage; throws GraphError or ModelError naming
   /// the variable or factor at fault. Starts every hidden variable at its prior: the product

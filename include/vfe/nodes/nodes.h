@@ -32,6 +32,16 @@ std::unique_ptr<Node> MakeGammaNode(double shape);
 
 /// Wishart(out) with constant degrees of freedom ν and scale V: U = A(η) − η·E[T(Λ)].
 std::unique_ptr<Node> MakeWishartNode(double dof, const Matrix& scale);
+/// Beta(out | a, b) with constants a, b > 0: U = A(η) − η·E[T(p)].
+std::unique_ptr<Node> MakeBetaNode(double a, double b);
+/// Dirichlet(out | α) with a constant α (K entries > 0): U = A(η) − η·E[log p].
+std::unique_ptr<Node> MakeDirichletNode(const Vector& alpha);
+/// Bernoulli(out, p), p a Beta variable or a constant in (0, 1):
+///   U = −E[x] E[log p] − (1 − E[x]) E[log(1 − p)].
+std::unique_ptr<Node> MakeBernoulliNode();
+/// Categorical(out, p) over K outcomes, p a Dirichlet variable (K) or constant probabilities:
+///   U = −Σ_k E[x_k] E[log p_k].
+std::unique_ptr<Node> MakeCategoricalNode();
 
 }  // namespace vfe
 

@@ -1,0 +1,132 @@
+#ifndef VFE_DISTRIBUTIONS_CATEGORICAL_H_
+#define VFE_DISTRIBUTIONS_CATEGORICAL_H_
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "vfe/core/error.h"
+#include "vfe/core/format.h"
+#include "vfe/core/types.h"
+#include "vfe/distributions/family.h"
+
+namespace vfe {
+
+/// Categorical(x | p) over K outcomes 0..K−1, written one-hot.
+///
+///   log p(x) = η·x − A(η),   η = log p (up to a constant; −∞ for impossible outcomes),
+///   A = log Σ_k e^{η_k} (log-sum-exp, so logits of −1000 or K = 1000 neither underflow nor
+///   overflow),   E[x] = softmax(η),   H = A − Σ_k p_k η_k (terms with p_k = 0 count 0).
+class Categorical {
+ public:
+  static constexpr Family kFamily = Family::kCategorical;
+
+  /// Throws ModelError unless p ≥ 0, finite, and sums to 1 (to 1e-9 relative).
+  explicit Categorical(const Vector& p) {
+    if (p.size() < 1) throw ModelError("Categorical: p is empty");
+    for (Eigen::Index k = 0; k < p.size(); ++k)
+      if (!(p[k] >= 0) || !std::isfinite(p[k]))
+        throw ModelError("Categorical: p[" + std::to_string(k) + "] must be >= 0 and finite, got " +
+                         FormatNumber(p[k]));
+    const double total = p.sum();
+    if (std::abs(total - 1.0) > 1e-9 * p.size())
+      throw ModelError("Categorical: p must sum to 1, sums to " + FormatNumber(total));
+    eta_ = p.array().log().matrix();
+  }
+  /// From log-probabilities up to a constant; throws ModelError if no outcome is possible or
+  /// any entry is NaN or +∞.
+  static Categorical FromNatural(const Vector& log_p) {
+    if (!IsProper(static_cast<int>(log_p.size()), log_p.data()))
+      throw ModelError("Categorical: log-probabilities must be < +inf, not NaN, and not all -inf");
+    Categorical q;
+    q.eta_ = log_p;
+    return q;
+  }
+  static Categorical FromFlat(int dim, const double* eta) {
+    return FromNatural(Eigen::Map<const Vector>(eta, dim));
+  }
+  void WriteNatural(double* eta) const { std::copy(eta_.data(), eta_.data() + eta_.size(), eta); }
+  int dim() const { return static_cast<int>(eta_.size()); }
+  /// The probabilities softmax(η).
+  Vector p() const {
+    Vector out(eta_.size());
+    Moments(dim(), eta_.data(), out.data());
+    return out;
+  }
+  Vector mean() const { return p(); }
+
+  double LogPartition() const { return LogPartition(dim(), eta_.data()); }
+  double Entropy() const { return Entropy(dim(), eta_.data()); }
+  /// log p(x = k).
+  double LogDensity(int k) const {
+    if (k < 0 || k >= dim()) return -INFINITY;
+    return eta_[k] - LogPartition();
+  }
+  int Sample(std::mt19937_64& rng) const {
+    const Vector probabilities = p();
+    double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    for (int k = 0; k < dim(); ++k) {
+      if (u < probabilities[k]) return k;
+      u -= probabilities[k];
+    }
+    return dim() - 1;
+  }
+  Categorical Product(const Categorical& other) const {
+    if (other.dim() != dim()) throw ModelError("Categorical: product of mismatched dimensions");
+    return FromNatural(eta_ + other.eta_);
+  }
+  std::string ToString() const {
+    std::ostringstream out;
+    out.precision(10);
+    out << "Categorical(p=[" << p().transpose() << "])";
+    return out.str();
+  }
+
+  // Flat forms used by the engine.
+
+  static bool IsProper(int dim, const double* eta) {
+    bool any = false;
+    for (int k = 0; k < dim; ++k) {
+      if (std::isnan(eta[k]) || eta[k] == INFINITY) return false;
+      any = any || std::isfinite(eta[k]);
+    }
+    return any;
+  }
+  /// E[x] = softmax(η), by subtracting the largest logit.
+  static void Moments(int dim, const double* eta, double* moments) {
+    const double top = *std::max_element(eta, eta + dim);
+    double total = 0.0;
+    for (int k = 0; k < dim; ++k) total += moments[k] = std::exp(eta[k] - top);
+    for (int k = 0; k < dim; ++k) moments[k] /= total;
+  }
+  static double LogPartition(int dim, const double* eta) {
+    const double top = *std::max_element(eta, eta + dim);
+    double total = 0.0;
+    for (int k = 0; k < dim; ++k) total += std::exp(eta[k] - top);
+    return top + std::log(total);
+  }
+  static double Entropy(int dim, const double* eta) {
+    const double a = LogPartition(dim, eta);
+    double h = 0.0;
+    for (int k = 0; k < dim; ++k) {
+      const double log_p = eta[k] - a;
+      if (log_p > -INFINITY) h -= std::exp(log_p) * log_p;
+    }
+    return h;
+  }
+  /// The one-hot statistics of outcome k.
+  static void PointMoments(int dim, int k, double* moments) {
+    std::fill(moments, moments + dim, 0.0);
+    moments[k] = 1.0;
+  }
+
+ private:
+  Categorical() = default;
+  Vector eta_;
+};
+
+}  // namespace vfe
+
+#endif  // VFE_DISTRIBUTIONS_CATEGORICAL_H_

@@ -1,0 +1,55 @@
+#include "nodes/node_checks.h"
+#include "vfe/nodes/nodes.h"
+
+namespace vfe {
+namespace {
+
+enum Slot { kOut = 0, kP = 1 };
+
+/// Categorical(out | p) over K outcomes, p a Dirichlet variable or constant probabilities:
+///   log f = Σ_k x_k log p_k.
+/// Messages: to out, E[log p]; to p, E[x] (Dirichlet's statistic is log p).
+class CategoricalNode final : public Node {
+ public:
+  const char* type() const override { return "Categorical"; }
+  std::vector<std::string> slot_names() const override { return {"out", "p"}; }
+  Family ObservedFamily(int slot, const PointMass&) const override {
+    return slot == kOut ? Family::kCategorical : Family::kDirichlet;
+  }
+  void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
+    RequireFamily(slots[kOut], {Family::kCategorical}, where);
+    RequireFamily(slots[kP], {Family::kDirichlet}, where);
+    RequireDim(slots[kP], slots[kOut].dim, where);
+    dim_ = slots[kOut].dim;
+  }
+
+  void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
+                         Workspace&) const override {
+    const SlotView from = slot == kOut ? q[kP] : q[kOut];
+    for (size_t n = begin; n < end; ++n) {
+      const double* m = from.At(n);
+      for (int k = 0; k < dim_; ++k) eta[k] += m[k];
+    }
+  }
+
+  double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
+    const SlotView out = q[kOut], p = q[kP];
+    double energy = 0.0;
+    SumFactors<1>(begin, end, [&](size_t n, double* sum) {
+      const double* x = out.At(n);
+      const double* log_p = p.At(n);
+      for (int k = 0; k < dim_; ++k)
+        if (x[k] != 0.0) sum[0] -= x[k] * log_p[k];
+    }, &energy);
+    return energy;
+  }
+
+ private:
+  int dim_ = 1;
+};
+
+}  // namespace
+
+std::unique_ptr<Node> MakeCategoricalNode() { return std::make_unique<CategoricalNode>(); }
+
+}  // namespace vfe
