@@ -269,6 +269,12 @@ PlateId FactorGraph::AddCategorical(Argument out, Argument p, const std::string&
   return AddFactor(MakeCategoricalNode(), {out, p}, name);
 }
 
+PlateId FactorGraph::AddPotential(const std::vector<Argument>& variables,
+                                  const std::vector<double>& log_table, const std::string& name) {
+  return AddFactor(MakePotentialNode(static_cast<int>(variables.size()), log_table), variables,
+                   name);
+}
+
 // ---- Finalize -------------------------------------------------------------------------------
 
 PointMass FactorGraph::Impl::ObservedValue(const VariableInfo& info, size_t index) const {
@@ -499,7 +505,7 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
   bool any = false;
   for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
     const AdjacencyEntry& e = adjacency[k];
-    if (out_only && e.slot != 0) continue;
+    if (out_only && (e.slot != 0 || !plates[e.plate].node->IsDirected())) continue;
     any = true;
     plates[e.plate].node->AccumulateMessage(static_cast<int>(e.slot), e.begin, e.end,
                                             plates[e.plate].views.data(), eta, scratch.node);
@@ -538,8 +544,8 @@ void FactorGraph::Impl::Initialise(Scratch& scratch) {
         state[h] = 1;
         for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
           const AdjacencyEntry& e = adjacency[k];
-          if (e.slot != 0) continue;
           const Plate& plate = plates[e.plate];
+          if (e.slot != 0 || !plate.node->IsDirected()) continue;
           for (size_t s = 1; s < plate.bindings.size(); ++s) {
             const Binding& b = plate.bindings[s];
             const VariableInfo& parent = variables[b.variable];

@@ -1301,6 +1301,8 @@ Model LoadModel(const std::string& path) {
   if (!in) throw ModelError("cannot read the model file '" + path + "'");
   std::ostringstream text;
   text << in.rdbuf();
+  if (path.size() >= 3 && path.compare(path.size() - 3, 3, ".fg") == 0)
+    return ParseLibDaiFactorGraph(text.str(), path);
   const size_t slash = path.find_last_of('/');
   return ParseModel(text.str(), slash == std::string::npos ? "." : path.substr(0, slash));
 }

@@ -143,6 +143,10 @@ class FactorGraph {
   PlateId AddBernoulli(Argument out, Argument p, const std::string& name = "");
   /// out ~ Categorical(p): p a Dirichlet variable or constant probabilities (a vector).
   PlateId AddCategorical(Argument out, Argument p, const std::string& name = "");
+  /// exp log_table[x_1, …, x_n] over Categorical variables (row-major, the last variable
+  /// fastest; −∞ for impossible configurations), one table shared by the plate.
+  PlateId AddPotential(const std::vector<Argument>& variables, const std::vector<double>& log_table,
+                       const std::string& name = "");
 
   /// Validates the graph and sets up the flat storage; throws GraphError or ModelError naming
   /// the variable or factor at fault. Starts every hidden variable at its prior: the product

@@ -37,8 +37,14 @@ struct Model {
 /// found -1").
 Model ParseModel(const std::string& text, const std::string& base_directory = ".");
 
-/// Reads and parses a model file (CSV paths are relative to the file).
+/// Reads and parses a model file: JSON (CSV paths relative to the file), or libDAI's
+/// factor-graph format when the name ends in ".fg".
 Model LoadModel(const std::string& path);
+
+/// A libDAI .fg file: variable label L becomes the Categorical variable "xL" (its cardinality),
+/// each factor a Potential whose log-table is the log of the file's table (entries not listed,
+/// or 0, are −∞). Errors name `source` and the line. Inference settings are the defaults.
+Model ParseLibDaiFactorGraph(const std::string& text, const std::string& source);
 
 /// The result of a run as "vfe-result/1" JSON: convergence, the free-energy trace, every hidden
 /// variable's posterior (arrays as arrays) and the timings.

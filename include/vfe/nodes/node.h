@@ -50,6 +50,10 @@ class Node {
   /// throws GraphError or ModelError with a message that starts with `where`.
   virtual void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
                     const std::string& where) = 0;
+  /// True when the factor is a density of "out" given the other slots, so that the message to
+  /// out at the parents' starting values is a sensible start for out (the prior). Undirected
+  /// potentials say false: their variables start at the standard density (uniform).
+  virtual bool IsDirected() const { return true; }
   /// Called once the moments of observed variables are in place: a node may cache sufficient
   /// statistics of observed data here.
   virtual void Prepare(const SlotView* /*q*/, size_t /*num_factors*/) {}

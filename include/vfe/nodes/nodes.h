@@ -2,6 +2,7 @@
 #define VFE_NODES_NODES_H_
 
 #include <memory>
+#include <vector>
 
 #include "vfe/core/types.h"
 #include "vfe/nodes/node.h"
@@ -42,6 +43,13 @@ std::unique_ptr<Node> MakeBernoulliNode();
 /// Categorical(out, p) over K outcomes, p a Dirichlet variable (K) or constant probabilities:
 ///   U = −Σ_k E[x_k] E[log p_k].
 std::unique_ptr<Node> MakeCategoricalNode();
+/// Potential(x_1, …, x_n) = exp T[x_1, …, x_n] over Categorical variables (an undirected
+/// factor: Ising/Potts couplings, libDAI factors). `log_tables` holds `num_tables` tables (one
+/// shared by the plate, or one per factor), each row-major over the variables' categories
+/// (the last variable fastest), −∞ for impossible configurations.
+///   U = −Σ_x T[x] Π_i q_i(x_i).
+std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> log_tables,
+                                        size_t num_tables = 1);
 
 }  // namespace vfe
 

@@ -1,0 +1,111 @@
+#include <array>
+#include <cmath>
+
+#include "nodes/node_checks.h"
+#include "vfe/core/format.h"
+#include "vfe/nodes/nodes.h"
+
+namespace vfe {
+namespace {
+
+/// The most variables one potential may join (the table has Π K_i entries).
+constexpr int kMaxVariables = 16;
+
+/// Potential(x_1, …, x_n) = exp T[x_1, …, x_n] over Categorical variables: an undirected
+/// factor (Ising and Potts couplings, libDAI factors). T is row-major (the last variable
+/// changes fastest); −∞ marks impossible configurations. One table for the whole plate, or
+/// one per factor.
+///   message to x_i:  η_i[k] = Σ_{x: x_i = k} T[x] Π_{j≠i} q_j(x_j)
+///   U = −Σ_x T[x] Π_j q_j(x_j)   (configurations of probability 0 count 0)
+class PotentialNode final : public Node {
+ public:
+  PotentialNode(int num_variables, std::vector<double> log_tables, size_t num_tables)
+      : num_variables_(num_variables), tables_(std::move(log_tables)), num_tables_(num_tables) {}
+  const char* type() const override { return "Potential"; }
+  std::vector<std::string> slot_names() const override {
+    std::vector<std::string> names = {"out"};
+    for (int i = 1; i < num_variables_; ++i) names.push_back("variable " + std::to_string(i));
+    return names;
+  }
+  Family ObservedFamily(int, const PointMass&) const override { return Family::kCategorical; }
+  bool IsDirected() const override { return false; }
+
+  void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
+            const std::string& where) override {
+    if (num_variables_ < 1 || num_variables_ > kMaxVariables)
+      throw GraphError(where + ": a potential joins 1 to " + std::to_string(kMaxVariables) +
+                       " variables, got " + std::to_string(num_variables_));
+    table_size_ = 1;
+    for (int i = 0; i < num_variables_; ++i) {
+      RequireFamily(slots[i], {Family::kCategorical}, where);
+      cardinality_[i] = slots[i].dim;
+      table_size_ *= static_cast<size_t>(slots[i].dim);
+    }
+    if (num_tables_ != 1 && num_tables_ != num_factors)
+      throw GraphError(where + ": " + std::to_string(num_tables_) + " tables for " +
+                       std::to_string(num_factors) + " factors (give one, or one per factor)");
+    if (tables_.size() != table_size_ * num_tables_)
+      throw ModelError(where + ": the log-table has " + std::to_string(tables_.size() / num_tables_) +
+                       " entries, but the variables' categories make " +
+                       std::to_string(table_size_));
+    for (size_t i = 0; i < tables_.size(); ++i)
+      if (std::isnan(tables_[i]) || tables_[i] == INFINITY)
+        throw ModelError(where + ": log-table entry " + std::to_string(i % table_size_) +
+                         " must be a number or -inf, got " + FormatNumber(tables_[i]));
+  }
+
+  void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
+                         Workspace&) const override {
+    for (size_t n = begin; n < end; ++n) {
+      ForEachEntry(n, q, slot, [&](size_t, const int* x, double weight, double log_value) {
+        if (weight != 0.0) eta[x[slot]] += weight * log_value;
+      });
+    }
+  }
+
+  double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
+    double energy = 0.0;
+    for (size_t n = begin; n < end; ++n) {
+      ForEachEntry(n, q, -1, [&](size_t, const int*, double weight, double log_value) {
+        if (weight != 0.0) energy -= weight * log_value;
+      });
+    }
+    return energy;
+  }
+
+ private:
+  /// Calls visit(index, x, Π_{j≠skip} q_j(x_j), T[x]) for every configuration x of factor n.
+  template <class Visit>
+  void ForEachEntry(size_t n, const SlotView* q, int skip, Visit visit) const {
+    const double* table = tables_.data() + (num_tables_ == 1 ? 0 : n * table_size_);
+    std::array<const double*, kMaxVariables> marginal;
+    for (int i = 0; i < num_variables_; ++i) marginal[i] = q[i].At(n);
+    std::array<int, kMaxVariables> x{};
+    for (size_t index = 0; index < table_size_; ++index) {
+      double weight = 1.0;
+      for (int i = 0; i < num_variables_; ++i)
+        if (i != skip) weight *= marginal[i][x[i]];
+      visit(index, x.data(), weight, table[index]);
+      // Next configuration, the last variable fastest.
+      for (int i = num_variables_ - 1; i >= 0; --i) {
+        if (++x[i] < cardinality_[i]) break;
+        x[i] = 0;
+      }
+    }
+  }
+
+  int num_variables_;
+  std::vector<double> tables_;
+  size_t num_tables_;
+  std::array<int, kMaxVariables> cardinality_{};
+  size_t table_size_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> log_tables,
+                                        size_t num_tables) {
+  return std::make_unique<PotentialNode>(num_variables, std::move(log_tables), num_tables);
+}
+
+}  // namespace vfe
