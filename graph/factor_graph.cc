@@ -206,6 +206,9 @@ PlateId FactorGraph::AddFactor(std::unique_ptr<Node> node, const std::vector<Arg
       if (!v.valid() || v.id() >= rollback.variables)
         throw GraphError(g.PlateLabel(id) + ": argument '" + slots[s] +
                          "' is not a variable of this graph");
+      if (v.begin() + v.size() > g.variables[v.id()].size)
+        throw GraphError(g.PlateLabel(id) + ": argument '" + slots[s] +
+                         "' is not a variable of this graph: " + g.OutOfRange(v));
       if (v.size() != 1 && v.size() != size)
         throw GraphError(g.PlateLabel(id) + ": argument '" + slots[s] + "' ('" +
                          g.variables[v.id()].name + "') has " + std::to_string(v.size()) +
@@ -640,7 +643,15 @@ size_t FactorGraph::plate_size(PlateId plate) const { return impl_->plates.at(pl
 const Variable& FactorGraph::Impl::Checked(const Variable& v) const {
   if (!v.valid() || v.id() >= variables.size())
     throw GraphError("not a variable of this graph");
+  if (v.begin() + v.size() > variables[v.id()].size)
+    throw GraphError("not a variable of this graph: " + OutOfRange(v));
   return v;
+}
+
+std::string FactorGraph::Impl::OutOfRange(const Variable& v) const {
+  return "elements [" + std::to_string(v.begin()) + ", " + std::to_string(v.begin() + v.size()) +
+         ") of " + Describe(v.id()) + ", which has " + std::to_string(variables[v.id()].size) +
+         " elements";
 }
 
 int FactorGraph::CheckedDim(const Variable& element, Family family) const {
@@ -658,7 +669,10 @@ int FactorGraph::CheckedDim(const Variable& element, Family family) const {
 }
 
 const double* FactorGraph::PosteriorNatural(const Variable& element) const {
-  const VariableInfo& info = impl_->variables[element.id()];
+  // Posterior() may evaluate this before CheckedDim: check the handle here too, and leave the
+  // other errors to CheckedDim (which throws before the pointer is read).
+  const VariableInfo& info = impl_->variables[impl_->Checked(element).id()];
+  if (!impl_->finalized || info.observed) return nullptr;
   return impl_->natural.data() + info.natural_offset + element.begin() * info.stat_size;
 }
 

@@ -82,7 +82,10 @@ struct FactorGraph::Impl {
   std::string PlateLabel(PlateId p) const;
   std::string ElementName(uint32_t id, size_t index) const;
   std::string Describe(uint32_t id) const;
+  /// Throws GraphError unless `v` is a run of elements of a variable of this graph.
   const Variable& Checked(const Variable& v) const;
+  /// "elements [b, e) of variable 'x', which has N elements": for a handle from another graph.
+  std::string OutOfRange(const Variable& v) const;
   PointMass ObservedValue(const VariableInfo& info, size_t index) const;
   uint32_t HiddenVariableOf(size_t ordinal) const;
 

@@ -12,8 +12,10 @@ void SchedulerOptions::Validate() const {
     throw OptionsError("max_iterations must be >= 1, got " + std::to_string(max_iterations));
   if (!(tolerance >= 0) || !std::isfinite(tolerance))
     throw OptionsError("tolerance must be a finite number >= 0, got " + FormatNumber(tolerance));
-  for (const Variable& v : order)
-    if (!v.valid()) throw OptionsError("order: an entry is not a variable");
+  for (size_t k = 0; k < order.size(); ++k)
+    if (!order[k].valid())
+      throw OptionsError("order[" + std::to_string(k) +
+                         "]: not a variable (a default-constructed Variable)");
 }
 
 const char* TerminationName(Termination termination) {
@@ -34,11 +36,17 @@ Result SequentialScheduler::Run(FactorGraph& graph) const {
   using Clock = std::chrono::steady_clock;
   if (!graph.finalized()) throw GraphError("Run: finalise the graph first");
   std::vector<Variable> order = options_.order.empty() ? graph.HiddenVariables() : options_.order;
-  for (const Variable& v : order) {
-    if (v.id() >= graph.num_variables()) throw OptionsError("order: not a variable of this graph");
-    if (graph.observed(v))
-      throw OptionsError("order: '" + graph.variable_name(v.id()) +
-                         "' is observed and has nothing to update");
+  for (size_t k = 0; k < order.size(); ++k) {
+    const std::string where = "order[" + std::to_string(k) + "]: ";
+    bool observed = false;
+    try {
+      observed = graph.observed(order[k]);  // checks that the elements belong to the graph
+    } catch (const GraphError& e) {
+      throw OptionsError(where + e.what());
+    }
+    if (observed)
+      throw OptionsError(where + "'" + graph.variable_name(order[k].id()) +
+                         "' is observed and has nothing to update (expected a hidden variable)");
   }
   Scratch scratch = graph.MakeScratch();
   Result result;
