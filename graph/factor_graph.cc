@@ -430,22 +430,23 @@ void FactorGraph::Impl::WriteObservedMoments() {
     const VariableInfo& info = variables[v];
     if (!info.observed) continue;
     double* out = moments.data() + info.moment_offset;
+    // Built only for an error: with millions of data points, a string per element costs more
+    // than the checks.
+    auto where = [&](size_t i) {
+      return Describe(v) + (info.shape.empty() ? "" : " at " + ElementName(v, i));
+    };
+    const bool scalar = info.scalar_values && PointMass::IsScalarFamily(info.family);
     for (size_t i = 0; i < info.size; ++i, out += info.stat_size) {
-      const std::string where = Describe(v) + (info.shape.empty() ? "" : " at " + ElementName(v, i));
-      if (info.scalar_values) {
-        // The common case (millions of data points) avoids building a PointMass per value.
+      if (scalar) {
+        // The common case avoids building a PointMass per value.
         const double x = info.values[i];
-        if (!std::isfinite(x))
-          throw ModelError(where + ": value must be finite, got " + FormatNumber(x));
-        if (info.family == Family::kGamma && !(x > 0))
-          throw ModelError(where + ": expected a positive number, got " + FormatNumber(x));
-        if (info.family == Family::kGaussian || info.family == Family::kGamma) {
-          (info.family == Family::kGaussian ? Gaussian::PointMoments : Gamma::PointMoments)(x, out);
-          continue;
-        }
+        const std::string problem = PointMass::ScalarProblem(info.family, info.dim, x);
+        if (!problem.empty()) throw ModelError(where(i) + ": " + problem);
+        PointMass::ScalarMoments(info.family, info.dim, x, out);
+        continue;
       }
       const PointMass value = ObservedValue(info, i);
-      value.Validate(info.family, info.dim, where);
+      value.Validate(info.family, info.dim, where(i));
       value.Moments(info.family, out, info.dim);
     }
   }

@@ -165,6 +165,15 @@ Table ReadCsv(const std::string& path, const std::string& pointer) {
   Table table;
   size_t line_number = 0;
   size_t pos = 0;
+  // The fields of the current line, reused (no allocation per line); their text and the line's
+  // name are built only for a header or an error.
+  std::vector<std::pair<const char*, const char*>> fields_text;
+  auto where = [&] { return "'" + path + "' line " + std::to_string(line_number); };
+  auto field_names = [&] {
+    std::vector<std::string> names;
+    for (const auto& [a, b] : fields_text) names.emplace_back(a, b);
+    return names;
+  };
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string::npos) end = text.size();
@@ -178,7 +187,7 @@ Table ReadCsv(const std::string& path, const std::string& pointer) {
     size_t fields = 0;
     const size_t row_start = table.values.size();
     bool numeric = true;
-    std::vector<std::string> names;
+    fields_text.clear();
     while (true) {
       const char* comma = std::find(p, line_end, ',');
       const char* a = p;
@@ -190,27 +199,26 @@ Table ReadCsv(const std::string& path, const std::string& pointer) {
       const auto [ptr, ec] = std::from_chars(start, b, x);
       if (ec != std::errc() || ptr != b || a == b) numeric = false;
       if (numeric) table.values.push_back(x);
-      names.emplace_back(a, b);
+      fields_text.emplace_back(a, b);
       ++fields;
       if (comma == line_end) break;
       p = comma + 1;
     }
-    const std::string where = "'" + path + "' line " + std::to_string(line_number);
     if (!numeric) {
       if (table.header.empty() && table.values.size() == row_start && line_number == 1) {
-        table.header = names;
+        table.header = field_names();
         table.cols = fields;
         continue;
       }
-      Fail(pointer, "CSV " + where + ": expected numbers, found " + JoinQuoted(names));
+      Fail(pointer, "CSV " + where() + ": expected numbers, found " + JoinQuoted(field_names()));
     }
     if (table.cols == 0) table.cols = fields;
     if (fields != table.cols)
-      Fail(pointer, "CSV " + where + ": expected " + std::to_string(table.cols) +
+      Fail(pointer, "CSV " + where() + ": expected " + std::to_string(table.cols) +
                         " columns, found " + std::to_string(fields));
     for (size_t i = row_start; i < table.values.size(); ++i)
       if (!std::isfinite(table.values[i]))
-        Fail(pointer, "CSV " + where + ": expected finite numbers, found " +
+        Fail(pointer, "CSV " + where() + ": expected finite numbers, found " +
                           FormatNumber(table.values[i]));
   }
   if (table.rows() == 0) Fail(pointer, "CSV '" + path + "' has no data rows");

@@ -238,6 +238,25 @@ TEST(ModelJson, MillionRowCsvLoadsAndGivesTheSamePosteriorAsTheCppModel) {
   EXPECT_NEAR(model.graph.Posterior<Gaussian>(model.graph.Find("mu")).mean(), -1.0, 1e-2);
 }
 
+TEST(ModelJson, MalformedCsvNamesTheFileAndLine) {
+  const std::string csv = ::testing::TempDir() + "vfe_bad.csv";
+  auto error_for = [&](const std::string& content) {
+    std::ofstream(csv) << content;
+    const std::string error = LoadError(R"({"format": "vfe-model/1",
+      "variables": [{"name": "mu", "family": "Gaussian"},
+                    {"name": "y", "observed": {"csv": ")" + csv + R"("}}],
+      "factors": [{"node": "Gaussian", "out": "y", "mean": "mu", "precision": 1}]})");
+    std::remove(csv.c_str());
+    return error;
+  };
+  EXPECT_EQ(error_for("y\n1.5\n2\nx\n"),
+            "/variables/1/observed/csv: CSV '" + csv + "' line 4: expected numbers, found 'x'");
+  EXPECT_EQ(error_for("1,2\n3\n"),
+            "/variables/1/observed/csv: CSV '" + csv + "' line 2: expected 2 columns, found 1");
+  EXPECT_EQ(error_for("y\n"), "/variables/1/observed/csv: CSV '" + csv + "' has no data rows");
+  EXPECT_EQ(error_for("y\n1\n\n2\n"), "");  // blank lines are skipped
+}
+
 TEST(ModelJson, ResultJsonHoldsTheTraceAndEveryPosterior) {
   const std::string text = R"({"format": "vfe-model/1",
     "variables": [{"name": "mu", "family": "Gaussian", "shape": [2]},
