@@ -272,6 +272,17 @@ PlateId FactorGraph::AddCategorical(Argument out, Argument p, const std::string&
   return AddFactor(MakeCategoricalNode(), {out, p}, name);
 }
 
+PlateId FactorGraph::AddGaussianMixture(Argument out, Argument component, const Variable& means,
+                                        const Variable& precisions, const std::string& name) {
+  if (means.size() != precisions.size())
+    throw GraphError("factor '" + name + "' (GaussianMixture): " + std::to_string(means.size()) +
+                     " means but " + std::to_string(precisions.size()) + " precisions");
+  std::vector<Argument> args = {out, component};
+  for (size_t k = 0; k < means.size(); ++k) args.push_back(means[k]);
+  for (size_t k = 0; k < precisions.size(); ++k) args.push_back(precisions[k]);
+  return AddFactor(MakeGaussianMixtureNode(static_cast<int>(means.size())), args, name);
+}
+
 PlateId FactorGraph::AddPotential(const std::vector<Argument>& variables,
                                   const std::vector<double>& log_table, const std::string& name) {
   return AddFactor(MakePotentialNode(static_cast<int>(variables.size()), log_table), variables,

@@ -273,6 +273,58 @@ TEST(DiscreteModels, HiddenOutcomesMatchEnumerationAndFreeEnergyNeverRises) {
   }
 }
 
+TEST(DiscreteModels, FreeEnergyNeverRisesOnRandomMixtures) {
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> normal;
+    std::uniform_real_distribution<double> uniform(0.5, 2.0);
+    const bool scalar = seed % 2 == 0;
+    const int k = 2 + static_cast<int>(seed % 3), d = scalar ? 1 : 2, n = 30;
+    FactorGraph graph;
+    const Family mean_family = scalar ? Family::kGaussian : Family::kMvGaussian;
+    const Family precision_family = scalar ? Family::kGamma : Family::kWishart;
+    const Variable mu = graph.AddVariableArray("mu", mean_family, {size_t(k)}, d);
+    const Variable lambda = graph.AddVariableArray("Lambda", precision_family, {size_t(k)}, d);
+    const Variable weights = graph.AddVariable("weights", Family::kDirichlet, k);
+    const Variable z = graph.AddVariableArray("z", Family::kCategorical, {size_t(n)}, k);
+    Matrix points(n, d);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < d; ++j) points(i, j) = 3.0 * (i % k) + normal(rng);
+    if (scalar) {
+      graph.AddGaussian(mu, 0.0, 0.1);
+      graph.AddGamma(lambda, uniform(rng), uniform(rng));
+    } else {
+      graph.AddMvGaussian(mu, Vector(Vector::Zero(d)), Matrix(0.1 * Matrix::Identity(d, d)));
+      graph.AddWishart(lambda, d + uniform(rng), Matrix(uniform(rng) * Matrix::Identity(d, d)));
+    }
+    graph.AddDirichlet(weights, Vector(Vector::Constant(k, uniform(rng))));
+    graph.AddCategorical(z, weights);
+    const Variable y = scalar ? graph.AddObserved("y", std::vector<double>(points.data(),
+                                                                           points.data() + n))
+                              : graph.AddObservedRows("y", points);
+    graph.AddGaussianMixture(y, z, mu, lambda);
+    graph.Finalize();
+    for (int i = 0; i < n; ++i) {  // random responsibilities, so the means separate
+      Vector p(k);
+      for (int c = 0; c < k; ++c) p[c] = uniform(rng);
+      graph.SetPosterior(z[i], Categorical(Vector(p / p.sum())));
+    }
+    Scratch scratch = graph.MakeScratch();
+    double before = graph.FreeEnergy(scratch);
+    const double start = before;
+    for (int sweep = 0; sweep < 8; ++sweep)
+      for (const Variable& v : {mu, lambda, weights, z})
+        for (size_t i = 0; i < v.size(); ++i) {
+          ASSERT_TRUE(graph.UpdateElement(v.id(), v.begin() + i, scratch));
+          const double after = graph.FreeEnergy(scratch);
+          ASSERT_LE(after, before + 1e-11 * std::abs(before)) << graph.ElementName(v[i]);
+          before = after;
+        }
+    EXPECT_LT(before, start);
+  }
+}
+
 // ---- Markov random fields --------------------------------------------------------------------
 
 /// A 3 x 3 Ising grid with random couplings J and fields h (spins s = 2x − 1).

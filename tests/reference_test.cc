@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <Eigen/LU>
 #include <cmath>
 
 #include "tests/testing/reference.h"
@@ -113,6 +114,66 @@ TEST(BayesPyReference, LinearRegressionTraceAndPosteriorsMatch) {
   const Gamma q_tau = graph.Posterior<Gamma>(tau);
   EXPECT_RELATIVE_NEAR(q_tau.shape(), q["tau"]["shape"].get<double>(), 1e-8);
   EXPECT_RELATIVE_NEAR(q_tau.rate(), q["tau"]["rate"].get<double>(), 1e-8);
+}
+
+TEST(BayesPyReference, GaussianMixtureTraceAndPosteriorsMatch) {
+  const json data = testing::LoadReference("bayespy/gmm_N10000.json");
+  const json expected = testing::LoadReference("bayespy/case3_gmm_N10000.result.json");
+  VFE_REQUIRE_REFERENCE(data, "bayespy/gmm_N10000.json");
+  VFE_REQUIRE_REFERENCE(expected, "bayespy/case3_gmm_N10000.result.json");
+  const json& model = data["model"];
+  const int n = data["N"], k = model["K"], d = model["D"];
+  Matrix points(n, d);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < d; ++j) points(i, j) = data["y"][i][j].get<double>();
+  Matrix inverse_scale(d, d);
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j)
+      inverse_scale(i, j) = model["wishart_prior_inverse_scale"][i][j].get<double>();
+  const std::vector<double> m0 = model["mean_prior_mean"];
+
+  FactorGraph graph;
+  const Variable mu = graph.AddVariableArray("mu", Family::kMvGaussian, {size_t(k)}, d);
+  const Variable lambda = graph.AddVariableArray("Lambda", Family::kWishart, {size_t(k)}, d);
+  const Variable alpha = graph.AddVariable("alpha", Family::kDirichlet, k);
+  const Variable z = graph.AddVariableArray("z", Family::kCategorical, {size_t(n)}, k);
+  graph.AddMvGaussian(mu, Vector(Eigen::Map<const Vector>(m0.data(), d)),
+                      Matrix(model["mean_prior_precision"].get<double>() * Matrix::Identity(d, d)));
+  // BayesPy's Wishart(n, V) has the inverse scale V: our scale is V⁻¹.
+  graph.AddWishart(lambda, model["wishart_prior_dof"].get<double>(), inverse_scale.inverse());
+  graph.AddDirichlet(alpha, Vector(Vector::Constant(k, model["dirichlet_prior_concentration"])));
+  graph.AddCategorical(z, alpha);
+  graph.AddGaussianMixture(graph.AddObservedRows("y", points), z, mu, lambda);
+  graph.Finalize();
+  const std::vector<int> labels = data["init"]["labels0"];
+  for (int i = 0; i < n; ++i) {
+    Vector one_hot = Vector::Zero(k);
+    one_hot[labels[i]] = 1.0;
+    graph.SetPosterior(z[i], Categorical(one_hot));
+  }
+
+  const Result result = RunLikeBayesPy(graph, {mu, lambda, alpha, z});
+  const std::vector<double> bound = expected["trace"]["lower_bound"];
+  ASSERT_EQ(result.iterations, static_cast<int>(bound.size()));
+  EXPECT_TRUE(result.converged());
+  for (size_t i = 0; i < bound.size(); ++i)
+    EXPECT_RELATIVE_NEAR(-result.free_energy[i], bound[i], 1e-8) << "sweep " << i + 1;
+
+  const json& q = expected["posterior"];
+  const Vector concentration = graph.Posterior<Dirichlet>(alpha).alpha();
+  for (int c = 0; c < k; ++c) {
+    SCOPED_TRACE("component " + std::to_string(c));
+    EXPECT_RELATIVE_NEAR(concentration[c], q["alpha"]["concentration"][c].get<double>(), 1e-7);
+    const Vector mean = graph.Posterior<MvGaussian>(mu[c]).mean();
+    const Wishart precision = graph.Posterior<Wishart>(lambda[c]);
+    EXPECT_RELATIVE_NEAR(precision.dof(), q["Lambda"]["dof_n"][c].get<double>(), 1e-7);
+    for (int i = 0; i < d; ++i) {
+      EXPECT_NEAR(mean[i], q["mu"]["mean"][c][i].get<double>(), 1e-7);
+      for (int j = 0; j < d; ++j)
+        EXPECT_NEAR(precision.mean()(i, j), q["Lambda"]["E_Lambda"][c][i][j].get<double>(),
+                    1e-7 * std::abs(q["Lambda"]["E_Lambda"][c][i][i].get<double>()));
+    }
+  }
 }
 
 TEST(BayesPyReference, GaussianMillionPointDataMatchesGeneratorStatistics) {

@@ -143,6 +143,11 @@ class FactorGraph {
   PlateId AddBernoulli(Argument out, Argument p, const std::string& name = "");
   /// out ~ Categorical(p): p a Dirichlet variable or constant probabilities (a vector).
   PlateId AddCategorical(Argument out, Argument p, const std::string& name = "");
+  /// out ~ N(means[k], precisions[k]⁻¹) with k ~ switch: `means` and `precisions` are arrays of
+  /// K elements (MvGaussian and Wishart, or Gaussian and Gamma), shared by every factor; the
+  /// switch is Categorical with K outcomes.
+  PlateId AddGaussianMixture(Argument out, Argument component, const Variable& means,
+                             const Variable& precisions, const std::string& name = "");
   /// exp log_table[x_1, …, x_n] over Categorical variables (row-major, the last variable
   /// fastest; −∞ for impossible configurations), one table shared by the plate.
   PlateId AddPotential(const std::vector<Argument>& variables, const std::vector<double>& log_table,

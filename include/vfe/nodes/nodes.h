@@ -43,6 +43,10 @@ std::unique_ptr<Node> MakeBernoulliNode();
 /// Categorical(out, p) over K outcomes, p a Dirichlet variable (K) or constant probabilities:
 ///   U = −Σ_k E[x_k] E[log p_k].
 std::unique_ptr<Node> MakeCategoricalNode();
+/// GaussianMixture(out, switch, mean 0..K−1, precision 0..K−1): out ~ N(μ_k, Λ_k⁻¹) with
+/// k ~ switch (Categorical K); vectors with Wishart precisions or scalars with Gamma ones.
+///   U = −Σ_k E[z_k] (½ E[log|Λ_k|] − (D/2) log 2π − ½ tr(E[Λ_k] E[(out − μ_k)(out − μ_k)ᵀ])).
+std::unique_ptr<Node> MakeGaussianMixtureNode(int num_components);
 /// Potential(x_1, …, x_n) = exp T[x_1, …, x_n] over Categorical variables (an undirected
 /// factor: Ising/Potts couplings, libDAI factors). `log_tables` holds `num_tables` tables (one
 /// shared by the plate, or one per factor), each row-major over the variables' categories
