@@ -504,6 +504,20 @@ void FactorGraph::Impl::BuildAdjacency() {
   for_each_entry([&](size_t h, const AdjacencyEntry& e) { adjacency[fill[h]++] = e; });
 }
 
+void FactorGraph::Impl::BuildStructure() {
+  structure.clear();
+  std::vector<StructureGraph::vertex_descriptor> vertex_of(variables.size());
+  for (uint32_t v = 0; v < variables.size(); ++v)
+    if (!variables[v].constant) vertex_of[v] = boost::add_vertex(StructureVertex{false, v}, structure);
+  for (PlateId p = 0; p < plates.size(); ++p) {
+    const auto factor = boost::add_vertex(StructureVertex{true, p}, structure);
+    for (uint32_t s = 0; s < plates[p].bindings.size(); ++s) {
+      const uint32_t v = plates[p].bindings[s].variable;
+      if (!variables[v].constant) boost::add_edge(factor, vertex_of[v], StructureEdge{s}, structure);
+    }
+  }
+}
+
 uint32_t FactorGraph::Impl::HiddenVariableOf(size_t ordinal) const {
   // Hidden ordinals increase with the variable id, so a binary search finds the owner.
   auto it = std::upper_bound(hidden_ids.begin(), hidden_ids.end(), ordinal,
@@ -600,6 +614,7 @@ void FactorGraph::Finalize() {
   std::sort(g.dims_in_use.begin(), g.dims_in_use.end());
   g.dims_in_use.erase(std::unique(g.dims_in_use.begin(), g.dims_in_use.end()),
                       g.dims_in_use.end());
+  g.BuildStructure();
   g.finalized = true;
   for (Plate& plate : g.plates) plate.node->Prepare(plate.views.data(), plate.size);
   Scratch scratch = MakeScratch();

@@ -10,6 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/graph/adjacency_list.hpp>
+
 #include "vfe/graph/factor_graph.h"
 
 namespace vfe {
@@ -61,11 +63,27 @@ struct AdjacencyEntry {
   size_t end;
 };
 
+/// A vertex of the bipartite structure graph: a declared variable or a plate of factors.
+struct StructureVertex {
+  bool is_plate = false;
+  uint32_t index = 0;  ///< variable id or plate id
+};
+/// An edge: which slot of the plate the variable fills.
+struct StructureEdge {
+  uint32_t slot = 0;
+};
+/// The factor graph's structure for traversal, colouring and export (Boost.Graph): one vertex
+/// per declared variable (constants belong to their factor) and per plate, an edge per
+/// connection. The hot loops use the flat arrays instead.
+using StructureGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::undirectedS,
+                                             StructureVertex, StructureEdge>;
+
 struct FactorGraph::Impl {
   std::vector<VariableInfo> variables;
   std::unordered_map<std::string, uint32_t> by_name;
   std::vector<Plate> plates;
   bool finalized = false;
+  StructureGraph structure;  ///< set by Finalize
 
   // Flat state, set by Finalize.
   std::vector<double> moments;  ///< E[T] of every element (observed: T(value))
@@ -98,6 +116,7 @@ struct FactorGraph::Impl {
   void WriteObservedMoments();
   void BuildViews();
   void BuildAdjacency();
+  void BuildStructure();
   void Initialise(Scratch& scratch);
 
   /// Sets element `index` of hidden variable `v` from the sum of its incoming messages (only

@@ -198,7 +198,8 @@ class FactorGraph {
   std::string DescribePosterior(const Variable& element) const;
 
   /// Writes the graph in Graphviz DOT (via Boost.Graph): variables as circles (observed
-  /// shaded), factors as boxes; plates are drawn as one box each.
+  /// shaded), factors as boxes; plates are drawn as one box each. Throws GraphError before
+  /// Finalize.
   void WriteGraphviz(std::ostream& out) const;
 
   // ---- Engine interface (for schedulers) -------------------------------------------------
