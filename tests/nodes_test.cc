@@ -566,5 +566,69 @@ TEST(PriorNodes, BetaAndDirichletMessagesAreThePriorsAndEnergiesMatchMonteCarlo)
   }
 }
 
+TEST(GaussianMixtureNode, MessagesAndEnergyMatchMonteCarlo) {
+  // y (observed 2-vector) ~ Σ_k z_k N(μ_k, Λ_k⁻¹), K = 2, every slot in turn the target.
+  const Vector y = (Vector(2) << 0.7, -1.2).finished();
+  for (const char* target : {"switch", "m0", "m1", "L0", "out"}) {
+    NodeCase c;
+    c.name = std::string("GaussianMixture to ") + target;
+    FactorGraph& g = *c.graph;
+    const std::string t = target;
+    const Variable z = g.AddVariable("z", Family::kCategorical, 2);
+    const Variable m0 = g.AddVariable("m0", Family::kMvGaussian, 2);
+    const Variable m1 = g.AddVariable("m1", Family::kMvGaussian, 2);
+    const Variable l0 = g.AddVariable("L0", Family::kWishart, 2);
+    const Variable l1 = g.AddVariable("L1", Family::kWishart, 2);
+    if (t != "switch") g.AddCategorical(z, Vector((Vector(2) << 0.3, 0.7).finished()));
+    if (t != "m0") g.AddMvGaussian(m0, Vector(Vector::Zero(2)), Matrix(Matrix::Identity(2, 2)));
+    if (t != "m1") g.AddMvGaussian(m1, Vector(Vector::Zero(2)), Matrix(Matrix::Identity(2, 2)));
+    if (t != "L0") g.AddWishart(l0, 3.0, Matrix(Matrix::Identity(2, 2)));
+    g.AddWishart(l1, 3.0, Matrix(Matrix::Identity(2, 2)));
+    Variable out;
+    if (t == "out") {
+      out = g.AddVariable("x", Family::kMvGaussian, 2);
+    } else {
+      out = g.AddObserved("y", Matrix(y));
+    }
+    c.plate = g.AddFactor(MakeGaussianMixtureNode(2), {out, z, m0, m1, l0, l1});
+    c.target = t == "switch" ? z : t == "m0" ? m0 : t == "m1" ? m1 : t == "L0" ? l0 : out;
+    c.log_factor = [=](const Sample& s) {
+      const int k = static_cast<int>(Scalar(s, "z"));
+      const Vector x = t == "out" ? Vector(s.at("x")) : y;
+      return LogNormal(x, s.at(k == 0 ? "m0" : "m1"), s.at(k == 0 ? "L0" : "L1"));
+    };
+    if (t == "switch") {
+      c.points = {Value(0.0), Value(1.0)};
+    } else if (t == "L0") {
+      Matrix p = Matrix::Identity(2, 2), q(2, 2);
+      q << 2, 0.5, 0.5, 1;
+      c.points = {p, q};
+    } else {
+      c.points = {Value(Vector(Vector::Zero(2))), Value((Vector(2) << 1, -1).finished()),
+                  Value((Vector(2) << -0.5, 2).finished())};
+    }
+    g.Finalize();
+    CheckNode(c, 21);
+  }
+}
+
+TEST(PotentialNode, MessagesAndEnergyMatchMonteCarlo) {
+  // exp T[a, b] with a (2 outcomes, the target) and b (3 outcomes, a constant prior).
+  const std::vector<double> table = {0.5, -1.0, 2.0, -0.3, 0.0, 1.2};
+  NodeCase c;
+  c.name = "Potential to its first variable";
+  const Variable a = c.graph->AddVariable("a", Family::kCategorical, 2);
+  const Variable b = c.graph->AddVariable("b", Family::kCategorical, 3);
+  c.graph->AddCategorical(b, Vector((Vector(3) << 0.2, 0.5, 0.3).finished()));
+  c.plate = c.graph->AddPotential({a, b}, table);
+  c.target = a;
+  c.log_factor = [=](const Sample& s) {
+    return table[3 * static_cast<int>(Scalar(s, "a")) + static_cast<int>(Scalar(s, "b"))];
+  };
+  c.points = {Value(0.0), Value(1.0)};
+  c.graph->Finalize();
+  CheckNode(c, 22);
+}
+
 }  // namespace
 }  // namespace vfe
