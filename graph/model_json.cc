@@ -378,6 +378,8 @@ const std::vector<NodeSpec>& NodeSpecs() {
       {"Dirichlet", {"out", "alpha"}},
       {"Bernoulli", {"out", "p"}},
       {"Categorical", {"out", "p"}},
+      {"GaussianMixture", {"out", "switch", "means", "precisions"}},
+      {"Potential", {"variables", "log_table"}},
   };
   return specs;
 }
@@ -793,11 +795,28 @@ class Loader {
       double number = 0;            // numeric constants of Gamma/Wishart
     };
     std::vector<Slot> slots;
-    for (const std::string& key : node.slots) {
+    // The arguments in slot order: a Potential's "variables" list gives one slot per entry,
+    // and its table is read apart.
+    std::vector<std::pair<std::string, const Json*>> arguments;
+    std::vector<double> potential_table;
+    if (type == "Potential") {
+      const Json& list = spec["variables"];
+      if (!list.is_array() || list.empty())
+        Fail(pointer + "/variables", "expected a non-empty array of variable names, found " +
+                                         Found(list));
+      for (size_t j = 0; j < list.size(); ++j)
+        arguments.emplace_back("variables/" + std::to_string(j), &list[j]);
+      FlattenTable(spec["log_table"], pointer + "/log_table", potential_table);
+    } else {
+      for (const std::string& key : node.slots) arguments.emplace_back(key, &spec[key]);
+    }
+    for (const auto& [key, arg_pointer] : arguments) {
       Slot slot;
       slot.key = key;
       slot.pointer = pointer + "/" + key;
-      const Json& arg = spec[key];
+      const Json& arg = *arg_pointer;
+      if (type == "Potential" && !arg.is_string())
+        Fail(slot.pointer, "expected a Categorical variable, found " + Found(arg));
       const bool numeric_only = (type == "Gamma" && key == "shape") ||
                                 (type == "Wishart" && (key == "dof" || key == "scale")) ||
                                 type == "Beta" || type == "Dirichlet";
@@ -822,6 +841,12 @@ class Loader {
       slots.push_back(std::move(slot));
     }
 
+    if (type == "GaussianMixture")
+      for (size_t s = 2; s < 4; ++s)
+        if (slots[s].constant || slots[s].per_factor)
+          Fail(slots[s].pointer, "expected the name of an array variable with one element per "
+                                 "component (all of it, not indexed), found " +
+                                     Found(spec[slots[s].key]));
     // The matrix of a LinearGaussian may come from an observed variable, one row per factor.
     const bool rows_matrix = type == "LinearGaussian" && !slots[2].constant;
     if (rows_matrix) {
@@ -868,9 +893,32 @@ class Loader {
                         static_cast<long>(slots[s].elements[first]);
         ++last;
       }
-      AddPlate(type, name, pointer, slots, first, last, step);
+      AddPlate(type, name, pointer, slots, first, last, step, potential_table);
       first = last;
     }
+  }
+
+  /// A log-table written as nested arrays (one level per variable), row-major; entries are
+  /// numbers or "-inf" (an impossible configuration). The shape is checked against the
+  /// variables' categories when the graph is finalised.
+  static void FlattenTable(const Json& value, const std::string& pointer,
+                           std::vector<double>& out) {
+    if (value.is_array()) {
+      if (value.empty()) Fail(pointer, "expected a non-empty array, found an array of 0");
+      const bool nested = value[0].is_array();
+      for (size_t i = 0; i < value.size(); ++i) {
+        if (value[i].is_array() != nested || (nested && value[i].size() != value[0].size()))
+          Fail(pointer + "/" + std::to_string(i),
+               "expected rows of equal length (a rectangular table), found " + Found(value[i]));
+        FlattenTable(value[i], pointer + "/" + std::to_string(i), out);
+      }
+      return;
+    }
+    if (value == "-inf") {
+      out.push_back(-INFINITY);
+      return;
+    }
+    out.push_back(Number(value, pointer, "a number or \"-inf\""));
   }
 
   void ResolveReference(const std::string& text, const std::string& pointer,
@@ -949,7 +997,8 @@ class Loader {
 
   template <class Slots>
   void AddPlate(const std::string& type, const std::string& name, const std::string& pointer,
-                const Slots& slots, size_t first, size_t last, const std::vector<long>& step) {
+                const Slots& slots, size_t first, size_t last, const std::vector<long>& step,
+                const std::vector<double>& table) {
     std::vector<Argument> args;
     for (size_t s = 0; s < slots.size(); ++s) {
       const auto& slot = slots[s];
@@ -986,6 +1035,11 @@ class Loader {
         model_.graph.AddBernoulli(args[0], args[1], name);
       } else if (type == "Categorical") {
         model_.graph.AddCategorical(args[0], args[1], name);
+      } else if (type == "GaussianMixture") {
+        model_.graph.AddGaussianMixture(args[0], args[1], slots[2].entry->variable,
+                                        slots[3].entry->variable, name);
+      } else if (type == "Potential") {
+        model_.graph.AddPotential(args, table, name);
       } else if (type == "LinearGaussian") {
         const auto& matrix = slots[2];
         if (matrix.constant) {

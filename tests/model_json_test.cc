@@ -339,6 +339,72 @@ TEST(ModelJson, DiscreteModelsLoadWithCategoricalDataAndInitialPosteriors) {
             "/factors/0 (Dirichlet): Dirichlet: alpha[1] must be > 0 and finite, got -1");
 }
 
+TEST(ModelJson, MixtureAndPotentialsMatchTheCppModels) {
+  const std::string mixture = R"({"format": "vfe-model/1",
+    "variables": [{"name": "mu", "family": "Gaussian", "shape": [2]},
+                  {"name": "tau", "family": "Gamma", "shape": [2]},
+                  {"name": "w", "family": "Dirichlet", "dim": 2},
+                  {"name": "z", "family": "Categorical", "dim": 2, "shape": [4]},
+                  {"name": "y", "observed": [-2.0, -1.5, 2.5, 3.0]}],
+    "factors": [{"node": "Gaussian", "for": {"k": [0, 2]}, "out": "mu[k]", "mean": 0, "precision": 0.1},
+                {"node": "Gamma", "for": {"k": [0, 2]}, "out": "tau[k]", "shape": 2, "rate": 1},
+                {"node": "Dirichlet", "out": "w", "alpha": [1, 1]},
+                {"node": "Categorical", "for": {"n": [0, 4]}, "out": "z[n]", "p": "w"},
+                {"node": "GaussianMixture", "for": {"n": [0, 4]}, "out": "y[n]", "switch": "z[n]",
+                 "means": "mu", "precisions": "tau"}],
+    "inference": {"tolerance": 0, "iterations": 10,
+                  "initial": {"z": {"p": [[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8]]}}}})";
+  Model model = ParseModel(mixture);
+  const Result from_json = SequentialScheduler(model.inference.options).Run(model.graph);
+
+  FactorGraph graph;
+  const Variable mu = graph.AddVariableArray("mu", Family::kGaussian, {2});
+  const Variable tau = graph.AddVariableArray("tau", Family::kGamma, {2});
+  const Variable w = graph.AddVariable("w", Family::kDirichlet, 2);
+  const Variable z = graph.AddVariableArray("z", Family::kCategorical, {4}, 2);
+  graph.AddGaussian(mu, 0.0, 0.1);
+  graph.AddGamma(tau, 2.0, 1.0);
+  graph.AddDirichlet(w, Vector(Vector::Ones(2)));
+  graph.AddCategorical(z, w);
+  graph.AddGaussianMixture(graph.AddObserved("y", std::vector<double>{-2.0, -1.5, 2.5, 3.0}), z,
+                           mu, tau);
+  graph.Finalize();
+  const double initial[4][2] = {{0.9, 0.1}, {0.8, 0.2}, {0.1, 0.9}, {0.2, 0.8}};
+  for (size_t i = 0; i < 4; ++i)
+    graph.SetPosterior(z[i], Categorical((Vector(2) << initial[i][0], initial[i][1]).finished()));
+  SchedulerOptions options;
+  options.tolerance = 0;
+  options.max_iterations = 10;
+  const Result from_cpp = SequentialScheduler(options).Run(graph);
+  EXPECT_EQ(from_json.free_energy, from_cpp.free_energy);
+
+  const std::string chain = R"({"format": "vfe-model/1",
+    "variables": [{"name": "s", "family": "Categorical", "dim": 2, "shape": [4]}],
+    "factors": [{"node": "Potential", "for": {"i": [0, 4]}, "variables": ["s[i]"], "log_table": [-0.2, 0.2]},
+                {"node": "Potential", "for": {"i": [0, 3]}, "variables": ["s[i]", "s[i+1]"],
+                 "log_table": [[0.5, -0.5], [-0.5, 0.5]]}]})";
+  Model ising = ParseModel(chain);
+  const Result from_json_chain = SequentialScheduler(SchedulerOptions()).Run(ising.graph);
+  FactorGraph cpp_chain;
+  const Variable s4 = cpp_chain.AddVariableArray("s", Family::kCategorical, {4}, 2);
+  cpp_chain.AddPotential({s4}, {-0.2, 0.2});
+  cpp_chain.AddPotential({s4.Slice(0, 3), s4.Slice(1, 4)}, {0.5, -0.5, -0.5, 0.5});
+  cpp_chain.Finalize();
+  const Result from_cpp_chain = SequentialScheduler(SchedulerOptions()).Run(cpp_chain);
+  EXPECT_EQ(from_json_chain.free_energy, from_cpp_chain.free_energy);
+
+  EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
+    "variables": [{"name": "s", "family": "Categorical", "dim": 2, "shape": [2]}],
+    "factors": [{"node": "Potential", "variables": ["s[0]", "s[1]"], "log_table": [[0, 1], [2]]}]})"),
+            "/factors/0/log_table/1: expected rows of equal length (a rectangular table), found "
+            "an array of 1");
+  EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
+    "variables": [{"name": "s", "family": "Categorical", "dim": 2, "shape": [2]}],
+    "factors": [{"node": "Potential", "variables": ["s[0]", "s[1]"], "log_table": [0, 1, 2]}]})"),
+            "/factors/0 (Potential): the log-table has 3 entries, but the variables' categories "
+            "make 4");
+}
+
 // ---- The BayesPy reference cases from JSON -----------------------------------------------------
 
 
@@ -519,7 +585,7 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"unknown node", WithLikelihood(R"({"node": "Gausian", "out": "y"})"),
        "/factors/2/node: unknown node type \"Gausian\" (did you mean 'Gaussian'?); expected one "
        "of 'Gaussian', 'MvGaussian', 'LinearGaussian', 'Gamma', 'Wishart', 'Beta', 'Dirichlet', "
-       "'Bernoulli', 'Categorical'"},
+       "'Bernoulli', 'Categorical', 'GaussianMixture', 'Potential'"},
       {"missing argument", WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "mu"})"),
        "/factors/2: missing required key 'precision' (Gaussian takes 'out', 'mean', "
        "'precision')"},
