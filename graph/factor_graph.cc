@@ -283,6 +283,17 @@ PlateId FactorGraph::AddGaussianMixture(Argument out, Argument component, const 
   return AddFactor(MakeGaussianMixtureNode(static_cast<int>(means.size())), args, name);
 }
 
+PlateId FactorGraph::AddTransition(Argument out, Argument in, const Matrix& matrix,
+                                   const std::string& name) {
+  std::unique_ptr<Node> node;
+  try {
+    node = MakeTransitionNode(matrix);
+  } catch (const ModelError& e) {
+    throw ModelError("factor '" + name + "' (Transition): " + e.what());
+  }
+  return AddFactor(std::move(node), {out, in}, name);
+}
+
 PlateId FactorGraph::AddPotential(const std::vector<Argument>& variables,
                                   const std::vector<double>& log_table, const std::string& name) {
   return AddFactor(MakePotentialNode(static_cast<int>(variables.size()), log_table), variables,

@@ -19,16 +19,21 @@ constexpr int kMaxVariables = 16;
 ///   U = −Σ_x T[x] Π_j q_j(x_j)   (configurations of probability 0 count 0)
 class PotentialNode final : public Node {
  public:
-  PotentialNode(int num_variables, std::vector<double> log_tables, size_t num_tables)
-      : num_variables_(num_variables), tables_(std::move(log_tables)), num_tables_(num_tables) {}
-  const char* type() const override { return "Potential"; }
+  PotentialNode(int num_variables, std::vector<double> log_tables, size_t num_tables,
+                const char* type = "Potential", bool directed = false)
+      : num_variables_(num_variables),
+        tables_(std::move(log_tables)),
+        num_tables_(num_tables),
+        type_(type),
+        directed_(directed) {}
+  const char* type() const override { return type_; }
   std::vector<std::string> slot_names() const override {
     std::vector<std::string> names = {"out"};
     for (int i = 1; i < num_variables_; ++i) names.push_back("variable " + std::to_string(i));
     return names;
   }
   Family ObservedFamily(int, const PointMass&) const override { return Family::kCategorical; }
-  bool IsDirected() const override { return false; }
+  bool IsDirected() const override { return directed_; }
 
   void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
             const std::string& where) override {
@@ -97,11 +102,32 @@ class PotentialNode final : public Node {
   int num_variables_;
   std::vector<double> tables_;
   size_t num_tables_;
+  const char* type_;
+  bool directed_;
   std::array<int, kMaxVariables> cardinality_{};
   size_t table_size_ = 0;
 };
 
 }  // namespace
+
+std::unique_ptr<Node> MakeTransitionNode(const Matrix& matrix) {
+  // p(out = j | in = k) = A[j][k]: the potential log A over (out, in), directed.
+  for (Eigen::Index k = 0; k < matrix.cols(); ++k) {
+    for (Eigen::Index j = 0; j < matrix.rows(); ++j)
+      if (!(matrix(j, k) >= 0) || !std::isfinite(matrix(j, k)))
+        throw ModelError("Transition: A[" + std::to_string(j) + "][" + std::to_string(k) +
+                         "] must be a probability, got " + FormatNumber(matrix(j, k)));
+    const double total = matrix.col(k).sum();
+    if (std::abs(total - 1.0) > 1e-9 * matrix.rows())
+      throw ModelError("Transition: column " + std::to_string(k) +
+                       " of A must sum to 1 (p(out | in = k)), sums to " + FormatNumber(total));
+  }
+  std::vector<double> log_table(static_cast<size_t>(matrix.size()));
+  for (Eigen::Index j = 0; j < matrix.rows(); ++j)
+    for (Eigen::Index k = 0; k < matrix.cols(); ++k)
+      log_table[static_cast<size_t>(j * matrix.cols() + k)] = std::log(matrix(j, k));
+  return std::make_unique<PotentialNode>(2, std::move(log_table), 1, "Transition", true);
+}
 
 std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> log_tables,
                                         size_t num_tables) {

@@ -325,6 +325,82 @@ TEST(DiscreteModels, FreeEnergyNeverRisesOnRandomMixtures) {
   }
 }
 
+TEST(DiscreteModels, HiddenMarkovChainBoundIsBelowTheForwardAlgorithmsEvidence) {
+  // x_0 ~ Categorical(π), x_t ~ A[:, x_{t−1}], y_t ~ B[:, x_t]; mean field over the chain.
+  const Vector pi = (Vector(3) << 0.5, 0.3, 0.2).finished();
+  Matrix a(3, 3), b(2, 3);
+  a << 0.8, 0.1, 0.2, 0.1, 0.8, 0.2, 0.1, 0.1, 0.6;
+  b << 0.9, 0.2, 0.5, 0.1, 0.8, 0.5;
+  const std::vector<int> y = {0, 0, 1, 1, 1, 0, 1, 0, 0, 0};
+  const size_t t_max = y.size();
+  FactorGraph graph;
+  const Variable x = graph.AddVariableArray("x", Family::kCategorical, {t_max}, 3);
+  graph.AddCategorical(x[0], pi);
+  graph.AddTransition(x.Slice(1, t_max), x.Slice(0, t_max - 1), a, "dynamics");
+  graph.AddTransition(graph.AddObservedCategorical("y", y, 2), x, b, "emissions");
+  graph.Finalize();
+  Scratch scratch = graph.MakeScratch();
+  double before = graph.FreeEnergy(scratch);
+  for (int sweep = 0; sweep < 50; ++sweep)
+    for (size_t t = 0; t < t_max; ++t) {
+      ASSERT_TRUE(graph.UpdateElement(x.id(), t, scratch));
+      const double after = graph.FreeEnergy(scratch);
+      ASSERT_LE(after, before + 1e-12 * std::abs(before));
+      before = after;
+    }
+  // The forward algorithm: α_t(j) = B[y_t][j] Σ_k A[j][k] α_{t−1}(k).
+  Vector alpha = b.row(y[0]).transpose().cwiseProduct(pi);
+  double log_evidence = 0;
+  for (size_t t = 1; t < t_max; ++t) {
+    const double scale = alpha.sum();
+    log_evidence += std::log(scale);
+    alpha = b.row(y[t]).transpose().cwiseProduct(a * (alpha / scale));
+  }
+  log_evidence += std::log(alpha.sum());
+  EXPECT_LE(-before, log_evidence + 1e-12);
+  // The forward algorithm itself against enumerating all 3^10 paths.
+  double total = 0;
+  std::vector<int> path(t_max, 0);
+  for (int count = 0; count < 59049; ++count) {
+    double p = pi[path[0]] * b(y[0], path[0]);
+    for (size_t t = 1; t < t_max; ++t) p *= a(path[t], path[t - 1]) * b(y[t], path[t]);
+    total += p;
+    for (size_t t = 0; t < t_max && ++path[t] == 3; ++t) path[t] = 0;
+  }
+  EXPECT_NEAR(log_evidence, std::log(total), 1e-12);
+
+  FactorGraph bad;
+  const Variable v = bad.AddVariableArray("v", Family::kCategorical, {2}, 2);
+  Matrix not_stochastic(2, 2);
+  not_stochastic << 0.5, 0.5, 0.6, 0.5;
+  try {
+    bad.AddTransition(v[1], v[0], not_stochastic, "step");
+    ADD_FAILURE() << "no error";
+  } catch (const ModelError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("factor 'step' (Transition): Transition: column 0 of A must "
+                                    "sum to 1"));
+  }
+}
+
+TEST(DiscreteModels, MixtureSwitchOfTheWrongSizeIsRefused) {
+  FactorGraph graph;
+  const Variable mu = graph.AddVariableArray("mu", Family::kGaussian, {3});
+  const Variable tau = graph.AddVariableArray("tau", Family::kGamma, {3});
+  const Variable z = graph.AddVariable("z", Family::kCategorical, 2);
+  graph.AddGaussian(mu, 0.0, 1.0);
+  graph.AddGamma(tau, 1.0, 1.0);
+  graph.AddCategorical(z, Vector((Vector(2) << 0.5, 0.5).finished()));
+  graph.AddGaussianMixture(graph.AddObserved("y", 1.0), z, mu, tau, "mixture");
+  try {
+    graph.Finalize();
+    ADD_FAILURE() << "no error";
+  } catch (const GraphError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("mixture"));
+    EXPECT_THAT(e.what(), HasSubstr("'switch' expects dimension 3"));
+    EXPECT_THAT(e.what(), HasSubstr("'z'"));
+  }
+}
+
 // ---- Markov random fields --------------------------------------------------------------------
 
 /// A 3 x 3 Ising grid with random couplings J and fields h (spins s = 2x − 1).

@@ -148,6 +148,10 @@ class FactorGraph {
   /// switch is Categorical with K outcomes.
   PlateId AddGaussianMixture(Argument out, Argument component, const Variable& means,
                              const Variable& precisions, const std::string& name = "");
+  /// p(out = j | in = k) = matrix(j, k) for Categorical out and in (columns sum to one): a
+  /// hidden Markov chain with a known transition matrix.
+  PlateId AddTransition(Argument out, Argument in, const Matrix& matrix,
+                        const std::string& name = "");
   /// exp log_table[x_1, …, x_n] over Categorical variables (row-major, the last variable
   /// fastest; −∞ for impossible configurations), one table shared by the plate.
   PlateId AddPotential(const std::vector<Argument>& variables, const std::vector<double>& log_table,

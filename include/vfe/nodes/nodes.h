@@ -47,6 +47,11 @@ std::unique_ptr<Node> MakeCategoricalNode();
 /// k ~ switch (Categorical K); vectors with Wishart precisions or scalars with Gamma ones.
 ///   U = −Σ_k E[z_k] (½ E[log|Λ_k|] − (D/2) log 2π − ½ tr(E[Λ_k] E[(out − μ_k)(out − μ_k)ᵀ])).
 std::unique_ptr<Node> MakeGaussianMixtureNode(int num_components);
+/// Transition(out, in) with a constant K_out x K_in matrix A whose columns sum to one:
+/// p(out = j | in = k) = A[j][k] (a directed potential with table log A); throws ModelError for
+/// a column that is not a distribution.
+///   U = −Σ_jk E[out_j] E[in_k] log A[j][k].
+std::unique_ptr<Node> MakeTransitionNode(const Matrix& matrix);
 /// Potential(x_1, …, x_n) = exp T[x_1, …, x_n] over Categorical variables (an undirected
 /// factor: Ising/Potts couplings, libDAI factors). `log_tables` holds `num_tables` tables (one
 /// shared by the plate, or one per factor), each row-major over the variables' categories
