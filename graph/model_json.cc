@@ -379,6 +379,7 @@ const std::vector<NodeSpec>& NodeSpecs() {
       {"Bernoulli", {"out", "p"}},
       {"Categorical", {"out", "p"}},
       {"GaussianMixture", {"out", "switch", "means", "precisions"}},
+      {"Transition", {"out", "in", "matrix"}},
       {"Potential", {"variables", "log_table"}},
   };
   return specs;
@@ -819,9 +820,10 @@ class Loader {
         Fail(slot.pointer, "expected a Categorical variable, found " + Found(arg));
       const bool numeric_only = (type == "Gamma" && key == "shape") ||
                                 (type == "Wishart" && (key == "dof" || key == "scale")) ||
-                                type == "Beta" || type == "Dirichlet";
+                                type == "Beta" || type == "Dirichlet" ||
+                                (type == "Transition" && key == "matrix");
       if (numeric_only && key != "out") {
-        if (key == "scale") {
+        if (key == "scale" || key == "matrix") {
           slot.value = ReadMatrix(arg, slot.pointer);
         } else if (key == "alpha") {
           slot.value = ReadVector(arg, slot.pointer);
@@ -1040,6 +1042,8 @@ class Loader {
                                         slots[3].entry->variable, name);
       } else if (type == "Potential") {
         model_.graph.AddPotential(args, table, name);
+      } else if (type == "Transition") {
+        model_.graph.AddTransition(args[0], args[1], slots[2].value.constant().value(), name);
       } else if (type == "LinearGaussian") {
         const auto& matrix = slots[2];
         if (matrix.constant) {

@@ -393,6 +393,28 @@ TEST(ModelJson, MixtureAndPotentialsMatchTheCppModels) {
   const Result from_cpp_chain = SequentialScheduler(SchedulerOptions()).Run(cpp_chain);
   EXPECT_EQ(from_json_chain.free_energy, from_cpp_chain.free_energy);
 
+  const std::string hmm = R"({"format": "vfe-model/1",
+    "variables": [{"name": "x", "family": "Categorical", "dim": 2, "shape": [5]},
+                  {"name": "y", "family": "Categorical", "dim": 2, "observed": [0, 0, 1, 1, 0]}],
+    "factors": [{"node": "Categorical", "out": "x[0]", "p": [0.5, 0.5]},
+                {"node": "Transition", "for": {"t": [1, 5]}, "out": "x[t]", "in": "x[t-1]",
+                 "matrix": [[0.9, 0.2], [0.1, 0.8]]},
+                {"node": "Transition", "for": {"t": [0, 5]}, "out": "y[t]", "in": "x[t]",
+                 "matrix": [[0.8, 0.3], [0.2, 0.7]]}]})";
+  Model hmm_model = ParseModel(hmm);
+  const Result from_json_hmm = SequentialScheduler(SchedulerOptions()).Run(hmm_model.graph);
+  FactorGraph cpp_hmm;
+  const Variable x = cpp_hmm.AddVariableArray("x", Family::kCategorical, {5}, 2);
+  Matrix transition(2, 2), emission(2, 2);
+  transition << 0.9, 0.2, 0.1, 0.8;
+  emission << 0.8, 0.3, 0.2, 0.7;
+  cpp_hmm.AddCategorical(x[0], Vector((Vector(2) << 0.5, 0.5).finished()));
+  cpp_hmm.AddTransition(x.Slice(1, 5), x.Slice(0, 4), transition);
+  cpp_hmm.AddTransition(cpp_hmm.AddObservedCategorical("y", {0, 0, 1, 1, 0}, 2), x, emission);
+  cpp_hmm.Finalize();
+  const Result from_cpp_hmm = SequentialScheduler(SchedulerOptions()).Run(cpp_hmm);
+  EXPECT_EQ(from_json_hmm.free_energy, from_cpp_hmm.free_energy);
+
   EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
     "variables": [{"name": "s", "family": "Categorical", "dim": 2, "shape": [2]}],
     "factors": [{"node": "Potential", "variables": ["s[0]", "s[1]"], "log_table": [[0, 1], [2]]}]})"),
@@ -585,7 +607,7 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"unknown node", WithLikelihood(R"({"node": "Gausian", "out": "y"})"),
        "/factors/2/node: unknown node type \"Gausian\" (did you mean 'Gaussian'?); expected one "
        "of 'Gaussian', 'MvGaussian', 'LinearGaussian', 'Gamma', 'Wishart', 'Beta', 'Dirichlet', "
-       "'Bernoulli', 'Categorical', 'GaussianMixture', 'Potential'"},
+       "'Bernoulli', 'Categorical', 'GaussianMixture', 'Transition', 'Potential'"},
       {"missing argument", WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "mu"})"),
        "/factors/2: missing required key 'precision' (Gaussian takes 'out', 'mean', "
        "'precision')"},
