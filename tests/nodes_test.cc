@@ -612,6 +612,31 @@ TEST(GaussianMixtureNode, MessagesAndEnergyMatchMonteCarlo) {
   }
 }
 
+TEST(TransitionNode, MessagesAndEnergyMatchMonteCarlo) {
+  Matrix a(2, 3);  // p(out = j | in = k) = a(j, k)
+  a << 0.7, 0.2, 0.5, 0.3, 0.8, 0.5;
+  for (const char* target : {"out", "in"}) {
+    NodeCase c;
+    c.name = std::string("Transition to ") + target;
+    const Variable out = c.graph->AddVariable("out", Family::kCategorical, 2);
+    const Variable in = c.graph->AddVariable("in", Family::kCategorical, 3);
+    if (std::string(target) == "out") {
+      c.graph->AddCategorical(in, Vector((Vector(3) << 0.2, 0.5, 0.3).finished()));
+    } else {
+      c.graph->AddCategorical(out, Vector((Vector(2) << 0.6, 0.4).finished()));
+    }
+    c.plate = c.graph->AddTransition(out, in, a);
+    c.target = std::string(target) == "out" ? out : in;
+    c.log_factor = [=](const Sample& s) {
+      return std::log(a(static_cast<int>(Scalar(s, "out")), static_cast<int>(Scalar(s, "in"))));
+    };
+    c.points = std::string(target) == "out" ? std::vector<Matrix>{Value(0.0), Value(1.0)}
+                                            : std::vector<Matrix>{Value(0.0), Value(1.0), Value(2.0)};
+    c.graph->Finalize();
+    CheckNode(c, 23);
+  }
+}
+
 TEST(PotentialNode, MessagesAndEnergyMatchMonteCarlo) {
   // exp T[a, b] with a (2 outcomes, the target) and b (3 outcomes, a constant prior).
   const std::vector<double> table = {0.5, -1.0, 2.0, -0.3, 0.0, 1.2};
