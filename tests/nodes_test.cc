@@ -9,12 +9,14 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/LU>
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
 #include <random>
 
 #include "tests/testing/textbook.h"
+#include "vfe/distributions/dispatch.h"
 #include "vfe/model.h"
 
 namespace vfe {
@@ -653,6 +655,945 @@ TEST(PotentialNode, MessagesAndEnergyMatchMonteCarlo) {
   c.points = {Value(0.0), Value(1.0)};
   c.graph->Finalize();
   CheckNode(c, 22);
+}
+// ---- Nodes driven directly ------------------------------------------------------------------
+//
+// The tests below bind a node by hand (SlotInfo per slot, flat moment arrays, SlotView), as
+// FactorGraph does, and call AccumulateMessage and AverageEnergy on factor ranges.
+
+/// A hidden element's q in textbook parameters, with a sampler of its own.
+struct Q {
+  Family family = Family::kGaussian;
+  Vector mean;       // Gaussian (size 1) and MvGaussian
+  Matrix precision;  // Gaussian (1 x 1) and MvGaussian
+  double shape = 1.0, rate = 1.0;  // Gamma
+  double dof = 1.0;                // Wishart
+  Matrix scale;                    // Wishart
+};
+
+Q RandomQ(Family family, int d, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::normal_distribution<double> normal;
+  Q q;
+  q.family = family;
+  switch (family) {
+    case Family::kGaussian:
+      q.mean = Vector::Constant(1, normal(rng));
+      q.precision = Matrix::Constant(1, 1, 0.5 + 2.0 * uniform(rng));
+      break;
+    case Family::kMvGaussian:
+      q.mean = Vector(d);
+      for (int j = 0; j < d; ++j) q.mean[j] = normal(rng);
+      q.precision = RandomSpd(rng, d, 1.5);
+      break;
+    case Family::kGamma:
+      q.shape = 2.0 + 3.0 * uniform(rng);
+      q.rate = 0.5 + 1.5 * uniform(rng);
+      break;
+    case Family::kWishart:
+      q.dof = d + 2.0 + 2.0 * uniform(rng);
+      q.scale = RandomSpd(rng, d, 0.4);
+      break;
+    default: ADD_FAILURE() << "no random q for " << FamilyName(family);
+  }
+  return q;
+}
+
+/// η of q, through vfe's constructors (whose moments are what a node reads).
+Vector NaturalOf(const Q& q, int d) {
+  Vector eta(StatSize(q.family, d));
+  switch (q.family) {
+    case Family::kGaussian: Gaussian(q.mean[0], q.precision(0, 0)).WriteNatural(eta.data()); break;
+    case Family::kMvGaussian: MvGaussian(q.mean, q.precision).WriteNatural(eta.data()); break;
+    case Family::kGamma: Gamma(q.shape, q.rate).WriteNatural(eta.data()); break;
+    case Family::kWishart: Wishart(q.dof, q.scale).WriteNatural(eta.data()); break;
+    default: break;
+  }
+  return eta;
+}
+
+/// A draw from q: normal by a Cholesky factor of the precision, gamma by the standard
+/// library, Wishart by Bartlett's decomposition Λ = L A Aᵀ Lᵀ (V = L Lᵀ, A lower triangular,
+/// A_ii² ~ χ²(ν − i), i = 0..D−1, A_ij ~ N(0, 1) below the diagonal).
+Matrix SampleOf(const Q& q, std::mt19937_64& rng) {
+  std::normal_distribution<double> normal;
+  switch (q.family) {
+    case Family::kGaussian:
+      return Matrix::Constant(1, 1, q.mean[0] + normal(rng) / std::sqrt(q.precision(0, 0)));
+    case Family::kMvGaussian: {
+      const Eigen::Index d = q.mean.size();
+      Vector z(d);
+      for (Eigen::Index j = 0; j < d; ++j) z[j] = normal(rng);
+      const Eigen::LLT<Matrix> llt(q.precision);  // W = L Lᵀ, so L⁻ᵀz has covariance W⁻¹
+      return Vector(q.mean + llt.matrixU().solve(z));
+    }
+    case Family::kGamma:
+      return Matrix::Constant(1, 1, std::gamma_distribution<double>(q.shape, 1.0 / q.rate)(rng));
+    case Family::kWishart: {
+      const Eigen::Index d = q.scale.rows();
+      Matrix a = Matrix::Zero(d, d);
+      for (Eigen::Index i = 0; i < d; ++i) {
+        a(i, i) = std::sqrt(std::chi_squared_distribution<double>(q.dof - i)(rng));
+        for (Eigen::Index j = 0; j < i; ++j) a(i, j) = normal(rng);
+      }
+      const Matrix la = Matrix(q.scale.llt().matrixL()) * a;
+      return la * la.transpose();
+    }
+    default: break;
+  }
+  return Matrix();
+}
+
+/// A value in the support of `family` for an observed element or a constant.
+Matrix RandomValue(Family family, int d, std::mt19937_64& rng) {
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  switch (family) {
+    case Family::kGaussian: return Matrix::Constant(1, 1, 1.5 * normal(rng));
+    case Family::kGamma: return Matrix::Constant(1, 1, 0.3 + 2.0 * uniform(rng));
+    case Family::kMvGaussian: {
+      Vector x(d);
+      for (int j = 0; j < d; ++j) x[j] = 1.5 * normal(rng);
+      return x;
+    }
+    case Family::kWishart: return RandomSpd(rng, d, 1.0);
+    default: break;
+  }
+  return Matrix();
+}
+
+/// How a slot is connected: hidden or observed, one element for the plate or one per factor.
+enum class Link { kHiddenShared, kHiddenEach, kObservedShared, kObservedEach };
+
+/// What a plate connects to one slot: a hidden q or an observed value per element.
+struct SlotSpec {
+  std::string name;
+  Family family = Family::kGaussian;
+  int dim = 1;
+  bool shared = true;
+  bool observed = false;
+  std::vector<Q> q;           // hidden: one per element
+  std::vector<Matrix> value;  // observed: one per element
+  size_t count() const { return observed ? value.size() : q.size(); }
+};
+
+SlotSpec MakeSlot(const std::string& name, Family family, int d, Link link, size_t num_factors,
+                  std::mt19937_64& rng) {
+  SlotSpec slot;
+  slot.name = name;
+  slot.family = family;
+  slot.dim = d;
+  slot.shared = link == Link::kHiddenShared || link == Link::kObservedShared;
+  slot.observed = link == Link::kObservedShared || link == Link::kObservedEach;
+  const size_t count = slot.shared ? 1 : num_factors;
+  for (size_t i = 0; i < count; ++i) {
+    if (slot.observed) {
+      slot.value.push_back(RandomValue(family, d, rng));
+    } else {
+      slot.q.push_back(RandomQ(family, d, rng));
+    }
+  }
+  return slot;
+}
+
+/// log f_n given the value at every slot of factor n (scalars 1 x 1, vectors D x 1).
+using LogFactor = std::function<double(const std::vector<Matrix>& x, size_t n)>;
+
+/// One slot of one factor as a closed-form expectation sees it: a hidden element's q, or a
+/// value (observed, or the point at which a message is compared).
+struct Arg {
+  Family family = Family::kGaussian;
+  int dim = 1;
+  const Q* q = nullptr;  // null for a value
+  Matrix value;
+};
+
+/// E_q[log f_n] in closed form from the textbook parameters of every slot of factor n.
+using ExpectedLogFactor = std::function<double(const std::vector<Arg>& x, size_t n)>;
+
+// Expectations under q of a normal, gamma or Wishart element, from its textbook parameters
+// (Bishop, PRML, B.26–B.27, B.79–B.81); a value is its own expectation.
+
+Vector MeanOf(const Arg& x) { return x.q ? x.q->mean : Vector(x.value.col(0)); }
+Matrix CovarianceOf(const Arg& x) {
+  return x.q ? Matrix(x.q->precision.inverse()) : Matrix(Matrix::Zero(x.dim, x.dim));
+}
+/// E[x] and E[log x] of a Gamma element.
+double GammaMean(const Arg& x) { return x.q ? x.q->shape / x.q->rate : x.value(0, 0); }
+double GammaMeanLog(const Arg& x) {
+  return x.q ? Digamma(x.q->shape) - std::log(x.q->rate) : std::log(x.value(0, 0));
+}
+/// E[Λ] and E[log|Λ|] of a Wishart element, or of τ·I (M x M) for a Gamma one.
+Matrix PrecisionMean(const Arg& w, int m) {
+  if (w.family == Family::kGamma) return GammaMean(w) * Matrix::Identity(m, m);
+  return w.q ? Matrix(w.q->dof * w.q->scale) : w.value;
+}
+double PrecisionMeanLogDet(const Arg& w, int m) {
+  if (w.family == Family::kGamma) return m * GammaMeanLog(w);
+  if (!w.q) return std::log(w.value.determinant());
+  double sum = w.dim * std::log(2.0) + std::log(w.q->scale.determinant());
+  for (int i = 1; i <= w.dim; ++i) sum += Digamma(0.5 * (w.q->dof + 1 - i));
+  return sum;
+}
+/// E[log N(y | A·x, Λ⁻¹)] = ½ E[log|Λ|] − (M/2) log 2π
+///   − ½ tr(E[Λ] (Σ_y + A Σ_x Aᵀ + (E[y] − A E[x])(E[y] − A E[x])ᵀ)).
+double ExpectedLogNormal(const Arg& y, const Matrix& a, const Arg& x, const Arg& w) {
+  const int m = static_cast<int>(a.rows());
+  const Vector r = MeanOf(y) - a * MeanOf(x);
+  const Matrix second = CovarianceOf(y) + a * CovarianceOf(x) * a.transpose() + r * r.transpose();
+  return 0.5 * PrecisionMeanLogDet(w, m) - 0.5 * m * testing::kLogTwoPi -
+         0.5 * (PrecisionMean(w, m) * second).trace();
+}
+
+/// A plate of one node type with its connected elements, and the textbook log f_n.
+struct PlateCase {
+  std::string name;
+  std::function<std::unique_ptr<Node>()> make_node;
+  std::vector<SlotSpec> slots;
+  size_t num_factors = 1;
+  LogFactor log_factor;
+  ExpectedLogFactor expected_log_factor;
+};
+
+/// A node bound and prepared by hand on the moments of a case. With `offsets`, the
+/// per-factor elements are stored in reverse order and read through SlotView::offsets.
+class BoundNode {
+ public:
+  explicit BoundNode(const PlateCase& c, bool offsets = false) : case_(c), node_(c.make_node()) {
+    const size_t n = c.num_factors;
+    std::vector<SlotInfo> infos;
+    int max_dim = 1;
+    for (const SlotSpec& s : c.slots) {
+      SlotInfo info;
+      info.name = s.name;
+      info.family = s.family;
+      info.dim = s.dim;
+      info.shared = s.shared;
+      info.observed = s.observed;
+      info.variable = "variable '" + s.name + "'";
+      infos.push_back(info);
+      max_dim = std::max(max_dim, s.dim);
+    }
+    node_->Bind(infos, n, "plate 'test'");
+    moments_.resize(c.slots.size());
+    offsets_.resize(c.slots.size());
+    for (size_t k = 0; k < c.slots.size(); ++k) {
+      const SlotSpec& s = c.slots[k];
+      const int stat = StatSize(s.family, s.dim);
+      const size_t count = s.count();
+      EXPECT_EQ(count, s.shared ? 1 : n) << s.name;
+      moments_[k].assign(count * stat, 0.0);
+      Workspace ws(IsMultivariate(s.family) ? s.dim : 0);
+      for (size_t i = 0; i < count; ++i) {
+        double* out = moments_[k].data() + (offsets && !s.shared ? count - 1 - i : i) * stat;
+        if (s.observed) {
+          const Matrix& v = s.value[i];
+          if (s.family == Family::kMvGaussian) {
+            PointMass(Vector(v.col(0))).Moments(s.family, out, s.dim);
+          } else if (s.family == Family::kWishart) {
+            PointMass(v).Moments(s.family, out, s.dim);
+          } else {
+            PointMass(v(0, 0)).Moments(s.family, out, s.dim);
+          }
+        } else {
+          const Vector eta = NaturalOf(s.q[i], s.dim);
+          EXPECT_TRUE(MomentsFromNatural(s.family, s.dim, eta.data(), out, ws)) << s.name;
+        }
+      }
+      SlotView view;
+      view.data = moments_[k].data();
+      if (!s.shared && offsets) {
+        for (size_t f = 0; f < n; ++f) offsets_[k].push_back((n - 1 - f) * stat);
+        view.offsets = offsets_[k].data();
+      } else {
+        view.stride = s.shared ? 0 : stat;
+      }
+      views_.push_back(view);
+    }
+    ws_.Resize(max_dim);
+    node_->Prepare(views_.data(), n);
+  }
+
+  /// Σ_{n ∈ [begin, end)} m_{n→slot}, added by the node to an η that starts at 0.25 (so that
+  /// overwriting instead of adding shows).
+  Vector Message(int slot, size_t begin, size_t end) {
+    const SlotSpec& s = case_.slots[slot];
+    Vector eta = Vector::Constant(StatSize(s.family, s.dim), 0.25);
+    node_->AccumulateMessage(slot, begin, end, views_.data(), eta.data(), ws_);
+    return (eta.array() - 0.25).matrix();
+  }
+  double Energy(size_t begin, size_t end) {
+    return node_->AverageEnergy(begin, end, views_.data(), ws_);
+  }
+
+  /// One draw of every element: observed ones at their values, hidden ones from their q.
+  std::vector<std::vector<Matrix>> Draw(std::mt19937_64& rng) const {
+    std::vector<std::vector<Matrix>> x(case_.slots.size());
+    for (size_t k = 0; k < case_.slots.size(); ++k) {
+      const SlotSpec& s = case_.slots[k];
+      if (s.observed) {
+        x[k] = s.value;
+      } else {
+        for (const Q& q : s.q) x[k].push_back(SampleOf(q, rng));
+      }
+    }
+    return x;
+  }
+  /// Σ_{n ∈ [begin, end)} log f_n at a draw.
+  double LogFactors(const std::vector<std::vector<Matrix>>& x, size_t begin, size_t end) const {
+    double sum = 0.0;
+    std::vector<Matrix> args(x.size());
+    for (size_t n = begin; n < end; ++n) {
+      for (size_t k = 0; k < x.size(); ++k) args[k] = x[k][case_.slots[k].shared ? 0 : n];
+      sum += case_.log_factor(args, n);
+    }
+    return sum;
+  }
+
+ private:
+  const PlateCase& case_;
+  std::unique_ptr<Node> node_;
+  std::vector<std::vector<double>> moments_;
+  std::vector<std::vector<uint64_t>> offsets_;
+  std::vector<SlotView> views_;
+  Workspace ws_;
+};
+
+/// The arguments of factor n for a closed-form expectation; with `slot` ≥ 0, that slot at
+/// the value `x`.
+std::vector<Arg> ArgsOf(const PlateCase& c, size_t n, int slot = -1, const Matrix& x = Matrix()) {
+  std::vector<Arg> args(c.slots.size());
+  for (size_t k = 0; k < c.slots.size(); ++k) {
+    const SlotSpec& s = c.slots[k];
+    const size_t element = s.shared ? 0 : n;
+    args[k].family = s.family;
+    args[k].dim = s.dim;
+    if (static_cast<int>(k) == slot) {
+      args[k].value = x;
+    } else if (s.observed) {
+      args[k].value = s.value[element];
+    } else {
+      args[k].q = &s.q[element];
+    }
+  }
+  return args;
+}
+
+/// Values of a target in `family` at which messages are compared.
+std::vector<Matrix> TargetPoints(Family family, int d) {
+  std::mt19937_64 rng(99);
+  std::normal_distribution<double> normal;
+  switch (family) {
+    case Family::kGaussian: return {Value(-1.3), Value(0.4), Value(2.2)};
+    case Family::kGamma: return {Value(0.4), Value(1.1), Value(2.7)};
+    case Family::kMvGaussian: {
+      std::vector<Matrix> points(3, Matrix(d, 1));
+      for (Matrix& p : points)
+        for (int j = 0; j < d; ++j) p(j, 0) = 1.5 * normal(rng);
+      return points;
+    }
+    case Family::kWishart:
+      return {Matrix::Identity(d, d), RandomSpd(rng, d, 1.0), RandomSpd(rng, d, 0.4)};
+    default: break;
+  }
+  return {};
+}
+
+/// True when no slot but `except` is hidden: expectations are then exact.
+bool OthersObserved(const PlateCase& c, int except) {
+  for (size_t k = 0; k < c.slots.size(); ++k)
+    if (static_cast<int>(k) != except && !c.slots[k].observed) return false;
+  return true;
+}
+
+/// The message from factors [begin, end) to `slot` (shared, or one factor) against
+/// E_{q\x}[log f] at TargetPoints: η·(T(x_i) − T(x_0)) = E[Σ_n log f_n(x_i, ·) − log f_n(x_0, ·)],
+/// common draws of the other elements for all points. Exact when every other slot is observed.
+void ExpectMessageMatches(const PlateCase& c, int slot, size_t begin, size_t end, uint64_t seed,
+                          int samples = 10000) {
+  const SlotSpec& target = c.slots[slot];
+  SCOPED_TRACE(c.name + ": message to '" + target.name + "' from factors [" +
+               std::to_string(begin) + ", " + std::to_string(end) + ")");
+  ASSERT_TRUE(target.shared || end == begin + 1);
+  BoundNode node(c);
+  const Vector eta = node.Message(slot, begin, end);
+  const std::vector<Matrix> points = TargetPoints(target.family, target.dim);
+  if (OthersObserved(c, slot)) samples = 2;
+  std::vector<testing::RunningMean> difference(points.size());
+  std::mt19937_64 rng(seed);
+  const size_t element = target.shared ? 0 : begin;
+  for (int s = 0; s < samples; ++s) {
+    std::vector<std::vector<Matrix>> x = node.Draw(rng);
+    x[slot][element] = points[0];
+    const double at_first = node.LogFactors(x, begin, end);
+    for (size_t i = 1; i < points.size(); ++i) {
+      x[slot][element] = points[i];
+      difference[i].Add(node.LogFactors(x, begin, end) - at_first);
+    }
+  }
+  for (size_t i = 1; i < points.size(); ++i) {
+    const double message = eta.dot(Statistic(target.family, points[i], target.dim) -
+                                   Statistic(target.family, points[0], target.dim));
+    const double expected = difference[i].mean();
+    EXPECT_NEAR(message, expected,
+                5 * difference[i].standard_error() + 1e-9 * (1 + std::abs(expected)))
+        << "point " << i;
+    if (!c.expected_log_factor) continue;
+    double exact = 0.0;  // the same difference in closed form
+    for (size_t n = begin; n < end; ++n)
+      exact += c.expected_log_factor(ArgsOf(c, n, slot, points[i]), n) -
+               c.expected_log_factor(ArgsOf(c, n, slot, points[0]), n);
+    EXPECT_NEAR(message, exact, 1e-9 * (1 + std::abs(exact))) << "point " << i << ", closed form";
+  }
+}
+
+/// AverageEnergy over [begin, end) against −E_q[Σ_n log f_n] by sampling every element
+/// (exact when every slot is observed).
+void ExpectEnergyMatches(const PlateCase& c, size_t begin, size_t end, uint64_t seed,
+                         int samples = 10000) {
+  SCOPED_TRACE(c.name + ": energy of factors [" + std::to_string(begin) + ", " +
+               std::to_string(end) + ")");
+  BoundNode node(c);
+  const double energy = node.Energy(begin, end);
+  if (OthersObserved(c, -1)) samples = 2;
+  testing::RunningMean estimate;
+  std::mt19937_64 rng(seed);
+  for (int s = 0; s < samples; ++s) estimate.Add(-node.LogFactors(node.Draw(rng), begin, end));
+  EXPECT_NEAR(energy, estimate.mean(),
+              5 * estimate.standard_error() + 1e-9 * (1 + std::abs(estimate.mean())));
+  if (!c.expected_log_factor) return;
+  double exact = 0.0;  // −E_q[Σ_n log f_n] in closed form
+  for (size_t n = begin; n < end; ++n) exact -= c.expected_log_factor(ArgsOf(c, n), n);
+  EXPECT_NEAR(energy, exact, 1e-9 * (1 + std::abs(exact))) << "closed form";
+}
+
+void ExpectVectorNear(const Vector& actual, const Vector& expected, double tolerance,
+                      const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (Eigen::Index i = 0; i < actual.size(); ++i)
+    EXPECT_NEAR(actual[i], expected[i], tolerance) << what << ", entry " << i;
+}
+
+/// Plate consistency for every hidden slot's message and for the energy: [0, N) equals the
+/// sum of the single factors [n, n + 1) and the sum of [0, k) and [k, N) for k = 0, 2, N
+/// (only [0, N) may use sums cached in Prepare); the layout through offsets gives the same.
+void ExpectPlateSumsConsistent(const PlateCase& c) {
+  SCOPED_TRACE(c.name + ": plate sums");
+  const size_t n = c.num_factors;
+  BoundNode node(c);
+  BoundNode reversed(c, /*offsets=*/true);
+  auto tolerance = [](const Vector& v) { return 1e-10 * (1.0 + v.cwiseAbs().maxCoeff()); };
+  for (size_t slot = 0; slot < c.slots.size(); ++slot) {
+    if (c.slots[slot].observed) continue;
+    const int s = static_cast<int>(slot);
+    const std::string what = "message to '" + c.slots[slot].name + "'";
+    const Vector whole = node.Message(s, 0, n);
+    Vector singles = Vector::Zero(whole.size());
+    for (size_t f = 0; f < n; ++f) singles += node.Message(s, f, f + 1);
+    ExpectVectorNear(singles, whole, tolerance(whole), what + ", single factors");
+    for (size_t k : {size_t{0}, std::min<size_t>(2, n), n}) {
+      const Vector split = node.Message(s, 0, k) + node.Message(s, k, n);
+      ExpectVectorNear(split, whole, tolerance(whole), what + ", split at " + std::to_string(k));
+    }
+    ExpectVectorNear(reversed.Message(s, 0, n), whole, tolerance(whole), what + ", offsets");
+    ExpectVectorNear(reversed.Message(s, 1, n), node.Message(s, 1, n), tolerance(whole),
+                     what + ", offsets, factors [1, N)");
+  }
+  const double whole = node.Energy(0, n);
+  const double tol = 1e-10 * (1.0 + std::abs(whole));
+  double singles = 0.0;
+  for (size_t f = 0; f < n; ++f) singles += node.Energy(f, f + 1);
+  EXPECT_NEAR(singles, whole, tol) << "energy, single factors";
+  for (size_t k : {size_t{0}, std::min<size_t>(2, n), n})
+    EXPECT_NEAR(node.Energy(0, k) + node.Energy(k, n), whole, tol) << "energy, split at " << k;
+  EXPECT_NEAR(reversed.Energy(0, n), whole, tol) << "energy, offsets";
+}
+
+/// Everything for a plate of several factors: consistency, the message to every hidden slot
+/// (the whole plate for a shared one, the last factor for one per factor) and the energy of
+/// the whole plate against Monte Carlo.
+void ExpectPlateMatches(const PlateCase& c, uint64_t seed) {
+  ExpectPlateSumsConsistent(c);
+  const size_t n = c.num_factors;
+  for (size_t slot = 0; slot < c.slots.size(); ++slot) {
+    if (c.slots[slot].observed) continue;
+    if (c.slots[slot].shared) {
+      ExpectMessageMatches(c, static_cast<int>(slot), 0, n, seed + slot, 5000);
+    } else {
+      ExpectMessageMatches(c, static_cast<int>(slot), n - 1, n, seed + slot, 5000);
+    }
+  }
+  ExpectEnergyMatches(c, 0, n, seed + 100, 5000);
+}
+
+const char* LinkName(Link link) {
+  switch (link) {
+    case Link::kHiddenShared: return "hidden";
+    case Link::kHiddenEach: return "hidden per factor";
+    case Link::kObservedShared: return "constant";
+    case Link::kObservedEach: return "observed per factor";
+  }
+  return "?";
+}
+
+// ---- Gaussian, directly ---------------------------------------------------------------------
+
+PlateCase GaussianCase(Link out, Link mean, Link precision, size_t n, std::mt19937_64& rng) {
+  PlateCase c;
+  c.name = std::string("Gaussian(out ") + LinkName(out) + ", mean " + LinkName(mean) +
+           ", precision " + LinkName(precision) + ", N = " + std::to_string(n) + ")";
+  c.make_node = [] { return MakeGaussianNode(); };
+  c.slots = {MakeSlot("out", Family::kGaussian, 1, out, n, rng),
+             MakeSlot("mean", Family::kGaussian, 1, mean, n, rng),
+             MakeSlot("precision", Family::kGamma, 1, precision, n, rng)};
+  c.num_factors = n;
+  c.log_factor = [](const std::vector<Matrix>& x, size_t) {
+    return testing::LogGaussian(x[0](0, 0), x[1](0, 0), x[2](0, 0));
+  };
+  c.expected_log_factor = [](const std::vector<Arg>& x, size_t) {
+    return ExpectedLogNormal(x[0], Matrix::Identity(1, 1), x[1], x[2]);
+  };
+  return c;
+}
+
+constexpr Link kHidden = Link::kHiddenShared;
+constexpr Link kHiddenEach = Link::kHiddenEach;
+constexpr Link kConstant = Link::kObservedShared;
+constexpr Link kObservedEach = Link::kObservedEach;
+
+TEST(GaussianNode, MessageToOutMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(101);
+  ExpectMessageMatches(GaussianCase(kHidden, kHidden, kHidden, 1, rng), 0, 0, 1, 1);
+  ExpectMessageMatches(GaussianCase(kHidden, kHidden, kConstant, 1, rng), 0, 0, 1, 2);
+  ExpectMessageMatches(GaussianCase(kHidden, kConstant, kConstant, 1, rng), 0, 0, 1, 3);
+}
+
+TEST(GaussianNode, MessageToMeanMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(102);
+  ExpectMessageMatches(GaussianCase(kHidden, kHidden, kHidden, 1, rng), 1, 0, 1, 1);
+  ExpectMessageMatches(GaussianCase(kHidden, kHidden, kConstant, 1, rng), 1, 0, 1, 2);
+  ExpectMessageMatches(GaussianCase(kConstant, kHidden, kConstant, 1, rng), 1, 0, 1, 3);
+}
+
+TEST(GaussianNode, MessageToPrecisionMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(103);
+  ExpectMessageMatches(GaussianCase(kHidden, kHidden, kHidden, 1, rng), 2, 0, 1, 1);
+  ExpectMessageMatches(GaussianCase(kConstant, kHidden, kHidden, 1, rng), 2, 0, 1, 2);
+  ExpectMessageMatches(GaussianCase(kConstant, kConstant, kHidden, 1, rng), 2, 0, 1, 3);
+}
+
+TEST(GaussianNode, AverageEnergyMatchesMonteCarlo) {
+  std::mt19937_64 rng(104);
+  ExpectEnergyMatches(GaussianCase(kHidden, kHidden, kHidden, 1, rng), 0, 1, 1);
+  ExpectEnergyMatches(GaussianCase(kHidden, kHidden, kConstant, 1, rng), 0, 1, 2);
+  ExpectEnergyMatches(GaussianCase(kConstant, kConstant, kConstant, 1, rng), 0, 1, 3);
+}
+
+TEST(GaussianNode, PlateSumsMatchSingleFactorsAndMonteCarlo) {
+  std::mt19937_64 rng(105);
+  // Observed outs with the other slots shared use cached sums of the data; so do observed
+  // means with a shared out.
+  ExpectPlateMatches(GaussianCase(kObservedEach, kHidden, kHidden, 5, rng), 1);
+  ExpectPlateMatches(GaussianCase(kObservedEach, kHidden, kConstant, 5, rng), 2);
+  ExpectPlateMatches(GaussianCase(kHidden, kObservedEach, kHidden, 5, rng), 3);
+  ExpectPlateMatches(GaussianCase(kObservedEach, kHidden, kObservedEach, 5, rng), 4);
+  ExpectPlateMatches(GaussianCase(kHiddenEach, kHiddenEach, kHidden, 5, rng), 5);
+  ExpectPlateMatches(GaussianCase(kHiddenEach, kHidden, kHiddenEach, 6, rng), 6);
+}
+
+// ---- MvGaussian, directly -------------------------------------------------------------------
+
+/// The precision matrix a precision slot stands for: a Wishart value, or τ·I.
+Matrix PrecisionMatrix(const Matrix& w, int d) {
+  return w.size() == 1 && d > 1 ? Matrix(w(0, 0) * Matrix::Identity(d, d)) : w;
+}
+
+PlateCase MvGaussianCase(int d, Link out, Link mean, Link precision, Family precision_family,
+                        size_t n, std::mt19937_64& rng) {
+  PlateCase c;
+  c.name = std::string("MvGaussian(D = ") + std::to_string(d) + ", out " + LinkName(out) +
+           ", mean " + LinkName(mean) + ", " + FamilyName(precision_family) + " precision " +
+           LinkName(precision) + ", N = " + std::to_string(n) + ")";
+  c.make_node = [] { return MakeMvGaussianNode(); };
+  c.slots = {MakeSlot("out", Family::kMvGaussian, d, out, n, rng),
+             MakeSlot("mean", Family::kMvGaussian, d, mean, n, rng),
+             MakeSlot("precision", precision_family,
+                      precision_family == Family::kWishart ? d : 1, precision, n, rng)};
+  c.num_factors = n;
+  c.log_factor = [d](const std::vector<Matrix>& x, size_t) {
+    return testing::LogNormal(x[0], x[1], PrecisionMatrix(x[2], d));
+  };
+  c.expected_log_factor = [d](const std::vector<Arg>& x, size_t) {
+    return ExpectedLogNormal(x[0], Matrix::Identity(d, d), x[1], x[2]);
+  };
+  return c;
+}
+
+TEST(MvGaussianNode, MessageToOutMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(201);
+  for (Family w : {Family::kWishart, Family::kGamma}) {
+    ExpectMessageMatches(MvGaussianCase(2, kHidden, kHidden, kHidden, w, 1, rng), 0, 0, 1, 1);
+    ExpectMessageMatches(MvGaussianCase(3, kHidden, kHidden, kConstant, w, 1, rng), 0, 0, 1, 2);
+    ExpectMessageMatches(MvGaussianCase(2, kHidden, kConstant, kConstant, w, 1, rng), 0, 0, 1, 3);
+  }
+}
+
+TEST(MvGaussianNode, MessageToMeanMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(202);
+  for (Family w : {Family::kWishart, Family::kGamma}) {
+    ExpectMessageMatches(MvGaussianCase(2, kHidden, kHidden, kHidden, w, 1, rng), 1, 0, 1, 1);
+    ExpectMessageMatches(MvGaussianCase(3, kConstant, kHidden, kHidden, w, 1, rng), 1, 0, 1, 2);
+    ExpectMessageMatches(MvGaussianCase(2, kConstant, kHidden, kConstant, w, 1, rng), 1, 0, 1, 3);
+  }
+}
+
+TEST(MvGaussianNode, MessageToPrecisionMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(203);
+  for (Family w : {Family::kWishart, Family::kGamma}) {
+    ExpectMessageMatches(MvGaussianCase(2, kHidden, kHidden, kHidden, w, 1, rng), 2, 0, 1, 1);
+    ExpectMessageMatches(MvGaussianCase(3, kConstant, kHidden, kHidden, w, 1, rng), 2, 0, 1, 2);
+    ExpectMessageMatches(MvGaussianCase(2, kConstant, kConstant, kHidden, w, 1, rng), 2, 0, 1, 3);
+  }
+}
+
+TEST(MvGaussianNode, AverageEnergyMatchesMonteCarlo) {
+  std::mt19937_64 rng(204);
+  for (Family w : {Family::kWishart, Family::kGamma}) {
+    ExpectEnergyMatches(MvGaussianCase(2, kHidden, kHidden, kHidden, w, 1, rng), 0, 1, 1);
+    ExpectEnergyMatches(MvGaussianCase(3, kHidden, kHidden, kConstant, w, 1, rng), 0, 1, 2);
+    ExpectEnergyMatches(MvGaussianCase(2, kConstant, kConstant, kConstant, w, 1, rng), 0, 1, 3);
+  }
+}
+
+TEST(MvGaussianNode, PlateSumsMatchSingleFactorsAndMonteCarlo) {
+  std::mt19937_64 rng(205);
+  for (Family w : {Family::kWishart, Family::kGamma}) {
+    // Observed outs with a shared mean and precision use cached sums (either precision).
+    ExpectPlateMatches(MvGaussianCase(2, kObservedEach, kHidden, kHidden, w, 5, rng), 1);
+    ExpectPlateMatches(MvGaussianCase(2, kObservedEach, kHidden, kConstant, w, 5, rng), 2);
+    ExpectPlateMatches(MvGaussianCase(2, kHidden, kObservedEach, kHidden, w, 5, rng), 3);
+    ExpectPlateMatches(MvGaussianCase(2, kHiddenEach, kHidden, kHiddenEach, w, 5, rng), 4);
+  }
+}
+
+// ---- LinearGaussian, directly ---------------------------------------------------------------
+
+/// N(out | A·in, W⁻¹) with a shared M x K matrix A; `out`/`in` are Gaussian when M/K is 1
+/// and `scalar_in_out` is set, MvGaussian otherwise.
+PlateCase LinearGaussianCase(const Matrix& a, bool scalar_in_out, Link out, Link in,
+                            Link precision, Family precision_family, size_t n,
+                            std::mt19937_64& rng) {
+  const int m = static_cast<int>(a.rows()), k = static_cast<int>(a.cols());
+  const Family out_family = scalar_in_out && m == 1 ? Family::kGaussian : Family::kMvGaussian;
+  const Family in_family = scalar_in_out && k == 1 ? Family::kGaussian : Family::kMvGaussian;
+  PlateCase c;
+  c.name = std::string("LinearGaussian(") + std::to_string(m) + "x" + std::to_string(k) +
+           ", out " + FamilyName(out_family) + " " + LinkName(out) + ", in " +
+           FamilyName(in_family) + " " + LinkName(in) + ", " + FamilyName(precision_family) +
+           " precision " + LinkName(precision) + ", N = " + std::to_string(n) + ")";
+  c.make_node = [a] { return MakeLinearGaussianNode(a); };
+  c.slots = {MakeSlot("out", out_family, m, out, n, rng),
+             MakeSlot("in", in_family, k, in, n, rng),
+             MakeSlot("precision", precision_family,
+                      precision_family == Family::kWishart ? m : 1, precision, n, rng)};
+  c.num_factors = n;
+  c.log_factor = [a, m](const std::vector<Matrix>& x, size_t) {
+    return testing::LogNormal(x[0], a * x[1], PrecisionMatrix(x[2], m));
+  };
+  c.expected_log_factor = [a](const std::vector<Arg>& x, size_t) {
+    return ExpectedLogNormal(x[0], a, x[1], x[2]);
+  };
+  return c;
+}
+
+/// The shared matrices under test: taller than wide, wider than tall, 1 x 1, a row, a column.
+std::vector<std::pair<Matrix, bool>> LinearGaussianShapes() {
+  Matrix tall(3, 2), wide(2, 3), row(1, 2), column(2, 1);
+  tall << 1.0, 0.5, -0.2, 0.0, 2.0, 1.0;
+  wide << 0.7, -1.0, 0.3, 1.2, 0.4, -0.6;
+  row << 0.8, -1.5;
+  column << 1.3, -0.4;
+  return {{tall, false}, {wide, false}, {Matrix::Constant(1, 1, 1.7), true}, {row, true},
+          {column, true}, {Matrix::Constant(1, 1, -0.6), false}};
+}
+
+TEST(LinearGaussianNode, MessageToOutMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(301);
+  for (const auto& [a, scalar] : LinearGaussianShapes()) {
+    for (Family w : {Family::kWishart, Family::kGamma}) {
+      ExpectMessageMatches(LinearGaussianCase(a, scalar, kHidden, kHidden, kHidden, w, 1, rng),
+                           0, 0, 1, 1);
+      ExpectMessageMatches(
+          LinearGaussianCase(a, scalar, kHidden, kConstant, kConstant, w, 1, rng), 0, 0, 1, 2);
+    }
+  }
+}
+
+TEST(LinearGaussianNode, MessageToInMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(302);
+  for (const auto& [a, scalar] : LinearGaussianShapes()) {
+    for (Family w : {Family::kWishart, Family::kGamma}) {
+      ExpectMessageMatches(LinearGaussianCase(a, scalar, kHidden, kHidden, kHidden, w, 1, rng),
+                           1, 0, 1, 1);
+      ExpectMessageMatches(
+          LinearGaussianCase(a, scalar, kConstant, kHidden, kConstant, w, 1, rng), 1, 0, 1, 2);
+    }
+  }
+}
+
+TEST(LinearGaussianNode, MessageToPrecisionMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(303);
+  for (const auto& [a, scalar] : LinearGaussianShapes()) {
+    for (Family w : {Family::kWishart, Family::kGamma}) {
+      ExpectMessageMatches(LinearGaussianCase(a, scalar, kHidden, kHidden, kHidden, w, 1, rng),
+                           2, 0, 1, 1);
+      ExpectMessageMatches(
+          LinearGaussianCase(a, scalar, kConstant, kConstant, kHidden, w, 1, rng), 2, 0, 1, 2);
+    }
+  }
+}
+
+TEST(LinearGaussianNode, AverageEnergyMatchesMonteCarlo) {
+  std::mt19937_64 rng(304);
+  for (const auto& [a, scalar] : LinearGaussianShapes()) {
+    for (Family w : {Family::kWishart, Family::kGamma}) {
+      ExpectEnergyMatches(LinearGaussianCase(a, scalar, kHidden, kHidden, kHidden, w, 1, rng),
+                          0, 1, 1);
+      ExpectEnergyMatches(
+          LinearGaussianCase(a, scalar, kConstant, kConstant, kConstant, w, 1, rng), 0, 1, 2);
+    }
+  }
+}
+
+TEST(LinearGaussianNode, PlateSumsMatchSingleFactorsAndMonteCarlo) {
+  std::mt19937_64 rng(305);
+  for (const auto& [a, scalar] : LinearGaussianShapes()) {
+    for (Family w : {Family::kWishart, Family::kGamma}) {
+      // Observed outs with a shared in and precision use cached sums.
+      ExpectPlateMatches(
+          LinearGaussianCase(a, scalar, kObservedEach, kHidden, kHidden, w, 5, rng), 1);
+      ExpectPlateSumsConsistent(
+          LinearGaussianCase(a, scalar, kObservedEach, kHidden, kConstant, w, 5, rng));
+      ExpectPlateSumsConsistent(
+          LinearGaussianCase(a, scalar, kHiddenEach, kHiddenEach, kHidden, w, 5, rng));
+      ExpectPlateSumsConsistent(
+          LinearGaussianCase(a, scalar, kObservedEach, kHidden, kObservedEach, w, 5, rng));
+    }
+  }
+  Matrix tall(3, 2);
+  tall << 1.0, 0.5, -0.2, 0.0, 2.0, 1.0;
+  ExpectPlateMatches(LinearGaussianCase(tall, false, kHiddenEach, kHiddenEach, kHidden,
+                                        Family::kWishart, 5, rng), 2);
+  ExpectPlateMatches(LinearGaussianCase(tall, false, kObservedEach, kHidden, kConstant,
+                                        Family::kGamma, 5, rng), 3);
+}
+
+// ---- LinearGaussian with one design row per factor, directly ---------------------------------
+
+/// out_n ~ N(x_nᵀ in, W⁻¹) with x_nᵀ the rows of `design`, out Gaussian (or MvGaussian of
+/// dimension 1) and in MvGaussian (K columns) or Gaussian (K = 1).
+PlateCase RowsCase(const Matrix& design, Family out_family, Link out, Link in, Link precision,
+                  Family precision_family, std::mt19937_64& rng) {
+  const size_t n = static_cast<size_t>(design.rows());
+  const int k = static_cast<int>(design.cols());
+  const Family in_family = k == 1 ? Family::kGaussian : Family::kMvGaussian;
+  PlateCase c;
+  c.name = std::string("LinearGaussian rows(") + std::to_string(n) + "x" + std::to_string(k) +
+           ", out " + FamilyName(out_family) + " " + LinkName(out) + ", in " + LinkName(in) +
+           ", " + FamilyName(precision_family) + " precision " + LinkName(precision) + ")";
+  c.make_node = [design] { return MakeLinearGaussianRowsNode(design); };
+  c.slots = {MakeSlot("out", out_family, 1, out, n, rng),
+             MakeSlot("in", in_family, k, in, n, rng),
+             MakeSlot("precision", precision_family, 1, precision, n, rng)};
+  c.num_factors = n;
+  c.log_factor = [design](const std::vector<Matrix>& x, size_t f) {
+    return testing::LogGaussian(x[0](0, 0), (design.row(f) * x[1])(0, 0), x[2](0, 0));
+  };
+  c.expected_log_factor = [design](const std::vector<Arg>& x, size_t f) {
+    return ExpectedLogNormal(x[0], design.row(f), x[1], x[2]);
+  };
+  return c;
+}
+
+Matrix Design(int rows, int columns, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal;
+  Matrix design(rows, columns);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < columns; ++j) design(i, j) = normal(rng);
+  return design;
+}
+
+TEST(LinearGaussianRowsNode, MessageToOutMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(401);
+  for (Family w : {Family::kGamma, Family::kWishart}) {
+    for (int k : {1, 3}) {
+      ExpectMessageMatches(
+          RowsCase(Design(1, k, 1), Family::kGaussian, kHidden, kHidden, kHidden, w, rng), 0, 0,
+          1, 1);
+      // Factor 3 of 4, so that the message reads the row and elements of its own factor.
+      ExpectMessageMatches(RowsCase(Design(4, k, 2), Family::kGaussian, kHiddenEach, kHiddenEach,
+                                    kHiddenEach, w, rng), 0, 3, 4, 2);
+    }
+  }
+}
+
+TEST(LinearGaussianRowsNode, MessageToInMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(402);
+  for (Family w : {Family::kGamma, Family::kWishart}) {
+    for (int k : {1, 3}) {
+      ExpectMessageMatches(
+          RowsCase(Design(1, k, 3), Family::kGaussian, kHidden, kHidden, kHidden, w, rng), 1, 0,
+          1, 1);
+      ExpectMessageMatches(
+          RowsCase(Design(1, k, 4), Family::kGaussian, kConstant, kHidden, kConstant, w, rng), 1,
+          0, 1, 2);
+    }
+  }
+}
+
+TEST(LinearGaussianRowsNode, MessageToPrecisionMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(403);
+  for (Family w : {Family::kGamma, Family::kWishart}) {
+    for (int k : {1, 3}) {
+      ExpectMessageMatches(
+          RowsCase(Design(1, k, 5), Family::kGaussian, kHidden, kHidden, kHidden, w, rng), 2, 0,
+          1, 1);
+      ExpectMessageMatches(
+          RowsCase(Design(1, k, 6), Family::kGaussian, kConstant, kConstant, kHidden, w, rng), 2,
+          0, 1, 2);
+    }
+  }
+}
+
+TEST(LinearGaussianRowsNode, AverageEnergyMatchesMonteCarlo) {
+  std::mt19937_64 rng(404);
+  for (Family w : {Family::kGamma, Family::kWishart}) {
+    for (int k : {1, 3}) {
+      ExpectEnergyMatches(
+          RowsCase(Design(1, k, 7), Family::kGaussian, kHidden, kHidden, kHidden, w, rng), 0, 1,
+          1);
+      ExpectEnergyMatches(
+          RowsCase(Design(1, k, 8), Family::kGaussian, kConstant, kConstant, kConstant, w, rng),
+          0, 1, 2);
+    }
+  }
+}
+
+TEST(LinearGaussianRowsNode, PlateSumsMatchSingleFactorsAndMonteCarlo) {
+  std::mt19937_64 rng(405);
+  for (Family w : {Family::kGamma, Family::kWishart}) {
+    for (Family out : {Family::kGaussian, Family::kMvGaussian}) {
+      // Regression: observed targets, shared weights and noise precision (cached sums with a
+      // Gamma precision).
+      ExpectPlateMatches(RowsCase(Design(6, 3, 9), out, kObservedEach, kHidden, kHidden, w, rng),
+                         1);
+      ExpectPlateMatches(
+          RowsCase(Design(5, 2, 10), out, kObservedEach, kHidden, kConstant, w, rng), 2);
+      ExpectPlateMatches(
+          RowsCase(Design(5, 1, 11), out, kHiddenEach, kHidden, kHiddenEach, w, rng), 3);
+      ExpectPlateSumsConsistent(
+          RowsCase(Design(7, 2, 12), out, kHiddenEach, kHiddenEach, kHidden, w, rng));
+    }
+  }
+}
+
+// ---- Gamma and Wishart, directly ------------------------------------------------------------
+
+PlateCase GammaCase(double shape, Link out, Link rate, size_t n, std::mt19937_64& rng) {
+  PlateCase c;
+  c.name = "Gamma(shape " + std::to_string(shape) + ", out " + LinkName(out) + ", rate " +
+           LinkName(rate) + ", N = " + std::to_string(n) + ")";
+  c.make_node = [shape] { return MakeGammaNode(shape); };
+  c.slots = {MakeSlot("out", Family::kGamma, 1, out, n, rng),
+             MakeSlot("rate", Family::kGamma, 1, rate, n, rng)};
+  c.num_factors = n;
+  c.log_factor = [shape](const std::vector<Matrix>& x, size_t) {
+    return testing::LogGammaDensity(x[0](0, 0), shape, x[1](0, 0));
+  };
+  // a E[log b] − log Γ(a) + (a − 1) E[log x] − E[b] E[x]
+  c.expected_log_factor = [shape](const std::vector<Arg>& x, size_t) {
+    return shape * GammaMeanLog(x[1]) - std::lgamma(shape) +
+           (shape - 1) * GammaMeanLog(x[0]) - GammaMean(x[1]) * GammaMean(x[0]);
+  };
+  return c;
+}
+
+TEST(GammaNode, MessageToOutMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(501);
+  ExpectMessageMatches(GammaCase(2.5, kHidden, kHidden, 1, rng), 0, 0, 1, 1);
+  ExpectMessageMatches(GammaCase(0.7, kHidden, kConstant, 1, rng), 0, 0, 1, 2);
+}
+
+TEST(GammaNode, MessageToRateMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(502);
+  ExpectMessageMatches(GammaCase(2.5, kHidden, kHidden, 1, rng), 1, 0, 1, 1);
+  ExpectMessageMatches(GammaCase(0.7, kConstant, kHidden, 1, rng), 1, 0, 1, 2);
+}
+
+TEST(GammaNode, AverageEnergyMatchesMonteCarlo) {
+  std::mt19937_64 rng(503);
+  ExpectEnergyMatches(GammaCase(2.5, kHidden, kHidden, 1, rng), 0, 1, 1);
+  ExpectEnergyMatches(GammaCase(0.7, kHidden, kConstant, 1, rng), 0, 1, 2);
+  ExpectEnergyMatches(GammaCase(3.0, kConstant, kConstant, 1, rng), 0, 1, 3);
+}
+
+TEST(GammaNode, PlateSumsMatchSingleFactorsAndMonteCarlo) {
+  std::mt19937_64 rng(504);
+  ExpectPlateMatches(GammaCase(2.5, kObservedEach, kHidden, 5, rng), 1);
+  ExpectPlateMatches(GammaCase(1.5, kHiddenEach, kHidden, 5, rng), 2);
+  ExpectPlateMatches(GammaCase(1.5, kHiddenEach, kConstant, 5, rng), 3);
+  ExpectPlateMatches(GammaCase(4.0, kHidden, kHiddenEach, 5, rng), 4);
+  ExpectPlateMatches(GammaCase(2.0, kHiddenEach, kHiddenEach, 5, rng), 5);
+}
+
+PlateCase WishartCase(double dof, const Matrix& scale, Link out, size_t n, std::mt19937_64& rng) {
+  PlateCase c;
+  const int d = static_cast<int>(scale.rows());
+  c.name = "Wishart(dof " + std::to_string(dof) + ", D = " + std::to_string(d) + ", out " +
+           LinkName(out) + ", N = " + std::to_string(n) + ")";
+  c.make_node = [dof, scale] { return MakeWishartNode(dof, scale); };
+  c.slots = {MakeSlot("out", Family::kWishart, d, out, n, rng)};
+  c.num_factors = n;
+  c.log_factor = [dof, scale](const std::vector<Matrix>& x, size_t) {
+    return testing::LogWishart(x[0], dof, scale);
+  };
+  // ((ν − D − 1)/2) E[log|Λ|] − ½ tr(V⁻¹ E[Λ]) − (νD/2) log 2 − (ν/2) log|V| − log Γ_D(ν/2)
+  c.expected_log_factor = [dof, scale, d](const std::vector<Arg>& x, size_t) {
+    double log_multigamma = 0.25 * d * (d - 1) * std::log(M_PI);
+    for (int i = 0; i < d; ++i) log_multigamma += std::lgamma(0.5 * (dof - i));
+    return 0.5 * (dof - d - 1) * PrecisionMeanLogDet(x[0], d) -
+           0.5 * (scale.inverse() * PrecisionMean(x[0], d)).trace() -
+           0.5 * dof * d * std::log(2.0) - 0.5 * dof * std::log(scale.determinant()) -
+           log_multigamma;
+  };
+  return c;
+}
+
+Matrix WishartScale(int d) {
+  std::mt19937_64 rng(7);
+  return RandomSpd(rng, d, 0.5);
+}
+
+TEST(WishartNode, MessageToOutMatchesExpectedLogFactor) {
+  std::mt19937_64 rng(601);
+  ExpectMessageMatches(WishartCase(4.5, WishartScale(2), kHidden, 1, rng), 0, 0, 1, 1);
+  ExpectMessageMatches(WishartCase(3.0, WishartScale(3), kHidden, 1, rng), 0, 0, 1, 2);
+  ExpectMessageMatches(WishartCase(2.5, WishartScale(1), kHidden, 1, rng), 0, 0, 1, 3);
+}
+
+TEST(WishartNode, AverageEnergyMatchesMonteCarlo) {
+  std::mt19937_64 rng(602);
+  ExpectEnergyMatches(WishartCase(4.5, WishartScale(2), kHidden, 1, rng), 0, 1, 1);
+  ExpectEnergyMatches(WishartCase(3.0, WishartScale(3), kHidden, 1, rng), 0, 1, 2);
+  ExpectEnergyMatches(WishartCase(5.0, WishartScale(3), kConstant, 1, rng), 0, 1, 3);
+}
+
+TEST(WishartNode, PlateSumsMatchSingleFactorsAndMonteCarlo) {
+  std::mt19937_64 rng(603);
+  ExpectPlateMatches(WishartCase(4.5, WishartScale(2), kHiddenEach, 5, rng), 1);
+  ExpectPlateMatches(WishartCase(3.5, WishartScale(2), kHidden, 5, rng), 2);
+  ExpectPlateMatches(WishartCase(6.0, WishartScale(3), kObservedEach, 4, rng), 3);
 }
 
 }  // namespace
