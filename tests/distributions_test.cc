@@ -20,13 +20,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-/// ∫ f over [a, b] by composite Simpson with n (even) intervals.
-double Integrate(const std::function<double(double)>& f, double a, double b, int n = 20000) {
-  const double h = (b - a) / n;
-  double sum = f(a) + f(b);
-  for (int i = 1; i < n; ++i) sum += (i % 2 ? 4 : 2) * f(a + i * h);
-  return sum * h / 3;
-}
+using testing::Integrate;
 
 /// Mean and standard error of f over `samples` draws of `draw`.
 template <class Draw, class F>

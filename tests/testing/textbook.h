@@ -7,6 +7,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
 #include <cmath>
+#include <functional>
 
 #include "vfe/core/types.h"
 
@@ -39,6 +40,15 @@ inline double LogWishart(const Matrix& x, double dof, const Matrix& scale) {
   return 0.5 * (dof - d - 1) * std::log(x.determinant()) - 0.5 * (scale.inverse() * x).trace() -
          0.5 * dof * d * std::log(2.0) - 0.5 * dof * std::log(scale.determinant()) -
          log_multigamma;
+}
+
+/// ∫ f over [a, b] by composite Simpson with `intervals` (even) intervals.
+inline double Integrate(const std::function<double(double)>& f, double a, double b,
+                        int intervals = 20000) {
+  const double h = (b - a) / intervals;
+  double sum = f(a) + f(b);
+  for (int i = 1; i < intervals; ++i) sum += (i % 2 ? 4 : 2) * f(a + i * h);
+  return sum * h / 3;
 }
 
 /// Mean and standard error of a stream of values (Welford).
