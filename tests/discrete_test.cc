@@ -26,9 +26,7 @@ double Integrate(const std::function<double(double)>& f, double a, double b) {
   return testing::Integrate(f, a, b, 200000);
 }
 
-double LogBetaFunction(double a, double b) {
-  return std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b);
-}
+using testing::LogBetaFunction;
 
 // ---- Families ---------------------------------------------------------------------------------
 

@@ -56,6 +56,24 @@ SchedulerOptions Sweeps(int count) {
   return options;
 }
 
+/// The Gaussian μ,τ model: μ ~ N(m0, 1/p0), τ ~ Gamma(a, b), y_n ~ N(μ, 1/τ), finalised.
+struct GaussianModel {
+  FactorGraph graph;
+  Variable mu, tau;
+};
+
+std::unique_ptr<GaussianModel> MakeGaussianModel(double m0, double p0, double a, double b,
+                                                 const std::vector<double>& y) {
+  auto model = std::make_unique<GaussianModel>();
+  model->mu = model->graph.AddVariable("mu", Family::kGaussian);
+  model->tau = model->graph.AddVariable("tau", Family::kGamma);
+  model->graph.AddGaussian(model->mu, m0, p0);
+  model->graph.AddGamma(model->tau, a, b);
+  model->graph.AddGaussian(model->graph.AddObserved("y", y), model->mu, model->tau);
+  model->graph.Finalize();
+  return model;
+}
+
 // ---- Closed-form posteriors and exact evidence ----------------------------------------------
 
 TEST(ExactInference, KnownPrecisionGaussianMeanHasClosedFormPosteriorAndEvidence) {
@@ -168,13 +186,8 @@ TEST(ExactInference, MeanFieldBoundStaysBelowLogEvidenceOfUnknownMeanAndPrecisio
   const double m0 = 0.0, p0 = 0.5, a = 2.0, b = 1.5;
   const std::vector<double> y = NormalData(11, 12, 0.8, 0.7);
   const size_t n = y.size();
-  FactorGraph graph;
-  const Variable mu = graph.AddVariable("mu", Family::kGaussian);
-  const Variable tau = graph.AddVariable("tau", Family::kGamma);
-  graph.AddGaussian(mu, m0, p0);
-  graph.AddGamma(tau, a, b);
-  graph.AddGaussian(graph.AddObserved("y", y), mu, tau);
-  graph.Finalize();
+  std::unique_ptr<GaussianModel> model = MakeGaussianModel(m0, p0, a, b, y);
+  FactorGraph& graph = model->graph;
   SchedulerOptions options;
   options.max_iterations = 500;
   options.tolerance = 1e-13;
@@ -333,13 +346,9 @@ TEST(FreeEnergy, EqualsItsNodeLocalTermsAndMatchesMonteCarlo) {
   // F = E_q[log q(μ) + log q(τ) − log p(y, μ, τ)], by sampling q with densities written here.
   const double m0 = 1.0, p0 = 0.2, a = 3.0, b = 2.0;
   const std::vector<double> y = NormalData(5, 30, 1.5, 0.8);
-  FactorGraph graph;
-  const Variable mu = graph.AddVariable("mu", Family::kGaussian);
-  const Variable tau = graph.AddVariable("tau", Family::kGamma);
-  graph.AddGaussian(mu, m0, p0);
-  graph.AddGamma(tau, a, b);
-  graph.AddGaussian(graph.AddObserved("y", y), mu, tau);
-  graph.Finalize();
+  std::unique_ptr<GaussianModel> model = MakeGaussianModel(m0, p0, a, b, y);
+  FactorGraph& graph = model->graph;
+  const Variable mu = model->mu, tau = model->tau;
   SequentialScheduler(Sweeps(2)).Run(graph);
   Scratch scratch = graph.MakeScratch();
   const double free_energy = graph.FreeEnergy(scratch);
@@ -458,21 +467,9 @@ TEST(Allocation, SchedulerAllocationsDoNotGrowWithSweeps) {
 
 // ---- Scheduler ---------------------------------------------------------------------------
 
-struct GaussianModel {
-  FactorGraph graph;
-  Variable mu, tau;
-};
-
+/// The scheduler tests' model: broad priors, 200 draws of N(3, 2²).
 std::unique_ptr<GaussianModel> MakeGaussianModel() {
-  auto model = std::make_unique<GaussianModel>();
-  model->mu = model->graph.AddVariable("mu", Family::kGaussian);
-  model->tau = model->graph.AddVariable("tau", Family::kGamma);
-  model->graph.AddGaussian(model->mu, 0.0, 1e-3);
-  model->graph.AddGamma(model->tau, 1e-3, 1e-3);
-  model->graph.AddGaussian(model->graph.AddObserved("y", NormalData(2, 200, 3.0, 2.0)),
-                           model->mu, model->tau);
-  model->graph.Finalize();
-  return model;
+  return MakeGaussianModel(0.0, 1e-3, 1e-3, 1e-3, NormalData(2, 200, 3.0, 2.0));
 }
 
 TEST(SequentialScheduler, ZeroToleranceRunsExactlyTheCap) {

@@ -465,16 +465,8 @@ TEST(WishartNode, MessageIsThePriorAndEnergyMatchesMonteCarlo) {
 
 // ---- Discrete families -----------------------------------------------------------------------
 
-double LogBetaDensity(double p, double a, double b) {
-  return std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + (a - 1) * std::log(p) +
-         (b - 1) * std::log1p(-p);
-}
-double LogDirichletDensity(const Vector& p, const Vector& alpha) {
-  double out = std::lgamma(alpha.sum());
-  for (Eigen::Index k = 0; k < p.size(); ++k)
-    out += (alpha[k] - 1) * std::log(p[k]) - std::lgamma(alpha[k]);
-  return out;
-}
+using testing::LogBetaDensity;
+using testing::LogDirichletDensity;
 
 TEST(BernoulliNode, MessagesAndEnergyMatchMonteCarlo) {
   const std::vector<double> flips = {1, 0, 1, 1};

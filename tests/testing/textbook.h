@@ -32,6 +32,24 @@ inline double LogGammaDensity(double x, double shape, double rate) {
   return shape * std::log(rate) - std::lgamma(shape) + (shape - 1) * std::log(x) - rate * x;
 }
 
+/// log B(a, b) = log Γ(a) + log Γ(b) − log Γ(a + b).
+inline double LogBetaFunction(double a, double b) {
+  return std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b);
+}
+
+/// log Beta(p | a, b).
+inline double LogBetaDensity(double p, double a, double b) {
+  return (a - 1) * std::log(p) + (b - 1) * std::log1p(-p) - LogBetaFunction(a, b);
+}
+
+/// log Dirichlet(p | alpha).
+inline double LogDirichletDensity(const Vector& p, const Vector& alpha) {
+  double out = std::lgamma(alpha.sum());
+  for (Eigen::Index k = 0; k < p.size(); ++k)
+    out += (alpha[k] - 1) * std::log(p[k]) - std::lgamma(alpha[k]);
+  return out;
+}
+
 /// log Wishart(x | dof, scale) with E[x] = dof · scale.
 inline double LogWishart(const Matrix& x, double dof, const Matrix& scale) {
   const int d = static_cast<int>(x.rows());
