@@ -499,10 +499,12 @@ void FactorGraph::Impl::BuildAdjacency() {
         const VariableInfo& info = variables[b.variable];
         if (info.observed) continue;
         if (b.shared) {
-          emit(info.hidden_ordinal + b.begin, AdjacencyEntry{p, s, 0, plate.size});
+          emit(info.hidden_ordinal + b.begin,
+               AdjacencyEntry{p, s, 0, plate.size, plate.node.get(), plate.views.data()});
         } else {
           for (size_t n = 0; n < plate.size; ++n)
-            emit(info.hidden_ordinal + b.begin + n, AdjacencyEntry{p, s, n, n + 1});
+            emit(info.hidden_ordinal + b.begin + n,
+                 AdjacencyEntry{p, s, n, n + 1, plate.node.get(), plate.views.data()});
         }
       }
     }
@@ -545,10 +547,10 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
   bool any = false;
   for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
     const AdjacencyEntry& e = adjacency[k];
-    if (out_only && (e.slot != 0 || !plates[e.plate].node->IsDirected())) continue;
+    if (out_only && (e.slot != 0 || !e.node->IsDirected())) continue;
     any = true;
-    plates[e.plate].node->AccumulateMessage(static_cast<int>(e.slot), e.begin, e.end,
-                                            plates[e.plate].views.data(), eta, scratch.node);
+    e.node->AccumulateMessage(static_cast<int>(e.slot), e.begin, e.end, e.views, eta,
+                              scratch.node);
   }
   if (!any) return false;
   double* moment = moments.data() + info.moment_offset + index * info.stat_size;
@@ -556,6 +558,65 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
     return false;
   std::copy_n(eta, info.stat_size, natural.data() + info.natural_offset + index * info.stat_size);
   return true;
+}
+
+void FactorGraph::Impl::FindBlockUpdates() {
+  // A variable updates in blocks when every element has the same list of messages, each from
+  // a plate that binds the variable in one slot only, one factor per element (factor
+  // first + i for element i): then no factor joins two of its elements.
+  updates_in_blocks.assign(variables.size(), 0);
+  std::vector<int> slots_bound(plates.size(), 0);
+  for (uint32_t v : hidden_ids) {
+    const VariableInfo& info = variables[v];
+    if (info.size < 2) continue;
+    const size_t h0 = info.hidden_ordinal;
+    const size_t count = adjacency_offsets[h0 + 1] - adjacency_offsets[h0];
+    bool alike = count > 0;
+    for (size_t k = adjacency_offsets[h0]; alike && k < adjacency_offsets[h0 + 1]; ++k) {
+      const AdjacencyEntry& e = adjacency[k];
+      int bound = 0;
+      for (const Binding& b : plates[e.plate].bindings) bound += b.variable == v;
+      alike = bound == 1 && e.end == e.begin + 1;
+    }
+    for (size_t i = 1; alike && i < info.size; ++i) {
+      const size_t h = h0 + i;
+      if (adjacency_offsets[h + 1] - adjacency_offsets[h] != count) {
+        alike = false;
+        break;
+      }
+      for (size_t j = 0; alike && j < count; ++j) {
+        const AdjacencyEntry& first = adjacency[adjacency_offsets[h0] + j];
+        const AdjacencyEntry& e = adjacency[adjacency_offsets[h] + j];
+        alike = e.plate == first.plate && e.slot == first.slot && e.begin == first.begin + i;
+      }
+    }
+    updates_in_blocks[v] = alike;
+  }
+}
+
+size_t FactorGraph::Impl::UpdateBlocks(uint32_t v, size_t begin, size_t end, Scratch& scratch) {
+  const VariableInfo& info = variables[v];
+  const size_t stat = info.stat_size;
+  const size_t h0 = info.hidden_ordinal;
+  Workspace& ws = WorkspaceFor(info, scratch);
+  for (size_t first = begin; first < end; first += kBlockSize) {
+    const size_t count = std::min(kBlockSize, end - first);
+    double* eta = scratch.block_eta.data();
+    std::fill_n(eta, count * stat, 0.0);
+    // The messages of element `first` name the factors; element first + i reads factor + i.
+    for (size_t k = adjacency_offsets[h0 + first]; k < adjacency_offsets[h0 + first + 1]; ++k) {
+      const AdjacencyEntry& e = adjacency[k];
+      e.node->AccumulateMessages(static_cast<int>(e.slot), e.begin, e.begin + count, e.views,
+                                 eta, stat, scratch.node);
+    }
+    for (size_t i = 0; i < count; ++i, eta += stat) {
+      const size_t index = first + i;
+      double* moment = moments.data() + info.moment_offset + index * stat;
+      if (!MomentsFromNatural(info.family, info.dim, eta, moment, ws)) return index;
+      std::copy_n(eta, stat, natural.data() + info.natural_offset + index * stat);
+    }
+  }
+  return end;
 }
 
 void FactorGraph::Impl::Initialise(Scratch& scratch) {
@@ -626,6 +687,7 @@ void FactorGraph::Finalize() {
   g.dims_in_use.erase(std::unique(g.dims_in_use.begin(), g.dims_in_use.end()),
                       g.dims_in_use.end());
   g.BuildStructure();
+  g.FindBlockUpdates();
   g.finalized = true;
   for (Plate& plate : g.plates) plate.node->Prepare(plate.views.data(), plate.size);
   Scratch scratch = MakeScratch();
@@ -754,9 +816,10 @@ double FactorGraph::Impl::EntropySum(Scratch& scratch) const {
   for (uint32_t v : hidden_ids) {
     const VariableInfo& info = variables[v];
     const double* eta = natural.data() + info.natural_offset;
+    const double* moment = moments.data() + info.moment_offset;
     Workspace& ws = WorkspaceFor(info, scratch);
-    for (size_t i = 0; i < info.size; ++i, eta += info.stat_size)
-      entropy += EntropyFromNatural(info.family, info.dim, eta, ws);
+    for (size_t i = 0; i < info.size; ++i, eta += info.stat_size, moment += info.stat_size)
+      entropy += EntropyOf(info.family, info.dim, eta, moment, ws);
   }
   return entropy;
 }
@@ -768,11 +831,31 @@ Scratch FactorGraph::MakeScratch() const {
   for (int d : g.dims_in_use) scratch.by_dim[d].Resize(d);
   scratch.node.Resize(g.max_dim);
   scratch.eta.assign(g.max_stat, 0.0);
+  size_t block_stat = 0;
+  for (uint32_t v : g.hidden_ids)
+    if (g.updates_in_blocks[v])
+      block_stat = std::max(block_stat, static_cast<size_t>(g.variables[v].stat_size));
+  scratch.block_eta.assign(Impl::kBlockSize * block_stat, 0.0);
   return scratch;
 }
 
 bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch) {
   return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch);
+}
+
+bool FactorGraph::updates_in_blocks(const Variable& v) const {
+  if (!impl_->finalized) throw GraphError("updates_in_blocks: finalise the graph first");
+  return impl_->updates_in_blocks[impl_->Checked(v).id()] != 0;
+}
+
+size_t FactorGraph::UpdateElements(uint32_t variable, size_t begin, size_t end,
+                                   Scratch& scratch) {
+  Impl& g = *impl_;
+  if (g.updates_in_blocks[variable] && end - begin > 1)
+    return g.UpdateBlocks(variable, begin, end, scratch);
+  for (size_t i = begin; i < end; ++i)
+    if (!g.SetFromMessages(variable, i, /*out_only=*/false, scratch)) return i;
+  return end;
 }
 
 FactorGraph::FreeEnergyTerms FactorGraph::FreeEnergyParts(Scratch& scratch) const {

@@ -56,11 +56,14 @@ struct Plate {
 };
 
 /// Factors [begin, end) of `plate` send a message to a hidden element through `slot`.
+/// The plate's node and views are copied in, so that a message costs one load chain fewer.
 struct AdjacencyEntry {
   uint32_t plate;
   uint32_t slot;
   size_t begin;
   size_t end;
+  const Node* node;
+  const SlotView* views;
 };
 
 /// A vertex of the bipartite structure graph: a declared variable or a plate of factors.
@@ -91,6 +94,8 @@ struct FactorGraph::Impl {
   std::vector<size_t> adjacency_offsets;  ///< CSR over hidden ordinals
   std::vector<AdjacencyEntry> adjacency;
   std::vector<uint32_t> hidden_ids;  ///< hidden variables in declaration order
+  /// By variable: its elements can be updated in blocks (see FactorGraph::UpdateElements).
+  std::vector<char> updates_in_blocks;
   std::vector<int> dims_in_use;      ///< event dimensions of the matrix families
   size_t num_hidden_elements = 0;
   int max_dim = 1;
@@ -117,12 +122,17 @@ struct FactorGraph::Impl {
   void BuildViews();
   void BuildAdjacency();
   void BuildStructure();
+  void FindBlockUpdates();
   void Initialise(Scratch& scratch);
 
   /// Sets element `index` of hidden variable `v` from the sum of its incoming messages (only
   /// those through "out" slots when `out_only`); false if there are none or the sum is
   /// improper, in which case nothing changes.
   bool SetFromMessages(uint32_t v, size_t index, bool out_only, Scratch& scratch);
+  /// Elements [begin, end) of a variable that updates in blocks; see UpdateElements.
+  size_t UpdateBlocks(uint32_t v, size_t begin, size_t end, Scratch& scratch);
+  /// Elements updated together by UpdateBlocks (their messages fit in scratch.block_eta).
+  static constexpr size_t kBlockSize = 256;
   double EntropySum(Scratch& scratch) const;
   /// The workspace for updates of `info`'s family (sized for the matrix families; the others
   /// ignore it).

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "nodes/node_checks.h"
@@ -45,7 +46,9 @@ class GaussianMixtureNode final : public Node {
                        " are supported, got " + std::to_string(dim_));
     RequireFamily(slots[kSwitch], {Family::kCategorical}, where);
     RequireDim(slots[kSwitch], k_, where);
+    shared_components_ = true;
     for (int k = 0; k < k_; ++k) {
+      shared_components_ = shared_components_ && slots[Mean(k)].shared && slots[Precision(k)].shared;
       RequireFamily(slots[Mean(k)], {scalar ? Family::kGaussian : Family::kMvGaussian}, where);
       RequireDim(slots[Mean(k)], dim_, where);
       RequireFamily(slots[Precision(k)], {scalar ? Family::kGamma : Family::kWishart}, where);
@@ -57,8 +60,9 @@ class GaussianMixtureNode final : public Node {
                          Workspace&) const override {
     const int d = dim_;
     if (slot == kSwitch) {
-      for (size_t n = begin; n < end; ++n)
-        for (int k = 0; k < k_; ++k) eta[k] += LogLikelihood(q, n, k);
+      ForEachLogLikelihood(begin, end, q, [&](size_t, int k, double log_likelihood) {
+        eta[k] += log_likelihood;
+      });
       return;
     }
     if (slot == kOut) {
@@ -79,16 +83,14 @@ class GaussianMixtureNode final : public Node {
     // To a component's mean or precision: sums of r, r·E[out] and r·E[out outᵀ] over factors.
     const bool to_mean = slot < 2 + k_;
     const int k = to_mean ? slot - 2 : slot - 2 - k_;
-    double r_sum = 0.0, ry[kMaxDim] = {}, ryy[kMaxDim * kMaxDim] = {};
-    for (size_t n = begin; n < end; ++n) {
-      const double r = q[kSwitch].At(n)[k];
-      const double* y = q[kOut].At(n);
-      r_sum += r;
-      for (int i = 0; i < d; ++i) ry[i] += r * y[i];
-      if (!to_mean)
-        for (int i = 0; i < d * d; ++i) ryy[i] += r * y[d + i];
-    }
     if (end == begin) return;
+    double r_sum = 0.0, ry[kMaxDim] = {}, ryy[kMaxDim * kMaxDim] = {};
+    switch (d) {  // fixed sizes keep the sums in registers
+      case 1: SumStatistics<1>(begin, end, q, k, !to_mean, &r_sum, ry, ryy); break;
+      case 2: SumStatistics<2>(begin, end, q, k, !to_mean, &r_sum, ry, ryy); break;
+      case 3: SumStatistics<3>(begin, end, q, k, !to_mean, &r_sum, ry, ryy); break;
+      default: SumStatistics<0>(begin, end, q, k, !to_mean, &r_sum, ry, ryy); break;
+    }
     if (to_mean) {
       const double* lambda = q[Precision(k)].At(begin);
       for (int i = 0; i < d; ++i)
@@ -106,13 +108,21 @@ class GaussianMixtureNode final : public Node {
     }
   }
 
+  void AccumulateMessages(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
+                          size_t stride, Workspace& ws) const override {
+    if (slot != kSwitch) return Node::AccumulateMessages(slot, begin, end, q, eta, stride, ws);
+    // The labels of a plate: each component's terms once per block of factors.
+    ForEachLogLikelihood(begin, end, q, [&](size_t n, int k, double log_likelihood) {
+      eta[(n - begin) * stride + k] += log_likelihood;
+    });
+  }
+
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
     double energy = 0.0;
-    for (size_t n = begin; n < end; ++n) {
-      const double* r = q[kSwitch].At(n);
-      for (int k = 0; k < k_; ++k)
-        if (r[k] != 0.0) energy -= r[k] * LogLikelihood(q, n, k);
-    }
+    ForEachLogLikelihood(begin, end, q, [&](size_t n, int k, double log_likelihood) {
+      const double r = q[kSwitch].At(n)[k];
+      if (r != 0.0) energy -= r * log_likelihood;
+    });
     return energy;
   }
 
@@ -122,23 +132,96 @@ class GaussianMixtureNode final : public Node {
   int Mean(int k) const { return 2 + k; }
   int Precision(int k) const { return 2 + k_ + k; }
 
-  /// E[log N(out_n | μ_k, Λ_k⁻¹)] = ½ E[log|Λ|] − (D/2) log 2π − ½ tr(E[Λ] S).
-  double LogLikelihood(const SlotView* q, size_t n, int k) const {
-    const int d = dim_;
-    const double* y = q[kOut].At(n);
+  /// Σ_n r_nk, Σ_n r_nk E[out_n] and (with `second`) Σ_n r_nk E[out_n out_nᵀ] over
+  /// [begin, end): dimension D, or dim_ when D = 0.
+  template <int D>
+  void SumStatistics(size_t begin, size_t end, const SlotView* q, int k, bool second,
+                     double* r_sum, double* ry, double* ryy) const {
+    const int d = D > 0 ? D : dim_;
+    double sum = 0.0, first_sum[D > 0 ? D : kMaxDim] = {};
+    double second_sum[D > 0 ? D * D : kMaxDim * kMaxDim] = {};
+    for (size_t n = begin; n < end; ++n) {
+      const double r = q[kSwitch].At(n)[k];
+      const double* y = q[kOut].At(n);
+      sum += r;
+      for (int i = 0; i < d; ++i) first_sum[i] += r * y[i];
+      if (second)
+        for (int i = 0; i < d * d; ++i) second_sum[i] += r * y[d + i];
+    }
+    *r_sum = sum;
+    std::copy_n(first_sum, d, ry);
+    if (second) std::copy_n(second_sum, d * d, ryy);
+  }
+
+  /// What E[log N(out | μ_k, Λ_k⁻¹)] needs of component k, with Λ = E[Λ_k], b = Λ E[μ_k]:
+  ///   E[log N] = c − ½ tr(Λ E[out outᵀ]) + E[out]ᵀ b,
+  ///   c = ½ E[log|Λ_k|] − (D/2) log 2π − ½ tr(Λ E[μ_k μ_kᵀ])   (Λ symmetric).
+  struct Component {
+    const double* lambda;
+    double b[kMaxDim];
+    double c;
+  };
+  /// Component k's terms at factor n; dimension D, or dim_ when D = 0 (as in SumStatistics).
+  template <int D>
+  Component ComponentAt(const SlotView* q, size_t n, int k) const {
+    const int d = D > 0 ? D : dim_;
     const double* m = q[Mean(k)].At(n);
-    const double* lambda = q[Precision(k)].At(n);
+    Component component;
+    component.lambda = q[Precision(k)].At(n);
     double trace = 0.0;
-    for (int i = 0; i < d; ++i)
+    for (int i = 0; i < d; ++i) {
+      component.b[i] = 0.0;
       for (int j = 0; j < d; ++j) {
-        const double s = y[d + i + j * d] - y[i] * m[j] - m[i] * y[j] + m[d + i + j * d];
-        trace += lambda[j + i * d] * s;
+        component.b[i] += component.lambda[i + j * d] * m[j];
+        trace += component.lambda[j + i * d] * m[d + i + j * d];
       }
-    return 0.5 * lambda[d * d] - 0.5 * d * kLog2Pi - 0.5 * trace;
+    }
+    component.c = 0.5 * component.lambda[d * d] - 0.5 * d * kLog2Pi - 0.5 * trace;
+    return component;
+  }
+  template <int D>
+  double LogLikelihood(const Component& component, const double* out) const {
+    const int d = D > 0 ? D : dim_;
+    double quadratic = 0.0, linear = 0.0;
+    for (int i = 0; i < d; ++i) {
+      linear += out[i] * component.b[i];
+      for (int j = 0; j < d; ++j) quadratic += component.lambda[j + i * d] * out[d + i + j * d];
+    }
+    return component.c - 0.5 * quadratic + linear;
+  }
+  /// Calls visit(n, k, E[log N(out_n | μ_k, Λ_k⁻¹)]) for n in [begin, end), k = 0..K−1. With
+  /// shared components (one μ_k, Λ_k for the plate) their terms are computed once per block
+  /// of factors, not once per factor.
+  template <class Visit>
+  void ForEachLogLikelihood(size_t begin, size_t end, const SlotView* q, Visit visit) const {
+    switch (dim_) {  // fixed sizes let the compiler unroll the D × D loops
+      case 1: return ForEachLogLikelihoodOf<1>(begin, end, q, visit);
+      case 2: return ForEachLogLikelihoodOf<2>(begin, end, q, visit);
+      case 3: return ForEachLogLikelihoodOf<3>(begin, end, q, visit);
+      default: return ForEachLogLikelihoodOf<0>(begin, end, q, visit);
+    }
+  }
+  template <int D, class Visit>
+  void ForEachLogLikelihoodOf(size_t begin, size_t end, const SlotView* q, Visit& visit) const {
+    constexpr size_t kBlock = 64;
+    for (size_t first = begin; first < end; first += kBlock) {
+      const size_t last = std::min(end, first + kBlock);
+      for (int k = 0; k < k_; ++k) {
+        if (shared_components_) {
+          const Component component = ComponentAt<D>(q, first, k);
+          for (size_t n = first; n < last; ++n)
+            visit(n, k, LogLikelihood<D>(component, q[kOut].At(n)));
+        } else {
+          for (size_t n = first; n < last; ++n)
+            visit(n, k, LogLikelihood<D>(ComponentAt<D>(q, n, k), q[kOut].At(n)));
+        }
+      }
+    }
   }
 
   int k_;
   int dim_ = 1;
+  bool shared_components_ = false;  // every mean and precision slot is shared by the plate
 };
 
 }  // namespace

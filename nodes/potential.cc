@@ -19,11 +19,10 @@ constexpr int kMaxVariables = 16;
 ///   U = −Σ_x T[x] Π_j q_j(x_j)   (configurations of probability 0 count 0)
 class PotentialNode final : public Node {
  public:
-  PotentialNode(int num_variables, std::vector<double> log_tables, size_t num_tables,
+  PotentialNode(int num_variables, std::vector<double> log_tables,
                 const char* type = "Potential", bool directed = false)
       : num_variables_(num_variables),
         tables_(std::move(log_tables)),
-        num_tables_(num_tables),
         type_(type),
         directed_(directed) {}
   const char* type() const override { return type_; }
@@ -46,13 +45,22 @@ class PotentialNode final : public Node {
       cardinality_[i] = slots[i].dim;
       table_size_ *= static_cast<size_t>(slots[i].dim);
     }
-    if (num_tables_ != 1 && num_tables_ != num_factors)
-      throw GraphError(where + ": " + std::to_string(num_tables_) + " tables for " +
-                       std::to_string(num_factors) + " factors (give one, or one per factor)");
-    if (tables_.size() != table_size_ * num_tables_)
-      throw ModelError(where + ": the log-table has " + std::to_string(tables_.size() / num_tables_) +
+    // One table for the plate, or one per factor.
+    if (tables_.size() == table_size_) {
+      num_tables_ = 1;
+    } else if (num_factors > 1 && tables_.size() == table_size_ * num_factors) {
+      num_tables_ = num_factors;
+    } else if (num_factors == 1) {
+      throw ModelError(where + ": the log-table has " + std::to_string(tables_.size()) +
                        " entries, but the variables' categories make " +
                        std::to_string(table_size_));
+    } else {
+      throw ModelError(where + ": the log-tables have " + std::to_string(tables_.size()) +
+                       " entries, but the variables' categories make " +
+                       std::to_string(table_size_) + " per table: expected one table (" +
+                       std::to_string(table_size_) + ") or one per factor (" +
+                       std::to_string(table_size_ * num_factors) + ")");
+    }
     for (size_t i = 0; i < tables_.size(); ++i)
       if (std::isnan(tables_[i]) || tables_[i] == INFINITY)
         throw ModelError(where + ": log-table entry " + std::to_string(i % table_size_) +
@@ -61,15 +69,60 @@ class PotentialNode final : public Node {
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace&) const override {
-    for (size_t n = begin; n < end; ++n) {
-      ForEachEntry(n, q, slot, [&](size_t, const int* x, double weight, double log_value) {
-        if (weight != 0.0) eta[x[slot]] += weight * log_value;
-      });
+    // One and two variables (fields and couplings of Ising and Potts models, transitions)
+    // have direct loops.
+    if (num_variables_ == 1) {
+      for (size_t n = begin; n < end; ++n) {
+        const double* table = Table(n);
+        for (int a = 0; a < cardinality_[0]; ++a) eta[a] += table[a];
+      }
+      return;
     }
+    if (num_variables_ == 2) {
+      // Sums in registers, one store per category: eta[a] += Σ_b q(b) T[a][b] (slot 0) or
+      // eta[b] += Σ_a q(a) T[a][b] (slot 1), configurations of probability 0 skipped.
+      const int rows = cardinality_[0], cols = cardinality_[1];
+      for (size_t n = begin; n < end; ++n) {
+        const double* table = Table(n);
+        const double* other = q[1 - slot].At(n);
+        if (slot == 0) {
+          for (int a = 0; a < rows; ++a) {
+            double sum = 0.0;
+            for (int b = 0; b < cols; ++b)
+              if (other[b] != 0.0) sum += other[b] * table[a * cols + b];
+            eta[a] += sum;
+          }
+        } else {
+          for (int b = 0; b < cols; ++b) {
+            double sum = 0.0;
+            for (int a = 0; a < rows; ++a)
+              if (other[a] != 0.0) sum += other[a] * table[a * cols + b];
+            eta[b] += sum;
+          }
+        }
+      }
+      return;
+    }
+    AccumulateAnyMessage(slot, begin, end, q, eta);
   }
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
     double energy = 0.0;
+    if (num_variables_ == 2) {
+      const int rows = cardinality_[0], cols = cardinality_[1];
+      for (size_t n = begin; n < end; ++n) {
+        const double* table = Table(n);
+        const double* first = q[0].At(n);
+        const double* second = q[1].At(n);
+        for (int a = 0; a < rows; ++a, table += cols) {
+          for (int b = 0; b < cols; ++b) {
+            const double weight = 1.0 * first[a] * second[b];
+            if (weight != 0.0) energy -= weight * table[b];
+          }
+        }
+      }
+      return energy;
+    }
     for (size_t n = begin; n < end; ++n) {
       ForEachEntry(n, q, -1, [&](size_t, const int*, double weight, double log_value) {
         if (weight != 0.0) energy -= weight * log_value;
@@ -79,10 +132,21 @@ class PotentialNode final : public Node {
   }
 
  private:
+  /// The message of a potential over any number of variables. Out of line, so that the
+  /// direct loops above do not pay for its stack frame.
+  [[gnu::noinline]] void AccumulateAnyMessage(int slot, size_t begin, size_t end,
+                                              const SlotView* q, double* eta) const {
+    for (size_t n = begin; n < end; ++n) {
+      ForEachEntry(n, q, slot, [&](size_t, const int* x, double weight, double log_value) {
+        if (weight != 0.0) eta[x[slot]] += weight * log_value;
+      });
+    }
+  }
+
   /// Calls visit(index, x, Π_{j≠skip} q_j(x_j), T[x]) for every configuration x of factor n.
   template <class Visit>
   void ForEachEntry(size_t n, const SlotView* q, int skip, Visit visit) const {
-    const double* table = tables_.data() + (num_tables_ == 1 ? 0 : n * table_size_);
+    const double* table = Table(n);
     std::array<const double*, kMaxVariables> marginal;
     for (int i = 0; i < num_variables_; ++i) marginal[i] = q[i].At(n);
     std::array<int, kMaxVariables> x{};
@@ -99,9 +163,13 @@ class PotentialNode final : public Node {
     }
   }
 
+  const double* Table(size_t n) const {
+    return tables_.data() + (num_tables_ == 1 ? 0 : n * table_size_);
+  }
+
   int num_variables_;
   std::vector<double> tables_;
-  size_t num_tables_;
+  size_t num_tables_ = 1;  // set by Bind
   const char* type_;
   bool directed_;
   std::array<int, kMaxVariables> cardinality_{};
@@ -126,12 +194,11 @@ std::unique_ptr<Node> MakeTransitionNode(const Matrix& matrix) {
   for (Eigen::Index j = 0; j < matrix.rows(); ++j)
     for (Eigen::Index k = 0; k < matrix.cols(); ++k)
       log_table[static_cast<size_t>(j * matrix.cols() + k)] = std::log(matrix(j, k));
-  return std::make_unique<PotentialNode>(2, std::move(log_table), 1, "Transition", true);
+  return std::make_unique<PotentialNode>(2, std::move(log_table), "Transition", true);
 }
 
-std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> log_tables,
-                                        size_t num_tables) {
-  return std::make_unique<PotentialNode>(num_variables, std::move(log_tables), num_tables);
+std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> log_tables) {
+  return std::make_unique<PotentialNode>(num_variables, std::move(log_tables));
 }
 
 }  // namespace vfe

@@ -57,16 +57,15 @@ Result SequentialScheduler::Run(FactorGraph& graph) const {
   result.termination = Termination::kMaxIterations;
   for (int iteration = 1; iteration <= options_.max_iterations; ++iteration) {
     for (const Variable& v : order) {
-      for (size_t i = v.begin(); i < v.begin() + v.size(); ++i) {
-        if (graph.UpdateElement(v.id(), i, scratch)) continue;
-        result.termination = Termination::kNumericalFailure;
-        result.message = "sweep " + std::to_string(iteration) + ": the update of " +
-                         graph.ElementName(v[i - v.begin()]) +
-                         " gave an improper posterior (its messages do not sum to a proper " +
-                         FamilyName(graph.family(v)) + ")";
-        break;
-      }
-      if (result.termination == Termination::kNumericalFailure) break;
+      const size_t end = v.begin() + v.size();
+      const size_t failed = graph.UpdateElements(v.id(), v.begin(), end, scratch);
+      if (failed == end) continue;
+      result.termination = Termination::kNumericalFailure;
+      result.message = "sweep " + std::to_string(iteration) + ": the update of " +
+                       graph.ElementName(v[failed - v.begin()]) +
+                       " gave an improper posterior (its messages do not sum to a proper " +
+                       FamilyName(graph.family(v)) + ")";
+      break;
     }
     if (result.termination == Termination::kNumericalFailure) break;
     const double free_energy = graph.FreeEnergy(scratch);

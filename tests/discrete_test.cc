@@ -101,6 +101,14 @@ TEST(Categorical, EnumerationGivesMomentsEntropyAndProduct) {
   }
   EXPECT_NEAR(total, 1.0, 1e-14);
   EXPECT_NEAR(q.Entropy(), entropy, 1e-14);
+  const Vector eta = p.array().log() + 3.0;  // natural parameters up to a constant
+  EXPECT_NEAR(Categorical::Entropy(4, eta.data(), p.data()), entropy, 1e-14);
+  const Vector eta_impossible = (Vector(3) << -INFINITY, 1.0, 2.0).finished();
+  const Vector p_impossible = Categorical::FromNatural(eta_impossible).p();
+  const double h = -p_impossible[1] * std::log(p_impossible[1]) -
+                   p_impossible[2] * std::log(p_impossible[2]);
+  EXPECT_NEAR(Categorical::Entropy(3, eta_impossible.data(), p_impossible.data()), h, 1e-14);
+  EXPECT_NEAR(Categorical::Entropy(3, eta_impossible.data()), h, 1e-14);
   EXPECT_LT((q.p() - p).norm(), 1e-15);
   const Categorical other((Vector(4) << 0.25, 0.25, 0.4, 0.1).finished());
   const Vector product = q.Product(other).p();
@@ -269,48 +277,62 @@ TEST(DiscreteModels, HiddenOutcomesMatchEnumerationAndFreeEnergyNeverRises) {
   }
 }
 
+/// A random mixture of K = 2..4 components (scalar for even seeds, D = 2 for odd ones) over n
+/// points, with random responsibilities as the starting q(z).
+struct RandomMixture {
+  FactorGraph graph;
+  Variable mu, lambda, weights, z;
+};
+
+std::unique_ptr<RandomMixture> MakeRandomMixture(uint64_t seed, int n) {
+  auto m = std::make_unique<RandomMixture>();
+  FactorGraph& graph = m->graph;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uniform(0.5, 2.0);
+  const bool scalar = seed % 2 == 0;
+  const int k = 2 + static_cast<int>(seed % 3), d = scalar ? 1 : 2;
+  const Family mean_family = scalar ? Family::kGaussian : Family::kMvGaussian;
+  const Family precision_family = scalar ? Family::kGamma : Family::kWishart;
+  m->mu = graph.AddVariableArray("mu", mean_family, {size_t(k)}, d);
+  m->lambda = graph.AddVariableArray("Lambda", precision_family, {size_t(k)}, d);
+  m->weights = graph.AddVariable("weights", Family::kDirichlet, k);
+  m->z = graph.AddVariableArray("z", Family::kCategorical, {size_t(n)}, k);
+  Matrix points(n, d);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < d; ++j) points(i, j) = 3.0 * (i % k) + normal(rng);
+  if (scalar) {
+    graph.AddGaussian(m->mu, 0.0, 0.1);
+    graph.AddGamma(m->lambda, uniform(rng), uniform(rng));
+  } else {
+    graph.AddMvGaussian(m->mu, Vector(Vector::Zero(d)), Matrix(0.1 * Matrix::Identity(d, d)));
+    graph.AddWishart(m->lambda, d + uniform(rng), Matrix(uniform(rng) * Matrix::Identity(d, d)));
+  }
+  graph.AddDirichlet(m->weights, Vector(Vector::Constant(k, uniform(rng))));
+  graph.AddCategorical(m->z, m->weights);
+  const Variable y = scalar ? graph.AddObserved("y", std::vector<double>(points.data(),
+                                                                         points.data() + n))
+                            : graph.AddObservedRows("y", points);
+  graph.AddGaussianMixture(y, m->z, m->mu, m->lambda);
+  graph.Finalize();
+  for (int i = 0; i < n; ++i) {  // random responsibilities, so the means separate
+    Vector p(k);
+    for (int c = 0; c < k; ++c) p[c] = uniform(rng);
+    graph.SetPosterior(m->z[i], Categorical(Vector(p / p.sum())));
+  }
+  return m;
+}
+
 TEST(DiscreteModels, FreeEnergyNeverRisesOnRandomMixtures) {
   for (uint64_t seed = 1; seed <= 16; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<double> normal;
-    std::uniform_real_distribution<double> uniform(0.5, 2.0);
-    const bool scalar = seed % 2 == 0;
-    const int k = 2 + static_cast<int>(seed % 3), d = scalar ? 1 : 2, n = 30;
-    FactorGraph graph;
-    const Family mean_family = scalar ? Family::kGaussian : Family::kMvGaussian;
-    const Family precision_family = scalar ? Family::kGamma : Family::kWishart;
-    const Variable mu = graph.AddVariableArray("mu", mean_family, {size_t(k)}, d);
-    const Variable lambda = graph.AddVariableArray("Lambda", precision_family, {size_t(k)}, d);
-    const Variable weights = graph.AddVariable("weights", Family::kDirichlet, k);
-    const Variable z = graph.AddVariableArray("z", Family::kCategorical, {size_t(n)}, k);
-    Matrix points(n, d);
-    for (int i = 0; i < n; ++i)
-      for (int j = 0; j < d; ++j) points(i, j) = 3.0 * (i % k) + normal(rng);
-    if (scalar) {
-      graph.AddGaussian(mu, 0.0, 0.1);
-      graph.AddGamma(lambda, uniform(rng), uniform(rng));
-    } else {
-      graph.AddMvGaussian(mu, Vector(Vector::Zero(d)), Matrix(0.1 * Matrix::Identity(d, d)));
-      graph.AddWishart(lambda, d + uniform(rng), Matrix(uniform(rng) * Matrix::Identity(d, d)));
-    }
-    graph.AddDirichlet(weights, Vector(Vector::Constant(k, uniform(rng))));
-    graph.AddCategorical(z, weights);
-    const Variable y = scalar ? graph.AddObserved("y", std::vector<double>(points.data(),
-                                                                           points.data() + n))
-                              : graph.AddObservedRows("y", points);
-    graph.AddGaussianMixture(y, z, mu, lambda);
-    graph.Finalize();
-    for (int i = 0; i < n; ++i) {  // random responsibilities, so the means separate
-      Vector p(k);
-      for (int c = 0; c < k; ++c) p[c] = uniform(rng);
-      graph.SetPosterior(z[i], Categorical(Vector(p / p.sum())));
-    }
+    std::unique_ptr<RandomMixture> m = MakeRandomMixture(seed, 30);
+    FactorGraph& graph = m->graph;
     Scratch scratch = graph.MakeScratch();
     double before = graph.FreeEnergy(scratch);
     const double start = before;
     for (int sweep = 0; sweep < 8; ++sweep)
-      for (const Variable& v : {mu, lambda, weights, z})
+      for (const Variable& v : {m->mu, m->lambda, m->weights, m->z})
         for (size_t i = 0; i < v.size(); ++i) {
           ASSERT_TRUE(graph.UpdateElement(v.id(), v.begin() + i, scratch));
           const double after = graph.FreeEnergy(scratch);
@@ -318,6 +340,45 @@ TEST(DiscreteModels, FreeEnergyNeverRisesOnRandomMixtures) {
           before = after;
         }
     EXPECT_LT(before, start);
+  }
+}
+
+TEST(DiscreteModels, LabelsUpdatedInBlocksEqualOneByOneUpdatesBitForBit) {
+  // The labels z_n of a mixture are joined by no factor: UpdateElements computes their
+  // messages in blocks of factors (two blocks and a part here), which must change nothing.
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::unique_ptr<RandomMixture> blocks = MakeRandomMixture(seed, 600);
+    std::unique_ptr<RandomMixture> single = MakeRandomMixture(seed, 600);
+    EXPECT_TRUE(blocks->graph.updates_in_blocks(blocks->z));
+    // A factor joins all the means (and all the precisions): no blocks for them.
+    EXPECT_FALSE(blocks->graph.updates_in_blocks(blocks->mu));
+    EXPECT_FALSE(blocks->graph.updates_in_blocks(blocks->lambda));
+    Scratch block_scratch = blocks->graph.MakeScratch();
+    Scratch single_scratch = single->graph.MakeScratch();
+    for (int sweep = 0; sweep < 3; ++sweep) {
+      for (const Variable& v : {blocks->mu, blocks->lambda, blocks->weights, blocks->z})
+        ASSERT_EQ(blocks->graph.UpdateElements(v.id(), v.begin(), v.begin() + v.size(),
+                                               block_scratch),
+                  v.begin() + v.size());
+      for (const Variable& v : {single->mu, single->lambda, single->weights, single->z})
+        for (size_t i = 0; i < v.size(); ++i)
+          ASSERT_TRUE(single->graph.UpdateElement(v.id(), v.begin() + i, single_scratch));
+      for (size_t i = 0; i < 600; ++i)
+        ASSERT_EQ(blocks->graph.Posterior<Categorical>(blocks->z[i]).p(),
+                  single->graph.Posterior<Categorical>(single->z[i]).p())
+            << "z[" << i << "], sweep " << sweep;
+      ASSERT_EQ(blocks->graph.FreeEnergy(block_scratch), single->graph.FreeEnergy(single_scratch));
+    }
+    // A run inside the variable, not starting at a block boundary.
+    const Variable z = blocks->z.Slice(100, 400);
+    EXPECT_EQ(blocks->graph.UpdateElements(z.id(), z.begin(), z.begin() + z.size(), block_scratch),
+              z.begin() + z.size());
+    for (size_t i = 100; i < 400; ++i)
+      ASSERT_TRUE(single->graph.UpdateElement(single->z.id(), i, single_scratch));
+    for (size_t i = 0; i < 600; ++i)
+      ASSERT_EQ(blocks->graph.Posterior<Categorical>(blocks->z[i]).p(),
+                single->graph.Posterior<Categorical>(single->z[i]).p());
   }
 }
 
@@ -463,6 +524,52 @@ TEST(MarkovRandomField, MeanFieldBoundsTheEnumeratedLogPartitionAndNeverRaisesF)
       }
     EXPECT_LE(-before, log_z + 1e-12) << "seed " << seed;
   }
+}
+
+TEST(MarkovRandomField, PlatesWithATablePerFactorEqualOnePlatePerFactor) {
+  // The 3 x 3 grid of MakeTinyIsing again, as a JSON model with loops builds it: one plate of
+  // fields, one of horizontal and one of vertical couplings, each with a table per factor.
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    std::unique_ptr<TinyIsing> single = MakeTinyIsing(seed);
+    FactorGraph plates;
+    const Variable s = plates.AddVariableArray("s", Family::kCategorical, {3, 3}, 2);
+    std::vector<double> fields, horizontal, vertical;
+    for (double h : single->field) fields.insert(fields.end(), {-h, h});
+    for (size_t e = 0; e < single->edges.size(); ++e) {
+      const auto [i, j] = single->edges[e];
+      const double J = single->coupling[e];
+      std::vector<double>& table = j == i + 1 ? horizontal : vertical;
+      table.insert(table.end(), {J, -J, -J, J});
+    }
+    plates.AddPotential({s}, fields);
+    for (int r = 0; r < 3; ++r)
+      plates.AddPotential({s.Slice(3 * r, 3 * r + 2), s.Slice(3 * r + 1, 3 * r + 3)},
+                          std::vector<double>(horizontal.begin() + 8 * r,
+                                              horizontal.begin() + 8 * r + 8));
+    plates.AddPotential({s.Slice(0, 6), s.Slice(3, 9)}, vertical);
+    plates.Finalize();
+    // Neighbouring spins share factors: they are never updated in blocks.
+    EXPECT_FALSE(plates.updates_in_blocks(s));
+    const Variable s_single = single->graph.Find("s");
+    Scratch scratch = plates.MakeScratch(), single_scratch = single->graph.MakeScratch();
+    for (int sweep = 0; sweep < 20; ++sweep) {
+      ASSERT_EQ(plates.UpdateElements(s.id(), 0, 9, scratch), 9u);
+      ASSERT_EQ(single->graph.UpdateElements(s_single.id(), 0, 9, single_scratch), 9u);
+      ASSERT_NEAR(plates.FreeEnergy(scratch), single->graph.FreeEnergy(single_scratch), 1e-12)
+          << "seed " << seed << ", sweep " << sweep;
+    }
+  }
+}
+
+TEST(MarkovRandomField, TablesOfTheWrongSizeAreRefused) {
+  FactorGraph graph;
+  const Variable s = graph.AddVariableArray("s", Family::kCategorical, {4}, 2);
+  graph.AddPotential({s}, {0.1, -0.1});
+  graph.AddPotential({s.Slice(0, 3), s.Slice(1, 4)}, std::vector<double>(8, 0.0), "couplings");
+  EXPECT_THAT([&] { graph.Finalize(); },
+              ::testing::ThrowsMessage<ModelError>(::testing::HasSubstr(
+                  "the log-tables have 8 entries, but the variables' categories make 4 per "
+                  "table: expected one table (4) or one per factor (12)")));
 }
 
 TEST(MarkovRandomField, IsingGridMeanFieldAgreesWithLibDai) {

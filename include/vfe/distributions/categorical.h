@@ -96,9 +96,21 @@ class Categorical {
   }
   /// E[x] = softmax(η), by subtracting the largest logit.
   static void Moments(int dim, const double* eta, double* moments) {
+    if (dim == 2) {
+      // In registers, and exp(0) = 1 costs no exp: binary variables (Ising spins) are common.
+      const double top = std::max(eta[0], eta[1]);
+      const double e0 = eta[0] == top ? 1.0 : std::exp(eta[0] - top);
+      const double e1 = eta[1] == top ? 1.0 : std::exp(eta[1] - top);
+      const double total = e0 + e1;
+      moments[0] = e0 / total;
+      moments[1] = e1 / total;
+      return;
+    }
     const double top = *std::max_element(eta, eta + dim);
     double total = 0.0;
-    for (int k = 0; k < dim; ++k) total += moments[k] = std::exp(eta[k] - top);
+    // exp(0) = 1 exactly: the largest logit costs no exp.
+    for (int k = 0; k < dim; ++k)
+      total += moments[k] = eta[k] == top ? 1.0 : std::exp(eta[k] - top);
     for (int k = 0; k < dim; ++k) moments[k] /= total;
   }
   static double LogPartition(int dim, const double* eta) {
@@ -107,13 +119,30 @@ class Categorical {
     for (int k = 0; k < dim; ++k) total += std::exp(eta[k] - top);
     return top + std::log(total);
   }
+  /// H = −Σ p_k log p_k = log Σ_j e_j + Σ_k p_k (top − η_k), e_k = exp(η_k − top): one exp
+  /// per outcome (none for the largest), every term non-negative.
   static double Entropy(int dim, const double* eta) {
-    const double a = LogPartition(dim, eta);
-    double h = 0.0;
+    const double top = *std::max_element(eta, eta + dim);
+    double total = 0.0, weighted_gap = 0.0;
     for (int k = 0; k < dim; ++k) {
-      const double log_p = eta[k] - a;
-      if (log_p > -INFINITY) h -= std::exp(log_p) * log_p;
+      if (eta[k] == top) {
+        total += 1.0;
+      } else if (eta[k] > -INFINITY) {
+        const double e = std::exp(eta[k] - top);
+        total += e;
+        weighted_gap += e * (top - eta[k]);
+      }
     }
+    return std::log(total) + weighted_gap / total;
+  }
+  /// The same entropy given also the probabilities p = Moments(η): with t the most probable
+  /// outcome, log p_k = η_k − η_t + log p_t, so H = −log p_t + Σ_k p_k (η_t − η_k), one log
+  /// and no exp, every term non-negative.
+  static double Entropy(int dim, const double* eta, const double* p) {
+    const int top = static_cast<int>(std::max_element(p, p + dim) - p);
+    double h = -std::log(p[top]);
+    for (int k = 0; k < dim; ++k)
+      if (p[k] > 0.0) h += p[k] * (eta[top] - eta[k]);
     return h;
   }
   /// The one-hot statistics of outcome k.

@@ -43,8 +43,11 @@ inline bool MomentsFromNatural(Family family, int dim, const double* eta, double
   return false;
 }
 
-/// Entropy of the proper `family` density with natural parameters `eta`.
-inline double EntropyFromNatural(Family family, int dim, const double* eta, Workspace& ws) {
+/// Entropy of the proper `family` density with natural parameters `eta` and moments
+/// `moments` (E[T], as MomentsFromNatural wrote them; the Categorical reads them to save its
+/// exps).
+inline double EntropyOf(Family family, int dim, const double* eta, const double* moments,
+                        Workspace& ws) {
   switch (family) {
     case Family::kGaussian: return Gaussian::Entropy(eta);
     case Family::kGamma: return Gamma::Entropy(eta);
@@ -52,7 +55,7 @@ inline double EntropyFromNatural(Family family, int dim, const double* eta, Work
     case Family::kWishart: return Wishart::Entropy(dim, eta, ws);
     case Family::kBeta: return Beta::Entropy(eta);
     case Family::kBernoulli: return Bernoulli::Entropy(eta);
-    case Family::kCategorical: return Categorical::Entropy(dim, eta);
+    case Family::kCategorical: return Categorical::Entropy(dim, eta, moments);
     case Family::kDirichlet: return Dirichlet::Entropy(dim, eta);
   }
   return NAN;

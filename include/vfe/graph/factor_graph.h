@@ -71,6 +71,7 @@ struct Scratch {
   std::vector<Workspace> by_dim;  ///< by_dim[d] is sized for dimension d
   Workspace node;                 ///< sized for the largest dimension
   std::vector<double> eta;        ///< the largest statistic size
+  std::vector<double> block_eta;  ///< a block of elements updated together
 };
 
 /// A factor graph: variables (hidden or observed) and plates of factors, with the flat
@@ -153,7 +154,8 @@ class FactorGraph {
   PlateId AddTransition(Argument out, Argument in, const Matrix& matrix,
                         const std::string& name = "");
   /// exp log_table[x_1, …, x_n] over Categorical variables (row-major, the last variable
-  /// fastest; −∞ for impossible configurations), one table shared by the plate.
+  /// fastest; −∞ for impossible configurations): one table shared by the plate, or the
+  /// tables of its factors one after another (Ising couplings J_ij, one per edge).
   PlateId AddPotential(const std::vector<Argument>& variables, const std::vector<double>& log_table,
                        const std::string& name = "");
 
@@ -213,6 +215,15 @@ class FactorGraph {
   /// The VMP update of one hidden element: η = Σ incoming messages, then its moments.
   /// Returns false, leaving the element unchanged, if η is not a proper density.
   bool UpdateElement(uint32_t variable, size_t index, Scratch& scratch);
+  /// UpdateElement for elements [begin, end) of `variable`, in index order; returns the index
+  /// of the first update that failed (that element and the ones after it are unchanged), or
+  /// `end`. When no factor joins two elements of the variable and all of them are connected
+  /// alike (a plate of independent elements, like the labels of a mixture), their messages
+  /// are computed in blocks, so that nodes share work between factors; the result is the
+  /// same, bit for bit.
+  size_t UpdateElements(uint32_t variable, size_t begin, size_t end, Scratch& scratch);
+  /// True when UpdateElements updates `v`'s elements in blocks (set by Finalize).
+  bool updates_in_blocks(const Variable& v) const;
   /// F = Σ_plates Σ_n U_n − Σ_hidden H[q]: the variational free energy (deterministic order).
   double FreeEnergy(Scratch& scratch) const;
   /// The plates' average energies and the entropy sum that make up FreeEnergy().

@@ -61,6 +61,16 @@ class Node {
   /// function of the variable at `slot`, to `eta`.
   virtual void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q,
                                  double* eta, Workspace& ws) const = 0;
+  /// The messages of factors [begin, end) to `slot` one by one: factor n's is added to
+  /// eta + (n − begin)·stride. The graph calls it to update a run of elements that no factor
+  /// joins to one another (each element's messages are then independent of the others'), so
+  /// that a node can share work between factors. It must give what AccumulateMessage gives
+  /// for [n, n + 1), bit for bit; the default calls it once per factor.
+  virtual void AccumulateMessages(int slot, size_t begin, size_t end, const SlotView* q,
+                                  double* eta, size_t stride, Workspace& ws) const {
+    for (size_t n = begin; n < end; ++n, eta += stride)
+      AccumulateMessage(slot, n, n + 1, q, eta, ws);
+  }
   /// Σ_{n ∈ [begin, end)} U_n with U_n = −E_q[log f_n], the node's share of the free energy.
   virtual double AverageEnergy(size_t begin, size_t end, const SlotView* q,
                                Workspace& ws) const = 0;

@@ -53,12 +53,11 @@ std::unique_ptr<Node> MakeGaussianMixtureNode(int num_components);
 ///   U = −Σ_jk E[out_j] E[in_k] log A[j][k].
 std::unique_ptr<Node> MakeTransitionNode(const Matrix& matrix);
 /// Potential(x_1, …, x_n) = exp T[x_1, …, x_n] over Categorical variables (an undirected
-/// factor: Ising/Potts couplings, libDAI factors). `log_tables` holds `num_tables` tables (one
-/// shared by the plate, or one per factor), each row-major over the variables' categories
-/// (the last variable fastest), −∞ for impossible configurations.
+/// factor: Ising/Potts couplings, libDAI factors). `log_tables` holds one table shared by the
+/// plate, or one per factor (its size says which), each row-major over the variables'
+/// categories (the last variable fastest), −∞ for impossible configurations.
 ///   U = −Σ_x T[x] Π_i q_i(x_i).
-std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> log_tables,
-                                        size_t num_tables = 1);
+std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> log_tables);
 
 }  // namespace vfe
 
