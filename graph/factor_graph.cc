@@ -294,6 +294,30 @@ PlateId FactorGraph::AddTransition(Argument out, Argument in, const Matrix& matr
   return AddFactor(std::move(node), {out, in}, name);
 }
 
+PlateId FactorGraph::AddTransition(Argument out, Argument in, const Variable& matrix,
+                                   const std::string& name) {
+  std::vector<Argument> args = {out, in};
+  for (size_t k = 0; k < matrix.size(); ++k) args.push_back(matrix[k]);
+  return AddFactor(MakeLearnedTransitionNode(static_cast<int>(matrix.size())), args, name);
+}
+
+void FactorGraph::AddMatrixDirichlet(const Variable& matrix, const Matrix& alpha,
+                                     const std::string& name) {
+  const std::string label = "'" + variable_name(impl_->Checked(matrix).id()) + "'";
+  if (static_cast<size_t>(alpha.cols()) != matrix.size())
+    throw GraphError("MatrixDirichlet prior of " + label + ": alpha has " +
+                     std::to_string(alpha.cols()) + " columns, but the matrix variable has " +
+                     std::to_string(matrix.size()) + " (one Dirichlet element per column)");
+  try {
+    MatrixDirichlet check(alpha);  // every entry > 0, named
+  } catch (const ModelError& e) {
+    throw ModelError("MatrixDirichlet prior of " + label + ": " + e.what());
+  }
+  for (size_t k = 0; k < matrix.size(); ++k)
+    AddDirichlet(matrix[k], Vector(alpha.col(static_cast<Eigen::Index>(k))),
+                 name.empty() ? "" : name + " column " + std::to_string(k));
+}
+
 PlateId FactorGraph::AddPotential(const std::vector<Argument>& variables,
                                   const std::vector<double>& log_table, const std::string& name) {
   return AddFactor(MakePotentialNode(static_cast<int>(variables.size()), log_table), variables,

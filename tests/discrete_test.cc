@@ -163,6 +163,63 @@ TEST(Dirichlet, MomentsEntropyAndSamplesMatchMonteCarloAndClosedForm) {
   EXPECT_NEAR(two.mean_log()[1], beta.mean_log1m(), 1e-13);
 }
 
+TEST(MatrixDirichlet, ColumnsAreIndependentDirichletsByMonteCarloAndClosedForm) {
+  Matrix alpha(3, 2);
+  alpha << 0.7, 4.0, 2.0, 1.5, 5.5, 0.9;
+  const MatrixDirichlet q(alpha);
+  EXPECT_EQ(q.rows(), 3);
+  EXPECT_EQ(q.cols(), 2);
+  std::mt19937_64 rng(11);
+  testing::RunningMean log_entry, entropy, entry;
+  for (int s = 0; s < 100000; ++s) {
+    // Independent sampler: normalised std::gamma draws per column.
+    Matrix a(3, 2);
+    for (int k = 0; k < 2; ++k) {
+      for (int j = 0; j < 3; ++j) a(j, k) = std::gamma_distribution<double>(alpha(j, k), 1.0)(rng);
+      a.col(k) /= a.col(k).sum();
+    }
+    log_entry.Add(std::log(a(2, 1)));
+    entropy.Add(-q.LogDensity(a));
+    entry.Add(q.Sample(rng)(0, 1));
+    // The density is the product of the columns' textbook Dirichlet densities.
+    if (s < 10) {
+      EXPECT_NEAR(q.LogDensity(a), testing::LogDirichletDensity(a.col(0), alpha.col(0)) +
+                                       testing::LogDirichletDensity(a.col(1), alpha.col(1)),
+                  1e-10);
+    }
+  }
+  EXPECT_NEAR(q.mean_log()(2, 1), log_entry.mean(), 5 * log_entry.standard_error());
+  EXPECT_NEAR(q.mean_log()(2, 1), Digamma(0.9) - Digamma(6.4), 1e-12);
+  EXPECT_NEAR(q.Entropy(), entropy.mean(), 5 * entropy.standard_error());
+  EXPECT_NEAR(entry.mean(), 4.0 / 6.4, 5 * entry.standard_error());
+  EXPECT_NEAR(q.mean()(0, 1), 4.0 / 6.4, 1e-15);
+  EXPECT_LT((q.natural() - (alpha.array() - 1.0).matrix()).norm(), 1e-15);
+  // The product multiplies the densities: natural parameters add, column by column.
+  Matrix other_alpha(3, 2);
+  other_alpha << 1.0, 2.0, 3.0, 1.0, 2.0, 2.0;
+  const MatrixDirichlet product = q.Product(MatrixDirichlet(other_alpha));
+  const Matrix expected_alpha = (alpha + other_alpha).array() - 1.0;
+  EXPECT_LT((product.alpha() - expected_alpha).norm(), 1e-12);
+  Matrix a = q.Sample(rng);
+  EXPECT_NEAR(a.col(0).sum(), 1.0, 1e-14);
+  // log product − log q − log other is the same constant (a normaliser) at any matrix.
+  const Matrix b = q.Sample(rng);
+  const MatrixDirichlet other(other_alpha);
+  EXPECT_NEAR(product.LogDensity(a) - q.LogDensity(a) - other.LogDensity(a),
+              product.LogDensity(b) - q.LogDensity(b) - other.LogDensity(b), 1e-9);
+  // From columns and back; invalid entries and shapes are named.
+  const MatrixDirichlet stacked = MatrixDirichlet::FromColumns({q.column(0), q.column(1)});
+  EXPECT_EQ(stacked.alpha(), q.alpha());
+  Matrix bad = alpha;
+  bad(1, 1) = -2.0;
+  EXPECT_THAT([&] { MatrixDirichlet{bad}; },
+              ::testing::ThrowsMessage<ModelError>(::testing::HasSubstr(
+                  "MatrixDirichlet: alpha[1][1] must be > 0 and finite, got -2")));
+  EXPECT_THAT([&] { q.Product(MatrixDirichlet(Matrix::Ones(2, 2))); },
+              ::testing::ThrowsMessage<ModelError>(::testing::HasSubstr(
+                  "product of a 3 x 2 and a 2 x 2 matrix")));
+}
+
 TEST(DiscreteValidation, InvalidParametersAreRefused) {
   auto error_of = [](const std::function<void()>& make) -> std::string {
     try {
@@ -437,6 +494,156 @@ TEST(DiscreteModels, HiddenMarkovChainBoundIsBelowTheForwardAlgorithmsEvidence) 
     EXPECT_THAT(e.what(), HasSubstr("factor 'step' (Transition): Transition: column 0 of A must "
                                     "sum to 1"));
   }
+}
+
+/// x_0 ~ Categorical(π), x_t ~ A[:, x_{t−1}] with A ~ MatrixDirichlet(α) learned, y_t ~ B[:, x_t]
+/// known; 2 states, 2 symbols.
+struct LearnedChain {
+  FactorGraph graph;
+  Variable x, a;
+};
+
+std::unique_ptr<LearnedChain> MakeLearnedChain(const Vector& pi, const Matrix& alpha,
+                                               const Matrix& b, const std::vector<int>& y) {
+  auto m = std::make_unique<LearnedChain>();
+  const size_t t_max = y.size();
+  m->x = m->graph.AddVariableArray("x", Family::kCategorical, {t_max}, 2);
+  m->a = m->graph.AddVariableArray("A", Family::kDirichlet, {2}, 2);
+  m->graph.AddMatrixDirichlet(m->a, alpha, "A prior");
+  m->graph.AddCategorical(m->x[0], pi);
+  m->graph.AddTransition(m->x.Slice(1, t_max), m->x.Slice(0, t_max - 1), m->a, "dynamics");
+  m->graph.AddTransition(m->graph.AddObservedCategorical("y", y, 2), m->x, b, "emissions");
+  m->graph.Finalize();
+  return m;
+}
+
+TEST(DiscreteModels, LearnedTransitionMatrixBoundIsBelowTheEnumeratedEvidence) {
+  // p(y) = Σ_paths π(x_0) Π_t B(y_t | x_t) Π_k B(α_k + c_k) / B(α_k), c_k the transitions out
+  // of state k on the path (the Dirichlet-multinomial): exact by enumerating the 2^T paths.
+  const Vector pi = (Vector(2) << 0.6, 0.4).finished();
+  Matrix b(2, 2);
+  b << 0.85, 0.25, 0.15, 0.75;
+  auto log_multivariate_beta = [](const Vector& alpha) {
+    double out = -std::lgamma(alpha.sum());
+    for (Eigen::Index j = 0; j < alpha.size(); ++j) out += std::lgamma(alpha[j]);
+    return out;
+  };
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> uniform(0.5, 3.0);
+    Matrix alpha(2, 2);
+    for (int e = 0; e < 4; ++e) alpha(e) = uniform(rng);
+    std::vector<int> y;
+    for (int t = 0; t < 7; ++t) y.push_back(static_cast<int>(rng() % 2));
+    const size_t t_max = y.size();
+    double log_evidence = -INFINITY;
+    for (int path = 0; path < (1 << t_max); ++path) {
+      auto state = [&](size_t t) { return (path >> t) & 1; };
+      double log_p = std::log(pi[state(0)]);
+      Matrix counts = Matrix::Zero(2, 2);
+      for (size_t t = 0; t < t_max; ++t) log_p += std::log(b(y[t], state(t)));
+      for (size_t t = 1; t < t_max; ++t) counts(state(t), state(t - 1)) += 1;
+      for (int k = 0; k < 2; ++k)
+        log_p += log_multivariate_beta(alpha.col(k) + counts.col(k)) -
+                 log_multivariate_beta(alpha.col(k));
+      log_evidence = std::max(log_evidence, log_p) +
+                     std::log1p(std::exp(-std::abs(log_evidence - log_p)));
+    }
+    std::unique_ptr<LearnedChain> m = MakeLearnedChain(pi, alpha, b, y);
+    // Start the states away from their priors, then check every single update.
+    for (size_t t = 0; t < t_max; ++t) {
+      const double p = std::uniform_real_distribution<double>(0.1, 0.9)(rng);
+      m->graph.SetPosterior(m->x[t], Categorical((Vector(2) << p, 1 - p).finished()));
+    }
+    Scratch scratch = m->graph.MakeScratch();
+    double before = m->graph.FreeEnergy(scratch);
+    for (int sweep = 0; sweep < 40; ++sweep)
+      for (const Variable& v : {m->a, m->x})
+        for (size_t i = 0; i < v.size(); ++i) {
+          ASSERT_TRUE(m->graph.UpdateElement(v.id(), i, scratch));
+          const double after = m->graph.FreeEnergy(scratch);
+          ASSERT_LE(after, before + 1e-12 * std::abs(before)) << m->graph.ElementName(v[i]);
+          before = after;
+        }
+    EXPECT_LE(-before, log_evidence + 1e-12);
+  }
+}
+
+TEST(DiscreteModels, NearlyKnownLearnedMatrixGivesTheKnownMatrixPosteriors) {
+  // With α = 10⁹ A the matrix is known in all but name: E[log A_jk] = log A_jk + O(10⁻⁹), and
+  // the states' posteriors and the energies must be those of the known-matrix Transition.
+  const Vector pi = (Vector(2) << 0.3, 0.7).finished();
+  Matrix a(2, 2), b(2, 2);
+  a << 0.9, 0.3, 0.1, 0.7;
+  b << 0.8, 0.35, 0.2, 0.65;
+  const std::vector<int> y = {0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 1};
+  std::unique_ptr<LearnedChain> learned = MakeLearnedChain(pi, 1e9 * a, b, y);
+  FactorGraph known;
+  const Variable x = known.AddVariableArray("x", Family::kCategorical, {y.size()}, 2);
+  known.AddCategorical(x[0], pi);
+  known.AddTransition(x.Slice(1, y.size()), x.Slice(0, y.size() - 1), a, "dynamics");
+  known.AddTransition(known.AddObservedCategorical("y", y, 2), x, b, "emissions");
+  known.Finalize();
+  SchedulerOptions options;
+  options.max_iterations = 200;
+  options.tolerance = 1e-14;
+  options.order = {learned->a, learned->x};
+  const Result learned_result = SequentialScheduler(options).Run(learned->graph);
+  options.order = {x};
+  const Result known_result = SequentialScheduler(options).Run(known);
+  ASSERT_EQ(learned_result.termination, Termination::kConverged);
+  ASSERT_EQ(known_result.termination, Termination::kConverged);
+  for (size_t t = 0; t < y.size(); ++t)
+    EXPECT_NEAR(learned->graph.Posterior<Categorical>(learned->x[t]).p()[1],
+                known.Posterior<Categorical>(x[t]).p()[1], 1e-7) << "x[" << t << "]";
+  // The plates of both graphs in the same order: prior of A (2 columns) first in the learned.
+  Scratch learned_scratch = learned->graph.MakeScratch(), known_scratch = known.MakeScratch();
+  const auto learned_terms = learned->graph.FreeEnergyParts(learned_scratch);
+  const auto known_terms = known.FreeEnergyParts(known_scratch);
+  ASSERT_EQ(learned_terms.plate_energy.size(), known_terms.plate_energy.size() + 2);
+  for (size_t p = 0; p < known_terms.plate_energy.size(); ++p)
+    EXPECT_NEAR(learned_terms.plate_energy[p + 2], known_terms.plate_energy[p], 1e-6) << p;
+  // The posterior of A: the prior plus the expected transition counts.
+  Matrix counts = Matrix::Zero(2, 2);
+  for (size_t t = 1; t < y.size(); ++t)
+    counts += known.Posterior<Categorical>(x[t]).p() *
+              known.Posterior<Categorical>(x[t - 1]).p().transpose();
+  const MatrixDirichlet q_a = MatrixDirichlet::FromColumns(
+      {learned->graph.Posterior<Dirichlet>(learned->a[0]),
+       learned->graph.Posterior<Dirichlet>(learned->a[1])});
+  EXPECT_LT((q_a.alpha() - 1e9 * a - counts).norm(), 1e-5);
+}
+
+TEST(DiscreteModels, LearnedTransitionOfTheWrongShapeIsRefused) {
+  FactorGraph graph;
+  const Variable x = graph.AddVariableArray("x", Family::kCategorical, {4}, 3);
+  const Variable a = graph.AddVariableArray("A", Family::kDirichlet, {2}, 3);
+  graph.AddMatrixDirichlet(a, Matrix::Ones(3, 2));
+  graph.AddCategorical(x[0], Vector(Vector::Constant(3, 1.0 / 3)));
+  graph.AddTransition(x.Slice(1, 4), x.Slice(0, 3), a, "dynamics");
+  EXPECT_THAT([&] { graph.Finalize(); },
+              ::testing::ThrowsMessage<GraphError>(::testing::HasSubstr(
+                  "factor 'dynamics' (Transition): the matrix has 2 columns, but 'in' is "
+                  "variable 'x' with 3 categories")));
+  FactorGraph rows;
+  const Variable y = rows.AddVariableArray("y", Family::kCategorical, {4}, 2);
+  const Variable b = rows.AddVariableArray("B", Family::kDirichlet, {2}, 3);
+  rows.AddTransition(y.Slice(1, 4), y.Slice(0, 3), b, "dynamics");
+  EXPECT_THAT([&] { rows.Finalize(); },
+              ::testing::ThrowsMessage<GraphError>(::testing::HasSubstr("expects dimension 2")));
+  FactorGraph priors;
+  const Variable c = priors.AddVariableArray("C", Family::kDirichlet, {2}, 2);
+  EXPECT_THAT([&] { priors.AddMatrixDirichlet(c, Matrix::Ones(2, 3)); },
+              ::testing::ThrowsMessage<GraphError>(::testing::HasSubstr(
+                  "MatrixDirichlet prior of 'C': alpha has 3 columns, but the matrix variable "
+                  "has 2 (one Dirichlet element per column)")));
+  Matrix negative = Matrix::Ones(2, 2);
+  negative(0, 1) = -1.0;
+  EXPECT_THAT([&] { priors.AddMatrixDirichlet(c, negative); },
+              ::testing::ThrowsMessage<ModelError>(::testing::HasSubstr(
+                  "MatrixDirichlet prior of 'C': MatrixDirichlet: alpha[0][1] must be > 0 and "
+                  "finite, got -1")));
 }
 
 TEST(DiscreteModels, MixtureSwitchOfTheWrongSizeIsRefused) {

@@ -9,6 +9,7 @@
 #include "vfe/distributions/family.h"
 #include "vfe/distributions/gamma.h"
 #include "vfe/distributions/gaussian.h"
+#include "vfe/distributions/matrix_dirichlet.h"
 #include "vfe/distributions/mv_gaussian.h"
 #include "vfe/distributions/point_mass.h"
 #include "vfe/distributions/wishart.h"

@@ -153,6 +153,15 @@ class FactorGraph {
   /// hidden Markov chain with a known transition matrix.
   PlateId AddTransition(Argument out, Argument in, const Matrix& matrix,
                         const std::string& name = "");
+  /// p(out = j | in = k) = A[j][k] with a learned matrix: `matrix` is an array of L Dirichlet
+  /// variables of dimension K, the columns of A (see AddMatrixDirichlet), out Categorical with
+  /// K outcomes and in with L; every factor of the plate shares the matrix.
+  PlateId AddTransition(Argument out, Argument in, const Variable& matrix,
+                        const std::string& name = "");
+  /// matrix ~ MatrixDirichlet(alpha): column k of the K x L matrix, the Dirichlet variable
+  /// matrix[k] (of dimension K), gets the prior Dirichlet(alpha.col(k)). One plate per column.
+  void AddMatrixDirichlet(const Variable& matrix, const Matrix& alpha,
+                          const std::string& name = "");
   /// exp log_table[x_1, …, x_n] over Categorical variables (row-major, the last variable
   /// fastest; −∞ for impossible configurations): one table shared by the plate, or the
   /// tables of its factors one after another (Ising couplings J_ij, one per edge).

@@ -52,6 +52,10 @@ std::unique_ptr<Node> MakeGaussianMixtureNode(int num_components);
 /// a column that is not a distribution.
 ///   U = −Σ_jk E[out_j] E[in_k] log A[j][k].
 std::unique_ptr<Node> MakeTransitionNode(const Matrix& matrix);
+/// Transition(out, in, A) with a learned K x L matrix: slots out, in (Categorical with K and L
+/// outcomes) and the columns of A, L Dirichlet variables of dimension K (a MatrixDirichlet).
+///   U = −Σ_jk E[out_j] E[in_k] E[log A_jk].
+std::unique_ptr<Node> MakeLearnedTransitionNode(int num_columns);
 /// Potential(x_1, …, x_n) = exp T[x_1, …, x_n] over Categorical variables (an undirected
 /// factor: Ising/Potts couplings, libDAI factors). `log_tables` holds one table shared by the
 /// plate, or one per factor (its size says which), each row-major over the variables'
