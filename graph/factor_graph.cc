@@ -712,6 +712,8 @@ void FactorGraph::Finalize() {
                       g.dims_in_use.end());
   g.BuildStructure();
   g.FindBlockUpdates();
+  g.ColourElements();
+  g.SplitFreeEnergyBlocks();
   g.finalized = true;
   for (Plate& plate : g.plates) plate.node->Prepare(plate.views.data(), plate.size);
   Scratch scratch = MakeScratch();
@@ -835,18 +837,6 @@ std::string FactorGraph::DescribePosterior(const Variable& element) const {
 
 // ---- Engine ---------------------------------------------------------------------------------
 
-double FactorGraph::Impl::EntropySum(Scratch& scratch) const {
-  double entropy = 0.0;
-  for (uint32_t v : hidden_ids) {
-    const VariableInfo& info = variables[v];
-    const double* eta = natural.data() + info.natural_offset;
-    const double* moment = moments.data() + info.moment_offset;
-    Workspace& ws = WorkspaceFor(info, scratch);
-    for (size_t i = 0; i < info.size; ++i, eta += info.stat_size, moment += info.stat_size)
-      entropy += EntropyOf(info.family, info.dim, eta, moment, ws);
-  }
-  return entropy;
-}
 
 Scratch FactorGraph::MakeScratch() const {
   const Impl& g = *impl_;
@@ -882,23 +872,106 @@ size_t FactorGraph::UpdateElements(uint32_t variable, size_t begin, size_t end,
   return end;
 }
 
+void FactorGraph::Impl::SplitFreeEnergyBlocks() {
+  free_energy_blocks.clear();
+  for (PlateId p = 0; p < plates.size(); ++p) {
+    const Plate& plate = plates[p];
+    const size_t step = plate.node->SumsCached() ? plate.size : kFreeEnergyBlockSize;
+    for (size_t begin = 0; begin < plate.size; begin += step)
+      free_energy_blocks.push_back({false, p, begin, std::min(plate.size, begin + step)});
+  }
+  for (uint32_t v : hidden_ids)
+    for (size_t begin = 0; begin < variables[v].size; begin += kFreeEnergyBlockSize)
+      free_energy_blocks.push_back(
+          {true, v, begin, std::min(variables[v].size, begin + kFreeEnergyBlockSize)});
+}
+
+double FactorGraph::Impl::EvaluateBlock(const EnergyBlock& block, Scratch& scratch) const {
+  if (!block.entropy) {
+    const Plate& plate = plates[block.index];
+    return plate.node->AverageEnergy(block.begin, block.end, plate.views.data(), scratch.node);
+  }
+  const VariableInfo& info = variables[block.index];
+  const double* eta = natural.data() + info.natural_offset + block.begin * info.stat_size;
+  const double* moment = moments.data() + info.moment_offset + block.begin * info.stat_size;
+  Workspace& ws = WorkspaceFor(info, scratch);
+  double entropy = 0.0;
+  for (size_t i = block.begin; i < block.end; ++i, eta += info.stat_size, moment += info.stat_size)
+    entropy += EntropyOf(info.family, info.dim, eta, moment, ws);
+  return entropy;
+}
+
+template <class Value>
+double FactorGraph::Impl::CombineBlocks(Value value, std::vector<double>* plate_energy,
+                                        double* entropy_out) const {
+  double energy = 0.0, entropy = 0.0, plate_sum = 0.0;
+  for (size_t b = 0; b < free_energy_blocks.size(); ++b) {
+    const EnergyBlock& block = free_energy_blocks[b];
+    if (block.entropy) {
+      entropy += value(b);
+      continue;
+    }
+    plate_sum += value(b);
+    const bool last_of_plate = b + 1 == free_energy_blocks.size() ||
+                               free_energy_blocks[b + 1].entropy ||
+                               free_energy_blocks[b + 1].index != block.index;
+    if (!last_of_plate) continue;
+    energy += plate_sum;
+    if (plate_energy) plate_energy->push_back(plate_sum);
+    plate_sum = 0.0;
+  }
+  if (entropy_out) *entropy_out = entropy;
+  return energy - entropy;
+}
+
+size_t FactorGraph::num_free_energy_blocks() const {
+  return impl_->free_energy_blocks.size();
+}
+
+double FactorGraph::FreeEnergyBlock(size_t block, Scratch& scratch) const {
+  return impl_->EvaluateBlock(impl_->free_energy_blocks[block], scratch);
+}
+
+double FactorGraph::FreeEnergyFromBlocks(const std::vector<double>& values) const {
+  if (values.size() != impl_->free_energy_blocks.size())
+    throw GraphError("FreeEnergyFromBlocks: " + std::to_string(values.size()) +
+                     " values for " + std::to_string(impl_->free_energy_blocks.size()) +
+                     " blocks");
+  return impl_->CombineBlocks([&](size_t b) { return values[b]; }, nullptr, nullptr);
+}
+
 FactorGraph::FreeEnergyTerms FactorGraph::FreeEnergyParts(Scratch& scratch) const {
   const Impl& g = *impl_;
   FreeEnergyTerms terms;
-  for (const Plate& plate : g.plates)
-    terms.plate_energy.push_back(
-        plate.node->AverageEnergy(0, plate.size, plate.views.data(), scratch.node));
-  terms.entropy = g.EntropySum(scratch);
+  g.CombineBlocks([&](size_t b) { return g.EvaluateBlock(g.free_energy_blocks[b], scratch); },
+                  &terms.plate_energy, &terms.entropy);
   return terms;
 }
 
 double FactorGraph::FreeEnergy(Scratch& scratch) const {
-  // The same sums, in the same order, as FreeEnergyParts, without its allocation.
   const Impl& g = *impl_;
-  double energy = 0.0;
-  for (const Plate& plate : g.plates)
-    energy += plate.node->AverageEnergy(0, plate.size, plate.views.data(), scratch.node);
-  return energy - g.EntropySum(scratch);
+  return g.CombineBlocks(
+      [&](size_t b) { return g.EvaluateBlock(g.free_energy_blocks[b], scratch); }, nullptr,
+      nullptr);
+}
+
+size_t FactorGraph::num_colours(const Variable& v) const {
+  if (!impl_->finalized) throw GraphError("num_colours: finalise the graph first");
+  return impl_->num_colours[impl_->Checked(v).id()];
+}
+
+std::vector<std::vector<size_t>> FactorGraph::ColourClasses(const Variable& v) const {
+  const Impl& g = *impl_;
+  if (!g.finalized) throw GraphError("ColourClasses: finalise the graph first");
+  const VariableInfo& info = g.variables[g.Checked(v).id()];
+  std::vector<std::vector<size_t>> classes(g.num_colours[v.id()]);
+  if (info.observed) return {};
+  for (size_t i = v.begin(); i < v.begin() + v.size(); ++i)
+    classes[g.element_colour[info.hidden_ordinal + i]].push_back(i);
+  classes.erase(std::remove_if(classes.begin(), classes.end(),
+                               [](const std::vector<size_t>& c) { return c.empty(); }),
+                classes.end());
+  return classes;
 }
 
 }  // namespace vfe

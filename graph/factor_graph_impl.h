@@ -81,6 +81,16 @@ struct StructureEdge {
 using StructureGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::undirectedS,
                                              StructureVertex, StructureEdge>;
 
+/// A term of the free energy: the average energy of factors [begin, end) of a plate, or the
+/// entropy of elements [begin, end) of a hidden variable. F is summed from these blocks in a
+/// fixed order, so that it is the same whether they are evaluated by one thread or many.
+struct EnergyBlock {
+  bool entropy = false;
+  uint32_t index = 0;  ///< plate id, or variable id for an entropy block
+  size_t begin = 0;
+  size_t end = 0;
+};
+
 struct FactorGraph::Impl {
   std::vector<VariableInfo> variables;
   std::unordered_map<std::string, uint32_t> by_name;
@@ -96,6 +106,11 @@ struct FactorGraph::Impl {
   std::vector<uint32_t> hidden_ids;  ///< hidden variables in declaration order
   /// By variable: its elements can be updated in blocks (see FactorGraph::UpdateElements).
   std::vector<char> updates_in_blocks;
+  /// By hidden ordinal: the element's colour among the elements of its variable (elements
+  /// that share a factor never share a colour); by variable: the number of colours.
+  std::vector<uint32_t> element_colour;
+  std::vector<uint32_t> num_colours;
+  std::vector<EnergyBlock> free_energy_blocks;
   std::vector<int> dims_in_use;      ///< event dimensions of the matrix families
   size_t num_hidden_elements = 0;
   int max_dim = 1;
@@ -123,6 +138,16 @@ struct FactorGraph::Impl {
   void BuildAdjacency();
   void BuildStructure();
   void FindBlockUpdates();
+  void ColourElements();           // graph/coloring.cc
+  void SplitFreeEnergyBlocks();
+  /// Plates and variables larger than this are split into free-energy blocks.
+  static constexpr size_t kFreeEnergyBlockSize = 8192;
+  double EvaluateBlock(const EnergyBlock& block, Scratch& scratch) const;
+  /// F from the values of free_energy_blocks (value(b) of block b), in their order:
+  /// Σ_plates (Σ of the plate's blocks) − Σ entropy blocks. Plate sums go to `plate_energy`
+  /// and the entropy to `entropy` when they are not null. (Defined in factor_graph.cc.)
+  template <class Value>
+  double CombineBlocks(Value value, std::vector<double>* plate_energy, double* entropy) const;
   void Initialise(Scratch& scratch);
 
   /// Sets element `index` of hidden variable `v` from the sum of its incoming messages (only
@@ -133,7 +158,6 @@ struct FactorGraph::Impl {
   size_t UpdateBlocks(uint32_t v, size_t begin, size_t end, Scratch& scratch);
   /// Elements updated together by UpdateBlocks (their messages fit in scratch.block_eta).
   static constexpr size_t kBlockSize = 256;
-  double EntropySum(Scratch& scratch) const;
   /// The workspace for updates of `info`'s family (sized for the matrix families; the others
   /// ignore it).
   static Workspace& WorkspaceFor(const VariableInfo& info, Scratch& scratch) {

@@ -38,6 +38,8 @@ class GaussianNode final : public Node {
     count_ = num_factors;
   }
 
+  bool SumsCached() const override { return varying_ >= 0; }
+
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace&) const override {
     if (UseSums(begin, end)) {

@@ -153,6 +153,11 @@ class LinearGaussianNode final : public Node {
     return cache_ != Cache::kNone && begin == 0 && end == count_;
   }
 
+ public:
+  bool SumsCached() const override { return cache_ != Cache::kNone; }
+
+ private:
+
   /// E[W] into ws.c (M x M) and E[log|W|].
   double ExpectedPrecision(const double* w, Workspace& ws) const {
     const int m = out_dim_;

@@ -11,6 +11,7 @@
 #include "vfe/nodes/node.h"
 #include "vfe/nodes/nodes.h"
 #include "vfe/schedulers/options.h"
+#include "vfe/schedulers/parallel.h"
 #include "vfe/schedulers/sequential.h"
 
 #endif  // VFE_MODEL_H_

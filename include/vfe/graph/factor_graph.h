@@ -235,6 +235,19 @@ class FactorGraph {
   bool updates_in_blocks(const Variable& v) const;
   /// F = Σ_plates Σ_n U_n − Σ_hidden H[q]: the variational free energy (deterministic order).
   double FreeEnergy(Scratch& scratch) const;
+  /// F as a sum of blocks (the average energy of up to 8192 factors of a plate, or the
+  /// entropy of up to 8192 elements of a variable) combined in a fixed order: evaluating the
+  /// blocks concurrently (each thread with its own Scratch) and combining them with
+  /// FreeEnergyFromBlocks gives FreeEnergy() bit for bit.
+  size_t num_free_energy_blocks() const;
+  double FreeEnergyBlock(size_t block, Scratch& scratch) const;
+  double FreeEnergyFromBlocks(const std::vector<double>& values) const;
+  /// The colours of `v`'s elements (elements that share a factor never share one), as
+  /// classes of element indices in increasing order, restricted to v's run; a colour's
+  /// elements can be updated concurrently, with the result of updating them one by one.
+  std::vector<std::vector<size_t>> ColourClasses(const Variable& v) const;
+  /// The number of colours of the elements of `v`'s variable (1 when no factor joins two).
+  size_t num_colours(const Variable& v) const;
   /// The plates' average energies and the entropy sum that make up FreeEnergy().
   struct FreeEnergyTerms {
     std::vector<double> plate_energy;  ///< Σ_n U_n of each plate

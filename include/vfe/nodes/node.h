@@ -57,6 +57,9 @@ class Node {
   /// Called once the moments of observed variables are in place: a node may cache sufficient
   /// statistics of observed data here.
   virtual void Prepare(const SlotView* /*q*/, size_t /*num_factors*/) {}
+  /// True when the messages and the energy of the whole plate, [0, size), come from sums
+  /// cached by Prepare in constant time: the graph then never splits the plate into blocks.
+  virtual bool SumsCached() const { return false; }
   /// Adds Σ_{n ∈ [begin, end)} m_{n→slot}, the natural parameters of exp E_{q\x}[log f_n] as a
   /// function of the variable at `slot`, to `eta`.
   virtual void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q,

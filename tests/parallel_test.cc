@@ -1,0 +1,262 @@
+// The parallel scheduler: bitwise the same posteriors and free-energy trace for any number
+// of threads, equal to the one-thread sweep in colour order, and F never rises.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "vfe/graph/model_json.h"
+#include "vfe/model.h"
+
+namespace vfe {
+namespace {
+
+using ::testing::HasSubstr;
+
+/// What a run leaves behind: the trace, the plates' energies and the entropy (functions of
+/// every posterior, so a change in any posterior changes them).
+struct Outcome {
+  Result result;
+  std::vector<double> plate_energy;
+  double entropy = 0.0;
+};
+
+Outcome RunParallel(FactorGraph& graph, int threads, SchedulerOptions options) {
+  Outcome outcome;
+  outcome.result = ParallelScheduler(options, threads).Run(graph);
+  Scratch scratch = graph.MakeScratch();
+  const FactorGraph::FreeEnergyTerms terms = graph.FreeEnergyParts(scratch);
+  outcome.plate_energy = terms.plate_energy;
+  outcome.entropy = terms.entropy;
+  return outcome;
+}
+
+void ExpectBitwiseEqual(const Outcome& a, const Outcome& b, const std::string& what) {
+  ASSERT_EQ(a.result.termination, b.result.termination) << what;
+  ASSERT_EQ(a.result.free_energy.size(), b.result.free_energy.size()) << what;
+  for (size_t i = 0; i < a.result.free_energy.size(); ++i)
+    ASSERT_EQ(a.result.free_energy[i], b.result.free_energy[i]) << what << ", sweep " << i + 1;
+  ASSERT_EQ(a.plate_energy, b.plate_energy) << what;
+  ASSERT_EQ(a.entropy, b.entropy) << what;
+}
+
+/// A model builder: each call builds the same model afresh, with its sweep order.
+struct ModelCase {
+  std::string name;
+  std::function<FactorGraph(std::vector<Variable>*)> build;
+};
+
+FactorGraph FromJson(const std::string& file, std::vector<Variable>* order) {
+  Model model = LoadModel(std::string(VFE_SOURCE_DIR) + "/examples/" + file);
+  *order = model.inference.options.order;
+  return std::move(model.graph);
+}
+
+/// A mixture of K = 3 two-dimensional components over n points (several blocks of labels).
+FactorGraph Mixture(int n, std::vector<Variable>* order) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  const int k = 3, d = 2;
+  Matrix points(n, d);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < d; ++j) points(i, j) = 4.0 * ((i + j) % k) + normal(rng);
+  FactorGraph graph;
+  const Variable mu = graph.AddVariableArray("mu", Family::kMvGaussian, {size_t(k)}, d);
+  const Variable lambda = graph.AddVariableArray("Lambda", Family::kWishart, {size_t(k)}, d);
+  const Variable weights = graph.AddVariable("weights", Family::kDirichlet, k);
+  const Variable z = graph.AddVariableArray("z", Family::kCategorical, {size_t(n)}, k);
+  graph.AddMvGaussian(mu, Vector(Vector::Zero(d)), Matrix(0.01 * Matrix::Identity(d, d)));
+  graph.AddWishart(lambda, 3.0, Matrix(Matrix::Identity(d, d)));
+  graph.AddDirichlet(weights, Vector(Vector::Ones(k)));
+  graph.AddCategorical(z, weights);
+  graph.AddGaussianMixture(graph.AddObservedRows("y", points), z, mu, lambda);
+  graph.Finalize();
+  std::uniform_real_distribution<double> uniform(0.1, 1.0);
+  for (int i = 0; i < n; ++i) {
+    Vector p(k);
+    for (int c = 0; c < k; ++c) p[c] = uniform(rng);
+    graph.SetPosterior(z[i], Categorical(Vector(p / p.sum())));
+  }
+  *order = {mu, lambda, weights, z};
+  return graph;
+}
+
+/// An open side x side Ising grid: a plate of fields and plates of couplings.
+FactorGraph Ising(int side, std::vector<Variable>* order, double coupling_sd = 0.5) {
+  std::mt19937_64 rng(9);
+  std::normal_distribution<double> normal(0.0, coupling_sd);
+  const size_t n = static_cast<size_t>(side) * side;
+  FactorGraph graph;
+  const Variable s = graph.AddVariableArray("s", Family::kCategorical, {size_t(side), size_t(side)}, 2);
+  std::vector<double> fields, vertical;
+  for (size_t i = 0; i < n; ++i) {
+    const double h = normal(rng);
+    fields.insert(fields.end(), {-h, h});
+  }
+  graph.AddPotential({s}, fields);
+  for (int r = 0; r < side; ++r) {
+    std::vector<double> tables;
+    for (int c = 0; c + 1 < side; ++c) {
+      const double j = normal(rng);
+      tables.insert(tables.end(), {j, -j, -j, j});
+    }
+    const size_t row = static_cast<size_t>(r) * side;
+    graph.AddPotential({s.Slice(row, row + side - 1), s.Slice(row + 1, row + side)}, tables);
+  }
+  for (size_t i = 0; i + side < n; ++i) {
+    const double j = normal(rng);
+    vertical.insert(vertical.end(), {j, -j, -j, j});
+  }
+  graph.AddPotential({s.Slice(0, n - side), s.Slice(side, n)}, vertical);
+  graph.Finalize();
+  *order = {s};
+  return graph;
+}
+
+/// A hidden Markov chain with a learned transition matrix (two colours of states).
+FactorGraph LearnedChain(std::vector<Variable>* order) {
+  const std::vector<int> y = {0, 1, 1, 0, 2, 2, 1, 0, 0, 1, 2, 2, 2, 0, 1, 1, 0, 0, 2, 1};
+  Matrix b(3, 2);
+  b << 0.6, 0.1, 0.3, 0.3, 0.1, 0.6;
+  FactorGraph graph;
+  const Variable x = graph.AddVariableArray("x", Family::kCategorical, {y.size()}, 2);
+  const Variable a = graph.AddVariableArray("A", Family::kDirichlet, {2}, 2);
+  graph.AddMatrixDirichlet(a, Matrix::Constant(2, 2, 1.5));
+  graph.AddCategorical(x[0], Vector(Vector::Constant(2, 0.5)));
+  graph.AddTransition(x.Slice(1, y.size()), x.Slice(0, y.size() - 1), a);
+  graph.AddTransition(graph.AddObservedCategorical("y", y, 3), x, b);
+  graph.Finalize();
+  graph.SetPosterior(x[3], Categorical((Vector(2) << 0.2, 0.8).finished()));
+  *order = {a, x};
+  return graph;
+}
+
+std::vector<ModelCase> Cases() {
+  return {
+      {"gaussian_mean_precision.json",
+       [](std::vector<Variable>* o) { return FromJson("gaussian_mean_precision.json", o); }},
+      {"linear_regression.json",
+       [](std::vector<Variable>* o) { return FromJson("linear_regression.json", o); }},
+      {"coin.json", [](std::vector<Variable>* o) { return FromJson("coin.json", o); }},
+      {"mixture N = 20000", [](std::vector<Variable>* o) { return Mixture(20000, o); }},
+      {"Ising 40 x 40", [](std::vector<Variable>* o) { return Ising(40, o); }},
+      {"learned chain", [](std::vector<Variable>* o) { return LearnedChain(o); }},
+  };
+}
+
+TEST(ParallelScheduler, EveryThreadCountGivesBitwiseTheSamePosteriorsAndTrace) {
+  for (const ModelCase& c : Cases()) {
+    SchedulerOptions options;
+    options.max_iterations = 12;
+    options.tolerance = 0.0;
+    std::vector<Variable> order;
+    FactorGraph one = c.build(&order);
+    options.order = order;
+    const Outcome reference = RunParallel(one, 1, options);
+    EXPECT_EQ(reference.result.free_energy_increases, 0) << c.name;
+    for (int threads = 2; threads <= 8; ++threads) {
+      FactorGraph graph = c.build(&order);
+      options.order = order;
+      ExpectBitwiseEqual(RunParallel(graph, threads, options), reference,
+                         c.name + ", " + std::to_string(threads) + " threads");
+    }
+  }
+}
+
+TEST(ParallelScheduler, ColoursInIndexOrderGiveTheSequentialSweepBitForBit) {
+  // In these models each variable's colours, taken in turn, visit its elements in index
+  // order (one colour, or the mixture's means one per colour): the parallel sweep is then the
+  // sequential one.
+  for (const ModelCase& c : Cases()) {
+    if (c.name.find("Ising") != std::string::npos || c.name.find("chain") != std::string::npos)
+      continue;
+    SchedulerOptions options;
+    options.max_iterations = 10;
+    options.tolerance = 0.0;
+    std::vector<Variable> order;
+    FactorGraph parallel = c.build(&order);
+    options.order = order;
+    for (const Variable& v : order) {
+      std::vector<size_t> visits;
+      for (const std::vector<size_t>& colour : parallel.ColourClasses(v))
+        visits.insert(visits.end(), colour.begin(), colour.end());
+      ASSERT_TRUE(std::is_sorted(visits.begin(), visits.end())) << c.name;
+      ASSERT_EQ(visits.size(), v.size()) << c.name;
+    }
+    const Outcome a = RunParallel(parallel, 2, options);
+    FactorGraph sequential = c.build(&order);
+    options.order = order;
+    Outcome b;
+    b.result = SequentialScheduler(options).Run(sequential);
+    Scratch scratch = sequential.MakeScratch();
+    const FactorGraph::FreeEnergyTerms terms = sequential.FreeEnergyParts(scratch);
+    b.plate_energy = terms.plate_energy;
+    b.entropy = terms.entropy;
+    ExpectBitwiseEqual(a, b, c.name);
+  }
+}
+
+TEST(ParallelScheduler, IsingGridIsTheRedBlackSweep) {
+  std::vector<Variable> order;
+  FactorGraph graph = Ising(40, &order);
+  const Variable s = order[0];
+  const std::vector<std::vector<size_t>> colours = graph.ColourClasses(s);
+  ASSERT_EQ(colours.size(), 2u);
+  for (size_t c = 0; c < 2; ++c) {
+    EXPECT_EQ(colours[c].size(), 800u);
+    for (size_t i : colours[c]) EXPECT_EQ((i / 40 + i % 40) % 2, c) << "spin " << i;
+  }
+  // One thread by hand: red spins, then black ones, then F.
+  FactorGraph by_hand = Ising(40, &order);
+  Scratch scratch = by_hand.MakeScratch();
+  std::vector<double> trace;
+  for (int sweep = 0; sweep < 6; ++sweep) {
+    for (const std::vector<size_t>& colour : colours)
+      for (size_t i : colour) ASSERT_TRUE(by_hand.UpdateElement(s.id(), i, scratch));
+    trace.push_back(by_hand.FreeEnergy(scratch));
+  }
+  SchedulerOptions options;
+  options.max_iterations = 6;
+  options.tolerance = 0.0;
+  options.order = {s};
+  const Result result = ParallelScheduler(options, 2).Run(graph);
+  EXPECT_EQ(result.free_energy, trace);
+  EXPECT_EQ(result.free_energy_increases, 0);
+}
+
+TEST(ParallelScheduler, FreeEnergyNeverRisesAndMatchesTheSequentialFixedPoint) {
+  // Red/black and raster sweeps reach the same fixed point on a weakly coupled grid (one
+  // fixed point: the mean-field map is a contraction there).
+  std::vector<Variable> order;
+  FactorGraph parallel = Ising(30, &order, 0.1);
+  SchedulerOptions options;
+  options.max_iterations = 500;
+  options.tolerance = 1e-12;
+  options.order = order;
+  const Result a = ParallelScheduler(options, 2).Run(parallel);
+  FactorGraph sequential = Ising(30, &order, 0.1);
+  options.order = order;
+  const Result b = SequentialScheduler(options).Run(sequential);
+  ASSERT_TRUE(a.converged());
+  ASSERT_TRUE(b.converged());
+  EXPECT_EQ(a.free_energy_increases, 0);
+  for (size_t i = 1; i < a.free_energy.size(); ++i)
+    EXPECT_LE(a.free_energy[i], a.free_energy[i - 1] + 1e-12 * std::abs(a.free_energy[i]));
+  EXPECT_NEAR(a.free_energy.back(), b.free_energy.back(), 1e-6 * std::abs(b.free_energy.back()));
+}
+
+TEST(ParallelScheduler, BadThreadCountIsRefused) {
+  EXPECT_THAT([] { ParallelScheduler(SchedulerOptions(), -1); },
+              ::testing::ThrowsMessage<OptionsError>(
+                  HasSubstr("threads must be >= 0 (0: every core), got -1")));
+  EXPECT_GE(ParallelScheduler(SchedulerOptions(), 0).threads(), 1);
+  EXPECT_EQ(ParallelScheduler(SchedulerOptions(), 3).threads(), 3);
+}
+
+}  // namespace
+}  // namespace vfe
