@@ -40,19 +40,21 @@ const char* const kUsage =
 
 const char* const kRunUsage =
     "usage: vfe run MODEL.json [-o RESULT.json] [--iterations K] [--tolerance T]\n"
-    "               [--scheduler sequential] [--threads N] [--quiet]\n"
+    "               [--scheduler sequential|parallel] [--threads N] [--quiet]\n"
     "\n"
     "Runs variational message passing on the model and writes the result (vfe-result/1:\n"
     "convergence, the free energy per sweep, every posterior, timings) to RESULT.json, or to\n"
     "standard output without -o. Options override the model's \"inference\" block. On a\n"
     "terminal a progress line (sweep, F, change of F, elapsed time) is shown on standard error\n"
-    "unless --quiet is given.\n";
+    "unless --quiet is given. The parallel scheduler updates each variable's elements colour\n"
+    "by colour on N threads (0: every core); its results do not depend on N.\n";
 
 const char* const kCheckUsage =
     "usage: vfe check MODEL.json\n"
     "\n"
     "Validates the model (every error names its JSON pointer) and prints a summary: variables\n"
-    "(hidden, observed, elements), factors by node type, and the inference settings.\n";
+    "(hidden, observed, elements), factors by node type, the colours of each hidden variable\n"
+    "(the parallel scheduler's stages) and the inference settings.\n";
 
 const char* const kDotUsage =
     "usage: vfe dot MODEL.json\n"
@@ -112,9 +114,9 @@ int Run(const std::vector<std::string>& args) {
       threads = static_cast<int>(t);
     } else if (a == "--scheduler") {
       scheduler = value();
-      if (*scheduler != "sequential")
-        throw UsageError{"--scheduler: expected sequential (the scheduler of this version), "
-                         "found \"" + *scheduler + "\""};
+      if (*scheduler != "sequential" && *scheduler != "parallel")
+        throw UsageError{"--scheduler: expected sequential or parallel, found \"" + *scheduler +
+                         "\""};
     } else if (!a.empty() && a[0] == '-') {
       throw UsageError{"run: unknown option " + a};
     } else if (model_path.empty()) {
@@ -129,7 +131,8 @@ int Run(const std::vector<std::string>& args) {
   vfe::SchedulerOptions options = model.inference.options;
   if (iterations) options.max_iterations = *iterations;
   if (tolerance) options.tolerance = *tolerance;
-  (void)threads;  // the sequential scheduler runs on the calling thread
+  const std::string scheduler_name = scheduler ? *scheduler : model.inference.scheduler;
+  const int thread_count = threads ? *threads : model.inference.threads;
   const bool progress = !quiet && isatty(STDERR_FILENO);
   if (progress) {
     options.callback = [](const vfe::IterationInfo& info) {
@@ -139,7 +142,10 @@ int Run(const std::vector<std::string>& args) {
       return true;
     };
   }
-  const vfe::Result result = vfe::SequentialScheduler(options).Run(model.graph);
+  const vfe::Result result =
+      scheduler_name == "parallel"
+          ? vfe::ParallelScheduler(options, thread_count).Run(model.graph)
+          : vfe::SequentialScheduler(options).Run(model.graph);
   if (progress) std::fprintf(stderr, "\n%s\n", result.message.c_str());
   const std::string text = vfe::ResultJson(model, result) + "\n";
   if (output_path.empty()) {
@@ -194,6 +200,12 @@ int Check(const std::vector<std::string>& args) {
             << observed_elements << " elements)\n"
             << "factors: " << g.num_factors() << " in " << g.num_plates() << " plates\n";
   for (const auto& [type, count] : by_type) std::cout << "  " << type << ": " << count << "\n";
+  // Colours of each hidden array: the parallel scheduler updates a colour's elements at once.
+  std::cout << "colours (elements that share a factor differ):";
+  for (const vfe::Variable& v : model.variables)
+    if (!g.observed(v))
+      std::cout << " " << g.variable_name(v.id()) << " " << g.num_colours(v);
+  std::cout << "\n";
   std::cout << "inference: " << model.inference.scheduler << ", at most "
             << model.inference.options.max_iterations << " sweeps, tolerance "
             << vfe::FormatNumber(model.inference.options.tolerance) << "\n"
