@@ -1,6 +1,9 @@
 // libDAI's .fg factor-graph files: Categorical variables joined by Potential factors.
 
 #include <chrono>
+#include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -41,8 +44,14 @@ class Tokens {
   long Integer(const std::string& what, long low) {
     const std::string& word = Next(what);
     char* end = nullptr;
+    errno = 0;
     const long value = std::strtol(word.c_str(), &end, 10);
-    if (*end != '\0') Fail("expected " + what + ", found \"" + word + "\"");
+    // The whole word (a NUL byte in it would end c_str() early), and no overflow.
+    if (end != word.c_str() + word.size() || word.empty())
+      Fail("expected " + what + ", found \"" + word + "\"");
+    if (errno == ERANGE)
+      Fail("expected " + what + " in [" + std::to_string(LONG_MIN) + ", " +
+           std::to_string(LONG_MAX) + "], found " + word);
     if (value < low) Fail("expected " + what + " >= " + std::to_string(low) + ", found " + word);
     return value;
   }
@@ -50,11 +59,12 @@ class Tokens {
     const std::string& word = Next(what);
     char* end = nullptr;
     const double value = std::strtod(word.c_str(), &end);
-    if (*end != '\0' || !std::isfinite(value) || value < 0)
+    if (end != word.c_str() + word.size() || word.empty() || !std::isfinite(value) || value < 0)
       Fail("expected " + what + " (a finite number >= 0), found \"" + word + "\"");
     return value;
   }
   bool done() const { return next_ >= tokens_.size(); }
+  size_t remaining() const { return tokens_.size() - next_; }
 
  private:
   struct Token {
@@ -70,6 +80,10 @@ class Tokens {
   size_t next_ = 0;
 };
 
+/// The most numbers the factors' tables and the variables' states may hold together: as for
+/// JSON models (kMaxNumbers in model_json.cc), 2^28 doubles (2 GiB).
+constexpr size_t kMaxNumbers = size_t{1} << 28;
+
 struct FgFactor {
   std::vector<long> labels;
   std::vector<int> cardinalities;
@@ -82,9 +96,13 @@ Model ParseLibDaiFactorGraph(const std::string& text, const std::string& source)
   const auto start = std::chrono::steady_clock::now();
   Tokens tokens(text, source);
   const long num_factors = tokens.Integer("the number of factors", 1);
-  std::vector<FgFactor> factors(static_cast<size_t>(num_factors));
+  // Each factor takes at least 4 tokens: the count is not trusted before they are read.
+  std::vector<FgFactor> factors;
+  factors.reserve(std::min(static_cast<size_t>(num_factors), tokens.remaining() / 4));
   std::map<long, int> cardinality_of;
-  for (FgFactor& f : factors) {
+  size_t num_numbers = 0;  // table entries and states so far (kMaxNumbers)
+  for (long a = 0; a < num_factors; ++a) {
+    FgFactor& f = factors.emplace_back();
     const long n = tokens.Integer("the number of variables of a factor", 1);
     if (n > 16) tokens.Fail("a factor joins at most 16 variables, found " + std::to_string(n));
     for (long i = 0; i < n; ++i) f.labels.push_back(tokens.Integer("a variable label", 0));
@@ -100,10 +118,16 @@ Model ParseLibDaiFactorGraph(const std::string& text, const std::string& source)
       if (!inserted && it->second != k)
         tokens.Fail("variable " + std::to_string(f.labels[i]) + " has " + std::to_string(k) +
                     " states here but " + std::to_string(it->second) + " before");
+      if (inserted) num_numbers += static_cast<size_t>(k);
       f.cardinalities.push_back(static_cast<int>(k));
       size *= static_cast<size_t>(k);
       if (size > (size_t{1} << 24)) tokens.Fail("the factor's table is too large");
     }
+    num_numbers += size;
+    if (num_numbers > kMaxNumbers)
+      tokens.Fail("expected at most " + std::to_string(kMaxNumbers) +
+                  " table entries and states in all, found " + std::to_string(num_numbers) +
+                  " up to factor " + std::to_string(a));
     // Entries not listed are 0, that is log 0 = −∞.
     f.log_table.assign(size, -INFINITY);
     const long entries = tokens.Integer("the number of table entries", 0);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <climits>
+#include <cstdint>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -17,6 +19,25 @@ namespace vfe {
 namespace {
 
 using Json = nlohmann::ordered_json;
+
+/// The most numbers a model may hold: the statistics of all its variables' elements (2 for a
+/// scalar, D + D² for an MvGaussian, K for a Categorical; observed ones included), and apart
+/// the number of its factors. 2^28 doubles are 2 GiB, and the engine holds them twice
+/// (moments and natural parameters), with messages and indices besides: a larger model does
+/// not fit in a workstation's memory, and is refused before anything is allocated (instead of
+/// std::bad_alloc, or sizes that wrap around).
+constexpr size_t kMaxNumbers = size_t{1} << 28;
+
+/// a · b, or nullopt if it does not fit in size_t.
+std::optional<size_t> CheckedProduct(size_t a, size_t b) {
+  size_t product = 0;
+  if (__builtin_mul_overflow(a, b, &product)) return std::nullopt;
+  return product;
+}
+
+std::string CountText(std::optional<size_t> count) {
+  return count ? std::to_string(*count) : "more than " + std::to_string(SIZE_MAX);
+}
 
 // ---- Error helpers ----------------------------------------------------------------------------
 
@@ -108,6 +129,8 @@ double PositiveNumber(const Json& value, const std::string& pointer, const std::
 
 long Integer(const Json& value, const std::string& pointer, const std::string& what) {
   if (!value.is_number_integer()) Fail(pointer, "expected " + what + ", found " + Found(value));
+  if (value.is_number_unsigned() && value.get<unsigned long>() > LONG_MAX)
+    Fail(pointer, "expected " + what + ", found " + value.dump());
   return value.get<long>();
 }
 
@@ -313,8 +336,17 @@ Reference ParseReference(const std::string& text, const std::string& pointer,
         ++i;
       } else if (std::isdigit(static_cast<unsigned char>(c)) && expect_term) {
         size_t j = i;
-        while (j < inside.size() && std::isdigit(static_cast<unsigned char>(inside[j]))) ++j;
-        index.constant += sign * std::stol(inside.substr(i, j - i));
+        long number = 0;
+        bool overflow = false;
+        for (; j < inside.size() && std::isdigit(static_cast<unsigned char>(inside[j])); ++j)
+          overflow |= __builtin_mul_overflow(number, 10L, &number) ||
+                      __builtin_add_overflow(number, static_cast<long>(inside[j] - '0'), &number);
+        overflow |= __builtin_mul_overflow(number, static_cast<long>(sign), &number) ||
+                    __builtin_add_overflow(index.constant, number, &index.constant);
+        if (overflow)
+          Fail(pointer, "cannot read the index \"" + inside + "\" in \"" + text +
+                            "\": expected integers in [" + std::to_string(LONG_MIN) + ", " +
+                            std::to_string(LONG_MAX) + "], found " + inside.substr(i, j - i));
         i = j;
         expect_term = false;
       } else if ((std::isalpha(static_cast<unsigned char>(c)) || c == '_') && expect_term) {
@@ -412,8 +444,9 @@ class Loader {
     Json doc;
     try {
       doc = Json::parse(text);
-    } catch (const Json::parse_error& e) {
-      // Drop the library's "[json.exception.parse_error.101] " tag.
+    } catch (const Json::exception& e) {
+      // A syntax error, or a number too large for a double ("1e400"). Drop the library's
+      // "[json.exception.parse_error.101] " tag.
       const std::string what = e.what();
       const size_t tag_end = what.find("] ");
       Fail("", "not valid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2)));
@@ -521,10 +554,18 @@ class Loader {
                "expected a positive integer, found " + std::to_string(n));
         entry.shape.push_back(static_cast<size_t>(n));
       }
+      const std::optional<size_t> elements = NumElements(entry.shape);
+      if (!elements || *elements > kMaxNumbers)
+        Fail(pointer + "/shape", "expected at most " + std::to_string(kMaxNumbers) +
+                                     " elements, found " + CountText(elements) + " (shape " +
+                                     ShapeText(entry.shape) + ")");
     }
     if (spec.contains("dim")) {
       const long d = Integer(spec["dim"], pointer + "/dim", "a positive integer");
       if (d < 1) Fail(pointer + "/dim", "expected a positive integer, found " + std::to_string(d));
+      if (static_cast<size_t>(d) > kMaxNumbers)
+        Fail(pointer + "/dim", "expected a positive integer at most " +
+                                   std::to_string(kMaxNumbers) + ", found " + std::to_string(d));
       entry.dim = static_cast<int>(d);
     }
     std::optional<Family> family;
@@ -537,8 +578,7 @@ class Loader {
                                       DidYouMean(f.get<std::string>(), FamilyNames()) +
                                       "; expected one of " + JoinQuoted(FamilyNames()));
     }
-    size_t size = 1;
-    for (size_t n : entry.shape) size *= n;
+    const size_t size = *NumElements(entry.shape);
 
     try {
       if (spec.contains("observed")) {
@@ -550,6 +590,7 @@ class Loader {
                     entry);
         entry.dim = declared_dim;
         if (family == Family::kCategorical) CheckOutcomes(spec, pointer, entry);
+        CountNumbers(name, pointer, entry);
       } else {
         if (!family) Fail(pointer, "missing required key 'family' (a hidden variable needs one; "
                                    "an observed one needs 'observed')");
@@ -557,6 +598,7 @@ class Loader {
         if (entry.dim != 1 && !HasDimension(*family))
           Fail(pointer + "/dim", std::string("expected 1 for a ") + FamilyName(*family) +
                                      " variable, found " + std::to_string(entry.dim));
+        CountNumbers(name, pointer, entry);
         entry.variable = entry.shape.empty()
                              ? model_.graph.AddVariable(name, *family, entry.dim)
                              : model_.graph.AddVariableArray(name, *family, entry.shape, entry.dim);
@@ -568,6 +610,52 @@ class Loader {
     }
     entries_[name] = std::move(entry);
     names_.push_back(name);
+  }
+
+  static std::optional<size_t> NumElements(const std::vector<size_t>& shape) {
+    std::optional<size_t> elements = 1;
+    for (size_t n : shape)
+      if (elements) elements = CheckedProduct(*elements, n);
+    return elements;
+  }
+
+  /// Adds the statistics of `entry`'s elements to the model's count, refusing a model of more
+  /// than kMaxNumbers. Observed values count as the family they will take: scalars as 2,
+  /// vectors of D as an MvGaussian's D + D², a D x D matrix as a Wishart's D² + 1, categorical
+  /// data as K.
+  void CountNumbers(const std::string& name, const std::string& pointer,
+                    const VariableEntry& entry) {
+    const size_t d = static_cast<size_t>(entry.dim);
+    size_t elements = *NumElements(entry.shape), per_element = 2;
+    if (!entry.observed) {
+      switch (entry.family) {
+        case Family::kMvGaussian: per_element = d + d * d; break;
+        case Family::kWishart: per_element = d * d + 1; break;
+        case Family::kCategorical:
+        case Family::kDirichlet: per_element = d; break;
+        default: break;
+      }
+    } else if (entry.categorical) {
+      elements = static_cast<size_t>(entry.rows.rows());
+      per_element = d;
+    } else if (entry.has_matrix_value) {
+      elements = 1;
+      per_element = static_cast<size_t>(entry.matrix_value.size()) + 1;
+    } else {
+      const size_t cols = static_cast<size_t>(entry.rows.cols());
+      elements = static_cast<size_t>(entry.rows.rows());
+      per_element = cols == 1 ? 2 : cols + cols * cols;
+    }
+    const std::optional<size_t> numbers = CheckedProduct(elements, per_element);
+    if (!numbers || *numbers > kMaxNumbers - num_numbers_)
+      Fail(pointer, "expected at most " + std::to_string(kMaxNumbers) +
+                        " numbers in the variables of the model, found " + CountText(numbers) +
+                        " in '" + name + "' (" + std::to_string(elements) +
+                        (elements == 1 ? " element of " : " elements of ") +
+                        std::to_string(per_element) + ")" +
+                        (num_numbers_ ? " and " + std::to_string(num_numbers_) + " before it"
+                                      : std::string()));
+    num_numbers_ += *numbers;
   }
 
   /// The table of {"csv": file, "column"/"columns": ...}, the file relative to the model.
@@ -779,10 +867,21 @@ class Loader {
         loop_names.push_back(loop.name);
       }
     }
-    size_t count = 1;
-    for (const Loop& l : loops) count *= static_cast<size_t>(l.end - l.begin);
-    if (count == 0) return;  // an empty range adds no factor
-    if (count > (size_t{1} << 31)) Fail(pointer + "/for", "too many factors");
+    // The product of the lengths of the ranges (end − begin always fits in size_t).
+    for (const Loop& l : loops)
+      if (l.end == l.begin) return;  // an empty range adds no factor
+    std::optional<size_t> product = 1;
+    for (const Loop& l : loops)
+      if (product)
+        product = CheckedProduct(*product, static_cast<size_t>(l.end) - static_cast<size_t>(l.begin));
+    if (!product || *product > kMaxNumbers - num_factors_)
+      Fail(pointer + "/for", "expected at most " + std::to_string(kMaxNumbers) +
+                                 " factors in the model, found " + CountText(product) +
+                                 " in this loop" +
+                                 (num_factors_ ? " and " + std::to_string(num_factors_) + " before it"
+                                               : std::string()));
+    const size_t count = *product;
+    num_factors_ += count;
 
     // Each argument: a constant, a whole variable, or one element per factor.
     struct Slot {
@@ -843,6 +942,16 @@ class Loader {
       slots.push_back(std::move(slot));
     }
 
+    if (type == "Potential") {
+      // The graph compares the table with the product of the categories, once that fits.
+      std::optional<size_t> table_size = 1;
+      for (const Slot& slot : slots)
+        if (table_size)
+          table_size = CheckedProduct(*table_size, static_cast<size_t>(slot.entry->dim));
+      if (!table_size)
+        Fail(pointer, "the log-table has " + std::to_string(potential_table.size()) +
+                          " entries, but the variables' categories make " + CountText(table_size));
+    }
     if (type == "GaussianMixture")
       for (size_t s = 2; s < 4; ++s)
         if (slots[s].constant || slots[s].per_factor)
@@ -950,13 +1059,19 @@ class Loader {
       size_t flat = 0;
       for (size_t d = 0; d < shape.size(); ++d) {
         long value = ref.indices[d].constant;
-        for (const auto& [loop, sign] : ref.indices[d].terms) value += sign * loop_value[loop];
-        if (value < 0 || static_cast<size_t>(value) >= shape[d]) {
+        bool overflow = false;
+        for (const auto& [loop, sign] : ref.indices[d].terms) {
+          long term = 0;
+          overflow |= __builtin_mul_overflow(loop_value[loop], static_cast<long>(sign), &term) ||
+                      __builtin_add_overflow(value, term, &value);
+        }
+        if (overflow || value < 0 || static_cast<size_t>(value) >= shape[d]) {
           std::string at;
           for (size_t l = 0; l < loops.size(); ++l)
             at += (l ? ", " : "") + loops[l].name + "=" + std::to_string(loop_value[l]);
           Fail(pointer, "index " + std::to_string(d) + " of \"" + text + "\" is " +
-                            std::to_string(value) + (at.empty() ? "" : " at " + at) +
+                            (overflow ? "beyond a 64-bit integer" : std::to_string(value)) +
+                            (at.empty() ? "" : " at " + at) +
                             ", outside [0, " + std::to_string(shape[d]) + ") (shape of '" +
                             ref.name + "' is " + ShapeText(shape) + ")");
         }
@@ -1125,6 +1240,9 @@ class Loader {
     if (value.contains("threads")) {
       const long t = Integer(value["threads"], pointer + "/threads", "an integer >= 0");
       if (t < 0) Fail(pointer + "/threads", "expected an integer >= 0, found " + std::to_string(t));
+      if (t > INT_MAX)
+        Fail(pointer + "/threads", "expected an integer at most " + std::to_string(INT_MAX) +
+                                       ", found " + std::to_string(t));
       s.threads = static_cast<int>(t);
     }
     if (value.contains("order")) {
@@ -1283,6 +1401,8 @@ class Loader {
   }
 
   std::string base_;
+  size_t num_numbers_ = 0;  // statistics of the variables declared so far (kMaxNumbers)
+  size_t num_factors_ = 0;  // factors added so far (kMaxNumbers)
   Model model_;
   std::map<std::string, VariableEntry> entries_;
   std::vector<std::string> names_;  // declaration order
