@@ -1232,9 +1232,8 @@ class Loader {
     }
     if (value.contains("scheduler")) {
       const Json& sc = value["scheduler"];
-      if (sc != "sequential")
-        Fail(pointer + "/scheduler", "expected \"sequential\" (the scheduler of this version), "
-                                     "found " + Found(sc));
+      if (sc != "sequential" && sc != "parallel")
+        Fail(pointer + "/scheduler", "expected \"sequential\" or \"parallel\", found " + Found(sc));
       s.scheduler = sc.get<std::string>();
     }
     if (value.contains("threads")) {

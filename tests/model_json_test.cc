@@ -683,7 +683,7 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"inference: negative tolerance", Patched({{"inference", {{"tolerance", -1}}}}),
        "/inference/tolerance: expected a number >= 0, found -1"},
       {"inference: unknown scheduler", Patched({{"inference", {{"scheduler", "fast"}}}}),
-       "/inference/scheduler: expected \"sequential\" (the scheduler of this version), found the "
+       "/inference/scheduler: expected \"sequential\" or \"parallel\", found the "
        "string \"fast\""},
       {"inference: order names observed", Patched({{"inference", {{"order", {"mu", "y"}}}}}),
        "/inference/order/1: 'y' is observed and has nothing to update"},

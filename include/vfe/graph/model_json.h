@@ -15,8 +15,8 @@ namespace vfe {
 /// The "inference" block of a model.
 struct InferenceSettings {
   SchedulerOptions options;                ///< iterations, tolerance, order
-  std::string scheduler = "sequential";    ///< the only scheduler of this version
-  int threads = 0;                         ///< 0: all cores
+  std::string scheduler = "sequential";    ///< "sequential" or "parallel"
+  int threads = 0;                         ///< of the parallel scheduler; 0: all cores
 };
 
 /// A model read from JSON: its finalised graph (posteriors at their starting points, the
