@@ -541,6 +541,7 @@ void FactorGraph::Impl::BuildAdjacency() {
   for_each_entry([&](size_t h, const AdjacencyEntry& e) { adjacency[fill[h]++] = e; });
 }
 
+
 void FactorGraph::Impl::BuildStructure() {
   structure.clear();
   std::vector<StructureGraph::vertex_descriptor> vertex_of(variables.size());
@@ -562,8 +563,54 @@ uint32_t FactorGraph::Impl::HiddenVariableOf(size_t ordinal) const {
   return *(it - 1);
 }
 
+namespace {
+
+/// Messages of a plate range longer than this are summed in blocks of this many factors,
+/// each block into its own partial sum, the partial sums then added in order (unless the
+/// node reads cached sums): the same arithmetic on one thread or many.
+constexpr size_t kMessageBlockSize = 16384;
+
+/// The blocks of one long plate range: block b of [begin, end) into partial + b·stat.
+class MessageBlocks final : public BlockRunner::Body {
+ public:
+  MessageBlocks(const AdjacencyEntry& entry, double* partial, int stat)
+      : entry_(entry), partial_(partial), stat_(stat) {}
+  void operator()(size_t b, Scratch& scratch) const override {
+    const size_t begin = entry_.begin + b * kMessageBlockSize;
+    const size_t end = std::min(entry_.end, begin + kMessageBlockSize);
+    double* sum = partial_ + b * stat_;
+    std::fill_n(sum, stat_, 0.0);
+    entry_.node->AccumulateMessage(static_cast<int>(entry_.slot), begin, end, entry_.views, sum,
+                                   scratch.node);
+  }
+
+ private:
+  const AdjacencyEntry& entry_;
+  double* partial_;
+  int stat_;
+};
+
+/// Runs the blocks one after another on the caller's thread.
+class InlineRunner final : public BlockRunner {
+ public:
+  explicit InlineRunner(Scratch& scratch) : scratch_(scratch) {}
+  void Run(size_t count, const Body& body) const override {
+    for (size_t b = 0; b < count; ++b) body(b, scratch_);
+  }
+
+ private:
+  Scratch& scratch_;
+};
+
+/// True when the entry's factors are summed in blocks.
+bool SumsInBlocks(const AdjacencyEntry& e) {
+  return e.end - e.begin > kMessageBlockSize && !e.node->SumsCached();
+}
+
+}  // namespace
+
 bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
-                                        Scratch& scratch) {
+                                        Scratch& scratch, const BlockRunner* runner) {
   const VariableInfo& info = variables[v];
   const size_t h = info.hidden_ordinal + index;
   double* eta = scratch.eta.data();
@@ -573,8 +620,21 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
     const AdjacencyEntry& e = adjacency[k];
     if (out_only && (e.slot != 0 || !e.node->IsDirected())) continue;
     any = true;
-    e.node->AccumulateMessage(static_cast<int>(e.slot), e.begin, e.end, e.views, eta,
-                              scratch.node);
+    if (!SumsInBlocks(e)) {
+      e.node->AccumulateMessage(static_cast<int>(e.slot), e.begin, e.end, e.views, eta,
+                                scratch.node);
+      continue;
+    }
+    const size_t blocks = (e.end - e.begin + kMessageBlockSize - 1) / kMessageBlockSize;
+    double* partial = scratch.partial.data();
+    const MessageBlocks body(e, partial, info.stat_size);
+    if (runner) {
+      runner->Run(blocks, body);
+    } else {
+      InlineRunner(scratch).Run(blocks, body);
+    }
+    for (size_t b = 0; b < blocks; ++b)
+      for (int i = 0; i < info.stat_size; ++i) eta[i] += partial[b * info.stat_size + i];
   }
   if (!any) return false;
   double* moment = moments.data() + info.moment_offset + index * info.stat_size;
@@ -582,6 +642,20 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
     return false;
   std::copy_n(eta, info.stat_size, natural.data() + info.natural_offset + index * info.stat_size);
   return true;
+}
+
+void FactorGraph::Impl::SizePartialSums() {
+  max_partial = 0;
+  for (uint32_t v : hidden_ids) {
+    const VariableInfo& info = variables[v];
+    for (size_t h = info.hidden_ordinal; h < info.hidden_ordinal + info.size; ++h)
+      for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k)
+        if (SumsInBlocks(adjacency[k])) {
+          const AdjacencyEntry& e = adjacency[k];
+          const size_t blocks = (e.end - e.begin + kMessageBlockSize - 1) / kMessageBlockSize;
+          max_partial = std::max(max_partial, blocks * static_cast<size_t>(info.stat_size));
+        }
+  }
 }
 
 void FactorGraph::Impl::FindBlockUpdates() {
@@ -712,6 +786,7 @@ void FactorGraph::Finalize() {
                       g.dims_in_use.end());
   g.BuildStructure();
   g.FindBlockUpdates();
+  g.SizePartialSums();
   g.ColourElements();
   g.SplitFreeEnergyBlocks();
   g.finalized = true;
@@ -850,11 +925,17 @@ Scratch FactorGraph::MakeScratch() const {
     if (g.updates_in_blocks[v])
       block_stat = std::max(block_stat, static_cast<size_t>(g.variables[v].stat_size));
   scratch.block_eta.assign(Impl::kBlockSize * block_stat, 0.0);
+  scratch.partial.assign(g.max_partial, 0.0);
   return scratch;
 }
 
 bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch) {
   return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch);
+}
+
+bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch,
+                                const BlockRunner& runner) {
+  return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch, &runner);
 }
 
 bool FactorGraph::updates_in_blocks(const Variable& v) const {

@@ -138,6 +138,7 @@ struct FactorGraph::Impl {
   void BuildAdjacency();
   void BuildStructure();
   void FindBlockUpdates();
+  void SizePartialSums();  // after hidden_ids and the adjacency
   void ColourElements();           // graph/coloring.cc
   void SplitFreeEnergyBlocks();
   /// Plates and variables larger than this are split into free-energy blocks.
@@ -153,7 +154,9 @@ struct FactorGraph::Impl {
   /// Sets element `index` of hidden variable `v` from the sum of its incoming messages (only
   /// those through "out" slots when `out_only`); false if there are none or the sum is
   /// improper, in which case nothing changes.
-  bool SetFromMessages(uint32_t v, size_t index, bool out_only, Scratch& scratch);
+  bool SetFromMessages(uint32_t v, size_t index, bool out_only, Scratch& scratch,
+                       const BlockRunner* runner = nullptr);
+  size_t max_partial = 0;  ///< the largest (blocks × statistic size) of one message sum
   /// Elements [begin, end) of a variable that updates in blocks; see UpdateElements.
   size_t UpdateBlocks(uint32_t v, size_t begin, size_t end, Scratch& scratch);
   /// Elements updated together by UpdateBlocks (their messages fit in scratch.block_eta).

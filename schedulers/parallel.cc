@@ -28,6 +28,26 @@ void KeepSmallest(std::atomic<size_t>& target, size_t value) {
   }
 }
 
+/// Runs the blocks of one large message sum on every thread of the arena. Isolated, so that a
+/// thread waiting for them runs only these blocks (never another element's update, which
+/// would reuse its scratch), with scratch of their own.
+class ParallelBlocks final : public BlockRunner {
+ public:
+  explicit ParallelBlocks(tbb::enumerable_thread_specific<Scratch>& scratch) : scratch_(scratch) {}
+  void Run(size_t count, const Body& body) const override {
+    tbb::this_task_arena::isolate([&] {
+      tbb::parallel_for(tbb::blocked_range<size_t>(0, count, 1),
+                        [&](const tbb::blocked_range<size_t>& range) {
+                          Scratch& local = scratch_.local();
+                          for (size_t b = range.begin(); b != range.end(); ++b) body(b, local);
+                        });
+    });
+  }
+
+ private:
+  tbb::enumerable_thread_specific<Scratch>& scratch_;
+};
+
 }  // namespace
 
 struct ParallelScheduler::Arena {
@@ -53,6 +73,8 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
   std::vector<std::vector<std::vector<size_t>>> classes;
   for (const Variable& v : order) classes.push_back(graph.ColourClasses(v));
   tbb::enumerable_thread_specific<Scratch> scratch([&] { return graph.MakeScratch(); });
+  tbb::enumerable_thread_specific<Scratch> block_scratch([&] { return graph.MakeScratch(); });
+  const ParallelBlocks blocks(block_scratch);
   std::vector<double> block_values(graph.num_free_energy_blocks());
 
   auto update = [&](const Variable& v) -> size_t {
@@ -73,7 +95,8 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
       auto update_range = [&](const tbb::blocked_range<size_t>& range) {
         Scratch& local = scratch.local();
         for (size_t i = range.begin(); i != range.end(); ++i)
-          if (!graph.UpdateElement(v.id(), colour[i], local)) KeepSmallest(failed, colour[i]);
+          if (!graph.UpdateElement(v.id(), colour[i], local, blocks))
+            KeepSmallest(failed, colour[i]);
       };
       if (colour.size() <= kElementGrain) {
         update_range(tbb::blocked_range<size_t>(0, colour.size()));

@@ -72,6 +72,26 @@ struct Scratch {
   Workspace node;                 ///< sized for the largest dimension
   std::vector<double> eta;        ///< the largest statistic size
   std::vector<double> block_eta;  ///< a block of elements updated together
+  std::vector<double> partial;    ///< partial message sums of a large plate, one per block
+};
+
+/// Evaluates the blocks of a large sum: Run calls body(b, scratch) once for every b in
+/// [0, count), in any order and on any threads, each call with a Scratch of its own thread
+/// (never one in use by the caller). The sum itself is then taken in block order, so the result
+/// does not depend on how the blocks were run.
+class BlockRunner {
+ public:
+  class Body {
+   public:
+    virtual void operator()(size_t block, Scratch& scratch) const = 0;
+
+   protected:
+    ~Body() = default;
+  };
+  virtual void Run(size_t count, const Body& body) const = 0;
+
+ protected:
+  ~BlockRunner() = default;
 };
 
 /// A factor graph: variables (hidden or observed) and plates of factors, with the flat
@@ -224,6 +244,11 @@ class FactorGraph {
   /// The VMP update of one hidden element: η = Σ incoming messages, then its moments.
   /// Returns false, leaving the element unchanged, if η is not a proper density.
   bool UpdateElement(uint32_t variable, size_t index, Scratch& scratch);
+  /// The same update, with the blocks of its large message sums (plates of more than 16384
+  /// factors that send it one sum, as N observations to a global mean) run by `runner`: the
+  /// result is bitwise that of UpdateElement.
+  bool UpdateElement(uint32_t variable, size_t index, Scratch& scratch,
+                     const BlockRunner& runner);
   /// UpdateElement for elements [begin, end) of `variable`, in index order; returns the index
   /// of the first update that failed (that element and the ones after it are unchanged), or
   /// `end`. When no factor joins two elements of the variable and all of them are connected

@@ -11,7 +11,8 @@ namespace vfe {
 /// Variational message passing by sweeps on several threads (oneTBB). Each sweep takes the
 /// variables of the order in turn and updates each variable's elements colour by colour
 /// (FactorGraph::ColourClasses: elements that share a factor never share a colour), the
-/// elements of one colour concurrently; F is summed from fixed blocks
+/// elements of one colour concurrently, and the long message sums of an element (a global
+/// parameter fed by N factors) in fixed blocks on all threads; F is summed from fixed blocks
 /// (FactorGraph::FreeEnergyBlock) evaluated concurrently and combined in a fixed order.
 ///
 /// Contract: for any number of threads, the posteriors and the free-energy trace are bitwise
