@@ -20,6 +20,9 @@ namespace {
 constexpr size_t kElementGrain = 256;
 /// Runs of a variable that updates in blocks, handed to a task at a time.
 constexpr size_t kRunGrain = 2048;
+/// The fewest blocks of a message sum run concurrently (fewer run on the calling thread: at
+/// 16384 factors a block, waking the other threads for a few costs more than it saves).
+constexpr size_t kParallelBlocks = 16;
 
 /// Lowers `target` to `value` if smaller (the first failed element, whichever thread saw it).
 void KeepSmallest(std::atomic<size_t>& target, size_t value) {
@@ -35,6 +38,11 @@ class ParallelBlocks final : public BlockRunner {
  public:
   explicit ParallelBlocks(tbb::enumerable_thread_specific<Scratch>& scratch) : scratch_(scratch) {}
   void Run(size_t count, const Body& body) const override {
+    if (count < kParallelBlocks) {  // not worth waking the other threads; the same sums
+      Scratch& local = scratch_.local();
+      for (size_t b = 0; b < count; ++b) body(b, local);
+      return;
+    }
     tbb::this_task_arena::isolate([&] {
       tbb::parallel_for(tbb::blocked_range<size_t>(0, count, 1),
                         [&](const tbb::blocked_range<size_t>& range) {
