@@ -86,6 +86,7 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
   std::vector<double> block_values(graph.num_free_energy_blocks());
 
   auto update = [&](const Variable& v) -> size_t {
+    // RunSweeps passes the entries of `order` itself: their position indexes `classes`.
     const size_t k = static_cast<size_t>(&v - order.data());
     const size_t end = v.begin() + v.size();
     std::atomic<size_t> failed{end};
