@@ -607,6 +607,11 @@ bool SumsInBlocks(const AdjacencyEntry& e) {
   return e.end - e.begin > kMessageBlockSize && !e.node->SumsCached();
 }
 
+/// The number of blocks the entry's factors are summed in.
+size_t MessageBlockCount(const AdjacencyEntry& e) {
+  return (e.end - e.begin + kMessageBlockSize - 1) / kMessageBlockSize;
+}
+
 }  // namespace
 
 bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
@@ -625,7 +630,7 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
                                 scratch.node);
       continue;
     }
-    const size_t blocks = (e.end - e.begin + kMessageBlockSize - 1) / kMessageBlockSize;
+    const size_t blocks = MessageBlockCount(e);
     double* partial = scratch.partial.data();
     const MessageBlocks body(e, partial, info.stat_size);
     if (runner) {
@@ -650,11 +655,9 @@ void FactorGraph::Impl::SizePartialSums() {
     const VariableInfo& info = variables[v];
     for (size_t h = info.hidden_ordinal; h < info.hidden_ordinal + info.size; ++h)
       for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k)
-        if (SumsInBlocks(adjacency[k])) {
-          const AdjacencyEntry& e = adjacency[k];
-          const size_t blocks = (e.end - e.begin + kMessageBlockSize - 1) / kMessageBlockSize;
-          max_partial = std::max(max_partial, blocks * static_cast<size_t>(info.stat_size));
-        }
+        if (SumsInBlocks(adjacency[k]))
+          max_partial = std::max(max_partial, MessageBlockCount(adjacency[k]) *
+                                                  static_cast<size_t>(info.stat_size));
   }
 }
 
@@ -663,7 +666,6 @@ void FactorGraph::Impl::FindBlockUpdates() {
   // a plate that binds the variable in one slot only, one factor per element (factor
   // first + i for element i): then no factor joins two of its elements.
   updates_in_blocks.assign(variables.size(), 0);
-  std::vector<int> slots_bound(plates.size(), 0);
   for (uint32_t v : hidden_ids) {
     const VariableInfo& info = variables[v];
     if (info.size < 2) continue;

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
@@ -85,12 +86,9 @@ class GaussianMixtureNode final : public Node {
     const int k = to_mean ? slot - 2 : slot - 2 - k_;
     if (end == begin) return;
     double r_sum = 0.0, ry[kMaxDim] = {}, ryy[kMaxDim * kMaxDim] = {};
-    switch (d) {  // fixed sizes keep the sums in registers
-      case 1: SumStatistics<1>(begin, end, q, k, !to_mean, &r_sum, ry, ryy); break;
-      case 2: SumStatistics<2>(begin, end, q, k, !to_mean, &r_sum, ry, ryy); break;
-      case 3: SumStatistics<3>(begin, end, q, k, !to_mean, &r_sum, ry, ryy); break;
-      default: SumStatistics<0>(begin, end, q, k, !to_mean, &r_sum, ry, ryy); break;
-    }
+    WithFixedDim([&](auto fixed) {  // fixed sizes keep the sums in registers
+      SumStatistics<decltype(fixed)::value>(begin, end, q, k, !to_mean, &r_sum, ry, ryy);
+    });
     if (to_mean) {
       const double* lambda = q[Precision(k)].At(begin);
       for (int i = 0; i < d; ++i)
@@ -131,6 +129,18 @@ class GaussianMixtureNode final : public Node {
   static constexpr int kMaxDim = 16;
   int Mean(int k) const { return 2 + k; }
   int Precision(int k) const { return 2 + k_ + k; }
+
+  /// Calls f(std::integral_constant<int, D>) with D = dim_ for D = 1, 2, 3 and D = 0 (the
+  /// size read at run time) otherwise: the one place the fixed-size loops are chosen.
+  template <class F>
+  void WithFixedDim(F f) const {
+    switch (dim_) {
+      case 1: return f(std::integral_constant<int, 1>());
+      case 2: return f(std::integral_constant<int, 2>());
+      case 3: return f(std::integral_constant<int, 3>());
+      default: return f(std::integral_constant<int, 0>());
+    }
+  }
 
   /// Σ_n r_nk, Σ_n r_nk E[out_n] and (with `second`) Σ_n r_nk E[out_n out_nᵀ] over
   /// [begin, end): dimension D, or dim_ when D = 0.
@@ -194,12 +204,9 @@ class GaussianMixtureNode final : public Node {
   /// of factors, not once per factor.
   template <class Visit>
   void ForEachLogLikelihood(size_t begin, size_t end, const SlotView* q, Visit visit) const {
-    switch (dim_) {  // fixed sizes let the compiler unroll the D × D loops
-      case 1: return ForEachLogLikelihoodOf<1>(begin, end, q, visit);
-      case 2: return ForEachLogLikelihoodOf<2>(begin, end, q, visit);
-      case 3: return ForEachLogLikelihoodOf<3>(begin, end, q, visit);
-      default: return ForEachLogLikelihoodOf<0>(begin, end, q, visit);
-    }
+    WithFixedDim([&](auto fixed) {  // fixed sizes let the compiler unroll the D × D loops
+      ForEachLogLikelihoodOf<decltype(fixed)::value>(begin, end, q, visit);
+    });
   }
   template <int D, class Visit>
   void ForEachLogLikelihoodOf(size_t begin, size_t end, const SlotView* q, Visit& visit) const {
