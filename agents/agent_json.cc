@@ -1,0 +1,490 @@
+// Agent files ("format": "vfe-agent/1") and the per-step trace of `vfe agent`.
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "agents/tensor_ops.h"
+#include "vfe/agents/agent.h"
+#include "vfe/core/format.h"
+
+namespace vfe {
+namespace agents {
+namespace {
+
+using Json = nlohmann::json;
+
+/// Reads one JSON value at a JSON pointer, with errors that name it.
+class Reader {
+ public:
+  explicit Reader(std::string where) : where_(std::move(where)) {}
+
+  [[noreturn]] void Fail(const std::string& pointer, const std::string& message) const {
+    throw ModelError(where_ + ": " + (pointer.empty() ? "/" : pointer) + ": " + message);
+  }
+
+  static std::string Describe(const Json& j) {
+    if (j.is_null()) return "null";
+    if (j.is_boolean()) return j.get<bool>() ? "true" : "false";
+    if (j.is_number()) return FormatNumber(j.get<double>());
+    if (j.is_string()) return "\"" + j.get<std::string>() + "\"";
+    if (j.is_array()) return "an array of " + std::to_string(j.size());
+    return "an object";
+  }
+
+  void CheckKeys(const Json& j, const std::string& pointer,
+                 const std::set<std::string>& allowed) const {
+    if (!j.is_object()) Fail(pointer, "expected an object, got " + Describe(j));
+    for (auto it = j.begin(); it != j.end(); ++it)
+      if (!allowed.count(it.key())) {
+        std::string list;
+        for (const std::string& k : allowed) list += (list.empty() ? "" : ", ") + k;
+        Fail(pointer + "/" + it.key(), "unknown key (expected one of " + list + ")");
+      }
+  }
+
+  double Number(const Json& j, const std::string& pointer) const {
+    if (!j.is_number()) Fail(pointer, "expected a number, got " + Describe(j));
+    return j.get<double>();
+  }
+
+  int Integer(const Json& j, const std::string& pointer) const {
+    if (!j.is_number_integer() && !(j.is_number() && j.get<double>() == std::floor(j.get<double>())))
+      Fail(pointer, "expected an integer, got " + Describe(j));
+    const double v = j.get<double>();
+    if (std::abs(v) > 2e9) Fail(pointer, "expected an integer of at most 2e9, got " + Describe(j));
+    return static_cast<int>(v);
+  }
+
+  bool Bool(const Json& j, const std::string& pointer) const {
+    if (!j.is_boolean()) Fail(pointer, "expected true or false, got " + Describe(j));
+    return j.get<bool>();
+  }
+
+  std::string String(const Json& j, const std::string& pointer) const {
+    if (!j.is_string()) Fail(pointer, "expected a string, got " + Describe(j));
+    return j.get<std::string>();
+  }
+
+  const Json& Array(const Json& j, const std::string& pointer) const {
+    if (!j.is_array()) Fail(pointer, "expected an array, got " + Describe(j));
+    return j;
+  }
+
+  std::vector<int> Integers(const Json& j, const std::string& pointer) const {
+    Array(j, pointer);
+    std::vector<int> out;
+    for (size_t i = 0; i < j.size(); ++i) out.push_back(Integer(j[i], pointer + "/" + std::to_string(i)));
+    return out;
+  }
+
+  Vector Numbers(const Json& j, const std::string& pointer) const {
+    Array(j, pointer);
+    Vector out(static_cast<Eigen::Index>(j.size()));
+    for (size_t i = 0; i < j.size(); ++i) out[i] = Number(j[i], pointer + "/" + std::to_string(i));
+    return out;
+  }
+
+  /// A nested list of numbers as a row-major tensor; every sub-list of one level must have the
+  /// length of the first.
+  Tensor NestedTensor(const Json& j, const std::string& pointer) const {
+    Tensor t;
+    const Json* probe = &j;
+    while (probe->is_array()) {
+      if (probe->empty()) Fail(pointer, "expected a nested array of numbers without empty lists");
+      t.shape.push_back(static_cast<int>(probe->size()));
+      probe = &(*probe)[0];
+    }
+    if (t.shape.empty()) Fail(pointer, "expected a nested array of numbers, got " + Describe(j));
+    Flatten(j, pointer, 0, t);
+    return t;
+  }
+
+ private:
+  void Flatten(const Json& j, const std::string& pointer, size_t level, Tensor& t) const {
+    if (level == t.shape.size()) {
+      t.data.push_back(Number(j, pointer));
+      return;
+    }
+    if (!j.is_array())
+      Fail(pointer, "expected an array of " + std::to_string(t.shape[level]) +
+                        " (the shape set by the first entries), got " + Describe(j));
+    if (static_cast<int>(j.size()) != t.shape[level])
+      Fail(pointer, "expected " + std::to_string(t.shape[level]) +
+                        " entries (the shape set by the first entries), got " +
+                        std::to_string(j.size()));
+    for (size_t i = 0; i < j.size(); ++i) Flatten(j[i], pointer + "/" + std::to_string(i), level + 1, t);
+  }
+
+  std::string where_;
+};
+
+std::vector<Tensor> Tensors(const Reader& r, const Json& j, const std::string& pointer) {
+  r.Array(j, pointer);
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < j.size(); ++i) out.push_back(r.NestedTensor(j[i], pointer + "/" + std::to_string(i)));
+  return out;
+}
+
+std::vector<Vector> Vectors(const Reader& r, const Json& j, const std::string& pointer) {
+  r.Array(j, pointer);
+  std::vector<Vector> out;
+  for (size_t i = 0; i < j.size(); ++i) out.push_back(r.Numbers(j[i], pointer + "/" + std::to_string(i)));
+  return out;
+}
+
+std::vector<std::vector<int>> IntegerLists(const Reader& r, const Json& j, const std::string& pointer) {
+  r.Array(j, pointer);
+  std::vector<std::vector<int>> out;
+  for (size_t i = 0; i < j.size(); ++i) out.push_back(r.Integers(j[i], pointer + "/" + std::to_string(i)));
+  return out;
+}
+
+GenerativeModel ReadModel(const Reader& r, const Json& j) {
+  const std::string p = "/model";
+  r.CheckKeys(j, p, {"A", "A_factor_list", "B", "B_factor_list", "C", "D", "E", "pA", "pB", "pD",
+                     "policies"});
+  GenerativeModel model;
+  if (j.contains("A")) model.A = Tensors(r, j["A"], p + "/A");
+  if (j.contains("pA")) model.pA = Tensors(r, j["pA"], p + "/pA");
+  if (j.contains("B")) model.B = Tensors(r, j["B"], p + "/B");
+  if (j.contains("pB")) model.pB = Tensors(r, j["pB"], p + "/pB");
+  if (j.contains("A_factor_list")) model.A_factor_list = IntegerLists(r, j["A_factor_list"], p + "/A_factor_list");
+  if (j.contains("B_factor_list")) model.B_factor_list = IntegerLists(r, j["B_factor_list"], p + "/B_factor_list");
+  if (j.contains("C")) model.C = Vectors(r, j["C"], p + "/C");
+  if (j.contains("D")) model.D = Vectors(r, j["D"], p + "/D");
+  if (j.contains("pD")) model.pD = Vectors(r, j["pD"], p + "/pD");
+  if (j.contains("E")) model.E = r.Numbers(j["E"], p + "/E");
+  if (j.contains("policies")) {
+    const Json& list = r.Array(j["policies"], p + "/policies");
+    for (size_t i = 0; i < list.size(); ++i)
+      model.policies.push_back(IntegerLists(r, list[i], p + "/policies/" + std::to_string(i)));
+  }
+  return model;
+}
+
+AgentSettings ReadSettings(const Reader& r, const Json& j) {
+  const std::string p = "/settings";
+  r.CheckKeys(j, p, {"policy_len", "gamma", "alpha", "action_selection", "seed", "use_utility",
+                     "use_states_info_gain", "use_param_info_gain", "state_inference", "numerics",
+                     "learning", "threads"});
+  AgentSettings s;
+  if (j.contains("policy_len")) s.policy_len = r.Integer(j["policy_len"], p + "/policy_len");
+  if (j.contains("gamma")) s.gamma = r.Number(j["gamma"], p + "/gamma");
+  if (j.contains("alpha")) s.alpha = r.Number(j["alpha"], p + "/alpha");
+  if (j.contains("seed")) {
+    const int seed = r.Integer(j["seed"], p + "/seed");
+    if (seed < 0) r.Fail(p + "/seed", "expected an integer >= 0, got " + std::to_string(seed));
+    s.seed = static_cast<uint64_t>(seed);
+  }
+  if (j.contains("action_selection")) {
+    const std::string v = r.String(j["action_selection"], p + "/action_selection");
+    if (v == "deterministic") s.action_selection = ActionSelection::kDeterministic;
+    else if (v == "stochastic") s.action_selection = ActionSelection::kStochastic;
+    else r.Fail(p + "/action_selection", "expected \"deterministic\" or \"stochastic\", got \"" + v + "\"");
+  }
+  if (j.contains("use_utility")) s.use_utility = r.Bool(j["use_utility"], p + "/use_utility");
+  if (j.contains("use_states_info_gain"))
+    s.use_states_info_gain = r.Bool(j["use_states_info_gain"], p + "/use_states_info_gain");
+  if (j.contains("use_param_info_gain"))
+    s.use_param_info_gain = r.Bool(j["use_param_info_gain"], p + "/use_param_info_gain");
+  if (j.contains("numerics")) {
+    const std::string v = r.String(j["numerics"], p + "/numerics");
+    if (v == "pymdp") s.numerics = Numerics::kPymdp;
+    else if (v == "exact") s.numerics = Numerics::kExact;
+    else r.Fail(p + "/numerics", "expected \"pymdp\" or \"exact\", got \"" + v + "\"");
+  }
+  if (j.contains("threads")) s.num_threads = r.Integer(j["threads"], p + "/threads");
+  if (j.contains("state_inference")) {
+    const Json& k = j["state_inference"];
+    const std::string q = p + "/state_inference";
+    r.CheckKeys(k, q, {"method", "factor_update", "num_iter", "dF_tol"});
+    if (k.contains("method")) {
+      const std::string v = r.String(k["method"], q + "/method");
+      if (v == "fixed_point") s.method = StateInferenceMethod::kFixedPoint;
+      else if (v == "factor_graph") s.method = StateInferenceMethod::kFactorGraph;
+      else r.Fail(q + "/method", "expected \"fixed_point\" or \"factor_graph\", got \"" + v + "\"");
+    }
+    if (k.contains("factor_update")) {
+      const std::string v = r.String(k["factor_update"], q + "/factor_update");
+      if (v == "simultaneous") s.factor_update = FactorUpdate::kSimultaneous;
+      else if (v == "sequential") s.factor_update = FactorUpdate::kSequential;
+      else r.Fail(q + "/factor_update", "expected \"simultaneous\" or \"sequential\", got \"" + v + "\"");
+    }
+    if (k.contains("num_iter")) s.num_iter = r.Integer(k["num_iter"], q + "/num_iter");
+    if (k.contains("dF_tol")) s.dF_tol = r.Number(k["dF_tol"], q + "/dF_tol");
+  }
+  if (j.contains("learning")) {
+    const Json& k = j["learning"];
+    const std::string q = p + "/learning";
+    r.CheckKeys(k, q, {"A", "B", "D", "lr_pA", "lr_pB", "lr_pD", "modalities", "factors", "every"});
+    if (k.contains("every")) {
+      const std::string v = r.String(k["every"], q + "/every");
+      if (v == "step") s.learn_every = LearningSchedule::kStep;
+      else if (v == "episode") s.learn_every = LearningSchedule::kEpisode;
+      else r.Fail(q + "/every", "expected \"step\" or \"episode\", got \"" + v + "\"");
+    }
+    if (k.contains("A")) s.learn_A = r.Bool(k["A"], q + "/A");
+    if (k.contains("B")) s.learn_B = r.Bool(k["B"], q + "/B");
+    if (k.contains("D")) s.learn_D = r.Bool(k["D"], q + "/D");
+    if (k.contains("lr_pA")) s.lr_pA = r.Number(k["lr_pA"], q + "/lr_pA");
+    if (k.contains("lr_pB")) s.lr_pB = r.Number(k["lr_pB"], q + "/lr_pB");
+    if (k.contains("lr_pD")) s.lr_pD = r.Number(k["lr_pD"], q + "/lr_pD");
+    if (k.contains("modalities")) s.modalities_to_learn = r.Integers(k["modalities"], q + "/modalities");
+    if (k.contains("factors")) s.factors_to_learn = r.Integers(k["factors"], q + "/factors");
+  }
+  try {
+    s.Validate();
+  } catch (const OptionsError& e) {
+    // Validate() names the field ("lr_pA: ..."): point at it in the file.
+    const std::string message = e.what();
+    const std::string field = message.substr(0, message.find(':'));
+    const std::map<std::string, std::string> pointers = {
+        {"policy_len", "/policy_len"}, {"gamma", "/gamma"}, {"alpha", "/alpha"},
+        {"num_iter", "/state_inference/num_iter"}, {"dF_tol", "/state_inference/dF_tol"},
+        {"factor_update", "/state_inference/factor_update"}, {"lr_pA", "/learning/lr_pA"},
+        {"lr_pB", "/learning/lr_pB"}, {"lr_pD", "/learning/lr_pD"}, {"num_threads", "/threads"}};
+    const auto it = pointers.find(field);
+    if (it == pointers.end()) r.Fail(p, message);
+    r.Fail(p + it->second, message.substr(field.size() + 2));
+  }
+  return s;
+}
+
+Json VectorJson(const Vector& v) { return Json(std::vector<double>(v.data(), v.data() + v.size())); }
+
+Json VectorsJson(const std::vector<Vector>& vs) {
+  Json out = Json::array();
+  for (const Vector& v : vs) out.push_back(VectorJson(v));
+  return out;
+}
+
+}  // namespace
+
+AgentFile ParseAgentJson(const std::string& text, const std::string& where) {
+  Reader r(where);
+  Json j;
+  try {
+    j = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw ModelError(where + ": not valid JSON: " + e.what());
+  }
+  r.CheckKeys(j, "", {"format", "description", "model", "settings", "environment", "run"});
+  if (!j.contains("format")) r.Fail("/format", "missing (expected \"vfe-agent/1\")");
+  if (r.String(j["format"], "/format") != "vfe-agent/1")
+    r.Fail("/format", "expected \"vfe-agent/1\", got " + Reader::Describe(j["format"]));
+  if (j.contains("description")) r.String(j["description"], "/description");
+  if (!j.contains("model")) r.Fail("/model", "missing (the generative model: A, B, C, D, ...)");
+  AgentFile file;
+  file.path = where;
+  file.model = ReadModel(r, j["model"]);
+  if (j.contains("settings")) file.settings = ReadSettings(r, j["settings"]);
+  try {
+    CompleteModel(file.model, file.settings.policy_len);
+  } catch (const ModelError& e) {
+    r.Fail("/model", e.what());
+  }
+  try {
+    Agent check(file.model, file.settings);  // the checks that need model and settings together
+  } catch (const OptionsError& e) {
+    r.Fail("/settings/learning", e.what());
+  } catch (const ModelError& e) {
+    r.Fail("/model", e.what());
+  }
+  if (j.contains("environment")) {
+    const Json& k = j["environment"];
+    r.CheckKeys(k, "/environment", {"A", "B", "initial_state", "seed"});
+    file.has_environment = true;
+    if (k.contains("A")) file.env_A = Tensors(r, k["A"], "/environment/A");
+    if (k.contains("B")) file.env_B = Tensors(r, k["B"], "/environment/B");
+    if (!k.contains("initial_state")) r.Fail("/environment/initial_state", "missing (one state per hidden factor)");
+    file.env_initial_state = r.Integers(k["initial_state"], "/environment/initial_state");
+    if (k.contains("seed")) {
+      const int seed = r.Integer(k["seed"], "/environment/seed");
+      if (seed < 0) r.Fail("/environment/seed", "expected an integer >= 0, got " + std::to_string(seed));
+      file.env_seed = static_cast<uint64_t>(seed);
+    }
+    try {
+      Environment check(file.env_A.empty() ? file.model.A : file.env_A, file.model.A_factor_list,
+                        file.env_B.empty() ? file.model.B : file.env_B, file.model.B_factor_list,
+                        file.env_initial_state, 0);
+    } catch (const ModelError& e) {
+      r.Fail("/environment", e.what());
+    }
+  }
+  if (j.contains("run")) {
+    const Json& k = j["run"];
+    r.CheckKeys(k, "/run", {"steps", "episodes"});
+    if (k.contains("steps")) file.steps = r.Integer(k["steps"], "/run/steps");
+    if (k.contains("episodes")) file.episodes = r.Integer(k["episodes"], "/run/episodes");
+    if (file.steps < 1) r.Fail("/run/steps", "expected an integer >= 1, got " + std::to_string(file.steps));
+    if (file.episodes < 1)
+      r.Fail("/run/episodes", "expected an integer >= 1, got " + std::to_string(file.episodes));
+  }
+  return file;
+}
+
+AgentFile LoadAgentFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ModelError(path + ": cannot open the file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return ParseAgentJson(buffer.str(), path);
+}
+
+void LoadObservations(const std::string& path, std::vector<std::vector<int>>& observations,
+                      std::vector<std::vector<int>>& actions) {
+  std::ifstream in(path);
+  if (!in) throw ModelError(path + ": cannot open the file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  Reader r(path);
+  Json j;
+  try {
+    j = Json::parse(buffer.str());
+  } catch (const Json::parse_error& e) {
+    throw ModelError(path + ": not valid JSON: " + e.what());
+  }
+  observations.clear();
+  actions.clear();
+  if (j.is_array()) {
+    observations = IntegerLists(r, j, "");
+    return;
+  }
+  r.CheckKeys(j, "", {"observations", "actions"});
+  if (!j.contains("observations")) r.Fail("/observations", "missing (one list of outcomes per step)");
+  observations = IntegerLists(r, j["observations"], "/observations");
+  if (j.contains("actions")) actions = IntegerLists(r, j["actions"], "/actions");
+}
+
+void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<int>>* observations,
+              const std::vector<std::vector<int>>* actions, std::ostream& out) {
+  using Clock = std::chrono::steady_clock;
+  Agent agent(file.model, file.settings);
+  Json trace;
+  trace["format"] = "vfe-agent-trace/1";
+  trace["num_obs"] = agent.num_obs();
+  trace["num_states"] = agent.num_states();
+  trace["num_controls"] = agent.num_controls();
+  trace["policies"] = agent.policies();
+  trace["sign_convention"] =
+      "G is pymdp's negative expected free energy (higher is better): G = utility + "
+      "state_info_gain (+ pA_info_gain + pB_info_gain with novelty); efe = -G; "
+      "q_pi = softmax(gamma * G + ln E)";
+  double step_ms = 0.0;
+  size_t step_count = 0;
+
+  auto record = [&](const StepResult& s, int t) {
+    Json step;
+    step["t"] = t;
+    step["observation"] = s.observation;
+    step["qs"] = VectorsJson(s.qs);
+    step["free_energy"] = s.free_energy;
+    step["fpi_iterations"] = s.fpi_iterations;
+    const PolicyEvaluation& e = s.policies;
+    step["G"] = VectorJson(e.neg_efe);
+    step["efe"] = VectorJson(-e.neg_efe);
+    step["risk"] = VectorJson(e.risk);
+    step["ambiguity"] = VectorJson(e.ambiguity);
+    step["utility"] = VectorJson(e.utility);
+    step["state_info_gain"] = VectorJson(e.state_info_gain);
+    if (!agent.model().pA.empty()) step["pA_info_gain"] = VectorJson(e.pA_info_gain);
+    if (!agent.model().pB.empty()) step["pB_info_gain"] = VectorJson(e.pB_info_gain);
+    step["q_pi"] = VectorJson(e.q_pi);
+    step["action_marginals"] = VectorsJson(s.action_marginals);
+    step["action"] = s.action;
+    return step;
+  };
+
+  Json episodes = Json::array();
+  if (observations) {
+    Json episode;
+    episode["steps"] = Json::array();
+    for (size_t t = 0; t < observations->size(); ++t) {
+      try {
+        const Clock::time_point start = Clock::now();
+        agent.InferStates((*observations)[t]);
+        agent.InferPolicies();
+        agent.SelectAction();
+        step_ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+        ++step_count;
+        if (actions && t < actions->size()) agent.SetAction((*actions)[t]);
+        agent.Learn();
+      } catch (const ModelError& e) {
+        throw ModelError("step " + std::to_string(t) + ": " + e.what());
+      }
+      episode["steps"].push_back(record(agent.result(), static_cast<int>(t)));
+    }
+    agent.EndEpisode();
+    episodes.push_back(episode);
+  } else {
+    if (!file.has_environment)
+      throw ModelError(file.path + ": /environment: missing; give an environment (at least its "
+                       "initial_state) or replay observations with --observations");
+    Environment environment(file.env_A.empty() ? agent.model().A : file.env_A,
+                            agent.model().A_factor_list,
+                            file.env_B.empty() ? agent.model().B : file.env_B,
+                            agent.model().B_factor_list, file.env_initial_state, file.env_seed);
+    for (int e = 0; e < file.episodes; ++e) {
+      environment.Reset();
+      Json episode;
+      episode["steps"] = Json::array();
+      for (int t = 0; t < steps; ++t) {
+        const std::vector<int> state = environment.state();
+        const std::vector<int> observation = environment.Observe();
+        const Clock::time_point start = Clock::now();
+        agent.InferStates(observation);
+        agent.InferPolicies();
+        agent.SelectAction();
+        step_ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+        ++step_count;
+        agent.Learn();
+        Json step = record(agent.result(), t);
+        step["true_state"] = state;
+        episode["steps"].push_back(step);
+        environment.Act(agent.result().action);
+      }
+      agent.EndEpisode();
+      episodes.push_back(episode);
+    }
+  }
+  trace["episodes"] = episodes;
+  const GenerativeModel& model = agent.model();
+  if (!model.pA.empty() || !model.pB.empty() || !model.pD.empty()) {
+    Json learned;
+    auto tensors = [](const std::vector<Tensor>& ts) {
+      Json list = Json::array();
+      for (const Tensor& t : ts) list.push_back({{"shape", t.shape}, {"data", t.data}});
+      return list;
+    };
+    if (!model.pA.empty()) learned["pA"] = tensors(model.pA);
+    if (!model.pB.empty()) learned["pB"] = tensors(model.pB);
+    if (!model.pD.empty()) learned["pD"] = VectorsJson(model.pD);
+    trace["learned"] = learned;
+  }
+  trace["timing_ms"] = {{"steps", step_count},
+                        {"mean_step", step_count ? step_ms / step_count : 0.0}};
+  // One line per key and one line per step: readable, and diffable step by step.
+  const Json all_episodes = std::move(trace["episodes"]);
+  trace.erase("episodes");
+  out << "{\n";
+  for (auto it = trace.begin(); it != trace.end(); ++it)
+    out << " " << Json(it.key()).dump() << ": " << it.value().dump() << ",\n";
+  out << " \"episodes\": [";
+  for (size_t e = 0; e < all_episodes.size(); ++e) {
+    out << (e ? ",\n  " : "\n  ") << "{\"steps\": [";
+    const Json& steps_of = all_episodes[e]["steps"];
+    for (size_t t = 0; t < steps_of.size(); ++t) out << (t ? ",\n   " : "\n   ") << steps_of[t].dump();
+    out << "\n  ]}";
+  }
+  out << "\n ]\n}\n";
+}
+
+}  // namespace agents
+}  // namespace vfe
