@@ -1,0 +1,406 @@
+// The asynchronous scheduler: the sequential scheduler's fixed point on the unimodal
+// examples, the parallel sweeps bit for bit with threshold 0, the same result for any thread
+// count, F never above its start on a mixture and an Ising grid, change-driven skipping,
+// quiescence, the update cap, option errors, and selection from JSON.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tests/testing/textbook.h"
+#include "vfe/graph/model_json.h"
+#include "vfe/model.h"
+
+namespace vfe {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
+
+Model Example(const std::string& file) {
+  return LoadModel(std::string(VFE_SOURCE_DIR) + "/examples/" + file);
+}
+
+AsyncOptions WithThreads(int threads, double threshold = AsyncOptions().threshold) {
+  AsyncOptions async;
+  async.threads = threads;
+  async.threshold = threshold;
+  return async;
+}
+
+/// A mixture of K = 3 two-dimensional components over n points, labels started at random.
+FactorGraph Mixture(int n, std::vector<Variable>* order) {
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal;
+  const int k = 3, d = 2;
+  Matrix points(n, d);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < d; ++j) points(i, j) = 3.0 * ((i * 7 + j) % k) + normal(rng);
+  FactorGraph graph;
+  const Variable mu = graph.AddVariableArray("mu", Family::kMvGaussian, {size_t(k)}, d);
+  const Variable lambda = graph.AddVariableArray("Lambda", Family::kWishart, {size_t(k)}, d);
+  const Variable weights = graph.AddVariable("weights", Family::kDirichlet, k);
+  const Variable z = graph.AddVariableArray("z", Family::kCategorical, {size_t(n)}, k);
+  graph.AddMvGaussian(mu, Vector(Vector::Zero(d)), Matrix(0.01 * Matrix::Identity(d, d)));
+  graph.AddWishart(lambda, 3.0, Matrix(Matrix::Identity(d, d)));
+  graph.AddDirichlet(weights, Vector(Vector::Ones(k)));
+  graph.AddCategorical(z, weights);
+  graph.AddGaussianMixture(graph.AddObservedRows("y", points), z, mu, lambda);
+  graph.Finalize();
+  std::uniform_real_distribution<double> uniform(0.05, 1.0);
+  for (int i = 0; i < n; ++i) {
+    Vector p(k);
+    for (int c = 0; c < k; ++c) p[c] = uniform(rng);
+    graph.SetPosterior(z[i], Categorical(Vector(p / p.sum())));
+  }
+  *order = {mu, lambda, weights, z};
+  return graph;
+}
+
+/// An open side x side Ising grid with random fields and couplings (many local optima of F
+/// when the couplings are strong), spins started at random.
+FactorGraph Ising(int side, double coupling_sd, std::vector<Variable>* order) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> normal(0.0, coupling_sd);
+  const size_t n = static_cast<size_t>(side) * side;
+  FactorGraph graph;
+  const Variable s =
+      graph.AddVariableArray("s", Family::kCategorical, {size_t(side), size_t(side)}, 2);
+  std::vector<double> fields, vertical;
+  for (size_t i = 0; i < n; ++i) {
+    const double h = 0.3 * normal(rng);
+    fields.insert(fields.end(), {-h, h});
+  }
+  graph.AddPotential({s}, fields);
+  for (int r = 0; r < side; ++r) {
+    std::vector<double> tables;
+    for (int c = 0; c + 1 < side; ++c) {
+      const double j = normal(rng);
+      tables.insert(tables.end(), {j, -j, -j, j});
+    }
+    const size_t row = static_cast<size_t>(r) * side;
+    graph.AddPotential({s.Slice(row, row + side - 1), s.Slice(row + 1, row + side)}, tables);
+  }
+  for (size_t i = 0; i + side < n; ++i) {
+    const double j = normal(rng);
+    vertical.insert(vertical.end(), {j, -j, -j, j});
+  }
+  graph.AddPotential({s.Slice(0, n - side), s.Slice(side, n)}, vertical);
+  graph.Finalize();
+  std::uniform_real_distribution<double> uniform(0.05, 0.95);
+  for (size_t i = 0; i < n; ++i) {
+    const double p = uniform(rng);
+    graph.SetPosterior(s[i], Categorical((Vector(2) << p, 1 - p).finished()));
+  }
+  *order = {s};
+  return graph;
+}
+
+// ---- The sequential fixed point ------------------------------------------------------------
+
+TEST(AsyncScheduler, UnimodalExamplesReachTheSequentialFixedPoint) {
+  // The oracle: the sequential scheduler run until F no longer changes at all.
+  for (const std::string file :
+       {"gaussian_mean_precision.json", "linear_regression.json", "coin.json"}) {
+    Model sequential = Example(file);
+    SchedulerOptions fixed_point = sequential.inference.options;
+    fixed_point.max_iterations = 2000;
+    fixed_point.tolerance = 0.0;
+    const Result reference = SequentialScheduler(fixed_point).Run(sequential.graph);
+    const double f = reference.free_energy.back();
+    ASSERT_EQ(reference.free_energy.end()[-1], reference.free_energy.end()[-2]) << file;
+    for (int threads : {1, 2, 4}) {
+      Model model = Example(file);
+      const Result result =
+          AsyncScheduler(model.inference.options, WithThreads(threads)).Run(model.graph);
+      const std::string what = file + ", " + std::to_string(threads) + " threads";
+      EXPECT_TRUE(result.converged()) << what << ": " << result.message;
+      EXPECT_NEAR(result.free_energy.back(), f, 1e-8 * std::abs(f)) << what;
+      EXPECT_EQ(result.free_energy_increases, 0) << what;
+    }
+  }
+}
+
+TEST(AsyncScheduler, CoinGivesTheExactPosteriorAndEvidenceAndFallsQuiet) {
+  // Beta(2, 2) prior, 9 heads and 3 tails: the posterior is Beta(11, 5) and F = −log p(y),
+  // reached by the one update of p; with no neighbour to wake, the first round is the last.
+  Model model = Example("coin.json");
+  const Result result = AsyncScheduler(model.inference.options, WithThreads(2)).Run(model.graph);
+  ASSERT_TRUE(result.converged()) << result.message;
+  EXPECT_EQ(result.iterations, 1);
+  EXPECT_THAT(result.message, HasSubstr("quiescent after 1 round:"));
+  const double log_evidence =
+      testing::LogBetaFunction(11.0, 5.0) - testing::LogBetaFunction(2.0, 2.0);
+  EXPECT_NEAR(result.free_energy.back(), -log_evidence, 1e-12 * std::abs(log_evidence));
+  const Beta q = model.graph.Posterior<Beta>(model.graph.Find("p"));
+  EXPECT_NEAR(q.a(), 11.0, 1e-12);
+  EXPECT_NEAR(q.b(), 5.0, 1e-12);
+}
+
+// ---- Threshold 0: the parallel sweeps ------------------------------------------------------
+
+struct ModelCase {
+  std::string name;
+  std::function<FactorGraph(std::vector<Variable>*)> build;
+};
+
+std::vector<ModelCase> Cases() {
+  auto from_json = [](const std::string& file) {
+    return [file](std::vector<Variable>* order) {
+      Model model = Example(file);
+      *order = model.inference.options.order;
+      return std::move(model.graph);
+    };
+  };
+  return {
+      {"gaussian_mean_precision.json", from_json("gaussian_mean_precision.json")},
+      {"linear_regression.json", from_json("linear_regression.json")},
+      {"mixture N = 3000", [](std::vector<Variable>* o) { return Mixture(3000, o); }},
+      {"Ising 24 x 24", [](std::vector<Variable>* o) { return Ising(24, 1.0, o); }},
+  };
+}
+
+TEST(AsyncScheduler, ThresholdZeroGivesTheParallelSweepsBitForBit) {
+  // With threshold 0 a block skips its update only when none of its inputs changed at all,
+  // which would recompute the same bits: each round is then the parallel scheduler's sweep
+  // (an independent implementation of the same order).
+  for (const ModelCase& c : Cases()) {
+    SchedulerOptions options;
+    options.max_iterations = 15;
+    options.tolerance = 0.0;
+    std::vector<Variable> order;
+    FactorGraph reference_graph = c.build(&order);
+    options.order = order;
+    const Result reference = ParallelScheduler(options, 1).Run(reference_graph);
+    for (int threads : {1, 2, 4}) {
+      FactorGraph graph = c.build(&order);
+      options.order = order;
+      const Result result = AsyncScheduler(options, WithThreads(threads, 0.0)).Run(graph);
+      const std::string what = c.name + ", " + std::to_string(threads) + " threads";
+      ASSERT_EQ(result.initial_free_energy, reference.initial_free_energy) << what;
+      // A model that reaches its fixed point bit for bit falls quiet earlier.
+      ASSERT_LE(result.free_energy.size(), reference.free_energy.size()) << what;
+      for (size_t i = 0; i < result.free_energy.size(); ++i)
+        ASSERT_EQ(result.free_energy[i], reference.free_energy[i]) << what << ", round " << i + 1;
+      if (result.free_energy.size() < reference.free_energy.size()) {
+        EXPECT_THAT(result.message, HasSubstr("quiescent")) << what;
+        EXPECT_EQ(reference.free_energy.back(), result.free_energy.back()) << what;
+      }
+    }
+  }
+}
+
+TEST(AsyncScheduler, EveryThreadCountGivesTheSameResult) {
+  // Each update reads exactly what it reads on one thread, also when a positive threshold
+  // skips updates.
+  for (const ModelCase& c : Cases()) {
+    SchedulerOptions options;
+    options.max_iterations = 40;
+    options.tolerance = 1e-12;
+    std::vector<Variable> order;
+    FactorGraph one = c.build(&order);
+    options.order = order;
+    const Result reference = AsyncScheduler(options, WithThreads(1, 1e-4)).Run(one);
+    for (int threads : {2, 3, 4}) {
+      FactorGraph graph = c.build(&order);
+      options.order = order;
+      const Result result = AsyncScheduler(options, WithThreads(threads, 1e-4)).Run(graph);
+      EXPECT_EQ(result.free_energy, reference.free_energy) << c.name << ", " << threads;
+      EXPECT_EQ(result.message, reference.message) << c.name << ", " << threads;
+    }
+  }
+}
+
+// ---- Multimodal models: F never above its start, and the run ends --------------------------
+
+void ExpectDescentAndTermination(const Result& result, int cap, const std::string& what) {
+  ASSERT_FALSE(result.free_energy.empty()) << what;
+  EXPECT_LE(result.iterations, cap) << what;
+  EXPECT_TRUE(result.termination == Termination::kConverged ||
+              result.termination == Termination::kMaxIterations)
+      << what << ": " << result.message;
+  EXPECT_LT(result.free_energy.back(), result.initial_free_energy) << what;
+  // Every update is a coordinate step of F, so no round may raise it.
+  double previous = result.initial_free_energy;
+  for (size_t i = 0; i < result.free_energy.size(); ++i) {
+    EXPECT_LE(result.free_energy[i], previous + 1e-10 * std::abs(previous))
+        << what << ", round " << i + 1;
+    previous = result.free_energy[i];
+  }
+}
+
+TEST(AsyncScheduler, MixtureNeverEndsAboveItsStartAndTerminates) {
+  for (int threads : {1, 2, 4}) {
+    std::vector<Variable> order;
+    FactorGraph graph = Mixture(20000, &order);
+    SchedulerOptions options;
+    options.max_iterations = 300;
+    options.order = order;
+    const Result result = AsyncScheduler(options, WithThreads(threads)).Run(graph);
+    ExpectDescentAndTermination(result, 300, "mixture, " + std::to_string(threads) + " threads");
+    EXPECT_TRUE(result.converged()) << result.message;
+  }
+}
+
+TEST(AsyncScheduler, IsingGridNeverEndsAboveItsStartAndTerminates) {
+  for (int threads : {1, 2, 4}) {
+    std::vector<Variable> order;
+    FactorGraph graph = Ising(60, 1.5, &order);
+    SchedulerOptions options;
+    options.max_iterations = 500;
+    options.tolerance = 0.0;  // only quiescence or the cap end it
+    options.order = order;
+    const Result result = AsyncScheduler(options, WithThreads(threads, 1e-8)).Run(graph);
+    ExpectDescentAndTermination(result, 500, "Ising, " + std::to_string(threads) + " threads");
+  }
+}
+
+// ---- Change-driven updates, quiescence, the cap --------------------------------------------
+
+/// Two independent models in one graph: a coin (exact after one update of p) and the mean and
+/// precision of four Gaussian points (many updates of mu and tau to converge).
+FactorGraph CoinBesideGaussian() {
+  FactorGraph graph;
+  const Variable p = graph.AddVariable("p", Family::kBeta);
+  graph.AddBeta(p, 2.0, 2.0);
+  graph.AddBernoulli(graph.AddObserved("flips", std::vector<double>{1, 0, 1, 1}), p);
+  const Variable mu = graph.AddVariable("mu", Family::kGaussian);
+  const Variable tau = graph.AddVariable("tau", Family::kGamma);
+  graph.AddGaussian(mu, 0.0, 0.01);
+  graph.AddGamma(tau, 1.0, 1.0);
+  graph.AddGaussian(graph.AddObserved("y", std::vector<double>{1.2, 0.7, 1.9, 1.1}), mu, tau);
+  graph.Finalize();
+  return graph;
+}
+
+TEST(AsyncScheduler, AnUnchangedNeighbourhoodSkipsItsUpdate) {
+  // Ten rounds update p once and mu and tau ten times each: 21 element updates. Updating
+  // every element every round would need 30, and the cap of 21 would stop round 8.
+  FactorGraph graph = CoinBesideGaussian();
+  SchedulerOptions options;
+  options.max_iterations = 10;
+  options.tolerance = 0.0;
+  AsyncOptions async = WithThreads(2, 0.0);
+  async.max_updates = 21;
+  const Result result = AsyncScheduler(options, async).Run(graph);
+  EXPECT_EQ(result.iterations, 10) << result.message;
+  EXPECT_EQ(result.termination, Termination::kMaxIterations);
+  EXPECT_THAT(result.message, HasSubstr("cap of 10 rounds"));
+}
+
+TEST(AsyncScheduler, UpdateCapStopsTheRun) {
+  // mu and tau update in every round (mu before tau): a cap of 5 stops round 3 after mu.
+  FactorGraph graph = CoinBesideGaussian();
+  SchedulerOptions options;
+  options.max_iterations = 100;
+  options.tolerance = 0.0;
+  options.order = {graph.Find("mu"), graph.Find("tau")};
+  AsyncOptions async = WithThreads(2, 0.0);
+  async.max_updates = 5;
+  const Result result = AsyncScheduler(options, async).Run(graph);
+  EXPECT_EQ(result.termination, Termination::kMaxIterations);
+  EXPECT_EQ(result.iterations, 3);
+  EXPECT_EQ(result.message, "stopped at the cap of 5 element updates, in round 3");
+}
+
+TEST(AsyncScheduler, LargeThresholdFallsQuietEarlyAndTheCallbackCanStop) {
+  std::vector<Variable> order;
+  FactorGraph graph = Mixture(2000, &order);
+  SchedulerOptions options;
+  options.max_iterations = 1000;
+  options.tolerance = 0.0;
+  options.order = order;
+  const Result loose = AsyncScheduler(options, WithThreads(2, 1e-1)).Run(graph);
+  ASSERT_TRUE(loose.converged()) << loose.message;
+  EXPECT_THAT(loose.message, HasSubstr("quiescent"));
+  EXPECT_THAT(loose.message, HasSubstr("threshold (0.1)"));
+  int calls = 0;
+  options.callback = [&](const IterationInfo& info) {
+    ++calls;
+    EXPECT_EQ(info.iteration, calls);
+    return calls < 2;
+  };
+  FactorGraph again = Mixture(2000, &order);
+  options.order = order;
+  const Result stopped = AsyncScheduler(options, WithThreads(2, 0.0)).Run(again);
+  EXPECT_EQ(stopped.termination, Termination::kStopped);
+  EXPECT_EQ(stopped.iterations, 2);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(AsyncScheduler, OrderRestrictsTheUpdates) {
+  // Only tau is updated: mu keeps its starting posterior.
+  Model model = Example("gaussian_mean_precision.json");
+  const Variable mu = model.graph.Find("mu");
+  const Gaussian before = model.graph.Posterior<Gaussian>(mu);
+  SchedulerOptions options;
+  options.order = {model.graph.Find("tau")};
+  const Result result = AsyncScheduler(options, WithThreads(2)).Run(model.graph);
+  EXPECT_TRUE(result.converged()) << result.message;
+  EXPECT_EQ(model.graph.Posterior<Gaussian>(mu).mean(), before.mean());
+  EXPECT_EQ(model.graph.Posterior<Gaussian>(mu).precision(), before.precision());
+}
+
+// ---- Options and selection -----------------------------------------------------------------
+
+TEST(AsyncScheduler, BadOptionsAreRefusedWithTheirValue) {
+  auto refuses = [](AsyncOptions async, const std::string& message) {
+    EXPECT_THAT([&] { AsyncScheduler(SchedulerOptions(), async); },
+                ThrowsMessage<OptionsError>(HasSubstr(message)));
+  };
+  AsyncOptions async;
+  async.threads = -2;
+  refuses(async, "threads must be >= 0 (0: every core), got -2");
+  async = AsyncOptions();
+  async.threshold = -1e-3;
+  refuses(async, "threshold must be a finite number >= 0, got -0.001");
+  async.threshold = NAN;
+  refuses(async, "threshold must be a finite number >= 0, got nan");
+  async = AsyncOptions();
+  async.max_updates = -1;
+  refuses(async, "max_updates must be >= 0 (0: no cap), got -1");
+  SchedulerOptions options;
+  options.max_iterations = 0;
+  EXPECT_THAT([&] { AsyncScheduler(options, AsyncOptions()); },
+              ThrowsMessage<OptionsError>(HasSubstr("max_iterations must be >= 1, got 0")));
+  EXPECT_GE(AsyncScheduler(SchedulerOptions()).threads(), 1);
+  EXPECT_EQ(AsyncScheduler(SchedulerOptions(), WithThreads(3)).threads(), 3);
+}
+
+TEST(AsyncScheduler, UnfinalisedGraphAndObservedOrderAreRefused) {
+  FactorGraph graph;
+  const Variable mu = graph.AddVariable("mu", Family::kGaussian);
+  graph.AddGaussian(mu, 0.0, 1.0);
+  EXPECT_THAT([&] { AsyncScheduler(SchedulerOptions()).Run(graph); },
+              ThrowsMessage<GraphError>(HasSubstr("finalise the graph first")));
+  Model model = Example("coin.json");
+  SchedulerOptions options;
+  options.order = {model.graph.Find("flips")};
+  EXPECT_THAT([&] { AsyncScheduler(options).Run(model.graph); },
+              ThrowsMessage<OptionsError>(HasSubstr("'flips' is observed")));
+}
+
+std::string CoinWithInference(const std::string& inference) {
+  return R"({"format": "vfe-model/1",
+    "variables": [{"name": "p", "family": "Beta"}, {"name": "y", "observed": [1, 0, 1]}],
+    "factors": [{"node": "Beta", "out": "p", "a": 1, "b": 1},
+                {"node": "Bernoulli", "for": {"n": [0, 3]}, "out": "y[n]", "p": "p"}],
+    "inference": )" + inference + "}";
+}
+
+TEST(AsyncScheduler, JsonSelectsTheAsyncScheduler) {
+  const Model model = ParseModel(CoinWithInference(R"({"scheduler": "async", "threads": 2})"));
+  EXPECT_EQ(model.inference.scheduler, "async");
+  EXPECT_EQ(model.inference.threads, 2);
+  EXPECT_THAT([] { ParseModel(CoinWithInference(R"({"scheduler": "asynchronous"})")); },
+              ThrowsMessage<ModelError>(HasSubstr(
+                  "/inference/scheduler: expected \"sequential\", \"parallel\" or \"async\", "
+                  "found the string \"asynchronous\"")));
+}
+
+}  // namespace
+}  // namespace vfe
