@@ -6,6 +6,12 @@
 //   BM_SubModels     10⁵ independent Gaussian models (μ_i, τ_i) of 10 observations each
 //   BM_Regression    Bayesian linear regression, D = 10, N = 10⁶ rows of its own design
 //
+//   BM_MixtureAsync, BM_IsingAsync   the async scheduler on the same models, threshold 0 (each
+//                    round then makes the parallel sweep's updates: the flow graph's cost)
+//   BM_IsingToFixedPoint  the Ising grid from its start until F settles (tolerance 1e-10):
+//                    parallel sweeps against async rounds (threshold 1e-6, which skips the
+//                    spins whose neighbourhood has settled)
+//
 // Arguments {size, threads}; threads 0 is the sequential scheduler. A benchmark iteration runs
 // 5 sweeps (tolerance 0) from the state the previous iteration left; per_sweep divides the
 // wall time by 5 (it includes the F before the first sweep, one more F per 5 sweeps, and the
@@ -98,6 +104,74 @@ void BM_Regression(benchmark::State& state) {
   RunSweeps(state, graph, {w, tau});
 }
 
+/// Async rounds from a fresh graph each iteration (a converged graph falls quiet in one
+/// round); the graph is built outside the timing, the scheduler's plan inside it.
+template <class Build>
+void RunAsyncRounds(benchmark::State& state, Build build) {
+  SchedulerOptions options;
+  options.max_iterations = kSweeps;
+  options.tolerance = 0.0;
+  AsyncOptions async;
+  async.threads = static_cast<int>(state.range(1));
+  async.threshold = 0.0;
+  double free_energy = 0.0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<Variable> order;
+    FactorGraph graph = build(&order);
+    options.order = order;
+    const AsyncScheduler scheduler(options, async);
+    state.ResumeTiming();
+    free_energy = scheduler.Run(graph).free_energy.back();
+  }
+  state.counters["per_sweep"] = benchmark::Counter(
+      kSweeps, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["free_energy"] = free_energy;
+  state.SetLabel("async, " + std::to_string(async.threads) + " threads");
+}
+
+void BM_MixtureAsync(benchmark::State& state) {
+  const MixtureData data = MakeMixtureData(static_cast<int>(state.range(0)), 30002);
+  RunAsyncRounds(state, [&](std::vector<Variable>* order) { return MakeMixtureGraph(data, order); });
+}
+
+void BM_IsingAsync(benchmark::State& state) {
+  const IsingGrid grid = MakeIsingGrid(static_cast<int>(state.range(0)));
+  RunAsyncRounds(state, [&](std::vector<Variable>* order) {
+    Variable s;
+    FactorGraph graph = MakeIsingGraph(grid, /*plates=*/true, &s);
+    *order = {s};
+    return graph;
+  });
+}
+
+/// Args {side, threads, async}: from the start until F settles; counters: rounds, final F.
+void BM_IsingToFixedPoint(benchmark::State& state) {
+  const IsingGrid grid = MakeIsingGrid(static_cast<int>(state.range(0)));
+  const int threads = static_cast<int>(state.range(1));
+  const bool use_async = state.range(2) != 0;
+  SchedulerOptions options;
+  options.max_iterations = 1000;
+  options.tolerance = 1e-10;  // both stop by it; async also when quiet
+  AsyncOptions async;
+  async.threads = threads;
+  async.threshold = 1e-6;
+  Result result;
+  for (auto _ : state) {
+    state.PauseTiming();
+    Variable s;
+    FactorGraph graph = MakeIsingGraph(grid, /*plates=*/true, &s);
+    options.order = {s};
+    state.ResumeTiming();
+    result = use_async ? AsyncScheduler(options, async).Run(graph)
+                       : ParallelScheduler(options, threads).Run(graph);
+  }
+  state.counters["rounds"] = result.iterations;
+  state.counters["free_energy"] = result.free_energy.back();
+  state.SetLabel(std::string(use_async ? "async" : "parallel") + ", " + std::to_string(threads) +
+                 " threads");
+}
+
 void Configure(benchmark::internal::Benchmark* b, std::vector<long> sizes) {
   for (long size : sizes)
     for (long threads : {0L, 1L, 2L}) b->Args({size, threads});
@@ -108,6 +182,16 @@ BENCHMARK(BM_Mixture)->Apply([](benchmark::internal::Benchmark* b) { Configure(b
 BENCHMARK(BM_Ising)->Apply([](benchmark::internal::Benchmark* b) { Configure(b, {300}); });
 BENCHMARK(BM_SubModels)->Apply([](benchmark::internal::Benchmark* b) { Configure(b, {100000}); });
 BENCHMARK(BM_Regression)->Apply([](benchmark::internal::Benchmark* b) { Configure(b, {1000000}); });
+void ConfigureAsync(benchmark::internal::Benchmark* b, std::vector<long> sizes) {
+  for (long size : sizes)
+    for (long threads : {1L, 2L}) b->Args({size, threads});
+  b->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(5)->ReportAggregatesOnly(true);
+}
+BENCHMARK(BM_MixtureAsync)->Apply([](benchmark::internal::Benchmark* b) { ConfigureAsync(b, {100000, 1000000}); });
+BENCHMARK(BM_IsingAsync)->Apply([](benchmark::internal::Benchmark* b) { ConfigureAsync(b, {300}); });
+BENCHMARK(BM_IsingToFixedPoint)
+    ->Args({300, 1, 0})->Args({300, 2, 0})->Args({300, 1, 1})->Args({300, 2, 1})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3)->ReportAggregatesOnly(true);
 
 }  // namespace
 }  // namespace vfe

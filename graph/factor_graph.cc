@@ -508,6 +508,12 @@ void FactorGraph::Impl::BuildViews() {
       view.stride = b.shared ? 0 : info.stat_size;
       plate.views.push_back(view);
     }
+    SlotView pair;  // the joint moments of the pairs of a cluster (empty for other plates)
+    if (plate.pair_slot_a >= 0) {
+      pair.data = plate.pair_moments.data();
+      pair.stride = plate.pair_stat;
+    }
+    plate.views.push_back(pair);
   }
 }
 
@@ -776,6 +782,7 @@ void FactorGraph::Finalize() {
   g.CheckEveryElementConnected();
   g.CheckNoDoubleConnection();
   g.BindNodes();
+  g.FindClusterPairs();
   g.LayOut();
   g.WriteObservedMoments();
   g.BuildViews();
@@ -791,10 +798,12 @@ void FactorGraph::Finalize() {
   g.SizePartialSums();
   g.ColourElements();
   g.SplitFreeEnergyBlocks();
+  g.BuildClusterSchedules();
   g.finalized = true;
   for (Plate& plate : g.plates) plate.node->Prepare(plate.views.data(), plate.size);
   Scratch scratch = MakeScratch();
   g.Initialise(scratch);
+  for (Cluster& cluster : g.clusters) g.ResetClusterPairs(cluster);
 }
 
 bool FactorGraph::finalized() const { return impl_->finalized; }
@@ -895,6 +904,8 @@ void FactorGraph::SetPosteriorNatural(const Variable& v, Family family, int dim,
     MomentsFromNatural(family, dim, eta, g.moments.data() + info.moment_offset + i * info.stat_size,
                        ws);
   }
+  // A cluster's pairs start independent again.
+  if (g.cluster_of[v.id()] >= 0) g.ResetClusterPairs(g.clusters[g.cluster_of[v.id()]]);
 }
 
 std::string FactorGraph::DescribePosterior(const Variable& element) const {
@@ -931,12 +942,24 @@ Scratch FactorGraph::MakeScratch() const {
   return scratch;
 }
 
+namespace {
+
+[[noreturn]] void ThrowClusterElement(const FactorGraph& graph, uint32_t variable) {
+  throw GraphError("UpdateElement: variable '" + graph.variable_name(variable) +
+                   "' is a cluster with one joint posterior: update all of its elements "
+                   "with UpdateElements");
+}
+
+}  // namespace
+
 bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch) {
+  if (impl_->cluster_of[variable] >= 0) ThrowClusterElement(*this, variable);
   return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch);
 }
 
 bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch,
                                 const BlockRunner& runner) {
+  if (impl_->cluster_of[variable] >= 0) ThrowClusterElement(*this, variable);
   return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch, &runner);
 }
 
@@ -948,6 +971,16 @@ bool FactorGraph::updates_in_blocks(const Variable& v) const {
 size_t FactorGraph::UpdateElements(uint32_t variable, size_t begin, size_t end,
                                    Scratch& scratch) {
   Impl& g = *impl_;
+  if (g.cluster_of[variable] >= 0) {
+    Cluster& cluster = g.clusters[g.cluster_of[variable]];
+    if (begin != 0 || end != cluster.size)
+      throw GraphError("UpdateElements: variable '" + g.variables[variable].name +
+                       "' is a cluster with one joint posterior: update all of its " +
+                       std::to_string(cluster.size) + " elements together, not [" +
+                       std::to_string(begin) + ", " + std::to_string(end) + ")");
+    const size_t failed = g.UpdateCluster(cluster, scratch);
+    return failed == SIZE_MAX ? end : failed;
+  }
   if (g.updates_in_blocks[variable] && end - begin > 1)
     return g.UpdateBlocks(variable, begin, end, scratch);
   for (size_t i = begin; i < end; ++i)
@@ -981,6 +1014,11 @@ double FactorGraph::Impl::EvaluateBlock(const EnergyBlock& block, Scratch& scrat
   double entropy = 0.0;
   for (size_t i = block.begin; i < block.end; ++i, eta += info.stat_size, moment += info.stat_size)
     entropy += EntropyOf(info.family, info.dim, eta, moment, ws);
+  if (cluster_of[block.index] >= 0) {
+    // The Bethe entropy of a tree: Σ H[q_i] − Σ I(x_c; x_parent).
+    for (size_t i = block.begin; i < block.end; ++i)
+      entropy -= mutual_information[info.hidden_ordinal + i];
+  }
   return entropy;
 }
 
@@ -1055,6 +1093,93 @@ std::vector<std::vector<size_t>> FactorGraph::ColourClasses(const Variable& v) c
                                [](const std::vector<size_t>& c) { return c.empty(); }),
                 classes.end());
   return classes;
+}
+
+// ---- Structure queries ----------------------------------------------------------------------
+
+namespace {
+
+// A template, so that it may take the private FactorGraph::Impl without naming it.
+template <class GraphImpl>
+const Plate& CheckedPlate(const GraphImpl& g, PlateId plate, size_t n, const char* what) {
+  if (!g.finalized) throw GraphError(std::string(what) + ": finalise the graph first");
+  if (plate >= g.plates.size())
+    throw GraphError(std::string(what) + ": plate " + std::to_string(plate) +
+                     " is out of range: the graph has " + std::to_string(g.plates.size()));
+  const Plate& p = g.plates[plate];
+  if (n >= p.size)
+    throw GraphError(std::string(what) + ": factor " + std::to_string(n) + " is out of range: " +
+                     g.PlateLabel(plate) + " has " + std::to_string(p.size));
+  return p;
+}
+
+}  // namespace
+
+Variable FactorGraph::FactorArgument(PlateId plate, size_t n, size_t slot) const {
+  const Plate& p = CheckedPlate(*impl_, plate, n, "FactorArgument");
+  if (slot >= p.bindings.size())
+    throw GraphError("FactorArgument: slot " + std::to_string(slot) + " is out of range: " +
+                     impl_->PlateLabel(plate) + " has " + std::to_string(p.bindings.size()));
+  const Binding& b = p.bindings[slot];
+  return Variable(b.variable, b.shared ? b.begin : b.begin + n, 1);
+}
+
+const double* FactorGraph::Moments(const Variable& element) const {
+  const Impl& g = *impl_;
+  const VariableInfo& info = g.variables[g.Checked(element).id()];
+  if (!g.finalized) throw GraphError("Moments: finalise the graph first");
+  if (element.size() != 1)
+    throw GraphError("Moments: variable '" + info.name + "' has " +
+                     std::to_string(element.size()) + " elements: ask for one, e.g. " +
+                     g.ElementName(element.id(), element.begin()));
+  return g.moments.data() + info.moment_offset + element.begin() * info.stat_size;
+}
+
+const double* FactorGraph::FactorLogTable(PlateId plate, size_t n) const {
+  const Plate& p = CheckedPlate(*impl_, plate, n, "FactorLogTable");
+  return p.node->LogTable(n, p.views.data());
+}
+
+std::vector<FactorGraph::ElementRange> FactorGraph::HiddenNeighbours(const Variable& v) const {
+  const Impl& g = *impl_;
+  if (!g.finalized) throw GraphError("HiddenNeighbours: finalise the graph first");
+  const VariableInfo& info = g.variables[g.Checked(v).id()];
+  std::vector<ElementRange> ranges;
+  if (info.observed) return ranges;
+  auto by_position = [](const ElementRange& a, const ElementRange& b) {
+    if (a.variable != b.variable) return a.variable < b.variable;
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  };
+  auto same = [](const ElementRange& a, const ElementRange& b) {
+    return a.variable == b.variable && a.begin == b.begin && a.end == b.end;
+  };
+  auto compact = [&] {
+    std::sort(ranges.begin(), ranges.end(), by_position);
+    ranges.erase(std::unique(ranges.begin(), ranges.end(), same), ranges.end());
+  };
+  size_t compacted = 0;  // the size after the last compaction: a long run repeats its ranges
+  for (size_t i = v.begin(); i < v.begin() + v.size(); ++i) {
+    const size_t h = info.hidden_ordinal + i;
+    for (size_t k = g.adjacency_offsets[h]; k < g.adjacency_offsets[h + 1]; ++k) {
+      const AdjacencyEntry& e = g.adjacency[k];
+      const Plate& plate = g.plates[e.plate];
+      // Factors [e.begin, e.end) of the plate read element i through slot e.slot; every other
+      // slot of theirs binds one shared element or one element per factor.
+      for (uint32_t s = 0; s < plate.bindings.size(); ++s) {
+        const Binding& b = plate.bindings[s];
+        if (s == e.slot || g.variables[b.variable].observed) continue;
+        ElementRange range{b.variable, b.begin, b.begin + 1};
+        if (!b.shared) range = {b.variable, b.begin + e.begin, b.begin + e.end};
+        ranges.push_back(range);
+      }
+    }
+    if (ranges.size() > 2 * compacted + 64) {
+      compact();
+      compacted = ranges.size();
+    }
+  }
+  compact();
+  return ranges;
 }
 
 }  // namespace vfe

@@ -52,7 +52,56 @@ struct Plate {
   std::unique_ptr<Node> node;
   size_t size = 1;
   std::vector<Binding> bindings;  ///< one per slot
-  std::vector<SlotView> views;    ///< one per slot, set by Finalize
+  /// One per slot, then the view of the pair moments (empty unless the plate joins pairs of
+  /// a cluster); set by Finalize.
+  std::vector<SlotView> views;
+  /// Slots a < b through which the plate joins two elements of a cluster, or −1.
+  int pair_slot_a = -1;
+  int pair_slot_b = -1;
+  size_t pair_stat = 0;              ///< numbers per factor in pair_moments
+  std::vector<double> pair_moments;  ///< the joint moments of each factor's pair (Node docs)
+};
+
+/// Matrices of one Gaussian cluster update, sized once (d: the elements' dimension).
+struct GaussianClusterWork {
+  void Resize(int d) {
+    h.resize(2 * d);
+    mean.resize(2 * d);
+    lambda.resize(2 * d, 2 * d);
+    sigma.resize(2 * d, 2 * d);
+    solved.resize(d, d);
+    v.resize(d);
+    llt.compute(Matrix::Identity(d, d));
+    joint_llt.compute(Matrix::Identity(2 * d, 2 * d));
+  }
+  Vector h, mean, v;
+  Matrix lambda, sigma, solved;
+  Eigen::LLT<Matrix> llt, joint_llt;
+};
+
+/// A tree-shaped cluster: the elements of one variable with a joint posterior, solved by
+/// sum-product along a rooted spanning forest of the factors that join them (graph/clusters.cc).
+struct Cluster {
+  uint32_t variable = 0;
+  int dim = 1;           ///< categories, or the Gaussian dimension
+  size_t size = 0;       ///< elements
+  std::vector<size_t> order;  ///< every element, each after its parent (roots first)
+  static constexpr size_t kNoParent = SIZE_MAX;
+  std::vector<size_t> parent;         ///< by element: its parent, or kNoParent
+  std::vector<uint32_t> edge_plate;   ///< by child element: the factor joining it to its parent
+  std::vector<size_t> edge_factor;
+  std::vector<char> child_in_slot_a;  ///< by child element: it fills the plate's slot a
+  std::vector<size_t> child_offsets;  ///< CSR of the children of each element
+  std::vector<size_t> children;
+  // Buffers of one update, sized at Finalize (no allocation during sweeps).
+  std::vector<double> unary, below, down, up, cavity, potential, belief, belief_moments,
+      information;
+  // Categorical clusters: the outside messages η, the pairs' log-tables T, ψ = exp(T − max T)
+  // and joints (K x K per child element; a plate whose factors share one table keeps it once,
+  // at its first child, and the others point there).
+  std::vector<double> unary_log, log_table, psi, joint;
+  std::vector<const double*> log_table_of, psi_of;
+  GaussianClusterWork work;
 };
 
 /// Factors [begin, end) of `plate` send a message to a hidden element through `slot`.
@@ -111,6 +160,13 @@ struct FactorGraph::Impl {
   std::vector<uint32_t> element_colour;
   std::vector<uint32_t> num_colours;
   std::vector<EnergyBlock> free_energy_blocks;
+  std::vector<Cluster> clusters;
+  std::vector<int> cluster_of;  ///< by variable: index into clusters, or −1
+  /// By hidden ordinal: the share of a cluster's multi-information Σ H[q_i] − H[q] booked on
+  /// the element (Gaussian clusters: I(x_c; x_parent) on each child; Categorical ones: all of
+  /// it on element 0), 0 elsewhere; the cluster's entropy is Σ H[q_i] minus their sum (the
+  /// Bethe entropy, exact on a tree).
+  std::vector<double> mutual_information;
   std::vector<int> dims_in_use;      ///< event dimensions of the matrix families
   size_t num_hidden_elements = 0;
   int max_dim = 1;
@@ -140,6 +196,18 @@ struct FactorGraph::Impl {
   void FindBlockUpdates();
   void SizePartialSums();  // after hidden_ids and the adjacency
   void ColourElements();           // graph/coloring.cc
+  // graph/clusters.cc
+  void FindClusterPairs();       // before BuildViews
+  void BuildClusterSchedules();  // after LayOut
+  /// Sets every pair of the cluster to the product of its marginals (no dependence).
+  void ResetClusterPairs(Cluster& cluster);
+  /// Sum-product over the whole cluster; returns the element at fault, or SIZE_MAX.
+  size_t UpdateCluster(Cluster& cluster, Scratch& scratch);
+  size_t UpdateCategoricalCluster(Cluster& cluster, Scratch& scratch);
+  size_t UpdateGaussianCluster(Cluster& cluster, Scratch& scratch);
+  /// Adds the messages of the factors that are not pairs of the cluster to `eta`.
+  void AddOutsideMessages(const Cluster& cluster, size_t element, double* eta,
+                          Scratch& scratch) const;
   void SplitFreeEnergyBlocks();
   /// Plates and variables larger than this are split into free-energy blocks.
   static constexpr size_t kFreeEnergyBlockSize = 8192;

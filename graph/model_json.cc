@@ -9,9 +9,11 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "vfe/core/format.h"
 
@@ -27,6 +29,10 @@ using Json = nlohmann::ordered_json;
 /// not fit in a workstation's memory, and is refused before anything is allocated (instead of
 /// std::bad_alloc, or sizes that wrap around).
 constexpr size_t kMaxNumbers = size_t{1} << 28;
+
+/// A matrix Dirichlet is not a family of the engine (the graph holds it as an array of
+/// Dirichlet columns), but it is one in JSON.
+constexpr const char* kMatrixDirichlet = "MatrixDirichlet";
 
 /// a · b, or nullopt if it does not fit in size_t.
 std::optional<size_t> CheckedProduct(size_t a, size_t b) {
@@ -182,9 +188,29 @@ struct Table {
 };
 
 Table ReadCsv(const std::string& path, const std::string& pointer) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) Fail(pointer, "cannot read the CSV file '" + path + "'");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // A regular file is read in one piece, its size known; a stream of unknown size (a pipe)
+  // character by character.
+  std::unique_ptr<char[]> file;  // not zero-filled first: the file overwrites it
+  std::string streamed;
+  std::string_view text;
+  const std::streamoff size = in.tellg();
+  if (size > 0 && in.seekg(0)) {
+    file.reset(new char[static_cast<size_t>(size)]);
+    in.read(file.get(), size);
+    text = std::string_view(file.get(), static_cast<size_t>(in.gcount()));
+  } else {
+    in.clear();
+    in.seekg(0);
+    streamed.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    text = streamed;
+  }
+  // Room for every line's fields once their number is known, so the values never move.
+  const size_t num_lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+  auto capacity = [&](size_t fields) {  // a value takes two characters at least, with its comma
+    return std::min(num_lines, (text.size() / 2 + 1) / fields) * fields;
+  };
   Table table;
   size_t line_number = 0;
   size_t pos = 0;
@@ -231,11 +257,15 @@ Table ReadCsv(const std::string& path, const std::string& pointer) {
       if (table.header.empty() && table.values.size() == row_start && line_number == 1) {
         table.header = field_names();
         table.cols = fields;
+        table.values.reserve(capacity(fields));
         continue;
       }
       Fail(pointer, "CSV " + where() + ": expected numbers, found " + JoinQuoted(field_names()));
     }
-    if (table.cols == 0) table.cols = fields;
+    if (table.cols == 0) {
+      table.cols = fields;
+      table.values.reserve(capacity(fields));
+    }
     if (fields != table.cols)
       Fail(pointer, "CSV " + where() + ": expected " + std::to_string(table.cols) +
                         " columns, found " + std::to_string(fields));
@@ -285,6 +315,9 @@ void SelectColumns(Table& table, const Json& spec, const std::string& pointer,
       columns.push_back(static_cast<size_t>(i));
     }
   }
+  bool all_in_order = columns.size() == table.cols;
+  for (size_t c = 0; c < columns.size(); ++c) all_in_order &= columns[c] == c;
+  if (all_in_order) return;  // nothing to move
   std::vector<double> kept;
   kept.reserve(table.rows() * columns.size());
   for (size_t r = 0; r < table.rows(); ++r)
@@ -392,7 +425,36 @@ struct VariableEntry {
   bool used = false;              ///< connected to a factor or read as a matrix
   bool categorical = false;       ///< observed outcomes 0..dim−1
   Matrix matrix_value;
+  /// A MatrixDirichlet (dim [K, L]): in the graph the array of its L columns, Dirichlet
+  /// elements of dimension `dim` = K (shape {L}).
+  bool matrix_dirichlet = false;
 };
+
+/// "'x' (Categorical)", "'y' (observed)": a variable as errors name it.
+std::string Describe(const std::string& name, const VariableEntry& entry) {
+  if (entry.observed) return "'" + name + "' (observed)";
+  const std::string family = entry.matrix_dirichlet ? kMatrixDirichlet : FamilyName(entry.family);
+  return "'" + name + "' (" + family + ")";
+}
+
+}  // namespace
+
+/// The loader's record of a model for ResultJson and NormalisedModelJson.
+struct ModelDocument {
+  Json json;                             ///< the document as parsed
+  std::vector<VariableEntry> variables;  ///< as declared, in order (observed values included)
+  /// Numbers read from CSV files other than observed values (per-factor log-tables, starting
+  /// posteriors), by the JSON pointer of their {"csv": ...}: `cols` numbers per element, a
+  /// number (cols = 1, `scalar`) or an array.
+  struct CsvValues {
+    size_t cols = 1;
+    bool scalar = false;
+    std::vector<double> values;
+  };
+  std::map<std::string, CsvValues> csv_values;
+};
+
+namespace {
 
 struct NodeSpec {
   const char* type;
@@ -408,11 +470,13 @@ const std::vector<NodeSpec>& NodeSpecs() {
       {"Wishart", {"out", "dof", "scale"}},
       {"Beta", {"out", "a", "b"}},
       {"Dirichlet", {"out", "alpha"}},
+      {"MatrixDirichlet", {"out", "alpha"}},
       {"Bernoulli", {"out", "p"}},
       {"Categorical", {"out", "p"}},
       {"GaussianMixture", {"out", "switch", "means", "precisions"}},
       {"Transition", {"out", "in", "matrix"}},
-      {"Potential", {"variables", "log_table"}},
+      // One of "log_table" (shared) and "log_tables" (one per factor).
+      {"Potential", {"variables", "log_table", "log_tables"}},
   };
   return specs;
 }
@@ -423,9 +487,11 @@ std::optional<Family> ParseFamily(const std::string& name) {
   return std::nullopt;
 }
 
+/// The families a JSON variable may declare.
 std::vector<std::string> FamilyNames() {
   std::vector<std::string> names;
   for (Family f : kAllFamilies) names.push_back(FamilyName(f));
+  names.push_back(kMatrixDirichlet);
   return names;
 }
 
@@ -437,7 +503,8 @@ std::string ShapeText(const std::vector<size_t>& shape) {
 
 class Loader {
  public:
-  explicit Loader(std::string base_directory) : base_(std::move(base_directory)) {}
+  explicit Loader(std::string base_directory)
+      : base_(std::move(base_directory)), document_(std::make_shared<ModelDocument>()) {}
 
   Model Load(const std::string& text) {
     const auto start = std::chrono::steady_clock::now();
@@ -472,7 +539,7 @@ class Loader {
     for (size_t i = 0; i < factors.size(); ++i)
       AddFactor(factors[i], "/factors/" + std::to_string(i));
 
-    if (doc.contains("factorisation")) CheckFactorisation(doc["factorisation"]);
+    if (doc.contains("factorisation")) ReadFactorisation(doc["factorisation"]);
     for (const std::string& name : names_) {
       const VariableEntry& entry = entries_.at(name);
       if (entry.observed && !entry.used)
@@ -492,6 +559,16 @@ class Loader {
       model_.variables.push_back(entry.variable);
       model_.shapes[entry.variable.id()] = entry.shape;
     }
+    // The settings as read, defaults included, for NormalisedModelJson.
+    Json& inference = doc["inference"];
+    inference["iterations"] = model_.inference.options.max_iterations;
+    inference["tolerance"] = model_.inference.options.tolerance;
+    inference["scheduler"] = model_.inference.scheduler;
+    inference["threads"] = model_.inference.threads;
+    document_->json = std::move(doc);
+    for (const std::string& name : names_)
+      document_->variables.push_back(std::move(entries_.at(name)));
+    model_.document = std::move(document_);
     model_.build_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
             .count();
@@ -503,6 +580,8 @@ class Loader {
   /// becomes "/factors/2: factor 'lik' (Gaussian): ...", and for a factor without a name (its
   /// plate is named by its pointer) "/factors/2 (Gaussian): ...".
   std::string LocateGraphError(const std::string& message) const {
+    for (const auto& [name, pointer] : cluster_pointers_)
+      if (message.rfind("cluster '" + name + "'", 0) == 0) return pointer + ": " + message;
     for (const auto& [pointer, name] : factor_labels_)
       if (message.find("factor '" + name + "'") != std::string::npos)
         return Located(pointer, name, message);
@@ -542,6 +621,23 @@ class Loader {
                                   entries_[name].pointer);
     VariableEntry entry;
     entry.pointer = pointer;
+    // The family first: what "shape" and "dim" may be depends on it.
+    std::optional<Family> family;
+    if (spec.contains("family") && spec["family"] == kMatrixDirichlet) {
+      DeclareMatrixDirichlet(name, spec, pointer, entry);
+      entries_[name] = std::move(entry);
+      names_.push_back(name);
+      return;
+    }
+    if (spec.contains("family")) {
+      const Json& f = spec["family"];
+      if (!f.is_string()) Fail(pointer + "/family", "expected a family name, found " + Found(f));
+      family = ParseFamily(f.get<std::string>());
+      if (!family)
+        Fail(pointer + "/family", "unknown family \"" + f.get<std::string>() + "\"" +
+                                      DidYouMean(f.get<std::string>(), FamilyNames()) +
+                                      "; expected one of " + JoinQuoted(FamilyNames()));
+    }
     if (spec.contains("shape")) {
       const Json& shape = spec["shape"];
       if (!shape.is_array() || shape.empty() || shape.size() > 2)
@@ -567,16 +663,6 @@ class Loader {
         Fail(pointer + "/dim", "expected a positive integer at most " +
                                    std::to_string(kMaxNumbers) + ", found " + std::to_string(d));
       entry.dim = static_cast<int>(d);
-    }
-    std::optional<Family> family;
-    if (spec.contains("family")) {
-      const Json& f = spec["family"];
-      if (!f.is_string()) Fail(pointer + "/family", "expected a family name, found " + Found(f));
-      family = ParseFamily(f.get<std::string>());
-      if (!family)
-        Fail(pointer + "/family", "unknown family \"" + f.get<std::string>() + "\"" +
-                                      DidYouMean(f.get<std::string>(), FamilyNames()) +
-                                      "; expected one of " + JoinQuoted(FamilyNames()));
     }
     const size_t size = *NumElements(entry.shape);
 
@@ -610,6 +696,62 @@ class Loader {
     }
     entries_[name] = std::move(entry);
     names_.push_back(name);
+  }
+
+  /// {"family": "MatrixDirichlet", "dim": [K, L]}: L columns, each a Dirichlet over K outcomes,
+  /// held by the graph as the array variable of L Dirichlet elements of dimension K.
+  void DeclareMatrixDirichlet(const std::string& name, const Json& spec, const std::string& pointer,
+                              VariableEntry& entry) {
+    if (spec.contains("shape"))
+      Fail(pointer + "/shape", "expected no 'shape' for a MatrixDirichlet variable (one matrix, "
+                               "sized by 'dim': [K, L]), found " + Found(spec["shape"]));
+    if (spec.contains("observed"))
+      Fail(pointer + "/observed", "expected a hidden MatrixDirichlet variable (a known matrix is "
+                                  "the 'matrix' of its Transition), found observed values");
+    if (!spec.contains("dim"))
+      Fail(pointer, "missing required key 'dim' ([K, L]: L columns, each a Dirichlet over K "
+                    "outcomes)");
+    const Json& dim = spec["dim"];
+    if (!dim.is_array() || dim.size() != 2)
+      Fail(pointer + "/dim", "expected [K, L] (L columns, each a Dirichlet over K outcomes), "
+                             "found " + Found(dim));
+    size_t sizes[2];
+    for (size_t k = 0; k < 2; ++k) {
+      const std::string p = pointer + "/dim/" + std::to_string(k);
+      const long n = Integer(dim[k], p, "a positive integer");
+      if (n < 1 || static_cast<size_t>(n) > kMaxNumbers)
+        Fail(p, "expected a positive integer at most " + std::to_string(kMaxNumbers) +
+                    ", found " + std::to_string(n));
+      sizes[k] = static_cast<size_t>(n);
+    }
+    entry.matrix_dirichlet = true;
+    entry.family = Family::kDirichlet;
+    entry.dim = static_cast<int>(sizes[0]);
+    entry.shape = {sizes[1]};
+    CountNumbers(name, pointer, entry);
+    try {
+      entry.variable =
+          model_.graph.AddVariableArray(name, Family::kDirichlet, entry.shape, entry.dim);
+    } catch (const Error& e) {
+      Fail(pointer, e.what());
+    }
+  }
+
+  /// The MatrixDirichlet variable `text` names, whole ("A", not a column "A[k]").
+  VariableEntry& MatrixVariable(const std::string& text, const std::string& pointer,
+                                const std::string& expected) {
+    const std::string name = text.substr(0, text.find('['));
+    auto it = entries_.find(name);
+    if (it == entries_.end())
+      Fail(pointer, "unknown variable '" + name + "'" + DidYouMean(name, names_));
+    VariableEntry& entry = it->second;
+    if (!entry.matrix_dirichlet)
+      Fail(pointer, "expected " + expected + ", found " + Describe(name, entry));
+    if (name != text)
+      Fail(pointer, "expected the whole MatrixDirichlet variable '" + name + "', found \"" +
+                        text + "\" (one of its columns)");
+    entry.used = true;
+    return entry;
   }
 
   static std::optional<size_t> NumElements(const std::vector<size_t>& shape) {
@@ -833,12 +975,20 @@ class Loader {
                                   "; expected one of " + JoinQuoted(node_names));
     const NodeSpec& node = *spec_it;
     std::vector<std::string> allowed = {"node", "name", "for"};
+    // A matrix Dirichlet prior is one factor per column of one matrix: it takes no loop.
+    if (type == kMatrixDirichlet) allowed.pop_back();
     allowed.insert(allowed.end(), node.slots.begin(), node.slots.end());
     CheckKeys(spec, pointer, allowed);
+    const bool potential = type == "Potential";
     for (const std::string& slot : node.slots)
-      if (!spec.contains(slot))
+      if (!spec.contains(slot) && !(potential && slot != "variables"))
         Fail(pointer, "missing required key '" + slot + "' (" + type + " takes " +
                           JoinQuoted(node.slots) + ")");
+    if (potential && spec.contains("log_table") == spec.contains("log_tables"))
+      Fail(pointer, spec.contains("log_table")
+                        ? "expected one of 'log_table' and 'log_tables', found both"
+                        : "missing required key 'log_table' (one table for every factor) or "
+                          "'log_tables' (one table per factor)");
     std::string name = pointer;
     if (spec.contains("name")) {
       if (!spec["name"].is_string())
@@ -846,6 +996,7 @@ class Loader {
       name = spec["name"].get<std::string>();
     }
     factor_labels_.emplace_back(pointer, name);
+    if (type == kMatrixDirichlet) return AddMatrixDirichletPrior(spec, pointer, name);
 
     // Loops, outermost first.
     std::vector<Loop> loops;
@@ -899,14 +1050,15 @@ class Loader {
     // and its table is read apart.
     std::vector<std::pair<std::string, const Json*>> arguments;
     std::vector<double> potential_table;
-    if (type == "Potential") {
+    if (potential) {
       const Json& list = spec["variables"];
       if (!list.is_array() || list.empty())
         Fail(pointer + "/variables", "expected a non-empty array of variable names, found " +
                                          Found(list));
       for (size_t j = 0; j < list.size(); ++j)
         arguments.emplace_back("variables/" + std::to_string(j), &list[j]);
-      FlattenTable(spec["log_table"], pointer + "/log_table", potential_table);
+      if (spec.contains("log_table"))
+        FlattenTable(spec["log_table"], pointer + "/log_table", potential_table);
     } else {
       for (const std::string& key : node.slots) arguments.emplace_back(key, &spec[key]);
     }
@@ -917,11 +1069,17 @@ class Loader {
       const Json& arg = *arg_pointer;
       if (type == "Potential" && !arg.is_string())
         Fail(slot.pointer, "expected a Categorical variable, found " + Found(arg));
+      const bool learned_matrix = type == "Transition" && key == "matrix" && arg.is_string();
       const bool numeric_only = (type == "Gamma" && key == "shape") ||
                                 (type == "Wishart" && (key == "dof" || key == "scale")) ||
                                 type == "Beta" || type == "Dirichlet" ||
-                                (type == "Transition" && key == "matrix");
-      if (numeric_only && key != "out") {
+                                (type == "Transition" && key == "matrix" && !learned_matrix);
+      if (learned_matrix) {
+        slot.variable_name = arg.get<std::string>();
+        slot.entry = &MatrixVariable(slot.variable_name, slot.pointer,
+                                     "a constant matrix (an array of rows) or a MatrixDirichlet "
+                                     "variable");
+      } else if (numeric_only && key != "out") {
         if (key == "scale" || key == "matrix") {
           slot.value = ReadMatrix(arg, slot.pointer);
         } else if (key == "alpha") {
@@ -942,15 +1100,45 @@ class Loader {
       slots.push_back(std::move(slot));
     }
 
-    if (type == "Potential") {
-      // The graph compares the table with the product of the categories, once that fits.
-      std::optional<size_t> table_size = 1;
+    // Per-factor log-tables: the tables of factors [first, last) of the loop, one after another.
+    size_t table_size = 0;
+    if (potential) {
+      // The graph compares a shared table with the product of the categories, once that fits.
+      std::optional<size_t> categories = 1;
       for (const Slot& slot : slots)
-        if (table_size)
-          table_size = CheckedProduct(*table_size, static_cast<size_t>(slot.entry->dim));
-      if (!table_size)
+        if (categories)
+          categories = CheckedProduct(*categories, static_cast<size_t>(slot.entry->dim));
+      if (!categories || *categories > kMaxNumbers)
         Fail(pointer, "the log-table has " + std::to_string(potential_table.size()) +
-                          " entries, but the variables' categories make " + CountText(table_size));
+                          " entries, but the variables' categories make " + CountText(categories));
+      table_size = *categories;
+      if (spec.contains("log_tables"))
+        ReadLogTables(spec["log_tables"], pointer + "/log_tables", count, table_size,
+                      potential_table);
+    }
+    if (type == "Transition") {
+      // Rows of the matrix are out's outcomes, columns in's states (DESIGN §2).
+      const Slot& matrix = slots[2];
+      const bool learned = !matrix.constant;
+      const size_t rows = learned ? static_cast<size_t>(matrix.entry->dim)
+                                  : static_cast<size_t>(matrix.value.constant().value().rows());
+      const size_t cols = learned ? matrix.entry->shape[0]
+                                  : static_cast<size_t>(matrix.value.constant().value().cols());
+      const std::string matrix_text =
+          learned ? "the MatrixDirichlet '" + matrix.variable_name + "', dim [" +
+                        std::to_string(rows) + ", " + std::to_string(cols) + "]"
+                  : "the " + std::to_string(rows) + "x" + std::to_string(cols) + " matrix";
+      for (size_t s = 0; s < 2; ++s) {
+        const Slot& slot = slots[s];
+        if (slot.constant || slot.entry->family != Family::kCategorical) continue;
+        const size_t expected = s == 0 ? rows : cols;
+        if (static_cast<size_t>(slot.entry->dim) != expected)
+          Fail(slot.pointer, "expected a Categorical variable with " + std::to_string(expected) +
+                                 " outcomes (the " + (s == 0 ? "rows" : "columns") + " of " +
+                                 matrix_text + "), found " +
+                                 Describe(slot.variable_name, *slot.entry) + " with " +
+                                 std::to_string(slot.entry->dim));
+      }
     }
     if (type == "GaussianMixture")
       for (size_t s = 2; s < 4; ++s)
@@ -1004,8 +1192,79 @@ class Loader {
                         static_cast<long>(slots[s].elements[first]);
         ++last;
       }
-      AddPlate(type, name, pointer, slots, first, last, step, potential_table);
+      if (spec.contains("log_tables")) {
+        const auto begin = potential_table.begin() + static_cast<std::ptrdiff_t>(first * table_size);
+        const auto end = begin + static_cast<std::ptrdiff_t>((last - first) * table_size);
+        AddPlate(type, name, pointer, slots, first, last, step, std::vector<double>(begin, end));
+      } else {
+        AddPlate(type, name, pointer, slots, first, last, step, potential_table);
+      }
       first = last;
+    }
+  }
+
+  /// {"node": "MatrixDirichlet", "out": "A", "alpha": K rows of L}: column k of A gets the prior
+  /// Dirichlet(alpha[·][k]), the orientation of a Transition's matrix (FactorGraph::
+  /// AddMatrixDirichlet).
+  void AddMatrixDirichletPrior(const Json& spec, const std::string& pointer,
+                               const std::string& name) {
+    const Json& out = spec["out"];
+    if (!out.is_string())
+      Fail(pointer + "/out", "expected the name of a MatrixDirichlet variable, found " + Found(out));
+    const std::string matrix_name = out.get<std::string>();
+    VariableEntry& matrix =
+        MatrixVariable(matrix_name, pointer + "/out", "a MatrixDirichlet variable");
+    const Matrix alpha = ReadMatrix(spec["alpha"], pointer + "/alpha");
+    const size_t rows = static_cast<size_t>(matrix.dim), cols = matrix.shape[0];
+    if (static_cast<size_t>(alpha.rows()) != rows || static_cast<size_t>(alpha.cols()) != cols)
+      Fail(pointer + "/alpha", "expected " + std::to_string(rows) + " rows of " +
+                                   std::to_string(cols) + " (an outcome per row, a column per "
+                                   "column of '" + matrix_name + "', dim [" + std::to_string(rows) +
+                                   ", " + std::to_string(cols) + "]), found " +
+                                   std::to_string(alpha.rows()) + " rows of " +
+                                   std::to_string(alpha.cols()));
+    for (Eigen::Index j = 0; j < alpha.rows(); ++j)
+      for (Eigen::Index k = 0; k < alpha.cols(); ++k)
+        if (!(alpha(j, k) > 0))
+          Fail(pointer + "/alpha/" + std::to_string(j) + "/" + std::to_string(k),
+               "expected a positive number, found " + FormatNumber(alpha(j, k)));
+    num_factors_ += cols;
+    try {
+      model_.graph.AddMatrixDirichlet(matrix.variable, alpha, name);
+    } catch (const Error& e) {
+      throw ModelError(Located(pointer, name, e.what()));
+    }
+  }
+
+  /// "log_tables": one table per factor of the loop, in loop order: an array of `count` tables
+  /// (each written like "log_table"), or {"csv": ...} with one row of `table_size` entries per
+  /// factor (row-major, the last variable fastest). Appends them to `out`, one after another.
+  void ReadLogTables(const Json& value, const std::string& pointer, size_t count,
+                     size_t table_size, std::vector<double>& out) {
+    const std::string sizes = std::to_string(table_size) +
+                              " entries (the product of the variables' categories)";
+    if (value.is_object()) {
+      Table table = ReadCsvSpec(value, pointer);
+      if (table.rows() != count || table.cols != table_size)
+        Fail(pointer + "/csv", "expected " + std::to_string(count) +
+                                   " rows (one per factor of the loop) of " + sizes + ", found " +
+                                   std::to_string(table.rows()) + " rows of " +
+                                   std::to_string(table.cols));
+      out = table.values;
+      document_->csv_values[pointer] = {table_size, false, std::move(table.values)};
+      return;
+    }
+    if (!value.is_array() || value.size() != count)
+      Fail(pointer, "expected an array of " + std::to_string(count) +
+                        " tables (one per factor of the loop) or {\"csv\": ...}, found " +
+                        Found(value));
+    out.reserve(count * table_size);
+    for (size_t n = 0; n < count; ++n) {
+      const std::string p = pointer + "/" + std::to_string(n);
+      const size_t before = out.size();
+      FlattenTable(value[n], p, out);
+      if (out.size() - before != table_size)
+        Fail(p, "expected a table of " + sizes + ", found " + std::to_string(out.size() - before));
     }
   }
 
@@ -1042,6 +1301,10 @@ class Loader {
       Fail(pointer, "unknown variable '" + ref.name + "'" + DidYouMean(ref.name, names_));
     entry = &it->second;
     name = ref.name;
+    if (entry->matrix_dirichlet && ref.indices.empty())
+      Fail(pointer, "expected a variable or one element, found the MatrixDirichlet '" + name +
+                        "' (whole, it is only the 'matrix' of a Transition or the 'out' of its "
+                        "prior; its column k, a Dirichlet variable, is \"" + name + "[k]\")");
     const std::vector<size_t>& shape = entry->shape;
     if (ref.indices.empty()) {
       per_factor = false;
@@ -1157,8 +1420,10 @@ class Loader {
                                         slots[3].entry->variable, name);
       } else if (type == "Potential") {
         model_.graph.AddPotential(args, table, name);
-      } else if (type == "Transition") {
+      } else if (type == "Transition" && slots[2].constant) {
         model_.graph.AddTransition(args[0], args[1], slots[2].value.constant().value(), name);
+      } else if (type == "Transition") {
+        model_.graph.AddTransition(args[0], args[1], slots[2].entry->variable, name);
       } else if (type == "LinearGaussian") {
         const auto& matrix = slots[2];
         if (matrix.constant) {
@@ -1190,26 +1455,44 @@ class Loader {
 
   // ---- factorisation and inference ----
 
-  void CheckFactorisation(const Json& value) {
+  /// Each list names the variables that share one joint posterior. A list of one array
+  /// variable gives its elements a joint q (a cluster, solved by sum-product); a list of one
+  /// single-element variable is mean field anyway.
+  void ReadFactorisation(const Json& value) {
     const std::string pointer = "/factorisation";
     if (!value.is_array())
       Fail(pointer, "expected an array of lists of variable names, found " + Found(value));
+    std::map<std::string, std::string> listed;  // name -> where
     for (size_t i = 0; i < value.size(); ++i) {
       const std::string p = pointer + "/" + std::to_string(i);
-      if (!value[i].is_array())
+      if (!value[i].is_array() || value[i].empty())
         Fail(p, "expected a list of variable names, found " + Found(value[i]));
       for (size_t j = 0; j < value[i].size(); ++j) {
         const Json& n = value[i][j];
         const std::string pj = p + "/" + std::to_string(j);
         if (!n.is_string()) Fail(pj, "expected a variable name, found " + Found(n));
-        const auto it = entries_.find(n.get<std::string>());
-        if (it == entries_.end())
-          Fail(pj, "unknown variable '" + n.get<std::string>() + "'" +
-                       DidYouMean(n.get<std::string>(), names_));
-        if (value[i].size() > 1 || it->second.shape.size() > 0)
-          Fail(p, "structured (joint) factorisations are not supported in this version; "
-                  "expected mean field (one single-element variable per list), found " +
-                      Found(value[i]) + " naming '" + n.get<std::string>() + "'");
+        const std::string name = n.get<std::string>();
+        const auto it = entries_.find(name);
+        if (it == entries_.end()) Fail(pj, "unknown variable '" + name + "'" + DidYouMean(name, names_));
+        if (listed.count(name))
+          Fail(pj, "variable '" + name + "' is already in the cluster at " + listed[name] +
+                       "; a variable belongs to one cluster");
+        listed[name] = p;
+      }
+      if (value[i].size() > 1)
+        Fail(p, "expected one variable per cluster (the joint posterior over the elements of "
+                "an array variable, e.g. [\"x\"]), found " + Found(value[i]) +
+                "; clusters of several variables are not supported yet");
+      const VariableEntry& entry = entries_.at(value[i][0].get<std::string>());
+      if (entry.observed)
+        Fail(p + "/0", "expected a hidden variable, found the observed variable '" +
+                           value[i][0].get<std::string>() + "'");
+      if (entry.shape.empty()) continue;  // one element: mean field already
+      cluster_pointers_[value[i][0].get<std::string>()] = p;
+      try {
+        model_.graph.AddCluster(entry.variable);
+      } catch (const Error& e) {
+        Fail(p + "/0", e.what());
       }
     }
   }
@@ -1232,8 +1515,9 @@ class Loader {
     }
     if (value.contains("scheduler")) {
       const Json& sc = value["scheduler"];
-      if (sc != "sequential" && sc != "parallel")
-        Fail(pointer + "/scheduler", "expected \"sequential\" or \"parallel\", found " + Found(sc));
+      if (sc != "sequential" && sc != "parallel" && sc != "async")
+        Fail(pointer + "/scheduler",
+             "expected \"sequential\", \"parallel\" or \"async\", found " + Found(sc));
       s.scheduler = sc.get<std::string>();
     }
     if (value.contains("threads")) {
@@ -1291,6 +1575,7 @@ class Loader {
       std::vector<Matrix> out(size, Matrix(rows, 1));
       for (size_t i = 0; i < size; ++i)
         for (int j = 0; j < rows; ++j) out[i](j, 0) = table.values[i * table.cols + column + j];
+      document_->csv_values[pointer] = {width, rows == 1, table.values};
       return out;
     }
     const bool one_for_all = (rows == 1 && cols == 1) ? value.is_number()
@@ -1316,96 +1601,194 @@ class Loader {
       const VariableEntry& entry = e->second;
       if (entry.observed) Fail(p, "'" + it.key() + "' is observed: it has no posterior to start");
       const Json& q = it.value();
-      RequireObject(q, p, "a distribution object");
-      const Family family = entry.family;
-      const std::string family_name = FamilyName(family);
-      if (q.contains("family") && q["family"] != family_name)
-        Fail(p + "/family", "expected \"" + family_name + "\" (the family of '" + it.key() +
-                                "'), found " + Found(q["family"]));
-      const size_t size = entry.variable.size();
-      const int d = entry.dim;
-      try {
-        if (family == Family::kGaussian) {
-          CheckKeys(q, p, {"family", "mean", "variance", "precision"});
-          const bool by_variance = q.contains("variance");
-          if (by_variance == q.contains("precision"))
-            Fail(p, "expected exactly one of 'variance' and 'precision'");
-          const std::string spread = by_variance ? "variance" : "precision";
-          const auto mean = PerElement(Required(q, "mean", p), p + "/mean", size, 1, 1, "a number");
-          const auto s = PerElement(q[spread], p + "/" + spread, size, 1, 1, "a positive number");
-          for (size_t i = 0; i < size; ++i) {
-            const double x = s[i](0, 0);
-            if (!(x > 0)) Fail(p + "/" + spread, "expected positive numbers, found " + FormatNumber(x));
-            model_.graph.SetPosterior(entry.variable[i],
-                                      Gaussian(mean[i](0, 0), by_variance ? 1 / x : x));
-          }
-        } else if (family == Family::kGamma) {
-          CheckKeys(q, p, {"family", "shape", "rate"});
-          const auto shape = PerElement(Required(q, "shape", p), p + "/shape", size, 1, 1,
-                                        "a positive number");
-          const auto rate = PerElement(Required(q, "rate", p), p + "/rate", size, 1, 1,
-                                       "a positive number");
-          for (size_t i = 0; i < size; ++i)
-            model_.graph.SetPosterior(entry.variable[i], Gamma(shape[i](0, 0), rate[i](0, 0)));
-        } else if (family == Family::kMvGaussian) {
-          CheckKeys(q, p, {"family", "mean", "covariance", "precision"});
-          const bool by_covariance = q.contains("covariance");
-          if (by_covariance == q.contains("precision"))
-            Fail(p, "expected exactly one of 'covariance' and 'precision'");
-          const std::string spread = by_covariance ? "covariance" : "precision";
-          const auto mean = PerElement(Required(q, "mean", p), p + "/mean", size, d, 1, "a vector");
-          const auto s = PerElement(q[spread], p + "/" + spread, size, d, d, "a matrix");
-          for (size_t i = 0; i < size; ++i) {
-            ValidatePositiveDefinite(s[i], "initial " + spread + " of '" + it.key() + "'");
-            const Matrix precision =
-                by_covariance ? Matrix(s[i].llt().solve(Matrix::Identity(d, d))) : s[i];
-            model_.graph.SetPosterior(entry.variable[i], MvGaussian(mean[i], precision));
-          }
-        } else if (family == Family::kWishart) {
-          CheckKeys(q, p, {"family", "dof", "scale"});
-          const auto dof = PerElement(Required(q, "dof", p), p + "/dof", size, 1, 1, "a number");
-          const auto scale = PerElement(Required(q, "scale", p), p + "/scale", size, d, d, "a matrix");
-          for (size_t i = 0; i < size; ++i)
-            model_.graph.SetPosterior(entry.variable[i], Wishart(dof[i](0, 0), scale[i]));
-        } else if (family == Family::kBeta) {
-          CheckKeys(q, p, {"family", "a", "b"});
-          const auto a = PerElement(Required(q, "a", p), p + "/a", size, 1, 1, "a positive number");
-          const auto b = PerElement(Required(q, "b", p), p + "/b", size, 1, 1, "a positive number");
-          for (size_t i = 0; i < size; ++i)
-            model_.graph.SetPosterior(entry.variable[i], Beta(a[i](0, 0), b[i](0, 0)));
-        } else if (family == Family::kBernoulli) {
-          CheckKeys(q, p, {"family", "p"});
-          const auto prob = PerElement(Required(q, "p", p), p + "/p", size, 1, 1, "a probability");
-          for (size_t i = 0; i < size; ++i)
-            model_.graph.SetPosterior(entry.variable[i], Bernoulli(prob[i](0, 0)));
-        } else if (family == Family::kCategorical) {
-          CheckKeys(q, p, {"family", "p"});
-          const auto prob = PerElement(Required(q, "p", p), p + "/p", size, d, 1, "probabilities");
-          for (size_t i = 0; i < size; ++i)
-            model_.graph.SetPosterior(entry.variable[i], Categorical(prob[i]));
-        } else if (family == Family::kDirichlet) {
-          CheckKeys(q, p, {"family", "alpha"});
-          const auto alpha = PerElement(Required(q, "alpha", p), p + "/alpha", size, d, 1, "a vector");
-          for (size_t i = 0; i < size; ++i)
-            model_.graph.SetPosterior(entry.variable[i], Dirichlet(alpha[i]));
+      if (!q.is_array() || entry.shape.empty() || entry.matrix_dirichlet) {
+        SetInitial(it.key(), entry, q, p, entry.variable);
+        continue;
+      }
+      // One posterior object per element, as a result gives them (nested for [N, M]).
+      const bool nested = entry.shape.size() == 2;
+      if (q.size() != entry.shape[0])
+        Fail(p, "expected an object of parameters or an array of " +
+                    std::to_string(entry.shape[0]) + " posteriors (shape " +
+                    ShapeText(entry.shape) + "), found " + Found(q));
+      for (size_t i = 0; i < q.size(); ++i) {
+        const std::string pi = p + "/" + std::to_string(i);
+        if (!nested) {
+          SetInitial(it.key(), entry, q[i], pi, entry.variable[i]);
+          continue;
         }
-      } catch (const ModelError& error) {
-        const std::string message = error.what();
-        if (message.rfind("/", 0) == 0) throw;
-        Fail(p, message);
-      } catch (const Error& error) {
-        Fail(p, error.what());
+        if (!q[i].is_array() || q[i].size() != entry.shape[1])
+          Fail(pi, "expected an array of " + std::to_string(entry.shape[1]) + " posteriors (shape " +
+                       ShapeText(entry.shape) + "), found " + Found(q[i]));
+        for (size_t j = 0; j < q[i].size(); ++j)
+          SetInitial(it.key(), entry, q[i][j], pi + "/" + std::to_string(j),
+                     entry.variable[i * entry.shape[1] + j]);
       }
     }
   }
 
+  /// Sets the starting posterior of `target` (the whole of `entry`'s variable, or one of its
+  /// elements) from the distribution object `q` at pointer `p`.
+  void SetInitial(const std::string& name, const VariableEntry& entry, const Json& q,
+                  const std::string& p, const Variable& target) {
+    RequireObject(q, p, "a distribution object");
+    const Family family = entry.family;
+    const std::string family_name = entry.matrix_dirichlet ? kMatrixDirichlet : FamilyName(family);
+    if (q.contains("family") && q["family"] != family_name)
+      Fail(p + "/family", "expected \"" + family_name + "\" (the family of '" + name +
+                              "'), found " + Found(q["family"]));
+    const size_t size = target.size();
+    const int d = entry.dim;
+    try {
+      if (entry.matrix_dirichlet) {
+        // One K x L matrix, oriented as the prior's alpha.
+        CheckKeys(q, p, {"family", "alpha", "mean"});
+        const Matrix alpha = ReadMatrix(Required(q, "alpha", p), p + "/alpha");
+        if (alpha.rows() != d || static_cast<size_t>(alpha.cols()) != size)
+          Fail(p + "/alpha", "expected " + std::to_string(d) + " rows of " +
+                                 std::to_string(size) + " (dim [" + std::to_string(d) + ", " +
+                                 std::to_string(size) + "]), found " +
+                                 std::to_string(alpha.rows()) + " rows of " +
+                                 std::to_string(alpha.cols()));
+        Matrix mean(alpha.rows(), alpha.cols());
+        for (size_t k = 0; k < size; ++k) {
+          const Dirichlet column(alpha.col(static_cast<Eigen::Index>(k)));
+          model_.graph.SetPosterior(target[k], column);
+          mean.col(static_cast<Eigen::Index>(k)) = column.mean();
+        }
+        if (q.contains("mean")) CheckDerivedMean({ReadMatrix(q["mean"], p + "/mean")}, {mean}, p);
+      } else if (family == Family::kGaussian) {
+        CheckKeys(q, p, {"family", "mean", "variance", "precision"});
+        const bool by_variance = q.contains("variance");
+        if (by_variance == q.contains("precision"))
+          Fail(p, "expected exactly one of 'variance' and 'precision'");
+        const std::string spread = by_variance ? "variance" : "precision";
+        const auto mean = PerElement(Required(q, "mean", p), p + "/mean", size, 1, 1, "a number");
+        const auto s = PerElement(q[spread], p + "/" + spread, size, 1, 1, "a positive number");
+        for (size_t i = 0; i < size; ++i) {
+          const double x = s[i](0, 0);
+          if (!(x > 0)) Fail(p + "/" + spread, "expected positive numbers, found " + FormatNumber(x));
+          model_.graph.SetPosterior(target[i],
+                                    Gaussian(mean[i](0, 0), by_variance ? 1 / x : x));
+        }
+      } else if (family == Family::kGamma) {
+        CheckKeys(q, p, {"family", "shape", "rate", "mean"});
+        const auto shape = PerElement(Required(q, "shape", p), p + "/shape", size, 1, 1,
+                                      "a positive number");
+        const auto rate = PerElement(Required(q, "rate", p), p + "/rate", size, 1, 1,
+                                     "a positive number");
+        std::vector<Matrix> means;
+        for (size_t i = 0; i < size; ++i) {
+          const Gamma q_i(shape[i](0, 0), rate[i](0, 0));
+          model_.graph.SetPosterior(target[i], q_i);
+          means.push_back(Matrix::Constant(1, 1, q_i.mean()));
+        }
+        if (q.contains("mean"))
+          CheckDerivedMean(PerElement(q["mean"], p + "/mean", size, 1, 1, "a number"), means, p);
+      } else if (family == Family::kMvGaussian) {
+        CheckKeys(q, p, {"family", "mean", "covariance", "precision"});
+        const bool by_covariance = q.contains("covariance");
+        if (by_covariance == q.contains("precision"))
+          Fail(p, "expected exactly one of 'covariance' and 'precision'");
+        const std::string spread = by_covariance ? "covariance" : "precision";
+        const auto mean = PerElement(Required(q, "mean", p), p + "/mean", size, d, 1, "a vector");
+        const auto s = PerElement(q[spread], p + "/" + spread, size, d, d, "a matrix");
+        for (size_t i = 0; i < size; ++i) {
+          ValidatePositiveDefinite(s[i], "initial " + spread + " of '" + name + "'");
+          const Matrix precision =
+              by_covariance ? Matrix(s[i].llt().solve(Matrix::Identity(d, d))) : s[i];
+          model_.graph.SetPosterior(target[i], MvGaussian(mean[i], precision));
+        }
+      } else if (family == Family::kWishart) {
+        CheckKeys(q, p, {"family", "dof", "scale", "mean"});
+        const auto dof = PerElement(Required(q, "dof", p), p + "/dof", size, 1, 1, "a number");
+        const auto scale = PerElement(Required(q, "scale", p), p + "/scale", size, d, d, "a matrix");
+        std::vector<Matrix> means;
+        for (size_t i = 0; i < size; ++i) {
+          const Wishart q_i(dof[i](0, 0), scale[i]);
+          model_.graph.SetPosterior(target[i], q_i);
+          means.push_back(q_i.mean());
+        }
+        if (q.contains("mean"))
+          CheckDerivedMean(PerElement(q["mean"], p + "/mean", size, d, d, "a matrix"), means, p);
+      } else if (family == Family::kBeta) {
+        CheckKeys(q, p, {"family", "a", "b", "mean"});
+        const auto a = PerElement(Required(q, "a", p), p + "/a", size, 1, 1, "a positive number");
+        const auto b = PerElement(Required(q, "b", p), p + "/b", size, 1, 1, "a positive number");
+        std::vector<Matrix> means;
+        for (size_t i = 0; i < size; ++i) {
+          const Beta q_i(a[i](0, 0), b[i](0, 0));
+          model_.graph.SetPosterior(target[i], q_i);
+          means.push_back(Matrix::Constant(1, 1, q_i.mean()));
+        }
+        if (q.contains("mean"))
+          CheckDerivedMean(PerElement(q["mean"], p + "/mean", size, 1, 1, "a number"), means, p);
+      } else if (family == Family::kBernoulli) {
+        CheckKeys(q, p, {"family", "p"});
+        const auto prob = PerElement(Required(q, "p", p), p + "/p", size, 1, 1, "a probability");
+        for (size_t i = 0; i < size; ++i)
+          model_.graph.SetPosterior(target[i], Bernoulli(prob[i](0, 0)));
+      } else if (family == Family::kCategorical) {
+        CheckKeys(q, p, {"family", "p"});
+        const auto prob = PerElement(Required(q, "p", p), p + "/p", size, d, 1, "probabilities");
+        for (size_t i = 0; i < size; ++i)
+          model_.graph.SetPosterior(target[i], Categorical(prob[i]));
+      } else if (family == Family::kDirichlet) {
+        CheckKeys(q, p, {"family", "alpha", "mean"});
+        const auto alpha = PerElement(Required(q, "alpha", p), p + "/alpha", size, d, 1, "a vector");
+        std::vector<Matrix> means;
+        for (size_t i = 0; i < size; ++i) {
+          const Dirichlet q_i(alpha[i]);
+          model_.graph.SetPosterior(target[i], q_i);
+          means.push_back(q_i.mean());
+        }
+        if (q.contains("mean"))
+          CheckDerivedMean(PerElement(q["mean"], p + "/mean", size, d, 1, "a vector"), means, p);
+      }
+    } catch (const ModelError& error) {
+      const std::string message = error.what();
+      if (message.rfind("/", 0) == 0) throw;
+      Fail(p, message);
+    } catch (const Error& error) {
+      Fail(p, error.what());
+    }
+  }
+
+  /// The mean a result writes beside the parameters of a Gamma, Beta, Wishart, Dirichlet or
+  /// MatrixDirichlet posterior may be given back; it must then be the mean the parameters
+  /// give (to 1e-9 relative: a written mean was rounded once). Entries are numbered row-major.
+  static void CheckDerivedMean(const std::vector<Matrix>& given, const std::vector<Matrix>& means,
+                               const std::string& pointer) {
+    for (size_t i = 0; i < means.size(); ++i) {
+      const std::string element = means.size() > 1 ? " of element " + std::to_string(i) : "";
+      if (given[i].rows() != means[i].rows() || given[i].cols() != means[i].cols())
+        Fail(pointer + "/mean", "expected a " + std::to_string(means[i].rows()) + "x" +
+                                    std::to_string(means[i].cols()) + " mean" + element +
+                                    ", found " + std::to_string(given[i].rows()) + "x" +
+                                    std::to_string(given[i].cols()));
+      for (Eigen::Index r = 0; r < means[i].rows(); ++r)
+        for (Eigen::Index c = 0; c < means[i].cols(); ++c) {
+          const double m = means[i](r, c), g = given[i](r, c);
+          if (!(std::abs(g - m) <= 1e-9 * std::max(1.0, std::abs(m))))
+            Fail(pointer + "/mean",
+                 "expected the mean the other parameters give" + element + ", " + FormatNumber(m) +
+                     ", found " + FormatNumber(g) +
+                     (means[i].size() > 1
+                          ? " (entry " + std::to_string(r * means[i].cols() + c) + ")"
+                          : std::string()));
+        }
+    }
+  }
+
   std::string base_;
+  std::shared_ptr<ModelDocument> document_;
   size_t num_numbers_ = 0;  // statistics of the variables declared so far (kMaxNumbers)
   size_t num_factors_ = 0;  // factors added so far (kMaxNumbers)
   Model model_;
   std::map<std::string, VariableEntry> entries_;
   std::vector<std::string> names_;  // declaration order
   std::vector<std::pair<std::string, std::string>> factor_labels_;  // (pointer, plate name)
+  std::map<std::string, std::string> cluster_pointers_;  // clustered variable -> /factorisation/i
 };
 
 // ---- Result JSON ----------------------------------------------------------------------------
@@ -1475,6 +1858,62 @@ Json PosteriorJson(const FactorGraph& graph, const Variable& element) {
   return q;
 }
 
+// ---- Normalised model JSON ------------------------------------------------------------------
+
+/// Numbers read from CSV as JSON: one entry per element, a number or an array of `cols`.
+Json CsvValuesJson(const ModelDocument::CsvValues& csv) {
+  Json out = Json::array();
+  for (size_t i = 0; i < csv.values.size(); i += csv.cols) {
+    if (csv.scalar) {
+      out.push_back(csv.values[i]);
+      continue;
+    }
+    Json row = Json::array();
+    for (size_t j = 0; j < csv.cols; ++j) row.push_back(csv.values[i + j]);
+    out.push_back(row);
+  }
+  return out;
+}
+
+/// An observed variable's values, inline, in the layout the loader reads back to the same
+/// graph variable: one entry per element (a number, an integer outcome, or a row), nested for
+/// shape [N, M]; a single element as itself; a single matrix as its rows.
+Json ObservedJson(const VariableEntry& entry) {
+  if (entry.has_matrix_value) return MatrixJson(entry.matrix_value);
+  auto element = [&](size_t i) -> Json {
+    const Eigen::Index row = static_cast<Eigen::Index>(i);
+    if (entry.categorical) return static_cast<long>(entry.rows(row, 0));
+    if (entry.rows.cols() == 1) return entry.rows(row, 0);
+    return VectorJson(entry.rows.row(row).transpose());
+  };
+  if (entry.shape.empty()) return element(0);
+  Json out = Json::array();
+  if (entry.shape.size() == 1) {
+    for (size_t i = 0; i < entry.shape[0]; ++i) out.push_back(element(i));
+    return out;
+  }
+  for (size_t i = 0; i < entry.shape[0]; ++i) {
+    Json row = Json::array();
+    for (size_t j = 0; j < entry.shape[1]; ++j) row.push_back(element(i * entry.shape[1] + j));
+    out.push_back(row);
+  }
+  return out;
+}
+
+/// A MatrixDirichlet posterior from its Dirichlet columns: "alpha" and "mean" as K rows of L.
+Json MatrixDirichletJson(const FactorGraph& graph, const Variable& matrix) {
+  std::vector<Dirichlet> columns;
+  for (size_t k = 0; k < matrix.size(); ++k)
+    columns.push_back(graph.Posterior<Dirichlet>(matrix[k]));
+  const MatrixDirichlet q = MatrixDirichlet::FromColumns(columns);
+  Matrix mean(q.alpha().rows(), q.alpha().cols());
+  for (size_t k = 0; k < columns.size(); ++k)
+    mean.col(static_cast<Eigen::Index>(k)) = columns[k].mean();
+  return {{"family", kMatrixDirichlet},
+          {"alpha", MatrixJson(q.alpha())},
+          {"mean", MatrixJson(mean)}};
+}
+
 }  // namespace
 
 Model ParseModel(const std::string& text, const std::string& base_directory) {
@@ -1492,8 +1931,44 @@ Model LoadModel(const std::string& path) {
   return ParseModel(text.str(), slash == std::string::npos ? "." : path.substr(0, slash));
 }
 
+std::string NormalisedModelJson(const Model& model, int indent) {
+  if (!model.document)
+    throw ModelError("the model was not read from a vfe-model/1 document (a libDAI file?): "
+                     "there is no document to write");
+  const ModelDocument& document = *model.document;
+  const Json& read = document.json;
+  // The CSV tables other than observed values, at their pointers.
+  Json written = read;
+  for (const auto& [pointer, csv] : document.csv_values)
+    written[Json::json_pointer(pointer)] = CsvValuesJson(csv);
+  Json out = Json::object();
+  out["format"] = read["format"];
+  if (read.contains("description")) out["description"] = read["description"];
+  out["variables"] = Json::array();
+  for (size_t i = 0; i < document.variables.size(); ++i) {
+    const VariableEntry& entry = document.variables[i];
+    Json variable = read["variables"][i];  // name, family and dim as written
+    if (entry.observed) {
+      if (!entry.shape.empty()) variable["shape"] = entry.shape;
+      // One vector (a CSV file of one row) is read back by its "dim".
+      if (entry.shape.empty() && !entry.has_matrix_value && entry.rows.cols() > 1)
+        variable["dim"] = entry.rows.cols();
+      variable["observed"] = ObservedJson(entry);
+    }
+    out["variables"].push_back(std::move(variable));
+  }
+  out["factors"] = written["factors"];
+  if (read.contains("factorisation")) out["factorisation"] = read["factorisation"];
+  out["inference"] = written["inference"];
+  return out.dump(indent);
+}
+
 std::string ResultJson(const Model& model, const Result& result, int indent) {
   const FactorGraph& graph = model.graph;
+  std::vector<bool> is_matrix(graph.num_variables(), false);
+  if (model.document)
+    for (const VariableEntry& entry : model.document->variables)
+      if (entry.matrix_dirichlet) is_matrix[entry.variable.id()] = true;
   Json out = Json::object();
   out["format"] = "vfe-result/1";
   out["converged"] = result.converged();
@@ -1506,6 +1981,10 @@ std::string ResultJson(const Model& model, const Result& result, int indent) {
   Json posteriors = Json::object();
   for (const Variable& v : graph.HiddenVariables()) {
     const std::vector<size_t>& shape = model.shapes[v.id()];
+    if (is_matrix[v.id()]) {
+      posteriors[graph.variable_name(v.id())] = MatrixDirichletJson(graph, v);
+      continue;
+    }
     if (shape.empty()) {
       posteriors[graph.variable_name(v.id())] = PosteriorJson(graph, v);
       continue;

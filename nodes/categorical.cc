@@ -21,6 +21,7 @@ class CategoricalNode final : public Node {
     RequireFamily(slots[kP], {Family::kDirichlet}, where);
     RequireDim(slots[kP], slots[kOut].dim, where);
     dim_ = slots[kOut].dim;
+    p_constant_ = slots[kP].observed;
   }
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
@@ -44,8 +45,15 @@ class CategoricalNode final : public Node {
     return energy;
   }
 
+  /// With constant probabilities, the table log p over out (a Dirichlet point mass's
+  /// statistic); with a Dirichlet variable p, none.
+  const double* LogTable(size_t n, const SlotView* q) const override {
+    return p_constant_ ? q[kP].At(n) : nullptr;
+  }
+
  private:
   int dim_ = 1;
+  bool p_constant_ = false;
 };
 
 }  // namespace

@@ -7,7 +7,7 @@
 namespace vfe {
 namespace {
 
-enum Slot { kOut = 0, kIn = 1, kPrecision = 2 };
+enum Slot { kOut = 0, kIn = 1, kPrecision = 2, kPair = 3 };
 
 /// N(out | A·in, W⁻¹) with out of dimension M, in of dimension K and A constant (one matrix
 /// for the plate, or one 1 x K row per factor). W is a Wishart variable (M x M) or τ·I with
@@ -17,6 +17,9 @@ enum Slot { kOut = 0, kIn = 1, kPrecision = 2 };
 ///   to out:  (E[W] A E[x],  −½ E[W])        to in: (Aᵀ E[W] E[y],  −½ Aᵀ E[W] A)
 ///   to W:    (−½ R, ½)  (Wishart)           to τ:  (−½ tr R, M/2)  (Gamma)
 ///   U = (M/2) log 2π − ½ E[log|W|] + ½ tr(E[W] R).
+/// When out and in are a pair of a cluster (the states of a chain), their joint moment
+/// E[y xᵀ] replaces E[y] E[x]ᵀ in R, and the pair's potential is
+///   log ψ(y, x) = −½ (y − A x)ᵀ E[W] (y − A x):  P = [E[W], −E[W] A; −Aᵀ E[W], Aᵀ E[W] A].
 class LinearGaussianNode final : public Node {
  public:
   enum class Matrices { kShared, kRows, kIdentity };
@@ -76,6 +79,7 @@ class LinearGaussianNode final : public Node {
                        std::to_string(slots[kIn].dim));
     RequireFamily(slots[kPrecision], {Family::kGamma, Family::kWishart}, where);
     scalar_precision_ = slots[kPrecision].family == Family::kGamma;
+    precision_shared_ = slots[kPrecision].shared;
     if (!scalar_precision_) RequireDim(slots[kPrecision], out_dim_, where);
     cache_ = Cache::kNone;
     if (ObservedVaryingSlot(slots) == kOut)
@@ -111,14 +115,16 @@ class LinearGaussianNode final : public Node {
     if (UseSums(begin, end)) {
       if (cache_ == Cache::kSums)
         AddMessage(slot, A(0), sum_y_.data(), sum_yy_.data(), static_cast<double>(count_),
-                   q[kIn].At(0), q[kPrecision].At(0), eta, ws);
+                   q[kIn].At(0), q[kPrecision].At(0), nullptr, eta, ws);
       else
         AddScalarPrecisionMessage(slot, q[kIn].At(0), q[kPrecision].At(0), eta);
       return;
     }
+    const SlotView& pair = q[kPair];
     for (size_t n = begin; n < end; ++n) {
       const double* y = q[kOut].At(n);
-      AddMessage(slot, A(n), y, y + out_dim_, 1.0, q[kIn].At(n), q[kPrecision].At(n), eta, ws);
+      AddMessage(slot, A(n), y, y + out_dim_, 1.0, q[kIn].At(n), q[kPrecision].At(n),
+                 pair.data ? pair.At(n) : nullptr, eta, ws);
     }
   }
 
@@ -126,17 +132,42 @@ class LinearGaussianNode final : public Node {
     if (UseSums(begin, end)) {
       if (cache_ == Cache::kSums)
         return Energy(A(0), sum_y_.data(), sum_yy_.data(), static_cast<double>(count_),
-                      q[kIn].At(0), q[kPrecision].At(0), ws);
+                      q[kIn].At(0), q[kPrecision].At(0), nullptr, ws);
       const double* tau = q[kPrecision].At(0);
       return static_cast<double>(count_) * 0.5 * out_dim_ * (kLog2Pi - tau[1]) +
              0.5 * tau[0] * ScalarPrecisionTraceR(q[kIn].At(0));
     }
     double energy = 0.0;
+    const SlotView& pair = q[kPair];
     for (size_t n = begin; n < end; ++n) {
       const double* y = q[kOut].At(n);
-      energy += Energy(A(n), y, y + out_dim_, 1.0, q[kIn].At(n), q[kPrecision].At(n), ws);
+      energy += Energy(A(n), y, y + out_dim_, 1.0, q[kIn].At(n), q[kPrecision].At(n),
+                       pair.data ? pair.At(n) : nullptr, ws);
     }
     return energy;
+  }
+
+  bool JoinsPair(int slot_a, int slot_b) const override {
+    return kind_ != Matrices::kRows && slot_a == kOut && slot_b == kIn;
+  }
+  void PairPotential(size_t n, int, int, const SlotView* q, double* out,
+                     Workspace& ws) const override {
+    const int m = out_dim_, k = in_dim_, d = m + k;
+    ExpectedPrecision(q[kPrecision].At(n), ws);
+    const Eigen::Block<Matrix> ew = ws.c.topLeftCorner(m, m);
+    const ConstMatrixMap a = A(n);
+    VectorMap(out, d).setZero();
+    MatrixMap eta2(out + d, d, d);
+    // η₂ = −P/2.
+    eta2.topLeftCorner(m, m) = -0.5 * ew;
+    Eigen::Block<Matrix> ew_a = ws.b.topLeftCorner(m, k);
+    ew_a.noalias() = ew * a;
+    eta2.topRightCorner(m, k) = 0.5 * ew_a;
+    eta2.bottomLeftCorner(k, m) = 0.5 * ew_a.transpose();
+    eta2.bottomRightCorner(k, k).noalias() = -0.5 * (a.transpose() * ew_a);
+  }
+  bool PairPotentialShared() const override {
+    return kind_ != Matrices::kRows && precision_shared_;
   }
 
  private:
@@ -170,29 +201,38 @@ class LinearGaussianNode final : public Node {
   }
 
   /// R summed over `count` factors that share A, from Σ E[y] (`y`) and Σ E[yyᵀ] (`yy`), into
-  /// ws.a (M x M).
+  /// ws.a (M x M). `cross` is E[y xᵀ] (M x K) when out and in are a pair of a cluster, else
+  /// null (E[y] E[x]ᵀ).
   void ResidualSecondMoment(const ConstMatrixMap& a, const double* y, const double* yy,
-                            double count, const double* x, Workspace& ws) const {
+                            double count, const double* x, const double* cross,
+                            Workspace& ws) const {
     const int m = out_dim_, k = in_dim_;
     const ConstVectorMap ex(x, k), ey(y, m);
     const ConstMatrixMap exx(x + k, k, k);
     Eigen::Block<Matrix> r = ws.a.topLeftCorner(m, m);
-    Eigen::VectorBlock<Vector> ax = ws.u.head(m);
     Eigen::Block<Matrix> a_exx = ws.b.topLeftCorner(m, k);
-    ax.noalias() = a * ex;
     a_exx.noalias() = a * exx;
     r = ConstMatrixMap(yy, m, m);
-    r.noalias() -= ax * ey.transpose();
-    r.noalias() -= ey * ax.transpose();
+    if (cross) {
+      Eigen::Block<Matrix> a_cross = ws.c.topLeftCorner(m, m);
+      a_cross.noalias() = a * ConstMatrixMap(cross, m, k).transpose();
+      r -= a_cross;
+      r -= a_cross.transpose();
+    } else {
+      Eigen::VectorBlock<Vector> ax = ws.u.head(m);
+      ax.noalias() = a * ex;
+      r.noalias() -= ax * ey.transpose();
+      r.noalias() -= ey * ax.transpose();
+    }
     r.noalias() += count * (a_exx * a.transpose());
   }
 
   void AddMessage(int slot, const ConstMatrixMap& a, const double* y, const double* yy,
-                  double count, const double* x, const double* w, double* eta,
-                  Workspace& ws) const {
+                  double count, const double* x, const double* w, const double* cross,
+                  double* eta, Workspace& ws) const {
     const int m = out_dim_, k = in_dim_;
     if (slot == kPrecision) {
-      ResidualSecondMoment(a, y, yy, count, x, ws);
+      ResidualSecondMoment(a, y, yy, count, x, cross, ws);
       if (scalar_precision_) {
         eta[0] -= 0.5 * ws.a.topLeftCorner(m, m).trace();
         eta[1] += 0.5 * count * m;
@@ -218,10 +258,10 @@ class LinearGaussianNode final : public Node {
   }
 
   double Energy(const ConstMatrixMap& a, const double* y, const double* yy, double count,
-                const double* x, const double* w, Workspace& ws) const {
+                const double* x, const double* w, const double* cross, Workspace& ws) const {
     const int m = out_dim_;
+    ResidualSecondMoment(a, y, yy, count, x, cross, ws);
     const double log_det = ExpectedPrecision(w, ws);
-    ResidualSecondMoment(a, y, yy, count, x, ws);
     const double trace = ws.c.topLeftCorner(m, m).cwiseProduct(ws.a.topLeftCorner(m, m)).sum();
     return count * 0.5 * (m * kLog2Pi - log_det) + 0.5 * trace;
   }
@@ -251,6 +291,7 @@ class LinearGaussianNode final : public Node {
   int out_dim_ = 1;
   int in_dim_ = 1;
   bool scalar_precision_ = true;
+  bool precision_shared_ = false;
   Cache cache_ = Cache::kNone;
   size_t count_ = 0;
   Vector sum_y_, sum_ay_;

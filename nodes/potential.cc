@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -108,6 +109,17 @@ class PotentialNode final : public Node {
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
     double energy = 0.0;
+    if (num_variables_ == 2 && q[2].data) {
+      // A pair of a cluster: U = −Σ_ab E[x_a x_b] T[a][b], from the joint moments.
+      const size_t size = table_size_;
+      for (size_t n = begin; n < end; ++n) {
+        const double* table = Table(n);
+        const double* joint = q[2].At(n);
+        for (size_t i = 0; i < size; ++i)
+          if (joint[i] != 0.0) energy -= joint[i] * table[i];
+      }
+      return energy;
+    }
     if (num_variables_ == 2) {
       const int rows = cardinality_[0], cols = cardinality_[1];
       for (size_t n = begin; n < end; ++n) {
@@ -130,6 +142,17 @@ class PotentialNode final : public Node {
     }
     return energy;
   }
+
+  const double* LogTable(size_t n, const SlotView*) const override { return Table(n); }
+
+  bool JoinsPair(int slot_a, int slot_b) const override {
+    return num_variables_ == 2 && slot_a == 0 && slot_b == 1;
+  }
+  void PairPotential(size_t n, int, int, const SlotView*, double* out,
+                     Workspace&) const override {
+    std::copy_n(Table(n), table_size_, out);
+  }
+  bool PairPotentialShared() const override { return num_tables_ == 1; }
 
  private:
   /// The message of a potential over any number of variables. Out of line, so that the

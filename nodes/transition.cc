@@ -11,6 +11,8 @@ namespace {
 ///   to in:        η_k = Σ_j E[out_j] L_jk
 ///   to column k:  η_j = E[out_j] E[in_k]   (expected counts)
 ///   U = −Σ_jk E[out_j] E[in_k] L_jk   (pairs of probability 0 count 0)
+/// When out and in are a pair of a cluster (a chain), their joint E[out_j in_k] replaces
+/// E[out_j] E[in_k] in the counts and in U, and the pair's potential is L.
 class LearnedTransitionNode final : public Node {
  public:
   explicit LearnedTransitionNode(int num_columns) : columns_(num_columns) {}
@@ -36,13 +38,22 @@ class LearnedTransitionNode final : public Node {
       RequireFamily(slots[kColumn0 + k], {Family::kDirichlet}, where);
       RequireDim(slots[kColumn0 + k], rows_, where);
     }
+    columns_shared_ = true;
+    for (int k = 0; k < columns_; ++k) columns_shared_ &= slots[kColumn0 + k].shared;
   }
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace&) const override {
+    const SlotView& pair = q[kColumn0 + columns_];
     for (size_t n = begin; n < end; ++n) {
       const double* out = q[kOut].At(n);
       const double* in = q[kIn].At(n);
+      if (slot >= kColumn0 && pair.data) {
+        const int k = slot - kColumn0;
+        const double* joint = pair.At(n);
+        for (int j = 0; j < rows_; ++j) eta[j] += joint[j * columns_ + k];
+        continue;
+      }
       if (slot >= kColumn0) {
         const double weight = in[slot - kColumn0];
         if (weight != 0.0)
@@ -66,9 +77,19 @@ class LearnedTransitionNode final : public Node {
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
     double energy = 0.0;
+    const SlotView& pair = q[kColumn0 + columns_];
     for (size_t n = begin; n < end; ++n) {
       const double* out = q[kOut].At(n);
       const double* in = q[kIn].At(n);
+      if (pair.data) {
+        const double* joint = pair.At(n);
+        for (int k = 0; k < columns_; ++k) {
+          const double* log_column = q[kColumn0 + k].At(n);
+          for (int j = 0; j < rows_; ++j)
+            if (joint[j * columns_ + k] != 0.0) energy -= joint[j * columns_ + k] * log_column[j];
+        }
+        continue;
+      }
       for (int k = 0; k < columns_; ++k) {
         if (in[k] == 0.0) continue;
         const double* log_column = q[kColumn0 + k].At(n);
@@ -79,10 +100,23 @@ class LearnedTransitionNode final : public Node {
     return energy;
   }
 
+  bool JoinsPair(int slot_a, int slot_b) const override {
+    return slot_a == kOut && slot_b == kIn;
+  }
+  void PairPotential(size_t n, int, int, const SlotView* q, double* out,
+                     Workspace&) const override {
+    for (int k = 0; k < columns_; ++k) {
+      const double* log_column = q[kColumn0 + k].At(n);
+      for (int j = 0; j < rows_; ++j) out[j * columns_ + k] = log_column[j];
+    }
+  }
+  bool PairPotentialShared() const override { return columns_shared_; }
+
  private:
   enum { kOut = 0, kIn = 1, kColumn0 = 2 };
   int columns_;
   int rows_ = 1;
+  bool columns_shared_ = false;  // every factor reads the same matrix (set by Bind)
 };
 
 }  // namespace

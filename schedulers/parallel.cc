@@ -90,6 +90,8 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
     const size_t k = static_cast<size_t>(&v - order.data());
     const size_t end = v.begin() + v.size();
     std::atomic<size_t> failed{end};
+    // A cluster is one sum-product pass over its elements, on this thread.
+    if (graph.clustered(v)) return graph.UpdateElements(v.id(), v.begin(), end, scratch.local());
     if (graph.updates_in_blocks(v)) {
       // One colour, consecutive elements: runs of it, each updated in blocks.
       tbb::parallel_for(tbb::blocked_range<size_t>(v.begin(), end, kRunGrain),

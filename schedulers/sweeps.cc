@@ -21,6 +21,13 @@ std::vector<Variable> SweepOrder(const FactorGraph& graph, const SchedulerOption
     if (observed)
       throw OptionsError(where + "'" + graph.variable_name(order[k].id()) +
                          "' is observed and has nothing to update (expected a hidden variable)");
+    const Variable whole = graph.Find(graph.variable_name(order[k].id()));
+    if (graph.clustered(order[k]) && order[k].size() != whole.size())
+      throw OptionsError(where + "'" + graph.variable_name(order[k].id()) +
+                         "' is a cluster with one joint posterior: its elements are updated "
+                         "together (expected the whole variable, found " +
+                         std::to_string(order[k].size()) + " of its " +
+                         std::to_string(whole.size()) + " elements)");
   }
   return order;
 }

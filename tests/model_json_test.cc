@@ -5,9 +5,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <Eigen/LU>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "tests/testing/reference.h"
 #include "vfe/graph/model_json.h"
@@ -40,6 +45,20 @@ std::string LoadError(const std::string& model) {
     return std::string("not a ModelError: ") + e.what();
   }
   return "";
+}
+
+/// `value` as printf prints it with `digits` decimals, as the examples print their results.
+std::string Fixed(double value, int digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
+
+/// Writes `text` to a file in the test's temporary folder and returns its path.
+std::string TempFile(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + name;
+  std::ofstream(path) << text;
+  return path;
 }
 
 // ---- The same model as the C++ API ----------------------------------------------------------
@@ -427,30 +446,362 @@ TEST(ModelJson, MixtureAndPotentialsMatchTheCppModels) {
             "make 4");
 }
 
+/// examples/gaussian_mixture.cc, step by step: its data, graph, starting q(z) and options.
+struct MixtureExample {
+  FactorGraph graph;
+  Variable mu, weights;
+  SchedulerOptions options;
+};
+
+std::unique_ptr<MixtureExample> BuildMixtureExample() {
+  const int k = 5, d = 2, n = 2000;
+  const double centers[5][2] = {{-6, -4}, {-2, 5}, {3, -3}, {6, 4}, {0, 0}};
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> normal(0.0, 0.7);
+  Matrix points(n, d);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < d; ++j) points(i, j) = centers[i % k][j] + normal(rng);
+  auto m = std::make_unique<MixtureExample>();
+  FactorGraph& graph = m->graph;
+  m->mu = graph.AddVariableArray("mu", Family::kMvGaussian, {k}, d);
+  const Variable lambda = graph.AddVariableArray("Lambda", Family::kWishart, {k}, d);
+  m->weights = graph.AddVariable("weights", Family::kDirichlet, k);
+  const Variable z = graph.AddVariableArray("z", Family::kCategorical, {n}, k);
+  graph.AddMvGaussian(m->mu, Vector(Vector::Zero(d)), Matrix(0.01 * Matrix::Identity(d, d)));
+  graph.AddWishart(lambda, 3.0, Matrix(Matrix::Identity(d, d)));
+  graph.AddDirichlet(m->weights, Vector(Vector::Ones(k)));
+  graph.AddCategorical(z, m->weights);
+  graph.AddGaussianMixture(graph.AddObservedRows("y", points), z, m->mu, lambda);
+  graph.Finalize();
+  std::vector<int> seeds = {0};
+  Vector nearest = (points.rowwise() - points.row(0)).rowwise().squaredNorm();
+  while (static_cast<int>(seeds.size()) < k) {
+    Eigen::Index far = 0;
+    nearest.maxCoeff(&far);
+    seeds.push_back(static_cast<int>(far));
+    nearest = nearest.cwiseMin((points.rowwise() - points.row(far)).rowwise().squaredNorm());
+  }
+  for (int i = 0; i < n; ++i) {
+    int best = 0;
+    for (int c = 1; c < k; ++c)
+      if ((points.row(i) - points.row(seeds[c])).squaredNorm() <
+          (points.row(i) - points.row(seeds[best])).squaredNorm())
+        best = c;
+    Vector one_hot = Vector::Zero(k);
+    one_hot[best] = 1.0;
+    graph.SetPosterior(z[i], Categorical(one_hot));
+  }
+  m->options.max_iterations = 500;
+  m->options.order = {m->mu, lambda, m->weights, z};
+  return m;
+}
+
+TEST(ModelJson, MixtureExampleMatchesTheCppExampleBitForBit) {
+  Model model = LoadModel(ExamplePath("gaussian_mixture.json"));
+  const Result from_json = SequentialScheduler(model.inference.options).Run(model.graph);
+  std::unique_ptr<MixtureExample> cpp = BuildMixtureExample();
+  const Result from_cpp = SequentialScheduler(cpp->options).Run(cpp->graph);
+  ASSERT_TRUE(from_cpp.converged());
+  EXPECT_EQ(from_json.free_energy, from_cpp.free_energy);
+  EXPECT_EQ(Fixed(from_json.free_energy.back(), 6), Fixed(from_cpp.free_energy.back(), 6));
+  EXPECT_EQ(model.graph.Posterior<Dirichlet>(model.graph.Find("weights")).alpha(),
+            cpp->graph.Posterior<Dirichlet>(cpp->weights).alpha());
+  for (size_t c = 0; c < 5; ++c)
+    EXPECT_EQ(model.graph.Posterior<MvGaussian>(model.graph.Find("mu")[c]).mean(),
+              cpp->graph.Posterior<MvGaussian>(cpp->mu[c]).mean());
+}
+
+/// The fields and couplings of examples/ising.cc, drawn as it draws them.
+struct IsingDraws {
+  static constexpr int kSide = 50;
+  std::vector<double> fields;       // h of site i = r·50 + c
+  std::vector<double> couplings;    // J in the example's order: site by site, right then down
+};
+
+IsingDraws DrawIsing() {
+  IsingDraws draws;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> coupling(0.3, 0.2), field(0.0, 0.3);
+  for (int i = 0; i < IsingDraws::kSide * IsingDraws::kSide; ++i) draws.fields.push_back(field(rng));
+  for (int e = 0; e < 2 * IsingDraws::kSide * (IsingDraws::kSide - 1); ++e)
+    draws.couplings.push_back(coupling(rng));
+  return draws;
+}
+
+double MeanMagnetisation(const FactorGraph& graph, const Variable& s) {
+  double magnetisation = 0.0;
+  for (size_t i = 0; i < s.size(); ++i)
+    magnetisation += 2.0 * graph.Posterior<Categorical>(s[i]).p()[1] - 1.0;
+  return magnetisation / static_cast<double>(s.size());
+}
+
+TEST(ModelJson, IsingExampleMatchesTheCppExampleToEveryPrintedDigit) {
+  Model model = LoadModel(ExamplePath("ising.json"));
+  const Result from_json = SequentialScheduler(model.inference.options).Run(model.graph);
+  const int side = IsingDraws::kSide;
+  const IsingDraws draws = DrawIsing();
+
+  // The example's graph: one plate per factor, fields first, then each site's couplings.
+  FactorGraph example;
+  const Variable s = example.AddVariableArray("s", Family::kCategorical, {side, side}, 2);
+  for (int i = 0; i < side * side; ++i)
+    example.AddPotential({s[i]}, {-draws.fields[i], draws.fields[i]});
+  size_t e = 0;
+  for (int r = 0; r < side; ++r)
+    for (int c = 0; c < side; ++c) {
+      const int i = r * side + c;
+      for (int j : {c + 1 < side ? i + 1 : -1, r + 1 < side ? i + side : -1}) {
+        if (j < 0) continue;
+        const double coupling = draws.couplings[e++];
+        example.AddPotential({s[i], s[j]}, {coupling, -coupling, -coupling, coupling});
+      }
+    }
+  example.Finalize();
+  SchedulerOptions options;
+  options.max_iterations = 1000;
+  options.tolerance = 1e-10;
+  const Result from_example = SequentialScheduler(options).Run(example);
+  ASSERT_TRUE(from_example.converged());
+  // The JSON model groups the factors into a plate per loop run: the same terms summed in
+  // another order, equal to rounding and to every digit the example prints.
+  EXPECT_EQ(model.graph.num_factors(), example.num_factors());
+  EXPECT_EQ(from_json.iterations, from_example.iterations);
+  EXPECT_EQ(Fixed(from_json.evidence_lower_bound(), 6), Fixed(from_example.evidence_lower_bound(), 6));
+  EXPECT_NEAR(from_json.free_energy.back(), from_example.free_energy.back(),
+              1e-12 * std::abs(from_example.free_energy.back()));
+  const Variable json_s = model.graph.Find("s");
+  EXPECT_EQ(Fixed(MeanMagnetisation(model.graph, json_s), 4), Fixed(MeanMagnetisation(example, s), 4));
+
+  // With the JSON model's plates (the fields, a plate per row of horizontal couplings, one of
+  // vertical couplings) and per-factor tables, the C++ graph is the JSON graph, bit for bit.
+  FactorGraph plates;
+  const Variable t = plates.AddVariableArray("s", Family::kCategorical, {side, side}, 2);
+  std::vector<double> field_tables, right_tables, down_tables;
+  for (double h : draws.fields) field_tables.insert(field_tables.end(), {-h, h});
+  std::vector<std::vector<double>> right_rows(side);
+  e = 0;
+  for (int r = 0; r < side; ++r)
+    for (int c = 0; c < side; ++c) {
+      if (c + 1 < side) {
+        const double coupling = draws.couplings[e++];
+        right_rows[r].insert(right_rows[r].end(), {coupling, -coupling, -coupling, coupling});
+      }
+      if (r + 1 < side) {
+        const double coupling = draws.couplings[e++];
+        down_tables.insert(down_tables.end(), {coupling, -coupling, -coupling, coupling});
+      }
+    }
+  plates.AddPotential({t}, field_tables);
+  for (int r = 0; r < side; ++r)
+    plates.AddPotential(
+        {t.Slice(r * side, r * side + side - 1), t.Slice(r * side + 1, r * side + side)},
+        right_rows[r]);
+  plates.AddPotential({t.Slice(0, side * (side - 1)), t.Slice(side, side * side)}, down_tables);
+  plates.Finalize();
+  EXPECT_EQ(model.graph.num_plates(), plates.num_plates());
+  const Result from_plates = SequentialScheduler(options).Run(plates);
+  EXPECT_EQ(from_json.free_energy, from_plates.free_energy);
+}
+
+TEST(ModelJson, HmmExampleMatchesTheCppExampleBitForBit) {
+  Model model = LoadModel(ExamplePath("hmm.json"));
+  const Result from_json = SequentialScheduler(model.inference.options).Run(model.graph);
+
+  // examples/hmm.cc: its simulated symbols, learned matrices and clustered states.
+  const size_t steps = 5000;
+  const int states = 3, symbols = 4;
+  Matrix true_a(states, states), true_b(symbols, states);
+  true_a << 0.90, 0.05, 0.10, 0.05, 0.85, 0.10, 0.05, 0.10, 0.80;
+  true_b << 0.70, 0.10, 0.05, 0.20, 0.70, 0.05, 0.05, 0.15, 0.30, 0.05, 0.05, 0.60;
+  const Vector pi = Vector::Constant(states, 1.0 / states);
+  std::mt19937_64 rng(5);
+  auto pick = [&](const Vector& p) {
+    double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    int k = 0;
+    while (k + 1 < p.size() && u >= p[k]) u -= p[k++];
+    return k;
+  };
+  std::vector<int> path(steps), observed(steps);
+  for (size_t t = 0; t < steps; ++t) {
+    path[t] = pick(t == 0 ? pi : Vector(true_a.col(path[t - 1])));
+    observed[t] = pick(true_b.col(path[t]));
+  }
+  FactorGraph graph;
+  const Variable x = graph.AddVariableArray("x", Family::kCategorical, {steps}, states);
+  const Variable a = graph.AddVariableArray("A", Family::kDirichlet, {size_t{states}}, states);
+  const Variable b = graph.AddVariableArray("B", Family::kDirichlet, {size_t{states}}, symbols);
+  graph.AddMatrixDirichlet(a, Matrix::Ones(states, states), "A prior");
+  Matrix b_prior = Matrix::Ones(symbols, states);
+  for (int k = 0; k < states; ++k) b_prior(k, k) += 2.0;
+  graph.AddMatrixDirichlet(b, b_prior, "B prior");
+  graph.AddCategorical(x[0], pi, "initial");
+  graph.AddTransition(x.Slice(1, steps), x.Slice(0, steps - 1), a, "dynamics");
+  graph.AddTransition(graph.AddObservedCategorical("y", observed, symbols), x, b, "emissions");
+  graph.AddCluster(x);
+  graph.Finalize();
+  SchedulerOptions options;
+  options.max_iterations = 500;
+  options.tolerance = 1e-10;
+  options.order = {a, b, x};
+  const Result from_cpp = SequentialScheduler(options).Run(graph);
+  ASSERT_TRUE(from_cpp.converged());
+  EXPECT_EQ(from_json.free_energy, from_cpp.free_energy);
+  const json out = json::parse(ResultJson(model, from_json));
+  for (int k = 0; k < states; ++k)
+    for (int j = 0; j < symbols; ++j)
+      EXPECT_EQ(out["posteriors"]["B"]["mean"][j][k].get<double>(),
+                graph.Posterior<Dirichlet>(b[k]).mean()[j]);
+}
+
+TEST(ModelJson, TrackingExampleMatchesTheCppExampleBitForBit) {
+  Model model = LoadModel(ExamplePath("tracking.json"));
+  const Result from_json = SequentialScheduler(model.inference.options).Run(model.graph);
+
+  // examples/tracking.cc: its simulated measurements, state-space model and clustered states.
+  const size_t steps = 2000;
+  Matrix a = Matrix::Identity(4, 4);
+  a(0, 0) = a(1, 1) = 0.99;
+  a(2, 2) = a(3, 3) = 0.95;
+  a(0, 2) = a(1, 3) = 0.1;
+  Matrix q = Matrix::Identity(4, 4) * 0.01;
+  q(0, 0) = q(1, 1) = 0.001;
+  Matrix c = Matrix::Zero(2, 4);
+  c(0, 0) = c(1, 1) = 1.0;
+  Matrix true_noise(2, 2);
+  true_noise << 0.09, 0.03, 0.03, 0.04;
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> normal;
+  auto draw = [&](const Matrix& cov) {
+    Vector z(cov.rows());
+    for (auto& v : z) v = normal(rng);
+    return Vector(cov.llt().matrixL() * z);
+  };
+  Matrix measured(steps, 2);
+  Vector x = draw(Matrix::Identity(4, 4));
+  for (size_t t = 0; t < steps; ++t) {
+    if (t > 0) x = a * x + draw(q);
+    measured.row(t) = (c * x + draw(true_noise)).transpose();
+  }
+  FactorGraph graph;
+  const Variable states = graph.AddVariableArray("x", Family::kMvGaussian, {steps}, 4);
+  const Variable noise = graph.AddVariable("R", Family::kWishart, 2);
+  graph.AddWishart(noise, 4.0, Matrix(Matrix::Identity(2, 2) / 4.0), "noise prior");
+  graph.AddMvGaussian(states[0], Vector(Vector::Zero(4)), Matrix(Matrix::Identity(4, 4)),
+                      "initial");
+  graph.AddLinearGaussian(states.Slice(1, steps), states.Slice(0, steps - 1), a,
+                          Matrix(q.inverse()), "dynamics");
+  graph.AddLinearGaussian(graph.AddObservedRows("y", measured), states, c, noise, "sensor");
+  graph.AddCluster(states);
+  graph.Finalize();
+  SchedulerOptions options;
+  options.max_iterations = 200;
+  options.tolerance = 1e-10;
+  const Result from_cpp = SequentialScheduler(options).Run(graph);
+  ASSERT_TRUE(from_cpp.converged());
+  EXPECT_EQ(from_json.free_energy, from_cpp.free_energy);
+  EXPECT_EQ(model.graph.Posterior<Wishart>(model.graph.Find("R")).scale(),
+            graph.Posterior<Wishart>(noise).scale());
+}
+
 // ---- The BayesPy reference cases from JSON -----------------------------------------------------
 
+
+/// The BayesPy reference models as vfe-model/1 documents, their data inline.
+json BayesPyGaussianModel(const json& data) {
+  const json& m = data["model"];
+  return {{"format", "vfe-model/1"},
+          {"variables",
+           {{{"name", "mu"}, {"family", "Gaussian"}},
+            {{"name", "tau"}, {"family", "Gamma"}},
+            {{"name", "y"}, {"shape", {data["y"].size()}}, {"observed", data["y"]}}}},
+          {"factors",
+           {{{"node", "Gaussian"}, {"out", "mu"}, {"mean", m["mu_prior_mean"]},
+             {"precision", m["mu_prior_precision"]}},
+            {{"node", "Gamma"}, {"out", "tau"}, {"shape", m["tau_prior_shape"]},
+             {"rate", m["tau_prior_rate"]}},
+            {{"node", "Gaussian"}, {"for", {{"n", {0, data["y"].size()}}}}, {"out", "y[n]"},
+             {"mean", "mu"}, {"precision", "tau"}}}},
+          {"inference", {{"iterations", 1000}, {"tolerance", 1e-8}, {"order", {"mu", "tau"}}}}};
+}
+
+json BayesPyRegressionModel(const json& data) {
+  const json& m = data["model"];
+  const int n = data["N"], d = data["D"];
+  json mean = json::array(), precision = json::array();
+  for (int i = 0; i < d; ++i) {
+    mean.push_back(m["w_prior_mean"]);
+    json row = json::array();
+    for (int j = 0; j < d; ++j) row.push_back(i == j ? m["w_prior_precision"].get<double>() : 0.0);
+    precision.push_back(row);
+  }
+  return {{"format", "vfe-model/1"},
+          {"variables",
+           {{{"name", "w"}, {"family", "MvGaussian"}, {"dim", d}},
+            {{"name", "tau"}, {"family", "Gamma"}},
+            {{"name", "X"}, {"shape", {n}}, {"dim", d}, {"observed", data["X"]}},
+            {{"name", "y"}, {"shape", {n}}, {"observed", data["y"]}}}},
+          {"factors",
+           {{{"node", "MvGaussian"}, {"out", "w"}, {"mean", mean}, {"precision", precision}},
+            {{"node", "Gamma"}, {"out", "tau"}, {"shape", m["tau_prior_shape"]},
+             {"rate", m["tau_prior_rate"]}},
+            {{"node", "LinearGaussian"}, {"for", {{"n", {0, n}}}}, {"out", "y[n]"}, {"in", "w"},
+             {"matrix", "X[n]"}, {"precision", "tau"}}}},
+          {"inference", {{"iterations", 1000}, {"tolerance", 1e-8}, {"order", {"w", "tau"}}}}};
+}
+
+/// BayesPy's Gaussian mixture: its Wishart(n, V) has the inverse scale V (our scale is V⁻¹),
+/// and q(z) starts one-hot at the reference's initial labels.
+json BayesPyMixtureModel(const json& data) {
+  const json& m = data["model"];
+  const int n = data["N"], k = m["K"], d = m["D"];
+  Matrix inverse_scale(d, d);
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j)
+      inverse_scale(i, j) = m["wishart_prior_inverse_scale"][i][j].get<double>();
+  const Matrix scale = inverse_scale.inverse();
+  json scale_rows = json::array(), precision = json::array();
+  for (int i = 0; i < d; ++i) {
+    scale_rows.push_back(json::array());
+    precision.push_back(json::array());
+    for (int j = 0; j < d; ++j) {
+      scale_rows[i].push_back(scale(i, j));
+      precision[i].push_back(i == j ? m["mean_prior_precision"].get<double>() : 0.0);
+    }
+  }
+  json initial = json::array();
+  for (int label : data["init"]["labels0"].get<std::vector<int>>()) {
+    std::vector<double> one_hot(k, 0.0);
+    one_hot[label] = 1.0;
+    initial.push_back(one_hot);
+  }
+  return {{"format", "vfe-model/1"},
+          {"variables",
+           {{{"name", "mu"}, {"family", "MvGaussian"}, {"dim", d}, {"shape", {k}}},
+            {{"name", "Lambda"}, {"family", "Wishart"}, {"dim", d}, {"shape", {k}}},
+            {{"name", "alpha"}, {"family", "Dirichlet"}, {"dim", k}},
+            {{"name", "z"}, {"family", "Categorical"}, {"dim", k}, {"shape", {n}}},
+            {{"name", "y"}, {"dim", d}, {"shape", {n}}, {"observed", data["y"]}}}},
+          {"factors",
+           {{{"node", "MvGaussian"}, {"for", {{"c", {0, k}}}}, {"out", "mu[c]"},
+             {"mean", m["mean_prior_mean"]}, {"precision", precision}},
+            {{"node", "Wishart"}, {"for", {{"c", {0, k}}}}, {"out", "Lambda[c]"},
+             {"dof", m["wishart_prior_dof"]}, {"scale", scale_rows}},
+            {{"node", "Dirichlet"}, {"out", "alpha"},
+             {"alpha", std::vector<double>(k, m["dirichlet_prior_concentration"].get<double>())}},
+            {{"node", "Categorical"}, {"for", {{"i", {0, n}}}}, {"out", "z[i]"}, {"p", "alpha"}},
+            {{"node", "GaussianMixture"}, {"for", {{"i", {0, n}}}}, {"out", "y[i]"},
+             {"switch", "z[i]"}, {"means", "mu"}, {"precisions", "Lambda"}}}},
+          {"inference",
+           {{"iterations", 1000}, {"tolerance", 1e-8}, {"order", {"mu", "Lambda", "alpha", "z"}},
+            {"initial", {{"z", {{"p", initial}}}}}}}};
+}
 
 TEST(ModelJson, BayesPyGaussianCaseFromJsonMatchesTheReference) {
   const json data = testing::LoadReference("bayespy/gauss_N1000.json");
   const json expected = testing::LoadReference("bayespy/case1_gaussian_N1000.result.json");
   VFE_REQUIRE_REFERENCE(data, "bayespy/gauss_N1000.json");
   VFE_REQUIRE_REFERENCE(expected, "bayespy/case1_gaussian_N1000.result.json");
-  const json& m = data["model"];
-  const json model_json = {
-      {"format", "vfe-model/1"},
-      {"variables",
-       {{{"name", "mu"}, {"family", "Gaussian"}},
-        {{"name", "tau"}, {"family", "Gamma"}},
-        {{"name", "y"}, {"shape", {data["y"].size()}}, {"observed", data["y"]}}}},
-      {"factors",
-       {{{"node", "Gaussian"}, {"out", "mu"}, {"mean", m["mu_prior_mean"]},
-         {"precision", m["mu_prior_precision"]}},
-        {{"node", "Gamma"}, {"out", "tau"}, {"shape", m["tau_prior_shape"]},
-         {"rate", m["tau_prior_rate"]}},
-        {{"node", "Gaussian"}, {"for", {{"n", {0, data["y"].size()}}}}, {"out", "y[n]"},
-         {"mean", "mu"}, {"precision", "tau"}}}},
-      {"inference", {{"iterations", 1000}, {"tolerance", 1e-8}, {"order", {"mu", "tau"}}}}};
-  Model model = ParseModel(model_json.dump());
+  Model model = ParseModel(BayesPyGaussianModel(data).dump());
   const Result result = SequentialScheduler(model.inference.options).Run(model.graph);
   testing::ExpectBayesPyTrace(result, expected);
   EXPECT_NEAR(model.graph.Posterior<Gaussian>(model.graph.Find("mu")).mean(),
@@ -463,37 +814,412 @@ TEST(ModelJson, BayesPyRegressionCaseFromJsonMatchesTheReference) {
   const json expected = testing::LoadReference("bayespy/case2_linreg_N10000_D10.result.json");
   VFE_REQUIRE_REFERENCE(data, "bayespy/linreg_N10000_D10.json");
   VFE_REQUIRE_REFERENCE(expected, "bayespy/case2_linreg_N10000_D10.result.json");
-  const json& m = data["model"];
-  const int n = data["N"], d = data["D"];
-  json mean = json::array(), precision = json::array();
-  for (int i = 0; i < d; ++i) {
-    mean.push_back(m["w_prior_mean"]);
-    json row = json::array();
-    for (int j = 0; j < d; ++j) row.push_back(i == j ? m["w_prior_precision"].get<double>() : 0.0);
-    precision.push_back(row);
-  }
-  const json model_json = {
-      {"format", "vfe-model/1"},
-      {"variables",
-       {{{"name", "w"}, {"family", "MvGaussian"}, {"dim", d}},
-        {{"name", "tau"}, {"family", "Gamma"}},
-        {{"name", "X"}, {"shape", {n}}, {"dim", d}, {"observed", data["X"]}},
-        {{"name", "y"}, {"shape", {n}}, {"observed", data["y"]}}}},
-      {"factors",
-       {{{"node", "MvGaussian"}, {"out", "w"}, {"mean", mean}, {"precision", precision}},
-        {{"node", "Gamma"}, {"out", "tau"}, {"shape", m["tau_prior_shape"]},
-         {"rate", m["tau_prior_rate"]}},
-        {{"node", "LinearGaussian"}, {"for", {{"n", {0, n}}}}, {"out", "y[n]"}, {"in", "w"},
-         {"matrix", "X[n]"}, {"precision", "tau"}}}},
-      {"inference", {{"iterations", 1000}, {"tolerance", 1e-8}, {"order", {"w", "tau"}}}}};
-  Model model = ParseModel(model_json.dump());
+  Model model = ParseModel(BayesPyRegressionModel(data).dump());
   const Result result = SequentialScheduler(model.inference.options).Run(model.graph);
   testing::ExpectBayesPyTrace(result, expected);
   const Vector w = model.graph.Posterior<MvGaussian>(model.graph.Find("w")).mean();
-  for (int i = 0; i < d; ++i) {
+  for (int i = 0; i < data["D"].get<int>(); ++i) {
     const double e = expected["posterior"]["w"]["mean"][i];
     EXPECT_NEAR(w[i], e, 1e-8 * std::abs(e));
   }
+}
+
+TEST(ModelJson, BayesPyMixtureCaseFromJsonMatchesTheReference) {
+  const json data = testing::LoadReference("bayespy/gmm_N10000.json");
+  const json expected = testing::LoadReference("bayespy/case3_gmm_N10000.result.json");
+  VFE_REQUIRE_REFERENCE(data, "bayespy/gmm_N10000.json");
+  VFE_REQUIRE_REFERENCE(expected, "bayespy/case3_gmm_N10000.result.json");
+  Model model = ParseModel(BayesPyMixtureModel(data).dump());
+  const Result result = SequentialScheduler(model.inference.options).Run(model.graph);
+  // As the C++ reference test: each sweep's bound to 1e-8 relative.
+  const std::vector<double> bound = expected["trace"]["lower_bound"];
+  ASSERT_EQ(result.iterations, static_cast<int>(bound.size()));
+  EXPECT_TRUE(result.converged());
+  for (size_t i = 0; i < bound.size(); ++i)
+    EXPECT_NEAR(-result.free_energy[i], bound[i], 1e-8 * std::abs(bound[i])) << "sweep " << i + 1;
+  const Vector concentration =
+      model.graph.Posterior<Dirichlet>(model.graph.Find("alpha")).alpha();
+  for (int c = 0; c < data["model"]["K"].get<int>(); ++c) {
+    const double e = expected["posterior"]["alpha"]["concentration"][c];
+    EXPECT_NEAR(concentration[c], e, 1e-7 * std::abs(e)) << "component " << c;
+  }
+}
+
+// ---- Learned matrices, per-factor log-tables ---------------------------------------------------
+
+/// A hidden Markov model with learned matrices: x_0 ~ Categorical(π), x_t ~ A[·][x_{t−1}] with
+/// A ~ MatrixDirichlet (3 states), y_t ~ B[·][x_t] with B ~ MatrixDirichlet (4 symbols x 3
+/// states). The states are updated first, then A and B from them.
+json LearnedHmmModel() {
+  return json::parse(R"({"format": "vfe-model/1",
+    "variables": [{"name": "x", "family": "Categorical", "dim": 3, "shape": [12]},
+                  {"name": "A", "family": "MatrixDirichlet", "dim": [3, 3]},
+                  {"name": "B", "family": "MatrixDirichlet", "dim": [4, 3]},
+                  {"name": "y", "family": "Categorical", "dim": 4,
+                   "observed": [0, 0, 1, 3, 1, 2, 2, 3, 0, 1, 2, 2]}],
+    "factors": [{"node": "MatrixDirichlet", "name": "A prior", "out": "A",
+                 "alpha": [[4, 1, 2], [1, 3, 1], [1, 2, 6]]},
+                {"node": "MatrixDirichlet", "name": "B prior", "out": "B",
+                 "alpha": [[3, 1, 1], [1, 3, 0.5], [1, 1, 3], [2, 0.5, 2]]},
+                {"node": "Categorical", "out": "x[0]", "p": [0.5, 0.3, 0.2]},
+                {"node": "Transition", "name": "dynamics", "for": {"t": [1, 12]}, "out": "x[t]",
+                 "in": "x[t-1]", "matrix": "A"},
+                {"node": "Transition", "name": "emissions", "for": {"t": [0, 12]}, "out": "y[t]",
+                 "in": "x[t]", "matrix": "B"}],
+    "inference": {"iterations": 30, "tolerance": 0, "order": ["x", "A", "B"]}})");
+}
+
+TEST(ModelJson, LearnedHmmMatchesTheCppModelBitForBit) {
+  Model model = ParseModel(LearnedHmmModel().dump());
+  const Result from_json = SequentialScheduler(model.inference.options).Run(model.graph);
+
+  Matrix alpha_a(3, 3), alpha_b(4, 3);
+  alpha_a << 4, 1, 2, 1, 3, 1, 1, 2, 6;
+  alpha_b << 3, 1, 1, 1, 3, 0.5, 1, 1, 3, 2, 0.5, 2;
+  const std::vector<int> y = {0, 0, 1, 3, 1, 2, 2, 3, 0, 1, 2, 2};
+  FactorGraph graph;
+  const Variable x = graph.AddVariableArray("x", Family::kCategorical, {12}, 3);
+  const Variable a = graph.AddVariableArray("A", Family::kDirichlet, {3}, 3);
+  const Variable b = graph.AddVariableArray("B", Family::kDirichlet, {3}, 4);
+  graph.AddMatrixDirichlet(a, alpha_a, "A prior");
+  graph.AddMatrixDirichlet(b, alpha_b, "B prior");
+  graph.AddCategorical(x[0], Vector((Vector(3) << 0.5, 0.3, 0.2).finished()));
+  graph.AddTransition(x.Slice(1, 12), x.Slice(0, 11), a, "dynamics");
+  graph.AddTransition(graph.AddObservedCategorical("y", y, 4), x, b, "emissions");
+  graph.Finalize();
+  const Result from_cpp = RunSweeps(graph, 30, {x, a, b});
+  EXPECT_EQ(from_json.free_energy, from_cpp.free_energy);
+  EXPECT_EQ(from_json.free_energy_increases, 0);
+
+  // The result gives each matrix as K rows of L, oriented as its prior: the prior plus the
+  // expected counts of (outcome j, state k), from the last q(x) (A and B are updated last).
+  const json out = json::parse(ResultJson(model, from_json));
+  const json& q_a = out["posteriors"]["A"];
+  const json& q_b = out["posteriors"]["B"];
+  EXPECT_EQ(q_b["family"], "MatrixDirichlet");
+  ASSERT_EQ(q_b["alpha"].size(), 4u);
+  ASSERT_EQ(q_b["alpha"][0].size(), 3u);
+  const Variable json_x = model.graph.Find("x");
+  auto p = [&](size_t t) { return model.graph.Posterior<Categorical>(json_x[t]).p(); };
+  Matrix counts_a = alpha_a, counts_b = alpha_b;
+  for (size_t t = 0; t < 12; ++t) {
+    counts_b.row(y[t]) += p(t).transpose();
+    if (t > 0) counts_a += p(t) * p(t - 1).transpose();
+  }
+  for (int j = 0; j < 4; ++j)
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_NEAR(q_b["alpha"][j][k].get<double>(), counts_b(j, k), 1e-12) << j << "," << k;
+      EXPECT_NEAR(q_b["mean"][j][k].get<double>(), counts_b(j, k) / counts_b.col(k).sum(), 1e-12);
+      if (j < 3) {
+        EXPECT_NEAR(q_a["alpha"][j][k].get<double>(), counts_a(j, k), 1e-12);
+      }
+    }
+}
+
+TEST(ModelJson, MatrixDirichletStartsFromAnInitialAlpha) {
+  json model = LearnedHmmModel();
+  model["inference"]["initial"] = {
+      {"B", {{"family", "MatrixDirichlet"},
+             {"alpha", {{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {10, 11, 12}}}}}};
+  const Model loaded = ParseModel(model.dump());
+  const Variable b = loaded.graph.Find("B");
+  EXPECT_EQ(loaded.graph.Posterior<Dirichlet>(b[1]).alpha(),
+            (Vector(4) << 2, 5, 8, 11).finished());  // column 1
+}
+
+/// Three Ising-like pairs, each with its own coupling table.
+json PairsModel(const json& tables) {
+  return {{"format", "vfe-model/1"},
+          {"variables", {{{"name", "s"}, {"family", "Categorical"}, {"dim", 2}, {"shape", {4}}}}},
+          {"factors",
+           {{{"node", "Potential"}, {"for", {{"i", {0, 4}}}}, {"variables", {"s[i]"}},
+             {"log_table", {-0.3, 0.3}}},
+            {{"node", "Potential"}, {"for", {{"i", {0, 3}}}}, {"variables", {"s[i]", "s[i+1]"}},
+             {"log_tables", tables}}}},
+          {"inference", {{"iterations", 20}, {"tolerance", 0}}}};
+}
+
+TEST(ModelJson, PerFactorLogTablesInlineOrFromCsvAreTheCppTables) {
+  const std::vector<double> tables = {0.5, -0.5, -0.5, 0.5,  1, -1, -1, 1,  -0.2, 0.2, 0.2, -0.2};
+  FactorGraph graph;
+  const Variable s = graph.AddVariableArray("s", Family::kCategorical, {4}, 2);
+  graph.AddPotential({s}, {-0.3, 0.3});
+  graph.AddPotential({s.Slice(0, 3), s.Slice(1, 4)}, tables);
+  graph.Finalize();
+  const Result from_cpp = RunSweeps(graph, 20);
+
+  Model nested = ParseModel(PairsModel({{{0.5, -0.5}, {-0.5, 0.5}}, {{1, -1}, {-1, 1}},
+                                        {{-0.2, 0.2}, {0.2, -0.2}}}).dump());
+  EXPECT_EQ(RunSweeps(nested.graph, 20).free_energy, from_cpp.free_energy);
+  const std::string csv = TempFile("vfe_pairs.csv", "a,b,c,d\n0.5,-0.5,-0.5,0.5\n1,-1,-1,1\n"
+                                                    "-0.2,0.2,0.2,-0.2\n");
+  Model from_csv = ParseModel(PairsModel({{"csv", csv}}).dump());
+  std::remove(csv.c_str());
+  EXPECT_EQ(RunSweeps(from_csv.graph, 20).free_energy, from_cpp.free_energy);
+}
+
+TEST(ModelJson, MatrixDirichletAndLogTableErrorsNameThePointer) {
+  auto hmm_error = [](const std::function<void(json&)>& edit) {
+    json model = LearnedHmmModel();
+    edit(model);
+    return LoadError(model.dump());
+  };
+  const std::string bad_csv = TempFile("vfe_tables.csv", "1,2,3,4\n5,6,7,8\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {hmm_error([](json& m) { m["variables"][1]["dim"] = 3; }),
+       "/variables/1/dim: expected [K, L] (L columns, each a Dirichlet over K outcomes), found 3"},
+      {hmm_error([](json& m) { m["variables"][1].erase("dim"); }),
+       "/variables/1: missing required key 'dim' ([K, L]: L columns, each a Dirichlet over K "
+       "outcomes)"},
+      {hmm_error([](json& m) { m["variables"][1]["dim"] = {3, 0}; }),
+       "/variables/1/dim/1: expected a positive integer at most 268435456, found 0"},
+      {hmm_error([](json& m) { m["variables"][1]["shape"] = {2}; }),
+       "/variables/1/shape: expected no 'shape' for a MatrixDirichlet variable (one matrix, sized "
+       "by 'dim': [K, L]), found an array of 1"},
+      {hmm_error([](json& m) { m["variables"][1]["observed"] = {{1, 0}, {0, 1}}; }),
+       "/variables/1/observed: expected a hidden MatrixDirichlet variable (a known matrix is the "
+       "'matrix' of its Transition), found observed values"},
+      {hmm_error([](json& m) { m["variables"][1]["family"] = "MatrixDirichlett"; }),
+       "/variables/1/family: unknown family \"MatrixDirichlett\" (did you mean "
+       "'MatrixDirichlet'?); expected one of 'Gaussian', 'MvGaussian', 'Gamma', 'Wishart', "
+       "'Beta', 'Bernoulli', 'Categorical', 'Dirichlet', 'MatrixDirichlet'"},
+      {hmm_error([](json& m) { m["factors"][1]["alpha"] = {{3, 1, 1, 2}, {1, 3, 1, 1}, {1, 1, 3, 2}}; }),
+       "/factors/1/alpha: expected 4 rows of 3 (an outcome per row, a column per column of 'B', "
+       "dim [4, 3]), found 3 rows of 4"},
+      {hmm_error([](json& m) { m["factors"][0]["alpha"][1][2] = -1; }),
+       "/factors/0/alpha/1/2: expected a positive number, found -1"},
+      {hmm_error([](json& m) { m["factors"][0]["out"] = "x"; }),
+       "/factors/0/out: expected a MatrixDirichlet variable, found 'x' (Categorical)"},
+      {hmm_error([](json& m) { m["factors"][0]["out"] = "A[0]"; }),
+       "/factors/0/out: expected the whole MatrixDirichlet variable 'A', found \"A[0]\" (one of "
+       "its columns)"},
+      {hmm_error([](json& m) { m["factors"][0]["for"] = {{"k", {0, 3}}}; }),
+       "/factors/0/for: unknown key 'for'; expected one of 'node', 'name', 'out', 'alpha'"},
+      {hmm_error([](json& m) { m["factors"][3]["matrix"] = "x"; }),
+       "/factors/3/matrix: expected a constant matrix (an array of rows) or a MatrixDirichlet "
+       "variable, found 'x' (Categorical)"},
+      {hmm_error([](json& m) { m["factors"][3]["matrix"] = "AA"; }),
+       "/factors/3/matrix: unknown variable 'AA' (did you mean 'A'?)"},
+      {hmm_error([](json& m) { m["factors"][4]["matrix"] = "A"; }),
+       "/factors/4/out: expected a Categorical variable with 3 outcomes (the rows of the "
+       "MatrixDirichlet 'A', dim [3, 3]), found 'y' (observed) with 4"},
+      {hmm_error([](json& m) {
+         m["factors"][4]["matrix"] = {{0.25, 0.25}, {0.25, 0.25}, {0.25, 0.25}, {0.25, 0.25}};
+       }),
+       "/factors/4/in: expected a Categorical variable with 2 outcomes (the columns of the 4x2 "
+       "matrix), found 'x' (Categorical) with 3"},
+      {hmm_error([](json& m) { m["factors"][2]["p"] = "A"; }),
+       "/factors/2/p: expected a variable or one element, found the MatrixDirichlet 'A' (whole, "
+       "it is only the 'matrix' of a Transition or the 'out' of its prior; its column k, a "
+       "Dirichlet variable, is \"A[k]\")"},
+      {hmm_error([](json& m) {
+         m["inference"]["initial"] = {{"A", {{"alpha", {{1, 1, 1}, {1, 1, 1}}}}}};
+       }),
+       "/inference/initial/A/alpha: expected 3 rows of 3 (dim [3, 3]), found 2 rows of 3"},
+      {hmm_error([](json& m) { m["inference"]["initial"] = {{"A", {{"family", "Dirichlet"}}}}; }),
+       "/inference/initial/A/family: expected \"MatrixDirichlet\" (the family of 'A'), found the "
+       "string \"Dirichlet\""},
+      {LoadError([] {
+         json m = PairsModel(json::array());
+         m["factors"][1]["log_table"] = {0, 0, 0, 0};
+         return m.dump();
+       }()),
+       "/factors/1: expected one of 'log_table' and 'log_tables', found both"},
+      {LoadError([] {
+         json m = PairsModel(json::array());
+         m["factors"][1].erase("log_tables");
+         return m.dump();
+       }()),
+       "/factors/1: missing required key 'log_table' (one table for every factor) or "
+       "'log_tables' (one table per factor)"},
+      {LoadError(PairsModel({{0, 0, 0, 0}, {0, 0, 0, 0}}).dump()),
+       "/factors/1/log_tables: expected an array of 3 tables (one per factor of the loop) or "
+       "{\"csv\": ...}, found an array of 2"},
+      {LoadError(PairsModel({{0, 0, 0, 0}, {0, 0, 0}, {0, 0, 0, 0}}).dump()),
+       "/factors/1/log_tables/1: expected a table of 4 entries (the product of the variables' "
+       "categories), found 3"},
+      {LoadError(PairsModel({{"csv", bad_csv}}).dump()),
+       "/factors/1/log_tables/csv: expected 3 rows (one per factor of the loop) of 4 entries (the "
+       "product of the variables' categories), found 2 rows of 4"},
+  };
+  std::remove(bad_csv.c_str());
+  for (const auto& [error, expected] : cases) EXPECT_EQ(error, expected);
+}
+
+// ---- Round trips -------------------------------------------------------------------------------
+
+/// Writes `original` normalised and loads it back: the same variables, plates and settings, the
+/// same starting point and run (free energy and every posterior bit for bit, over at most 30
+/// sweeps), and the same document when written again.
+void ExpectRoundTrip(Model& original) {
+  const std::string text = NormalisedModelJson(original);
+  EXPECT_EQ(text.find("\"csv\""), std::string::npos) << "CSV data are inlined";
+  Model reloaded = ParseModel(text, "/nonexistent");  // nothing is read from files
+  const FactorGraph& a = original.graph;
+  const FactorGraph& b = reloaded.graph;
+  // The graph's variables include the factors' constants, in the same order.
+  ASSERT_EQ(a.num_variables(), b.num_variables());
+  for (uint32_t id = 0; id < a.num_variables(); ++id)
+    EXPECT_EQ(a.variable_name(id), b.variable_name(id));
+  ASSERT_EQ(original.variables.size(), reloaded.variables.size());
+  for (size_t i = 0; i < original.variables.size(); ++i) {
+    const Variable& v = original.variables[i];
+    const Variable& w = reloaded.variables[i];
+    const std::string& name = a.variable_name(v.id());
+    EXPECT_EQ(v.id(), w.id()) << name;
+    EXPECT_EQ(v.size(), w.size()) << name;
+    EXPECT_EQ(a.observed(v), b.observed(w)) << name;
+    if (!a.observed(v)) {
+      EXPECT_EQ(a.family(v[0]), b.family(w[0])) << name;
+    }
+    EXPECT_EQ(a.dim(v[0]), b.dim(w[0])) << name;
+  }
+  EXPECT_EQ(original.shapes, reloaded.shapes);
+  ASSERT_EQ(a.num_plates(), b.num_plates());
+  for (PlateId p = 0; p < a.num_plates(); ++p) {
+    EXPECT_EQ(a.plate_name(p), b.plate_name(p));
+    EXPECT_EQ(a.plate_size(p), b.plate_size(p)) << a.plate_name(p);
+    EXPECT_EQ(std::string(a.node(p).type()), std::string(b.node(p).type())) << a.plate_name(p);
+  }
+  const SchedulerOptions& options = original.inference.options;
+  EXPECT_EQ(options.max_iterations, reloaded.inference.options.max_iterations);
+  EXPECT_EQ(options.tolerance, reloaded.inference.options.tolerance);
+  EXPECT_EQ(original.inference.scheduler, reloaded.inference.scheduler);
+  EXPECT_EQ(original.inference.threads, reloaded.inference.threads);
+  ASSERT_EQ(options.order.size(), reloaded.inference.options.order.size());
+  for (size_t i = 0; i < options.order.size(); ++i)
+    EXPECT_EQ(options.order[i].id(), reloaded.inference.options.order[i].id());
+  EXPECT_EQ(NormalisedModelJson(reloaded), text);
+
+  SchedulerOptions capped = options;
+  capped.max_iterations = std::min(options.max_iterations, 30);
+  const Result first = SequentialScheduler(capped).Run(original.graph);
+  capped.order = reloaded.inference.options.order;
+  const Result second = SequentialScheduler(capped).Run(reloaded.graph);
+  EXPECT_EQ(first.initial_free_energy, second.initial_free_energy);
+  EXPECT_EQ(first.free_energy, second.free_energy);
+  json first_result = json::parse(ResultJson(original, first));
+  json second_result = json::parse(ResultJson(reloaded, second));
+  first_result.erase("timing_ms");
+  second_result.erase("timing_ms");
+  EXPECT_EQ(first_result, second_result);
+}
+
+TEST(ModelJson, EveryExampleRoundTripsThroughTheNormalisedDocument) {
+  for (const char* name : {"coin.json", "gaussian_mean_precision.json", "linear_regression.json",
+                           "gaussian_mixture.json", "ising.json", "hmm.json",
+                           "tracking.json"}) {
+    SCOPED_TRACE(name);
+    Model model = LoadModel(ExamplePath(name));
+    ExpectRoundTrip(model);
+  }
+}
+
+TEST(ModelJson, BayesPyModelsAndLearnedMatricesRoundTrip) {
+  const json gauss = testing::LoadReference("bayespy/gauss_N1000.json");
+  const json regression = testing::LoadReference("bayespy/linreg_N10000_D10.json");
+  const json mixture = testing::LoadReference("bayespy/gmm_N10000.json");
+  VFE_REQUIRE_REFERENCE(gauss, "bayespy/gauss_N1000.json");
+  VFE_REQUIRE_REFERENCE(regression, "bayespy/linreg_N10000_D10.json");
+  VFE_REQUIRE_REFERENCE(mixture, "bayespy/gmm_N10000.json");
+  const std::vector<std::pair<std::string, json>> models = {
+      {"BayesPy Gaussian", BayesPyGaussianModel(gauss)},
+      {"BayesPy regression", BayesPyRegressionModel(regression)},
+      {"BayesPy mixture", BayesPyMixtureModel(mixture)},
+      {"learned HMM", LearnedHmmModel()},
+      {"per-factor tables", PairsModel({{0.5, -0.5, -0.5, 0.5}, {1, -1, -1, 1}, {0, 0, 0, 0}})}};
+  for (const auto& [what, document] : models) {
+    SCOPED_TRACE(what);
+    Model model = ParseModel(document.dump());
+    ExpectRoundTrip(model);
+  }
+}
+
+TEST(ModelJson, NormalisedDocumentInlinesCsvInTheLoadersLayout) {
+  // One observed vector from a one-row CSV file, a scalar array from a column, starting means
+  // from CSV: each is written inline, with the shape (and dim) that reads it back.
+  const std::string csv = TempFile("vfe_normalise.csv", "a,b\n0.25,-1.5\n");
+  const std::string column = TempFile("vfe_normalise_column.csv", "m\n1\n2\n3\n");
+  const std::string text = R"({"format": "vfe-model/1",
+    "variables": [{"name": "x", "family": "Gaussian", "shape": [3]},
+                  {"name": "m", "family": "MvGaussian", "dim": 2},
+                  {"name": "v", "observed": {"csv": ")" + csv + R"("}},
+                  {"name": "y", "observed": {"csv": ")" + column + R"(", "column": "m"}}],
+    "factors": [{"node": "Gaussian", "for": {"i": [0, 3]}, "out": "x[i]", "mean": 0, "precision": 1},
+                {"node": "Gaussian", "for": {"i": [0, 3]}, "out": "y[i]", "mean": "x[i]", "precision": 2},
+                {"node": "MvGaussian", "out": "m", "mean": [0, 0], "precision": [[1, 0], [0, 1]]},
+                {"node": "MvGaussian", "out": "v", "mean": "m", "precision": [[2, 0], [0, 2]]}],
+    "inference": {"initial": {"x": {"mean": {"csv": ")" + column + R"("}, "variance": 0.5}}}})";
+  Model model = ParseModel(text);
+  std::remove(csv.c_str());
+  std::remove(column.c_str());
+  const json normalised = json::parse(NormalisedModelJson(model));
+  EXPECT_EQ(normalised["variables"][2],
+            json::parse(R"({"name": "v", "observed": [0.25, -1.5], "dim": 2})"));
+  EXPECT_EQ(normalised["variables"][3],
+            json::parse(R"({"name": "y", "observed": [1.0, 2.0, 3.0], "shape": [3]})"));
+  EXPECT_EQ(normalised["inference"],
+            json::parse(R"({"initial": {"x": {"mean": [1.0, 2.0, 3.0], "variance": 0.5}},
+                            "iterations": 100, "tolerance": 1e-8, "scheduler": "sequential",
+                            "threads": 0})"));
+  ExpectRoundTrip(model);
+}
+
+std::string Patched(const json& patch);  // the base model of the malformed cases, below
+
+TEST(ModelJson, ResultPosteriorsStartTheModelWhereTheRunEnded) {
+  // A result's "posteriors" are a valid "initial" block: loaded with it, the model starts at
+  // the free energy its run ended at (to rounding: variances are written, precisions used).
+  std::vector<std::pair<std::string, Model>> models;
+  for (const char* name : {"coin.json", "gaussian_mean_precision.json", "linear_regression.json",
+                           "gaussian_mixture.json"})
+    models.emplace_back(name, LoadModel(ExamplePath(name)));
+  models.emplace_back("learned HMM", ParseModel(LearnedHmmModel().dump()));
+  for (auto& [what, model] : models) {
+    SCOPED_TRACE(what);
+    SchedulerOptions options = model.inference.options;
+    options.max_iterations = std::min(options.max_iterations, 20);
+    const Result result = SequentialScheduler(options).Run(model.graph);
+    json document = json::parse(NormalisedModelJson(model));
+    document["inference"]["initial"] = json::parse(ResultJson(model, result))["posteriors"];
+    Model warm = ParseModel(document.dump());
+    options.max_iterations = 1;
+    options.order = warm.inference.options.order;
+    const double start = SequentialScheduler(options).Run(warm.graph).initial_free_energy;
+    EXPECT_NEAR(start, result.free_energy.back(), 1e-10 * std::abs(result.free_energy.back()));
+  }
+}
+
+TEST(ModelJson, ResultPosteriorsAreCheckedAsInitialValues) {
+  json hmm = LearnedHmmModel();
+  auto error = [&](const json& initial) {
+    json model = hmm;
+    model["inference"]["initial"] = initial;
+    return LoadError(model.dump());
+  };
+  EXPECT_EQ(error({{"x", json::array({{{"p", {1, 0, 0}}}})}}),
+            "/inference/initial/x: expected an object of parameters or an array of 12 posteriors "
+            "(shape [12]), found an array of 1");
+  EXPECT_EQ(error({{"A", {{"alpha", {{2, 1, 1}, {1, 1, 1}, {1, 1, 2}}},
+                          {"mean", {{0.5, 1.0 / 3, 0.25}, {0.25, 1.0 / 3, 0.25}, {0.25, 1.0 / 3, 0.6}}}}}}),
+            "/inference/initial/A/mean: expected the mean the other parameters give, 0.5, found "
+            "0.6 (entry 8)");
+  EXPECT_EQ(LoadError(Patched({{"inference", {{"initial", {{"tau", {{"family", "Gamma"},
+                                                                   {"shape", 3}, {"rate", 2},
+                                                                   {"mean", 2}}}}}}}})),
+            "/inference/initial/tau/mean: expected the mean the other parameters give, 1.5, "
+            "found 2");
+  json x = json::array();
+  for (int t = 0; t < 12; ++t) x.push_back({{"family", "Categorical"}, {"p", {0.2, 0.3, 0.5}}});
+  x[7] = {{"family", "Categorical"}, {"p", {0.2, 0.3}}};
+  EXPECT_EQ(error({{"x", x}}), "/inference/initial/x/7/p: expected 3 numbers, found 2");
+}
+
+TEST(ModelJson, ALibDaiModelHasNoDocumentToWrite) {
+  const Model model = ParseLibDaiFactorGraph("1\n\n1\n0\n2\n2\n0 0.5\n1 2\n", "tiny.fg");
+  EXPECT_THAT([&] { NormalisedModelJson(model); },
+              ::testing::ThrowsMessage<ModelError>(::testing::HasSubstr(
+                  "the model was not read from a vfe-model/1 document")));
 }
 
 // ---- Malformed models ------------------------------------------------------------------------
@@ -571,7 +1297,7 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"unknown family", WithVariable(R"({"name": "z", "family": "Gausian"})"),
        "/variables/3/family: unknown family \"Gausian\" (did you mean 'Gaussian'?); expected one "
        "of 'Gaussian', 'MvGaussian', 'Gamma', 'Wishart', 'Beta', 'Bernoulli', 'Categorical', "
-       "'Dirichlet'"},
+       "'Dirichlet', 'MatrixDirichlet'"},
       {"hidden without family", WithVariable(R"({"name": "z"})"),
        "/variables/3: missing required key 'family' (a hidden variable needs one; an observed "
        "one needs 'observed')"},
@@ -607,7 +1333,8 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"unknown node", WithLikelihood(R"({"node": "Gausian", "out": "y"})"),
        "/factors/2/node: unknown node type \"Gausian\" (did you mean 'Gaussian'?); expected one "
        "of 'Gaussian', 'MvGaussian', 'LinearGaussian', 'Gamma', 'Wishart', 'Beta', 'Dirichlet', "
-       "'Bernoulli', 'Categorical', 'GaussianMixture', 'Transition', 'Potential'"},
+       "'MatrixDirichlet', 'Bernoulli', 'Categorical', 'GaussianMixture', 'Transition', "
+       "'Potential'"},
       {"missing argument", WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "mu"})"),
        "/factors/2: missing required key 'precision' (Gaussian takes 'out', 'mean', "
        "'precision')"},
@@ -683,8 +1410,8 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"inference: negative tolerance", Patched({{"inference", {{"tolerance", -1}}}}),
        "/inference/tolerance: expected a number >= 0, found -1"},
       {"inference: unknown scheduler", Patched({{"inference", {{"scheduler", "fast"}}}}),
-       "/inference/scheduler: expected \"sequential\" or \"parallel\", found the "
-       "string \"fast\""},
+       "/inference/scheduler: expected \"sequential\", \"parallel\" or \"async\", found "
+       "the string \"fast\""},
       {"inference: order names observed", Patched({{"inference", {{"order", {"mu", "y"}}}}}),
        "/inference/order/1: 'y' is observed and has nothing to update"},
       {"inference: unknown key", Patched({{"inference", {{"iteration", 5}}}}),
@@ -701,10 +1428,18 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"initial: negative rate",
        Patched({{"inference", {{"initial", {{"tau", {{"shape", 1}, {"rate", -2}}}}}}}}),
        "/inference/initial/tau: Gamma: rate must be > 0 and finite, got -2"},
-      {"structured factorisation", Patched({{"factorisation", json::array({json::array({"mu", "tau"})})}}),
-       "/factorisation/0: structured (joint) factorisations are not supported in this version; "
-       "expected mean field (one single-element variable per list), found an array of 2 naming "
-       "'mu'"},
+      {"cluster of two variables",
+       Patched({{"factorisation", json::array({json::array({"mu", "tau"})})}}),
+       "/factorisation/0: expected one variable per cluster (the joint posterior over the "
+       "elements of an array variable, e.g. [\"x\"]), found an array of 2; clusters of several "
+       "variables are not supported yet"},
+      {"variable in two clusters",
+       Patched({{"factorisation", json::array({json::array({"mu"}), json::array({"mu"})})}}),
+       "/factorisation/1/0: variable 'mu' is already in the cluster at /factorisation/0; a "
+       "variable belongs to one cluster"},
+      {"cluster of an observed variable",
+       Patched({{"factorisation", json::array({json::array({"y"})})}}),
+       "/factorisation/0/0: expected a hidden variable, found the observed variable 'y'"},
   };
   EXPECT_GE(cases.size(), 30u);
   for (const Malformed& c : cases) {

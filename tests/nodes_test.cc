@@ -902,6 +902,7 @@ class BoundNode {
       }
       views_.push_back(view);
     }
+    views_.push_back(SlotView{});  // no pair of a cluster: the view after the last slot is empty
     ws_.Resize(max_dim);
     node_->Prepare(views_.data(), n);
   }

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +32,7 @@ const char* const kUsage =
     "  run MODEL.json     run inference and write the result JSON\n"
     "  check MODEL.json   validate the model and print a summary\n"
     "  dot MODEL.json     print the factor graph in Graphviz DOT\n"
+    "  agent AGENT.json   run an active inference agent and write its per-step trace\n"
     "\n"
     "options:\n"
     "  --help             this text (also: vfe <command> --help)\n"
@@ -40,21 +42,34 @@ const char* const kUsage =
 
 const char* const kRunUsage =
     "usage: vfe run MODEL.json [-o RESULT.json] [--iterations K] [--tolerance T]\n"
-    "               [--scheduler sequential|parallel] [--threads N] [--quiet]\n"
+    "               [--scheduler sequential|parallel|async] [--threads N] [--threshold X]\n"
+    "               [--algorithm vmp|bp] [--damping D] [--quiet]\n"
     "\n"
     "Runs variational message passing on the model and writes the result (vfe-result/1:\n"
     "convergence, the free energy per sweep, every posterior, timings) to RESULT.json, or to\n"
     "standard output without -o. Options override the model's \"inference\" block. On a\n"
     "terminal a progress line (sweep, F, change of F, elapsed time) is shown on standard error\n"
     "unless --quiet is given. The parallel scheduler updates each variable's elements colour\n"
-    "by colour on N threads (0: every core); its results do not depend on N.\n";
+    "by colour on N threads (0: every core); its results do not depend on N. The async\n"
+    "scheduler updates blocks of elements on a flow graph, each again only when a neighbour's\n"
+    "moments moved by more than X (default 1e-9; relative above 1 in size, absolute below),\n"
+    "and stops when no change is pending; it reports F once per round.\n"
+    "\n"
+    "--algorithm bp runs loopy belief propagation instead (Categorical variables and discrete\n"
+    "factors only): F is the Bethe free energy, -F the Bethe estimate of log Z (exact on\n"
+    "trees); --tolerance bounds the change of any belief probability in a sweep; --scheduler\n"
+    "sequential updates variable by variable, parallel floods every message at once on N\n"
+    "threads (the same result for any N); --damping D in [0, 1) damps the messages.\n";
 
 const char* const kCheckUsage =
-    "usage: vfe check MODEL.json\n"
+    "usage: vfe check [--normalise] MODEL.json\n"
     "\n"
     "Validates the model (every error names its JSON pointer) and prints a summary: variables\n"
     "(hidden, observed, elements), factors by node type, the colours of each hidden variable\n"
-    "(the parallel scheduler's stages) and the inference settings.\n";
+    "(the parallel scheduler's stages) and the inference settings.\n"
+    "With --normalise it prints instead the model as one self-contained vfe-model/1 document:\n"
+    "CSV data inlined, shapes and inference defaults written out; it loads to the same graph\n"
+    "and runs to the same free energy, bit for bit.\n";
 
 const char* const kDotUsage =
     "usage: vfe dot MODEL.json\n"
@@ -81,12 +96,27 @@ long ParseInteger(const std::string& option, const std::string& text) {
   return x;
 }
 
+/// Loopy BP with the run's iteration cap, tolerance (on the beliefs) and progress callback.
+vfe::Result RunBeliefPropagation(vfe::FactorGraph& graph, const vfe::SchedulerOptions& options,
+                                 bool flooding, int threads, double damping) {
+  vfe::BeliefPropagationOptions bp;
+  bp.schedule = flooding ? vfe::BpSchedule::kFlooding : vfe::BpSchedule::kSequential;
+  bp.max_iterations = options.max_iterations;
+  bp.tolerance = options.tolerance;
+  bp.threads = threads;
+  bp.damping = damping;
+  bp.callback = options.callback;
+  return vfe::BeliefPropagation(bp).Run(graph);
+}
+
 int Run(const std::vector<std::string>& args) {
   std::string model_path, output_path;
   bool quiet = false;
   std::optional<int> iterations, threads;
-  std::optional<double> tolerance;
+  std::optional<double> tolerance, threshold;
   std::optional<std::string> scheduler;
+  std::optional<std::string> algorithm;
+  std::optional<double> damping;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& {
@@ -114,9 +144,22 @@ int Run(const std::vector<std::string>& args) {
       threads = static_cast<int>(t);
     } else if (a == "--scheduler") {
       scheduler = value();
-      if (*scheduler != "sequential" && *scheduler != "parallel")
-        throw UsageError{"--scheduler: expected sequential or parallel, found \"" + *scheduler +
-                         "\""};
+      if (*scheduler != "sequential" && *scheduler != "parallel" && *scheduler != "async")
+        throw UsageError{"--scheduler: expected sequential, parallel or async, found \"" +
+                         *scheduler + "\""};
+    } else if (a == "--threshold") {
+      const double x = ParseNumber(a, value());
+      if (x < 0) throw UsageError{"--threshold: expected a number >= 0, found " + vfe::FormatNumber(x)};
+      threshold = x;
+    } else if (a == "--algorithm") {
+      algorithm = value();
+      if (*algorithm != "vmp" && *algorithm != "bp")
+        throw UsageError{"--algorithm: expected vmp or bp, found \"" + *algorithm + "\""};
+    } else if (a == "--damping") {
+      const double d = ParseNumber(a, value());
+      if (!(d >= 0 && d < 1))
+        throw UsageError{"--damping: expected a number in [0, 1), found " + vfe::FormatNumber(d)};
+      damping = d;
     } else if (!a.empty() && a[0] == '-') {
       throw UsageError{"run: unknown option " + a};
     } else if (model_path.empty()) {
@@ -142,10 +185,21 @@ int Run(const std::vector<std::string>& args) {
       return true;
     };
   }
+  const bool belief_propagation = algorithm && *algorithm == "bp";
+  if (damping && !belief_propagation)
+    throw UsageError{"--damping: only belief propagation (--algorithm bp) damps its messages"};
+  if (belief_propagation && scheduler_name == "async")
+    throw UsageError{"--algorithm bp: expected the scheduler sequential or parallel (flooding), "
+                     "found async"};
+  vfe::AsyncOptions async;
+  async.threads = thread_count;
+  if (threshold) async.threshold = *threshold;
   const vfe::Result result =
-      scheduler_name == "parallel"
-          ? vfe::ParallelScheduler(options, thread_count).Run(model.graph)
-          : vfe::SequentialScheduler(options).Run(model.graph);
+      belief_propagation ? RunBeliefPropagation(model.graph, options, scheduler_name == "parallel",
+                                                thread_count, damping.value_or(0.0))
+      : scheduler_name == "async"    ? vfe::AsyncScheduler(options, async).Run(model.graph)
+      : scheduler_name == "parallel" ? vfe::ParallelScheduler(options, thread_count).Run(model.graph)
+                                     : vfe::SequentialScheduler(options).Run(model.graph);
   if (progress) std::fprintf(stderr, "\n%s\n", result.message.c_str());
   const std::string text = vfe::ResultJson(model, result) + "\n";
   if (output_path.empty()) {
@@ -181,11 +235,18 @@ std::string SingleModelArgument(const std::vector<std::string>& args, const char
   return path;
 }
 
-int Check(const std::vector<std::string>& args) {
+int Check(std::vector<std::string> args) {
+  const auto normalise_flag = std::find(args.begin(), args.end(), "--normalise");
+  const bool normalise = normalise_flag != args.end();
+  if (normalise) args.erase(normalise_flag);
   bool help = false;
   const std::string path = SingleModelArgument(args, "check", kCheckUsage, help);
   if (help) return 0;
   const vfe::Model model = vfe::LoadModel(path);
+  if (normalise) {
+    std::cout << vfe::NormalisedModelJson(model) << "\n";
+    return 0;
+  }
   const vfe::FactorGraph& g = model.graph;
   size_t hidden = 0, observed = 0, hidden_elements = 0, observed_elements = 0;
   for (const vfe::Variable& v : model.variables) {
@@ -210,6 +271,65 @@ int Check(const std::vector<std::string>& args) {
             << model.inference.options.max_iterations << " sweeps, tolerance "
             << vfe::FormatNumber(model.inference.options.tolerance) << "\n"
             << "build: " << vfe::FormatNumber(model.build_ms) << " ms\n";
+  return 0;
+}
+
+const char* const kAgentUsage =
+    "usage: vfe agent AGENT.json [--steps T] [--observations OBS.json] [-o TRACE.json]\n"
+    "\n"
+    "Runs the active inference agent of AGENT.json (vfe-agent/1: its generative model in\n"
+    "pymdp's layout, settings and environment) and writes the trace (vfe-agent-trace/1): per\n"
+    "step the observation, the state posterior, its free energy, every policy's G (pymdp's\n"
+    "negative expected free energy) with risk, ambiguity, utility and information gains, q(pi),\n"
+    "the action marginals and the action. Without --observations the agent acts in the file's\n"
+    "environment for T steps per episode (default: the file's \"run\" block); with it, it\n"
+    "replays the observations (a list of outcome lists, or {\"observations\": [...],\n"
+    "\"actions\": [...]} to also impose the actions taken).\n";
+
+int AgentCommand(const std::vector<std::string>& args) {
+  std::string path, observations_path, output;
+  long steps = -1;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw UsageError{a + ": missing its value"};
+      return args[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kAgentUsage;
+      return 0;
+    } else if (a == "--steps") {
+      steps = ParseInteger(a, value());
+      if (steps < 1 || steps > 100000000)
+        throw UsageError{"--steps: expected a positive integer, found " + std::to_string(steps)};
+    } else if (a == "--observations") {
+      observations_path = value();
+    } else if (a == "-o") {
+      output = value();
+    } else if (!a.empty() && a[0] == '-') {
+      throw UsageError{"agent: unknown option " + a};
+    } else if (!path.empty()) {
+      throw UsageError{"agent: expected one agent file, found a second: " + a};
+    } else {
+      path = a;
+    }
+  }
+  if (path.empty()) throw UsageError{"agent: missing the agent file"};
+  const vfe::agents::AgentFile file = vfe::agents::LoadAgentFile(path);
+  std::vector<std::vector<int>> observations, actions;
+  if (!observations_path.empty()) {
+    vfe::agents::LoadObservations(observations_path, observations, actions);
+    if (steps > 0 && static_cast<size_t>(steps) < observations.size()) observations.resize(steps);
+  }
+  std::ofstream file_out;
+  if (!output.empty()) {
+    file_out.open(output);
+    if (!file_out) throw vfe::ModelError(output + ": cannot write the trace");
+  }
+  std::ostream& out = output.empty() ? std::cout : file_out;
+  vfe::agents::RunAgent(file, steps > 0 ? static_cast<int>(steps) : file.steps,
+                        observations_path.empty() ? nullptr : &observations,
+                        actions.empty() ? nullptr : &actions, out);
   return 0;
 }
 
@@ -241,6 +361,7 @@ int main(int argc, char** argv) {
     if (command == "run") return Run(rest);
     if (command == "check") return Check(rest);
     if (command == "dot") return Dot(rest);
+    if (command == "agent") return AgentCommand(rest);
     throw UsageError{"unknown command '" + command + "'"};
   } catch (const UsageError& e) {
     std::cerr << "vfe: " << e.message << "\n\n" << kUsage;

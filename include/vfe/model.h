@@ -3,6 +3,7 @@
 
 // The public API of vfe in one include: distributions, factor graphs, node types and
 // schedulers.
+#include "vfe/agents/agent.h"
 #include "vfe/core/error.h"
 #include "vfe/core/splitmix.h"
 #include "vfe/core/types.h"
@@ -10,6 +11,8 @@
 #include "vfe/graph/factor_graph.h"
 #include "vfe/nodes/node.h"
 #include "vfe/nodes/nodes.h"
+#include "vfe/schedulers/async.h"
+#include "vfe/schedulers/belief_propagation.h"
 #include "vfe/schedulers/options.h"
 #include "vfe/schedulers/parallel.h"
 #include "vfe/schedulers/sequential.h"

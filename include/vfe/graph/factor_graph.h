@@ -188,6 +188,19 @@ class FactorGraph {
   PlateId AddPotential(const std::vector<Argument>& variables, const std::vector<double>& log_table,
                        const std::string& name = "");
 
+  // ---- Factorisation --------------------------------------------------------------------
+
+  /// Gives the elements of the hidden array variable `v` (Categorical, Gaussian or
+  /// MvGaussian) one joint posterior q(v[0], …, v[N−1]) instead of independent ones: the
+  /// factors that join two of its elements (Transition, a two-variable Potential,
+  /// LinearGaussian or MvGaussian with out = v[t] and in = v[t−1]) must form a tree, which
+  /// is solved exactly by sum-product (forward–backward on a chain, the Kalman filter and RTS
+  /// smoother for Gaussian states), with VMP messages from everything outside it. The free
+  /// energy then uses the pairs' joint posteriors (the Bethe form, exact on a tree). Call
+  /// before Finalize; Finalize throws GraphError naming a cycle, or a factor that cannot join
+  /// two elements.
+  void AddCluster(const Variable& v);
+
   /// Validates the graph and sets up the flat storage; throws GraphError or ModelError naming
   /// the variable or factor at fault. Starts every hidden variable at its prior: the product
   /// of the messages of the factors that have it as "out", with their other arguments at their
@@ -210,6 +223,9 @@ class FactorGraph {
   Family family(const Variable& v) const;
   int dim(const Variable& v) const;
   bool observed(const Variable& v) const;
+  /// True when `v`'s variable has a joint posterior over its elements (AddCluster): its
+  /// elements are updated together, by UpdateElements over all of them.
+  bool clustered(const Variable& v) const;
   /// Hidden declared variables in order of declaration (constants excluded).
   std::vector<Variable> HiddenVariables() const;
   const Node& node(PlateId plate) const;
@@ -242,7 +258,8 @@ class FactorGraph {
   /// Scratch space sized for this graph (allocates; make one per thread, outside sweeps).
   Scratch MakeScratch() const;
   /// The VMP update of one hidden element: η = Σ incoming messages, then its moments.
-  /// Returns false, leaving the element unchanged, if η is not a proper density.
+  /// Returns false, leaving the element unchanged, if η is not a proper density. Throws
+  /// GraphError for an element of a cluster (update the cluster with UpdateElements).
   bool UpdateElement(uint32_t variable, size_t index, Scratch& scratch);
   /// The same update, with the blocks of its large message sums (plates of more than 16384
   /// factors that send it one sum, as N observations to a global mean) run by `runner`: the
@@ -254,7 +271,9 @@ class FactorGraph {
   /// `end`. When no factor joins two elements of the variable and all of them are connected
   /// alike (a plate of independent elements, like the labels of a mixture), their messages
   /// are computed in blocks, so that nodes share work between factors; the result is the
-  /// same, bit for bit.
+  /// same, bit for bit. The elements of a cluster are updated together by sum-product over
+  /// the whole cluster: [begin, end) must cover them all (GraphError otherwise), and on
+  /// failure none of them changes.
   size_t UpdateElements(uint32_t variable, size_t begin, size_t end, Scratch& scratch);
   /// True when UpdateElements updates `v`'s elements in blocks (set by Finalize).
   bool updates_in_blocks(const Variable& v) const;
@@ -279,6 +298,36 @@ class FactorGraph {
     double entropy = 0.0;              ///< Σ_hidden H[q]
   };
   FreeEnergyTerms FreeEnergyParts(Scratch& scratch) const;
+
+  // ---- Structure, read-only (for schedulers that pass their own messages, such as loopy
+  // belief propagation). Each throws GraphError before Finalize or for an index out of range.
+
+  /// The element that factor n of `plate` reads at `slot` (slots as in the node's
+  /// slot_names()): a hidden or observed element, or a constant, which is a one-element
+  /// observed variable of its own (family(), dim() and Moments() describe it).
+  Variable FactorArgument(PlateId plate, size_t n, size_t slot) const;
+  /// E[T(x)] of one element: the moments of a hidden element's current posterior, T(value) of
+  /// an observed element or a constant (a Categorical's probabilities, one-hot when observed;
+  /// a Dirichlet constant's log p).
+  const double* Moments(const Variable& element) const;
+  /// Node::LogTable of factor n of `plate`: log f_n over the node's Categorical slots, or
+  /// nullptr when the factor is not a fixed discrete table.
+  const double* FactorLogTable(PlateId plate, size_t n) const;
+
+  /// Elements [begin, end) of declared variable `variable`.
+  struct ElementRange {
+    uint32_t variable = 0;
+    size_t begin = 0;
+    size_t end = 0;
+  };
+  /// The hidden elements that share a factor with an element of `v` (a run of one hidden
+  /// variable): those whose moments an update of v reads, and those whose updates read v's.
+  /// Observed elements and constants are left out. No element is its own neighbour, but
+  /// elements of the run that a factor joins to another of its elements are listed. Ranges
+  /// may overlap; they are
+  /// sorted by (variable, begin, end), without repeats. Two updates may run at the same time
+  /// only if neither element is in the other's list (the async scheduler's dependencies).
+  std::vector<ElementRange> HiddenNeighbours(const Variable& v) const;
 
  private:
   struct Impl;

@@ -4,6 +4,7 @@
 // Models in the JSON format "vfe-model/1" (docs/json-format.md), and results in
 // "vfe-result/1".
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,11 @@ struct InferenceSettings {
   int threads = 0;                         ///< of the parallel scheduler; 0: all cores
 };
 
+/// What a JSON document says beyond the graph it builds (defined in model_json.cc): the
+/// document as parsed, the declared variables as written (matrix Dirichlets, observed values
+/// read from CSV) and the other CSV tables it read. ResultJson and NormalisedModelJson use it.
+struct ModelDocument;
+
 /// A model read from JSON: its finalised graph (posteriors at their starting points, the
 /// "initial" block applied) and its inference settings.
 struct Model {
@@ -29,6 +35,8 @@ struct Model {
   /// Shapes of the declared variables, by id ({} for a single element).
   std::vector<std::vector<size_t>> shapes;
   double build_ms = 0.0;  ///< parsing, validation and Finalize
+  /// The document the model was read from; null for a libDAI file.
+  std::shared_ptr<const ModelDocument> document;
 };
 
 /// Parses a "vfe-model/1" document. CSV paths are relative to `base_directory`. Throws
@@ -47,8 +55,18 @@ Model LoadModel(const std::string& path);
 Model ParseLibDaiFactorGraph(const std::string& text, const std::string& source);
 
 /// The result of a run as "vfe-result/1" JSON: convergence, the free-energy trace, every hidden
-/// variable's posterior (arrays as arrays) and the timings.
+/// variable's posterior (arrays as arrays; a MatrixDirichlet variable as one K x L "alpha") and
+/// the timings.
 std::string ResultJson(const Model& model, const Result& result, int indent = 2);
+
+/// The model as a normalised "vfe-model/1" document: the one it was read from, with every CSV
+/// file inlined (observed values, per-factor log-tables, starting posteriors), every observed
+/// variable's "shape" written out, and the "inference" block complete (its defaults written).
+/// Each number is written with the digits that read back to the same double, so ParseModel of
+/// the text builds the same graph (variables, factors, constants, starting posteriors) and a
+/// run gives the same free energy bit for bit. Throws ModelError for a model not read from
+/// JSON (a libDAI file).
+std::string NormalisedModelJson(const Model& model, int indent = 2);
 
 }  // namespace vfe
 

@@ -77,6 +77,37 @@ class Node {
   /// Σ_{n ∈ [begin, end)} U_n with U_n = −E_q[log f_n], the node's share of the free energy.
   virtual double AverageEnergy(size_t begin, size_t end, const SlotView* q,
                                Workspace& ws) const = 0;
+  /// For belief propagation: log f_n as a fixed table over the node's Categorical slots (in
+  /// slot order, row-major, the last slot fastest; −∞ for impossible configurations), or
+  /// nullptr when factor n is not a fixed discrete table (continuous nodes, learned
+  /// matrices). `q` are the plate's views, where a constant parameter such as Categorical's
+  /// p lives (its statistic log p is the table). The pointer stays valid while the graph
+  /// lives.
+  virtual const double* LogTable(size_t /*n*/, const SlotView* /*q*/) const { return nullptr; }
+
+  // ---- Tree-shaped clusters (a joint posterior over the elements of one variable) --------
+  //
+  // When a plate joins two elements of one cluster through slots a < b (the transitions of a
+  // chain), the graph solves the cluster by sum-product and asks the node for PairPotential
+  // instead of messages to those slots. The pair's joint moments then replace the product of
+  // its marginals everywhere else (average energy, messages to the other slots): they are
+  // in q[slot_names().size()], the view after the last slot, whose data is null when the
+  // plate joins no pair. Their layout: for Categorical pairs, the K_a x K_b table
+  // E[x_a,i x_b,j] (row-major, x_a the row); for Gaussian pairs, E[x_a x_bᵀ] (D_a x D_b,
+  // column-major).
+
+  /// True when factors of this node can join two cluster elements through slots a < b.
+  virtual bool JoinsPair(int /*slot_a*/, int /*slot_b*/) const { return false; }
+  /// log ψ_n(x_a, x_b) = E_{q of the other slots}[log f_n] as a function of the pair, up to a
+  /// constant: for Categorical pairs the K_a x K_b table (row-major, −∞ for impossible
+  /// pairs); for Gaussian pairs the natural parameters of z = (x_a, x_b) in the MvGaussian
+  /// layout (η₁ = h, η₂ = −P/2 of log ψ = hᵀz − ½ zᵀPz, D_a + D_b entries then the
+  /// (D_a + D_b)² matrix). Called only when JoinsPair(a, b).
+  virtual void PairPotential(size_t /*n*/, int /*slot_a*/, int /*slot_b*/, const SlotView* /*q*/,
+                             double* /*out*/, Workspace& /*ws*/) const {}
+  /// True when PairPotential is the same for every factor of the plate (one table, or
+  /// parameters shared by all factors): the graph then asks once per cluster update.
+  virtual bool PairPotentialShared() const { return false; }
 };
 
 }  // namespace vfe
