@@ -2,6 +2,7 @@
 
 #include "nodes/node_checks.h"
 #include "vfe/core/format.h"
+#include "vfe/core/special.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
@@ -23,7 +24,7 @@ class GammaNode final : public Node {
       throw ModelError(where + ": shape must be a positive number, got " + FormatNumber(shape_));
     RequireFamily(slots[kOut], {Family::kGamma}, where);
     RequireFamily(slots[kRate], {Family::kGamma}, where);
-    log_gamma_shape_ = std::lgamma(shape_);
+    log_gamma_shape_ = LogGamma(shape_);
   }
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,

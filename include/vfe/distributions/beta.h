@@ -83,7 +83,7 @@ class Beta {
   }
   static double LogPartition(const double* eta) {
     const double a = eta[0] + 1.0, b = eta[1] + 1.0;
-    return std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b);
+    return LogGamma(a) + LogGamma(b) - LogGamma(a + b);
   }
   static double Entropy(const double* eta) {
     double moments[2];

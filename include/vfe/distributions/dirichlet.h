@@ -93,9 +93,9 @@ class Dirichlet {
     double total = 0.0, sum = 0.0;
     for (int k = 0; k < dim; ++k) {
       total += eta[k] + 1.0;
-      sum += std::lgamma(eta[k] + 1.0);
+      sum += LogGamma(eta[k] + 1.0);
     }
-    return sum - std::lgamma(total);
+    return sum - LogGamma(total);
   }
   static double Entropy(int dim, const double* eta) {
     double total = 0.0;

@@ -83,11 +83,11 @@ class Gamma {
   }
   static double LogPartition(const double* eta) {
     const double shape = eta[1] + 1.0;
-    return std::lgamma(shape) - shape * std::log(-eta[0]);
+    return LogGamma(shape) - shape * std::log(-eta[0]);
   }
   static double Entropy(const double* eta) {
     const double shape = eta[1] + 1.0;
-    return shape - std::log(-eta[0]) + std::lgamma(shape) + (1.0 - shape) * Digamma(shape);
+    return shape - std::log(-eta[0]) + LogGamma(shape) + (1.0 - shape) * Digamma(shape);
   }
   static void PointMoments(double x, double* moments) {
     moments[0] = x;
