@@ -498,6 +498,11 @@ size_t FactorGraph::Impl::UpdateGaussianCluster(Cluster& cluster, Scratch& scrat
   const size_t stat = static_cast<size_t>(info.stat_size);
   const size_t pair = static_cast<size_t>(d2) * (d2 + 1);
   GaussianClusterWork& work = cluster.work;
+  // A plate whose factors share one potential (one matrix and precision) gives it once: the
+  // last one computed, and its orientation, are copied to the next pair of the plate.
+  const double* shared_psi = nullptr;
+  uint32_t shared_plate = UINT32_MAX;
+  char shared_orientation = 0;
   for (size_t i = 0; i < cluster.size; ++i) {
     double* unary = cluster.unary.data() + i * stat;
     std::fill_n(unary, stat, 0.0);
@@ -506,6 +511,11 @@ size_t FactorGraph::Impl::UpdateGaussianCluster(Cluster& cluster, Scratch& scrat
     if (cluster.parent[i] == Cluster::kNoParent) continue;
     const Plate& plate = plates[cluster.edge_plate[i]];
     double* psi = cluster.potential.data() + i * pair;
+    if (shared_plate == cluster.edge_plate[i] &&
+        shared_orientation == cluster.child_in_slot_a[i]) {
+      std::copy_n(shared_psi, pair, psi);
+      continue;
+    }
     plate.node->PairPotential(cluster.edge_factor[i], plate.pair_slot_a, plate.pair_slot_b,
                               plate.views.data(), psi, scratch.node);
     if (!ConstVectorMap(psi, pair).allFinite()) return i;
@@ -522,6 +532,10 @@ size_t FactorGraph::Impl::UpdateGaussianCluster(Cluster& cluster, Scratch& scrat
       eta2.topRightCorner(d, d) = work.lambda.bottomLeftCorner(d, d);
       eta2.bottomLeftCorner(d, d) = work.lambda.topRightCorner(d, d);
     }
+    const bool shared = plate.node->PairPotentialShared();
+    shared_plate = shared ? cluster.edge_plate[i] : UINT32_MAX;
+    shared_psi = psi;
+    shared_orientation = cluster.child_in_slot_a[i];
   }
   // Upward (filter): below_i = unary_i + Σ up_children; up_i = ∫ ψ_i below_i dx_i.
   for (size_t r = cluster.size; r-- > 0;) {
