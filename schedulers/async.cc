@@ -46,6 +46,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "schedulers/parallel_blocks.h"
 #include "schedulers/sweeps.h"
 #include "vfe/core/format.h"
 
@@ -55,35 +56,8 @@ namespace {
 /// The most elements of one block: small enough for two to eight threads to find blocks
 /// that share no factor, large enough to cover a flow-graph message (about a microsecond).
 constexpr size_t kBlockElements = 512;
-/// The fewest blocks of a long message sum run concurrently (as in the parallel scheduler).
-constexpr size_t kParallelBlocks = 16;
 constexpr uint32_t kNoBlock = UINT32_MAX;
 
-/// Runs the blocks of one long message sum (a global parameter fed by N factors) on every
-/// thread of the arena. Isolated, so that a thread waiting for them runs only these blocks,
-/// never another flow-graph body, which would reuse its scratch.
-class ParallelMessageBlocks final : public BlockRunner {
- public:
-  explicit ParallelMessageBlocks(tbb::enumerable_thread_specific<Scratch>& scratch)
-      : scratch_(scratch) {}
-  void Run(size_t count, const Body& body) const override {
-    if (count < kParallelBlocks) {
-      Scratch& local = scratch_.local();
-      for (size_t b = 0; b < count; ++b) body(b, local);
-      return;
-    }
-    tbb::this_task_arena::isolate([&] {
-      tbb::parallel_for(tbb::blocked_range<size_t>(0, count, 1),
-                        [&](const tbb::blocked_range<size_t>& range) {
-                          Scratch& local = scratch_.local();
-                          for (size_t b = range.begin(); b != range.end(); ++b) body(b, local);
-                        });
-    });
-  }
-
- private:
-  tbb::enumerable_thread_specific<Scratch>& scratch_;
-};
 
 /// A block of elements of one variable that no factor joins.
 struct Block {
@@ -314,7 +288,7 @@ class Rounds {
   std::unique_ptr<std::atomic<bool>[]> flags_;  ///< by block: an update is due
   tbb::enumerable_thread_specific<Scratch> scratch_;
   tbb::enumerable_thread_specific<Scratch> sum_scratch_;  ///< for the long message sums
-  ParallelMessageBlocks message_blocks_;
+  ParallelBlocks message_blocks_;
   std::atomic<int64_t> updates_{0};
   std::atomic<bool> capped_{false};
   std::atomic<bool> failed_{false};

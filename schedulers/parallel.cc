@@ -10,6 +10,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "schedulers/parallel_blocks.h"
 #include "schedulers/sweeps.h"
 
 namespace vfe {
@@ -20,9 +21,6 @@ namespace {
 constexpr size_t kElementGrain = 256;
 /// Runs of a variable that updates in blocks, handed to a task at a time.
 constexpr size_t kRunGrain = 2048;
-/// The fewest blocks of a message sum run concurrently (fewer run on the calling thread: at
-/// 16384 factors a block, waking the other threads for a few costs more than it saves).
-constexpr size_t kParallelBlocks = 16;
 
 /// Lowers `target` to `value` if smaller (the first failed element, whichever thread saw it).
 void KeepSmallest(std::atomic<size_t>& target, size_t value) {
@@ -30,31 +28,6 @@ void KeepSmallest(std::atomic<size_t>& target, size_t value) {
   while (value < current && !target.compare_exchange_weak(current, value)) {
   }
 }
-
-/// Runs the blocks of one large message sum on every thread of the arena. Isolated, so that a
-/// thread waiting for them runs only these blocks (never another element's update, which
-/// would reuse its scratch), with scratch of their own.
-class ParallelBlocks final : public BlockRunner {
- public:
-  explicit ParallelBlocks(tbb::enumerable_thread_specific<Scratch>& scratch) : scratch_(scratch) {}
-  void Run(size_t count, const Body& body) const override {
-    if (count < kParallelBlocks) {  // not worth waking the other threads; the same sums
-      Scratch& local = scratch_.local();
-      for (size_t b = 0; b < count; ++b) body(b, local);
-      return;
-    }
-    tbb::this_task_arena::isolate([&] {
-      tbb::parallel_for(tbb::blocked_range<size_t>(0, count, 1),
-                        [&](const tbb::blocked_range<size_t>& range) {
-                          Scratch& local = scratch_.local();
-                          for (size_t b = range.begin(); b != range.end(); ++b) body(b, local);
-                        });
-    });
-  }
-
- private:
-  tbb::enumerable_thread_specific<Scratch>& scratch_;
-};
 
 }  // namespace
 
