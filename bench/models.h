@@ -64,12 +64,12 @@ inline MixtureData MakeMixtureData(int n, uint64_t seed) {
   return data;
 }
 
-/// The mixture of examples/gaussian_mixture.cc over `data`, q(z) one-hot at labels0; `order`
-/// receives the reference case's update order (means, precisions, weights, labels).
-inline FactorGraph MakeMixtureGraph(const MixtureData& data, std::vector<Variable>* order) {
-  const int n = static_cast<int>(data.points.rows());
+/// The mixture model of examples/gaussian_mixture.cc (the priors of the BayesPy reference
+/// case) over the rows of `points` with k components, finalised, every label at its prior;
+/// `order` receives the reference case's update order (means, precisions, weights, labels).
+inline FactorGraph MakeMixtureModel(const Matrix& points, int k, std::vector<Variable>* order) {
+  const int n = static_cast<int>(points.rows()), d = static_cast<int>(points.cols());
   FactorGraph graph;
-  const int k = kComponents, d = kDimension;
   const Variable mu = graph.AddVariableArray("mu", Family::kMvGaussian, {size_t(k)}, d);
   const Variable lambda = graph.AddVariableArray("Lambda", Family::kWishart, {size_t(k)}, d);
   const Variable weights = graph.AddVariable("weights", Family::kDirichlet, k);
@@ -78,14 +78,21 @@ inline FactorGraph MakeMixtureGraph(const MixtureData& data, std::vector<Variabl
   graph.AddWishart(lambda, 3.0, Matrix(Matrix::Identity(d, d)));
   graph.AddDirichlet(weights, Vector(Vector::Ones(k)));
   graph.AddCategorical(z, weights);
-  graph.AddGaussianMixture(graph.AddObservedRows("y", data.points), z, mu, lambda);
+  graph.AddGaussianMixture(graph.AddObservedRows("y", points), z, mu, lambda);
   graph.Finalize();
-  for (int i = 0; i < n; ++i) {
-    Vector one_hot = Vector::Zero(k);
+  *order = {mu, lambda, weights, z};
+  return graph;
+}
+
+/// The mixture over `data`, q(z) one-hot at labels0.
+inline FactorGraph MakeMixtureGraph(const MixtureData& data, std::vector<Variable>* order) {
+  FactorGraph graph = MakeMixtureModel(data.points, kComponents, order);
+  const Variable& z = order->back();
+  for (size_t i = 0; i < z.size(); ++i) {
+    Vector one_hot = Vector::Zero(kComponents);
     one_hot[data.labels0[i]] = 1.0;
     graph.SetPosterior(z[i], Categorical(one_hot));
   }
-  *order = {mu, lambda, weights, z};
   return graph;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/models.h"
 #include "vfe/graph/model_json.h"
 #include "vfe/model.h"
 
@@ -65,24 +66,14 @@ FactorGraph Mixture(int n, std::vector<Variable>* order) {
   Matrix points(n, d);
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < d; ++j) points(i, j) = 4.0 * ((i + j) % k) + normal(rng);
-  FactorGraph graph;
-  const Variable mu = graph.AddVariableArray("mu", Family::kMvGaussian, {size_t(k)}, d);
-  const Variable lambda = graph.AddVariableArray("Lambda", Family::kWishart, {size_t(k)}, d);
-  const Variable weights = graph.AddVariable("weights", Family::kDirichlet, k);
-  const Variable z = graph.AddVariableArray("z", Family::kCategorical, {size_t(n)}, k);
-  graph.AddMvGaussian(mu, Vector(Vector::Zero(d)), Matrix(0.01 * Matrix::Identity(d, d)));
-  graph.AddWishart(lambda, 3.0, Matrix(Matrix::Identity(d, d)));
-  graph.AddDirichlet(weights, Vector(Vector::Ones(k)));
-  graph.AddCategorical(z, weights);
-  graph.AddGaussianMixture(graph.AddObservedRows("y", points), z, mu, lambda);
-  graph.Finalize();
+  FactorGraph graph = bench::MakeMixtureModel(points, k, order);
+  const Variable z = order->back();
   std::uniform_real_distribution<double> uniform(0.1, 1.0);
   for (int i = 0; i < n; ++i) {
     Vector p(k);
     for (int c = 0; c < k; ++c) p[c] = uniform(rng);
     graph.SetPosterior(z[i], Categorical(Vector(p / p.sum())));
   }
-  *order = {mu, lambda, weights, z};
   return graph;
 }
 
