@@ -5,6 +5,7 @@
 // open-boundary Ising grid, generated with SplitMix64.
 
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "vfe/model.h"
@@ -93,6 +94,42 @@ inline FactorGraph MakeMixtureGraph(const MixtureData& data, std::vector<Variabl
     one_hot[data.labels0[i]] = 1.0;
     graph.SetPosterior(z[i], Categorical(one_hot));
   }
+  return graph;
+}
+
+/// An open side × side Ising grid of random couplings J = normal(rng) and fields
+/// h = field_scale · normal(rng) (drawn in that order: fields, each row's horizontal
+/// couplings, the vertical ones), in three kinds of plates: the fields, one plate per row of
+/// horizontal couplings, one of vertical couplings. Finalised; `order` receives {s}.
+inline FactorGraph MakeRandomIsingGraph(int side, double field_scale,
+                                        std::normal_distribution<double>& normal,
+                                        std::mt19937_64& rng, std::vector<Variable>* order) {
+  const size_t n = static_cast<size_t>(side) * side;
+  FactorGraph graph;
+  const Variable s =
+      graph.AddVariableArray("s", Family::kCategorical, {size_t(side), size_t(side)}, 2);
+  std::vector<double> fields, vertical;
+  for (size_t i = 0; i < n; ++i) {
+    const double h = field_scale * normal(rng);
+    fields.insert(fields.end(), {-h, h});
+  }
+  graph.AddPotential({s}, fields);
+  for (int r = 0; r < side; ++r) {
+    std::vector<double> tables;
+    for (int c = 0; c + 1 < side; ++c) {
+      const double j = normal(rng);
+      tables.insert(tables.end(), {j, -j, -j, j});
+    }
+    const size_t row = static_cast<size_t>(r) * side;
+    graph.AddPotential({s.Slice(row, row + side - 1), s.Slice(row + 1, row + side)}, tables);
+  }
+  for (size_t i = 0; i + side < n; ++i) {
+    const double j = normal(rng);
+    vertical.insert(vertical.end(), {j, -j, -j, j});
+  }
+  graph.AddPotential({s.Slice(0, n - side), s.Slice(side, n)}, vertical);
+  graph.Finalize();
+  *order = {s};
   return graph;
 }
 

@@ -57,37 +57,13 @@ FactorGraph Mixture(int n, std::vector<Variable>* order) {
 FactorGraph Ising(int side, double coupling_sd, std::vector<Variable>* order) {
   std::mt19937_64 rng(3);
   std::normal_distribution<double> normal(0.0, coupling_sd);
-  const size_t n = static_cast<size_t>(side) * side;
-  FactorGraph graph;
-  const Variable s =
-      graph.AddVariableArray("s", Family::kCategorical, {size_t(side), size_t(side)}, 2);
-  std::vector<double> fields, vertical;
-  for (size_t i = 0; i < n; ++i) {
-    const double h = 0.3 * normal(rng);
-    fields.insert(fields.end(), {-h, h});
-  }
-  graph.AddPotential({s}, fields);
-  for (int r = 0; r < side; ++r) {
-    std::vector<double> tables;
-    for (int c = 0; c + 1 < side; ++c) {
-      const double j = normal(rng);
-      tables.insert(tables.end(), {j, -j, -j, j});
-    }
-    const size_t row = static_cast<size_t>(r) * side;
-    graph.AddPotential({s.Slice(row, row + side - 1), s.Slice(row + 1, row + side)}, tables);
-  }
-  for (size_t i = 0; i + side < n; ++i) {
-    const double j = normal(rng);
-    vertical.insert(vertical.end(), {j, -j, -j, j});
-  }
-  graph.AddPotential({s.Slice(0, n - side), s.Slice(side, n)}, vertical);
-  graph.Finalize();
+  FactorGraph graph = bench::MakeRandomIsingGraph(side, 0.3, normal, rng, order);
+  const Variable s = order->front();
   std::uniform_real_distribution<double> uniform(0.05, 0.95);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < s.size(); ++i) {
     const double p = uniform(rng);
     graph.SetPosterior(s[i], Categorical((Vector(2) << p, 1 - p).finished()));
   }
-  *order = {s};
   return graph;
 }
 

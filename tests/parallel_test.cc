@@ -81,32 +81,7 @@ FactorGraph Mixture(int n, std::vector<Variable>* order) {
 FactorGraph Ising(int side, std::vector<Variable>* order, double coupling_sd = 0.5) {
   std::mt19937_64 rng(9);
   std::normal_distribution<double> normal(0.0, coupling_sd);
-  const size_t n = static_cast<size_t>(side) * side;
-  FactorGraph graph;
-  const Variable s = graph.AddVariableArray("s", Family::kCategorical, {size_t(side), size_t(side)}, 2);
-  std::vector<double> fields, vertical;
-  for (size_t i = 0; i < n; ++i) {
-    const double h = normal(rng);
-    fields.insert(fields.end(), {-h, h});
-  }
-  graph.AddPotential({s}, fields);
-  for (int r = 0; r < side; ++r) {
-    std::vector<double> tables;
-    for (int c = 0; c + 1 < side; ++c) {
-      const double j = normal(rng);
-      tables.insert(tables.end(), {j, -j, -j, j});
-    }
-    const size_t row = static_cast<size_t>(r) * side;
-    graph.AddPotential({s.Slice(row, row + side - 1), s.Slice(row + 1, row + side)}, tables);
-  }
-  for (size_t i = 0; i + side < n; ++i) {
-    const double j = normal(rng);
-    vertical.insert(vertical.end(), {j, -j, -j, j});
-  }
-  graph.AddPotential({s.Slice(0, n - side), s.Slice(side, n)}, vertical);
-  graph.Finalize();
-  *order = {s};
-  return graph;
+  return bench::MakeRandomIsingGraph(side, 1.0, normal, rng, order);
 }
 
 /// A hidden Markov chain with a learned transition matrix (two colours of states).
