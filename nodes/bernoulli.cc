@@ -1,4 +1,6 @@
 #include "nodes/node_checks.h"
+#include "vfe/distributions/bernoulli.h"
+#include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
@@ -50,6 +52,11 @@ class BernoulliNode final : public Node {
       if (x != 1.0) sum[0] -= (1.0 - x) * log_p[1];
     }, &energy);
     return energy;
+  }
+
+  double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
+    return Bernoulli(point_values::Probability(q[kP].At(n)))
+        .LogDensity(point_values::Scalar(q[kOut].At(n)));
   }
 };
 

@@ -1,4 +1,6 @@
 #include "nodes/node_checks.h"
+#include "vfe/distributions/categorical.h"
+#include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
@@ -49,6 +51,13 @@ class CategoricalNode final : public Node {
   /// statistic); with a Dirichlet variable p, none.
   const double* LogTable(size_t n, const SlotView* q) const override {
     return p_constant_ ? q[kP].At(n) : nullptr;
+  }
+
+  /// log p_k at the outcome k, p read back from its statistics log p (normalised again, so
+  /// that a sampled p's rounding does not count).
+  double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
+    return Categorical::FromNatural(ConstVectorMap(q[kP].At(n), dim_))
+        .LogDensity(point_values::Outcome(dim_, q[kOut].At(n)));
   }
 
  private:

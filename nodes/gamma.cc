@@ -3,6 +3,8 @@
 #include "nodes/node_checks.h"
 #include "vfe/core/format.h"
 #include "vfe/core/special.h"
+#include "vfe/distributions/gamma.h"
+#include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
@@ -44,6 +46,11 @@ class GammaNode final : public Node {
       energy += -shape_ * b[1] + log_gamma_shape_ - (shape_ - 1.0) * x[1] + b[0] * x[0];
     }
     return energy;
+  }
+
+  double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
+    using point_values::Scalar;
+    return Gamma(shape_, Scalar(q[kRate].At(n))).LogDensity(Scalar(q[kOut].At(n)));
   }
 
  private:

@@ -2,6 +2,8 @@
 
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
+#include "vfe/distributions/gaussian.h"
+#include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
@@ -69,6 +71,12 @@ class GaussianNode final : public Node {
       sum[0] += Energy(out.At(n), 1.0, mean.At(n), precision.At(n));
     }, &energy);
     return energy;
+  }
+
+  double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
+    using point_values::Scalar;
+    return Gaussian(Scalar(q[kMean].At(n)), Scalar(q[kPrecision].At(n)))
+        .LogDensity(Scalar(q[kOut].At(n)));
   }
 
  private:

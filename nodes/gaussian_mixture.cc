@@ -4,6 +4,8 @@
 
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
+#include "vfe/distributions/mv_gaussian.h"
+#include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
@@ -122,6 +124,15 @@ class GaussianMixtureNode final : public Node {
       if (r != 0.0) energy -= r * log_likelihood;
     });
     return energy;
+  }
+
+  /// The component's density N(out | μ_k, Λ_k⁻¹) at the switch's outcome k (a scalar is the
+  /// D = 1 case: its statistics start with x and τ).
+  double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
+    const int k = point_values::Outcome(k_, q[kSwitch].At(n));
+    return MvGaussian(point_values::Vec(dim_, q[Mean(k)].At(n)),
+                      point_values::Mat(dim_, q[Precision(k)].At(n)))
+        .LogDensity(point_values::Vec(dim_, q[kOut].At(n)));
   }
 
  private:

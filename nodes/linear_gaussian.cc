@@ -2,6 +2,8 @@
 
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
+#include "vfe/distributions/mv_gaussian.h"
+#include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
@@ -145,6 +147,18 @@ class LinearGaussianNode final : public Node {
                        pair.data ? pair.At(n) : nullptr, ws);
     }
     return energy;
+  }
+
+  /// N(out | A·in, W⁻¹) at the point, as an MvGaussian density (M = 1 for a scalar out).
+  double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
+    const int m = out_dim_;
+    const Vector x = point_values::Vec(in_dim_, q[kIn].At(n));
+    const Vector mean = kind_ == Matrices::kIdentity ? x : Vector(A(n) * x);
+    const double* w = q[kPrecision].At(n);
+    const Matrix precision = scalar_precision_
+                                 ? Matrix(point_values::Scalar(w) * Matrix::Identity(m, m))
+                                 : Matrix(point_values::Mat(m, w));
+    return MvGaussian(mean, precision).LogDensity(point_values::Vec(m, q[kOut].At(n)));
   }
 
   bool JoinsPair(int slot_a, int slot_b) const override {

@@ -4,6 +4,7 @@
 
 #include "nodes/node_checks.h"
 #include "vfe/core/format.h"
+#include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
@@ -153,6 +154,13 @@ class PotentialNode final : public Node {
     std::copy_n(Table(n), table_size_, out);
   }
   bool PairPotentialShared() const override { return num_tables_ == 1; }
+
+  double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
+    size_t index = 0;
+    for (int i = 0; i < num_variables_; ++i)
+      index = index * cardinality_[i] + point_values::Outcome(cardinality_[i], q[i].At(n));
+    return Table(n)[index];
+  }
 
  private:
   /// The message of a potential over any number of variables. Out of line, so that the

@@ -5,6 +5,7 @@
 
 #include "nodes/node_checks.h"
 #include "vfe/distributions/distributions.h"
+#include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
@@ -14,9 +15,12 @@ namespace {
 /// message to out is the density's own natural parameters η, and U = A(η) − η·E[T(out)].
 class PriorNode final : public Node {
  public:
+  /// log p(x) of the density at the point whose statistics T(x) are given.
+  using PointDensity = std::function<double(const double* point)>;
   /// `make` builds the density (throwing ModelError for invalid parameters) and writes its
-  /// dimension, natural parameters and log-partition.
-  using Maker = std::function<void(int& dim, std::vector<double>& natural, double& log_partition)>;
+  /// dimension, natural parameters, log-partition and pointwise log-density.
+  using Maker = std::function<void(int& dim, std::vector<double>& natural, double& log_partition,
+                                   PointDensity& log_density)>;
   PriorNode(const char* type, Family family, Maker make)
       : type_(type), family_(family), make_(std::move(make)) {}
   const char* type() const override { return type_; }
@@ -27,7 +31,7 @@ class PriorNode final : public Node {
     RequireFamily(slots[0], {family_}, where);
     int dim = 1;
     try {
-      make_(dim, natural_, log_partition_);
+      make_(dim, natural_, log_partition_, log_density_);
     } catch (const ModelError& e) {
       throw ModelError(where + ": " + e.what());
     }
@@ -53,23 +57,41 @@ class PriorNode final : public Node {
     return energy;
   }
 
+  double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
+    return log_density_(q[0].At(n));
+  }
+
  private:
   const char* type_;
   Family family_;
   Maker make_;
   std::vector<double> natural_;
   double log_partition_ = 0.0;
+  PointDensity log_density_;
 };
+
+/// The density at the point whose statistics are `t`, reading the value back by family.
+double PointLogDensity(const Wishart& d, const double* t) {
+  return d.LogDensity(point_values::Mat(d.dim(), t));
+}
+double PointLogDensity(const Beta& d, const double* t) {
+  return d.LogDensity(point_values::Probability(t));
+}
+double PointLogDensity(const Dirichlet& d, const double* t) {
+  return d.LogDensity(point_values::Probabilities(d.dim(), t));
+}
 
 /// A Maker for distribution D built by `build`.
 template <class D, class Build>
 PriorNode::Maker MakerOf(Build build) {
-  return [build](int& dim, std::vector<double>& natural, double& log_partition) {
+  return [build](int& dim, std::vector<double>& natural, double& log_partition,
+                 PriorNode::PointDensity& log_density) {
     const D prior = build();
     dim = prior.dim();
     natural.resize(StatSize(D::kFamily, dim));
     prior.WriteNatural(natural.data());
     log_partition = prior.LogPartition();
+    log_density = [prior](const double* t) { return PointLogDensity(prior, t); };
   };
 }
 

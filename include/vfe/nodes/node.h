@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,16 @@ class Node {
   /// p lives (its statistic log p is the table). The pointer stays valid while the graph
   /// lives.
   virtual const double* LogTable(size_t /*n*/, const SlotView* /*q*/) const { return nullptr; }
+  /// log f_n at one point, for the Monte Carlo free energy: every view holds the statistics
+  /// T(x) of a single value (a sample from q, an observed value or a constant), from which the
+  /// node reads the values back (x = T₀ for Gaussian, Gamma and MvGaussian, the one-hot index
+  /// for Categorical, exp T for Beta and Dirichlet, the leading D² numbers for Wishart) and
+  /// evaluates the density with the families' LogDensity — not with its average-energy
+  /// formula, which the estimate is there to check. The pair view is unused. NaN when the node
+  /// has no pointwise density (the estimator then refuses the model, naming the node).
+  virtual double LogFactor(size_t /*n*/, const SlotView* /*q*/, Workspace& /*ws*/) const {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
 
   // ---- Tree-shaped clusters (a joint posterior over the elements of one variable) --------
   //
