@@ -631,21 +631,28 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
     const AdjacencyEntry& e = adjacency[k];
     if (out_only && (e.slot != 0 || !e.node->IsDirected())) continue;
     any = true;
+    // A weighted plate's messages to a shared element are summed apart, then scaled.
+    const Plate& plate = plates[e.plate];
+    const bool weighted = plate.weight != 1.0 && plate.bindings[e.slot].shared;
+    double* sum = weighted ? scratch.weighted.data() : eta;
+    if (weighted) std::fill_n(sum, info.stat_size, 0.0);
     if (!SumsInBlocks(e)) {
-      e.node->AccumulateMessage(static_cast<int>(e.slot), e.begin, e.end, e.views, eta,
+      e.node->AccumulateMessage(static_cast<int>(e.slot), e.begin, e.end, e.views, sum,
                                 scratch.node);
-      continue;
-    }
-    const size_t blocks = MessageBlockCount(e);
-    double* partial = scratch.partial.data();
-    const MessageBlocks body(e, partial, info.stat_size);
-    if (runner) {
-      runner->Run(blocks, body);
     } else {
-      InlineRunner(scratch).Run(blocks, body);
+      const size_t blocks = MessageBlockCount(e);
+      double* partial = scratch.partial.data();
+      const MessageBlocks body(e, partial, info.stat_size);
+      if (runner) {
+        runner->Run(blocks, body);
+      } else {
+        InlineRunner(scratch).Run(blocks, body);
+      }
+      for (size_t b = 0; b < blocks; ++b)
+        for (int i = 0; i < info.stat_size; ++i) sum[i] += partial[b * info.stat_size + i];
     }
-    for (size_t b = 0; b < blocks; ++b)
-      for (int i = 0; i < info.stat_size; ++i) eta[i] += partial[b * info.stat_size + i];
+    if (weighted)
+      for (int i = 0; i < info.stat_size; ++i) eta[i] += plate.weight * sum[i];
   }
   if (!any) return false;
   double* moment = moments.data() + info.moment_offset + index * info.stat_size;
@@ -939,6 +946,8 @@ Scratch FactorGraph::MakeScratch() const {
       block_stat = std::max(block_stat, static_cast<size_t>(g.variables[v].stat_size));
   scratch.block_eta.assign(Impl::kBlockSize * block_stat, 0.0);
   scratch.partial.assign(g.max_partial, 0.0);
+  scratch.weighted.assign(g.max_stat, 0.0);
+  scratch.previous.assign(g.max_stat, 0.0);
   return scratch;
 }
 
@@ -986,6 +995,154 @@ size_t FactorGraph::UpdateElements(uint32_t variable, size_t begin, size_t end,
   for (size_t i = begin; i < end; ++i)
     if (!g.SetFromMessages(variable, i, /*out_only=*/false, scratch)) return i;
   return end;
+}
+
+size_t FactorGraph::UpdateElementsNaturalGradient(uint32_t variable, size_t begin, size_t end,
+                                                   double step, Scratch& scratch) {
+  Impl& g = *impl_;
+  if (!(step > 0.0 && step <= 1.0))
+    throw GraphError("UpdateElementsNaturalGradient: the step must be in (0, 1], got " +
+                     FormatNumber(step));
+  if (g.cluster_of[variable] >= 0)
+    throw GraphError("UpdateElementsNaturalGradient: variable '" + g.variables[variable].name +
+                     "' is a cluster; natural-gradient steps apply to mean-field variables");
+  const VariableInfo& info = g.variables[variable];
+  const size_t stat = static_cast<size_t>(info.stat_size);
+  Workspace& ws = Impl::WorkspaceFor(info, scratch);
+  for (size_t i = begin; i < end; ++i) {
+    double* eta = g.natural.data() + info.natural_offset + i * stat;
+    double* moments = g.moments.data() + info.moment_offset + i * stat;
+    std::copy_n(eta, stat, scratch.previous.data());
+    if (!g.SetFromMessages(variable, i, /*out_only=*/false, scratch)) return i;
+    if (step == 1.0) continue;
+    for (size_t k = 0; k < stat; ++k)
+      eta[k] = (1.0 - step) * scratch.previous[k] + step * eta[k];
+    if (!MomentsFromNatural(info.family, info.dim, eta, moments, ws)) {
+      std::copy_n(scratch.previous.data(), stat, eta);
+      MomentsFromNatural(info.family, info.dim, eta, moments, ws);
+      return i;
+    }
+  }
+  return end;
+}
+
+std::vector<double> FactorGraph::NaturalParameters(const Variable& v) const {
+  const Impl& g = *impl_;
+  const VariableInfo& info = g.variables[g.Checked(v).id()];
+  if (!g.finalized) throw GraphError("NaturalParameters: finalise the graph first");
+  if (info.observed) throw GraphError("NaturalParameters: " + g.Describe(v.id()) + " is observed");
+  const double* eta = g.natural.data() + info.natural_offset + v.begin() * info.stat_size;
+  return std::vector<double>(eta, eta + v.size() * info.stat_size);
+}
+
+void FactorGraph::SetNaturalParameters(const Variable& v, const std::vector<double>& eta) {
+  Impl& g = *impl_;
+  const VariableInfo& info = g.variables[g.Checked(v).id()];
+  if (!g.finalized) throw GraphError("SetNaturalParameters: finalise the graph first");
+  if (info.observed)
+    throw GraphError("SetNaturalParameters: " + g.Describe(v.id()) + " is observed");
+  const size_t stat = static_cast<size_t>(info.stat_size);
+  if (eta.size() != v.size() * stat)
+    throw GraphError("SetNaturalParameters: " + g.Describe(v.id()) + ": expected " +
+                     std::to_string(v.size() * stat) + " numbers (" + std::to_string(v.size()) +
+                     " elements of " + std::to_string(stat) + "), got " +
+                     std::to_string(eta.size()));
+  Workspace ws(IsMultivariate(info.family) ? info.dim : 0);
+  std::vector<double> moments(eta.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!MomentsFromNatural(info.family, info.dim, eta.data() + i * stat,
+                            moments.data() + i * stat, ws))
+      throw ModelError("SetNaturalParameters: " + g.ElementName(v.id(), v.begin() + i) +
+                       ": the natural parameters are not a proper " + FamilyName(info.family) +
+                       " density");
+  std::copy(eta.begin(), eta.end(), g.natural.begin() + info.natural_offset + v.begin() * stat);
+  std::copy(moments.begin(), moments.end(),
+            g.moments.begin() + info.moment_offset + v.begin() * stat);
+  if (g.cluster_of[v.id()] >= 0) g.ResetClusterPairs(g.clusters[g.cluster_of[v.id()]]);
+}
+
+void FactorGraph::Impl::RequireObserved(uint32_t id, const char* what) const {
+  if (!variables[id].observed || variables[id].constant)
+    throw GraphError(std::string(what) + ": " + Describe(id) + " is not an observed variable");
+}
+
+void FactorGraph::Impl::ReprepareReaders(uint32_t id) {
+  for (Plate& plate : plates) {
+    const bool reads = std::any_of(plate.bindings.begin(), plate.bindings.end(),
+                                   [id](const Binding& b) { return b.variable == id; });
+    if (reads) plate.node->Prepare(plate.views.data(), plate.size);
+  }
+}
+
+void FactorGraph::SetObservedValues(const Variable& v, const std::vector<double>& values) {
+  Impl& g = *impl_;
+  const uint32_t id = g.Checked(v).id();
+  g.RequireObserved(id, "SetObservedValues");
+  VariableInfo& info = g.variables[id];
+  if (info.value_rows * info.value_cols != 1)
+    throw GraphError("SetObservedValues: " + g.Describe(id) +
+                     " holds vectors or matrices; use SetObservedRows");
+  if (values.size() != v.size())
+    throw GraphError("SetObservedValues: " + g.Describe(id) + ": expected " +
+                     std::to_string(v.size()) + " values, got " + std::to_string(values.size()));
+  if (g.finalized) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      const std::string problem = PointMass::ScalarProblem(info.family, info.dim, values[i]);
+      if (!problem.empty())
+        throw ModelError(g.Describe(id) + " at " + g.ElementName(id, v.begin() + i) + ": " +
+                         problem);
+    }
+  }
+  std::copy(values.begin(), values.end(), info.values.begin() + v.begin());
+  if (!g.finalized) return;
+  double* out = g.moments.data() + info.moment_offset + v.begin() * info.stat_size;
+  for (size_t i = 0; i < values.size(); ++i, out += info.stat_size)
+    PointMass::ScalarMoments(info.family, info.dim, values[i], out);
+  g.ReprepareReaders(id);
+}
+
+void FactorGraph::SetObservedRows(const Variable& v, const Matrix& rows) {
+  Impl& g = *impl_;
+  const uint32_t id = g.Checked(v).id();
+  g.RequireObserved(id, "SetObservedRows");
+  VariableInfo& info = g.variables[id];
+  if (info.value_cols != 1 || rows.cols() != info.value_rows ||
+      static_cast<size_t>(rows.rows()) != v.size())
+    throw GraphError("SetObservedRows: " + g.Describe(id) + ": expected " +
+                     std::to_string(v.size()) + " rows of " + std::to_string(info.value_rows) +
+                     " numbers, got " + std::to_string(rows.rows()) + " x " +
+                     std::to_string(rows.cols()));
+  const size_t width = static_cast<size_t>(info.value_rows);
+  if (g.finalized) {
+    for (Eigen::Index i = 0; i < rows.rows(); ++i)
+      PointMass(Vector(rows.row(i).transpose()))
+          .Validate(info.family, info.dim,
+                    g.Describe(id) + " at " + g.ElementName(id, v.begin() + i));
+  }
+  for (Eigen::Index i = 0; i < rows.rows(); ++i)
+    for (size_t c = 0; c < width; ++c)
+      info.values[(v.begin() + i) * width + c] = rows(i, static_cast<Eigen::Index>(c));
+  if (!g.finalized) return;
+  double* out = g.moments.data() + info.moment_offset + v.begin() * info.stat_size;
+  for (Eigen::Index i = 0; i < rows.rows(); ++i, out += info.stat_size)
+    PointMass(Vector(rows.row(i).transpose())).Moments(info.family, out, info.dim);
+  g.ReprepareReaders(id);
+}
+
+void FactorGraph::SetPlateWeight(PlateId p, double weight) {
+  Impl& g = *impl_;
+  if (p >= g.plates.size())
+    throw GraphError("SetPlateWeight: no plate " + std::to_string(p) + " (the graph has " +
+                     std::to_string(g.plates.size()) + ")");
+  if (!(weight > 0.0) || !std::isfinite(weight))
+    throw GraphError("SetPlateWeight: " + g.PlateLabel(p) + ": the weight must be > 0 and finite, got " +
+                     FormatNumber(weight));
+  g.plates[p].weight = weight;
+}
+
+double FactorGraph::plate_weight(PlateId p) const {
+  if (p >= impl_->plates.size()) throw GraphError("plate_weight: no plate " + std::to_string(p));
+  return impl_->plates[p].weight;
 }
 
 void FactorGraph::Impl::SplitFreeEnergyBlocks() {
@@ -1064,8 +1221,15 @@ double FactorGraph::FreeEnergyFromBlocks(const std::vector<double>& values) cons
 FactorGraph::FreeEnergyTerms FactorGraph::FreeEnergyParts(Scratch& scratch) const {
   const Impl& g = *impl_;
   FreeEnergyTerms terms;
-  g.CombineBlocks([&](size_t b) { return g.EvaluateBlock(g.free_energy_blocks[b], scratch); },
-                  &terms.plate_energy, &terms.entropy);
+  terms.variable_entropy.assign(g.variables.size(), 0.0);
+  g.CombineBlocks(
+      [&](size_t b) {
+        const EnergyBlock& block = g.free_energy_blocks[b];
+        const double value = g.EvaluateBlock(block, scratch);
+        if (block.entropy) terms.variable_entropy[block.index] += value;
+        return value;
+      },
+      &terms.plate_energy, &terms.entropy);
   return terms;
 }
 

@@ -58,31 +58,24 @@ struct Plate {
   /// Slots a < b through which the plate joins two elements of a cluster, or −1.
   int pair_slot_a = -1;
   int pair_slot_b = -1;
+  /// Messages to elements shared by all factors are multiplied by this (SetPlateWeight).
+  double weight = 1.0;
   size_t pair_stat = 0;              ///< numbers per factor in pair_moments
   std::vector<double> pair_moments;  ///< the joint moments of each factor's pair (Node docs)
 };
 
-/// Matrices of one Gaussian cluster update, sized once (d: the elements' dimension).
-struct GaussianClusterWork {
-  void Resize(int d) {
-    h.resize(2 * d);
-    mean.resize(2 * d);
-    lambda.resize(2 * d, 2 * d);
-    sigma.resize(2 * d, 2 * d);
-    solved.resize(d, d);
-    v.resize(d);
-    llt.compute(Matrix::Identity(d, d));
-    joint_llt.compute(Matrix::Identity(2 * d, 2 * d));
-  }
-  Vector h, mean, v;
-  Matrix lambda, sigma, solved;
-  Eigen::LLT<Matrix> llt, joint_llt;
+/// The state of a Gaussian chain solved by the parallel scan (graph/cluster_parallel_scan.cc):
+/// per-step smoothing elements, per-block totals and per-thread scratch, sized at first use.
+struct ChainScanWork;
+struct ChainScanWorkDeleter {
+  void operator()(ChainScanWork* work) const;
 };
 
 /// A tree-shaped cluster: the elements of one variable with a joint posterior, solved by
 /// sum-product along a rooted spanning forest of the factors that join them (graph/clusters.cc).
 struct Cluster {
   uint32_t variable = 0;
+  ClusterSolver solver = ClusterSolver::kSequential;
   int dim = 1;           ///< categories, or the Gaussian dimension
   size_t size = 0;       ///< elements
   std::vector<size_t> order;  ///< every element, each after its parent (roots first)
@@ -101,7 +94,17 @@ struct Cluster {
   // at its first child, and the others point there).
   std::vector<double> unary_log, log_table, psi, joint;
   std::vector<const double*> log_table_of, psi_of;
-  GaussianClusterWork work;
+  // Gaussian clusters: the pair potential of each child element (its own, in `potential`, or
+  // one of `shared_potential`, computed from the factor of element `shared_first[s]` for a
+  // plate whose factors share it: one per plate and orientation).
+  std::vector<const double*> potential_of;
+  std::vector<char> potential_shared;
+  std::vector<double> shared_potential;
+  std::vector<size_t> shared_first;
+  // Sequential Gaussian clusters, by element: the upward gain K⁻¹Λ_cp with K = Λ^ψ_cc +
+  // Λ_below, log|K|, and the belief's covariance and log-determinant of its precision.
+  std::vector<double> up_gain, up_log_det, covariance, belief_log_det;
+  std::unique_ptr<ChainScanWork, ChainScanWorkDeleter> scan;  ///< kParallelScan only
 };
 
 /// Factors [begin, end) of `plate` send a message to a hidden element through `slot`.
@@ -199,15 +202,39 @@ struct FactorGraph::Impl {
   // graph/clusters.cc
   void FindClusterPairs();       // before BuildViews
   void BuildClusterSchedules();  // after LayOut
+  /// Throws GraphError unless the cluster's tree is one chain (ClusterSolver::kParallelScan).
+  void CheckChain(const Cluster& cluster) const;
   /// Sets every pair of the cluster to the product of its marginals (no dependence).
   void ResetClusterPairs(Cluster& cluster);
   /// Sum-product over the whole cluster; returns the element at fault, or SIZE_MAX.
   size_t UpdateCluster(Cluster& cluster, Scratch& scratch);
   size_t UpdateCategoricalCluster(Cluster& cluster, Scratch& scratch);
   size_t UpdateGaussianCluster(Cluster& cluster, Scratch& scratch);
+  /// The same result for a Gaussian chain by the parallel scan (ClusterSolver::kParallelScan).
+  size_t UpdateGaussianChainScan(Cluster& cluster, Scratch& scratch);
+  /// Its passes for elements of dimension N (or Eigen::Dynamic, at most MaxN).
+  template <int N, int MaxN>
+  size_t RunChainScan(Cluster& cluster, ChainScanWork& work);
+  /// UpdateGaussianCluster for elements of dimension N (or Eigen::Dynamic, at most MaxN).
+  template <int N, int MaxN>
+  size_t SolveGaussianTree(Cluster& cluster, Scratch& scratch);
+  /// Computes the cluster's shared pair potentials (Cluster::shared_potential); returns the
+  /// element at fault, or SIZE_MAX.
+  size_t ComputeSharedPotentials(Cluster& cluster, Scratch& scratch);
+  /// Computes the own pair potential of child element i into Cluster::potential, over
+  /// (x_i, x_parent); false when it is not finite.
+  bool ComputeOwnPotential(Cluster& cluster, size_t i, Scratch& scratch) const;
+  /// Copies the beliefs, moments, cross moments and mutual information of elements
+  /// [begin, end) of a Gaussian cluster from its buffers into the graph.
+  void CommitGaussianCluster(Cluster& cluster, size_t begin, size_t end);
   /// Adds the messages of the factors that are not pairs of the cluster to `eta`.
   void AddOutsideMessages(const Cluster& cluster, size_t element, double* eta,
                           Scratch& scratch) const;
+  /// Calls Prepare again on every plate that reads variable `id` (its data changed).
+  void ReprepareReaders(uint32_t id);
+  /// Throws GraphError unless variable `id` is observed data (not a constant); `what` names
+  /// the call.
+  void RequireObserved(uint32_t id, const char* what) const;
   void SplitFreeEnergyBlocks();
   /// Plates and variables larger than this are split into free-energy blocks.
   static constexpr size_t kFreeEnergyBlockSize = 8192;

@@ -16,5 +16,6 @@
 #include "vfe/schedulers/options.h"
 #include "vfe/schedulers/parallel.h"
 #include "vfe/schedulers/sequential.h"
+#include "vfe/schedulers/svi.h"
 
 #endif  // VFE_MODEL_H_

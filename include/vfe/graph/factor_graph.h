@@ -65,6 +65,24 @@ class Argument {
 /// Index of a plate of factors in its graph.
 using PlateId = uint32_t;
 
+/// How the sum-product inside a cluster (FactorGraph::AddCluster) is run.
+enum class ClusterSolver {
+  /// Forward–backward over the cluster's tree on the calling thread: any tree, Categorical or
+  /// Gaussian elements.
+  kSequential,
+  /// Gaussian chains only (every element joined to at most one later element, one
+  /// connected chain): the parallel-in-time smoother of Särkkä and García-Fernández,
+  /// "Temporal parallelization of Bayesian smoothers", IEEE TAC 66(1), 2021, in information
+  /// form. Filtering elements (the potential of a run of steps over its two end states) and
+  /// smoothing elements (E, g, L) with p(x_k | x_{k+1}, y_{0:k}) = N(E x_{k+1} + g, L) are
+  /// combined by their associative operators over fixed blocks of steps: a reduction per
+  /// block (tbb::parallel_for, in the caller's task arena), a sequential scan over the block
+  /// totals, then a final pass per block. The blocks do not depend on the number of threads,
+  /// so neither does the result, bit for bit. It does more arithmetic than the sequential
+  /// solver (bench/RESULTS.md) and pays off on two threads or more for long chains.
+  kParallelScan,
+};
+
 /// Per-thread scratch space of the engine: one Workspace per event dimension in the graph, one
 /// of the largest dimension for nodes, and a natural-parameter accumulator.
 struct Scratch {
@@ -73,6 +91,8 @@ struct Scratch {
   std::vector<double> eta;        ///< the largest statistic size
   std::vector<double> block_eta;  ///< a block of elements updated together
   std::vector<double> partial;    ///< partial message sums of a large plate, one per block
+  std::vector<double> weighted;   ///< the messages of a weighted plate (SetPlateWeight)
+  std::vector<double> previous;   ///< η before a natural-gradient step
 };
 
 /// Evaluates the blocks of a large sum: Run calls body(b, scratch) once for every b in
@@ -188,6 +208,26 @@ class FactorGraph {
   PlateId AddPotential(const std::vector<Argument>& variables, const std::vector<double>& log_table,
                        const std::string& name = "");
 
+  // ---- Data and weights (minibatch and streaming inference) ------------------------------
+  /// Replaces the values of the observed variable `v` (a run of it), one number per element
+  /// as AddObserved and AddObservedCategorical take them. After Finalize they are validated as
+  /// Finalize does and the nodes that cache sums of their data recompute them, so that the
+  /// same graph serves minibatch after minibatch. Throws GraphError for a hidden variable or a
+  /// count that differs from v.size(), ModelError for a value outside the family's support
+  /// (nothing changes then).
+  void SetObservedValues(const Variable& v, const std::vector<double>& values);
+  /// The same for an observed array of vectors: row n of `rows` is element v.begin() + n.
+  void SetObservedRows(const Variable& v, const Matrix& rows);
+  /// Lets plate `p` stand for `weight` copies of itself, each with its own copies of the
+  /// elements it binds one per factor (a minibatch of B data points standing for all N, with
+  /// weight N/B): its messages to elements that all of its factors share (global parameters)
+  /// are multiplied by `weight`; its messages to one factor's own elements (local variables)
+  /// are not. The free energy is not weighted (FreeEnergyParts gives the terms to weight).
+  /// Cluster updates ignore the weight. Default 1; throws GraphError unless weight > 0 and
+  /// finite.
+  void SetPlateWeight(PlateId p, double weight);
+  double plate_weight(PlateId p) const;
+
   // ---- Factorisation --------------------------------------------------------------------
 
   /// Gives the elements of the hidden array variable `v` (Categorical, Gaussian or
@@ -199,7 +239,10 @@ class FactorGraph {
   /// energy then uses the pairs' joint posteriors (the Bethe form, exact on a tree). Call
   /// before Finalize; Finalize throws GraphError naming a cycle, or a factor that cannot join
   /// two elements.
-  void AddCluster(const Variable& v);
+  ///
+  /// `solver` chooses how the sum-product of the cluster runs (see ClusterSolver); both give
+  /// the same posteriors, pairs and free energy.
+  void AddCluster(const Variable& v, ClusterSolver solver = ClusterSolver::kSequential);
 
   /// Validates the graph and sets up the flat storage; throws GraphError or ModelError naming
   /// the variable or factor at fault. Starts every hidden variable at its prior: the product
@@ -275,6 +318,20 @@ class FactorGraph {
   /// the whole cluster: [begin, end) must cover them all (GraphError otherwise), and on
   /// failure none of them changes.
   size_t UpdateElements(uint32_t variable, size_t begin, size_t end, Scratch& scratch);
+  /// The stochastic natural-gradient step of SVI for elements [begin, end): η ← (1 − step)·η
+  /// + step·η̂, where η̂ is the VMP update (the sum of the incoming messages, plate weights
+  /// applied) — step 1 is UpdateElement. A convex combination of proper natural parameters
+  /// is proper, so the step fails only where the update itself does. Returns the first failed
+  /// index (it and the ones after it unchanged) or `end`. Throws GraphError for a cluster or
+  /// a step outside (0, 1].
+  size_t UpdateElementsNaturalGradient(uint32_t variable, size_t begin, size_t end, double step,
+                                       Scratch& scratch);
+  /// The natural parameters of the posteriors of `v`'s elements, one after another (the flat
+  /// layouts of family.h), and their replacement: a way to carry posteriors between graphs
+  /// of one model (a minibatch graph and a full one). SetNaturalParameters throws GraphError
+  /// for a size mismatch or an observed variable, ModelError for an improper density.
+  std::vector<double> NaturalParameters(const Variable& v) const;
+  void SetNaturalParameters(const Variable& v, const std::vector<double>& eta);
   /// True when UpdateElements updates `v`'s elements in blocks (set by Finalize).
   bool updates_in_blocks(const Variable& v) const;
   /// F = Σ_plates Σ_n U_n − Σ_hidden H[q]: the variational free energy (deterministic order).
@@ -296,8 +353,30 @@ class FactorGraph {
   struct FreeEnergyTerms {
     std::vector<double> plate_energy;  ///< Σ_n U_n of each plate
     double entropy = 0.0;              ///< Σ_hidden H[q]
+    /// By declared variable: its share of the entropy (0 for observed ones); they sum to
+    /// `entropy` up to rounding.
+    std::vector<double> variable_entropy;
   };
   FreeEnergyTerms FreeEnergyParts(Scratch& scratch) const;
+
+  /// A Monte Carlo estimate of F = E_q[log q(x) − log p(y, x)] at the current posteriors.
+  struct MonteCarloEstimate {
+    double free_energy = 0.0;     ///< the mean of log q − log p over the draws
+    double standard_error = 0.0;  ///< its standard error (sample deviation / √samples)
+    std::vector<double> plate_energy;        ///< by plate: the mean of −Σ_n log f_n
+    std::vector<double> plate_energy_error;  ///< and its standard error
+    double entropy = 0.0;        ///< the mean of −log q(x)
+    double entropy_error = 0.0;  ///< and its standard error
+    size_t samples = 0;
+  };
+  /// Estimates F from `samples` independent draws of q (a cluster drawn jointly along its
+  /// tree, from its pairs' joint posteriors) using only log-densities — each factor's
+  /// Node::LogFactor and each posterior's LogDensity, never the average-energy or entropy
+  /// formulas — so that it checks them: F, and each plate's average energy, must agree with
+  /// FreeEnergyParts within a few standard errors. Draw s depends on `seed` and s only, so the
+  /// estimate is the same for any number of threads. Throws GraphError before Finalize or for
+  /// fewer than 2 samples, ModelError naming a plate whose node has no pointwise density.
+  MonteCarloEstimate MonteCarloFreeEnergy(size_t samples, uint64_t seed = 0) const;
 
   // ---- Structure, read-only (for schedulers that pass their own messages, such as loopy
   // belief propagation). Each throws GraphError before Finalize or for an index out of range.

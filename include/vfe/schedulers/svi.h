@@ -1,0 +1,146 @@
+#ifndef VFE_SCHEDULERS_SVI_H_
+#define VFE_SCHEDULERS_SVI_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vfe/graph/factor_graph.h"
+
+namespace vfe {
+
+/// Where minibatches come from: each call writes the next B data points into the observed
+/// variable of a minibatch graph (FactorGraph::SetObservedValues / SetObservedRows).
+class MinibatchSource {
+ public:
+  virtual ~MinibatchSource() = default;
+  /// N: the data points of one pass over the data.
+  virtual size_t size() const = 0;
+  /// B: the data points of one minibatch (the elements of the data variable).
+  virtual size_t batch_size() const = 0;
+  /// The observed variable the source writes.
+  virtual Variable data() const = 0;
+  /// Writes the next B data points into `graph`, continuing with the next pass after the last
+  /// point of one.
+  virtual void Next(FactorGraph& graph) = 0;
+  /// Starts again from the first data point.
+  virtual void Rewind() = 0;
+};
+
+/// Minibatches from rows held in memory, in a new random order every pass (seeded).
+class MatrixMinibatches final : public MinibatchSource {
+ public:
+  /// `rows`: one data point per row (one column for scalar data); `data`: the graph's
+  /// observed variable of `batch_size` elements. Throws GraphError unless 2 ≤ batch_size ≤
+  /// rows.rows().
+  MatrixMinibatches(Matrix rows, const Variable& data, size_t batch_size, uint64_t seed = 0);
+  size_t size() const override { return static_cast<size_t>(rows_.rows()); }
+  size_t batch_size() const override { return batch_size_; }
+  Variable data() const override { return data_; }
+  void Next(FactorGraph& graph) override;
+  void Rewind() override;
+
+ private:
+  void Shuffle();
+  Matrix rows_;
+  Variable data_;
+  size_t batch_size_;
+  uint64_t seed_;
+  uint64_t pass_ = 0;
+  std::vector<size_t> order_;
+  size_t position_ = 0;
+  Matrix batch_;
+};
+
+/// Minibatches streamed from a CSV file of numbers, B rows at a time in file order (shuffle
+/// the file once if it is sorted), so that the data never has to fit in memory: a first pass
+/// counts the rows, then only one minibatch is held. A first line that is not numeric is a
+/// header. Every row must have as many columns as a data point has numbers (1 for scalar
+/// data); an error names the file, the line and what was found.
+class CsvMinibatches final : public MinibatchSource {
+ public:
+  CsvMinibatches(const std::string& path, const FactorGraph& graph, const Variable& data);
+  size_t size() const override { return rows_; }
+  size_t batch_size() const override { return data_.size(); }
+  Variable data() const override { return data_; }
+  void Next(FactorGraph& graph) override;
+  void Rewind() override;
+
+ private:
+  /// Reads the next data row into `row`, wrapping at the end of the file.
+  void ReadRow(double* row);
+  std::string path_;
+  Variable data_;
+  int width_ = 1;
+  bool vector_data_ = false;
+  size_t rows_ = 0;
+  size_t line_ = 0;
+  bool header_ = false;
+  std::ifstream in_;
+  std::string text_;
+  Matrix batch_;
+};
+
+/// What StochasticVariationalInference reports after each minibatch step.
+struct SviStep {
+  size_t step = 0;            ///< 1-based
+  double step_size = 0.0;     ///< ρ_t
+  /// F of the whole data set estimated from this minibatch: the global terms plus N/B times
+  /// the minibatch's data-plate energies and local entropies (unbiased, noisy).
+  double free_energy_estimate = 0.0;
+  int local_sweeps = 0;       ///< sweeps of the local variables on this minibatch
+  double elapsed_ms = 0.0;
+};
+
+struct SviOptions {
+  size_t steps = 1000;           ///< minibatch steps
+  double forgetting_rate = 0.7;  ///< κ in (0.5, 1] of ρ_t = (t + delay)^−κ, t = 0, 1, …
+  double delay = 1.0;            ///< τ ≥ 0 (with τ = 1 the first step is ρ = 1)
+  int local_sweeps = 20;         ///< local sweeps per minibatch, at most (≥ 1)
+  /// Local sweeps stop once the minibatch's F changes by less than this, relatively.
+  double local_tolerance = 1e-9;
+  std::function<bool(const SviStep&)> callback;  ///< after every step; false stops the run
+  /// Throws OptionsError naming the field, its value and the constraint.
+  void Validate() const;
+};
+
+struct SviResult {
+  size_t steps = 0;
+  std::vector<double> free_energy_estimate;  ///< one per step (SviStep)
+  double inference_ms = 0.0;
+};
+
+/// Stochastic variational inference (Hoffman, Blei, Wang & Paisley 2013) on a minibatch
+/// graph: a model written for B data points, whose hidden variables are local (one element
+/// per data point: labels, per-point latents) or global (everything else). Each step loads a
+/// minibatch, restarts the local posteriors from where they were when the call began (where
+/// Finalize put them, on a fresh graph) and sweeps them to
+/// convergence with the globals fixed, then moves every global posterior by a natural-gradient
+/// step η ← (1 − ρ_t) η + ρ_t η̂, where η̂ is its VMP update with the data plates (those that
+/// read a local variable or the data) standing for all N points (weight N/B). The graph's
+/// posteriors are the result. Memory: one minibatch, whatever N is.
+class StochasticVariationalInference {
+ public:
+  explicit StochasticVariationalInference(SviOptions options = {});
+  /// Throws GraphError unless `graph` is finalised, `local` are hidden variables of it with
+  /// B ≥ 2 elements each, and no variable is a cluster.
+  SviResult Run(FactorGraph& graph, const std::vector<Variable>& local,
+                MinibatchSource& source) const;
+  /// F of the whole data set at the graph's global posteriors, with every local posterior at
+  /// its optimum given them: one pass over the data (N/B minibatches, local sweeps to
+  /// convergence on each), the global terms counted once. Comparable with the F of
+  /// full-batch VMP. Throws GraphError unless B divides N.
+  double FullFreeEnergy(FactorGraph& graph, const std::vector<Variable>& local,
+                        MinibatchSource& source) const;
+
+ private:
+  SviOptions options_;
+};
+
+}  // namespace vfe
+
+#endif  // VFE_SCHEDULERS_SVI_H_
