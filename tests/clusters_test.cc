@@ -577,5 +577,136 @@ TEST(Clusters, BadClustersAreRefused) {
   }
 }
 
+
+// ---- Every number of states (the passes are compiled for K = 2..8 and for any K) ------------
+
+TEST(Clusters, ChainsOfEveryNumberOfStatesGiveTheForwardAlgorithm) {
+  for (int k = 2; k <= 10; ++k) {
+    SCOPED_TRACE("K = " + std::to_string(k));
+    const Hmm hmm = RandomHmm(k, 3, 300, 100 + static_cast<uint64_t>(k));
+    const ForwardBackward exact = RunForwardBackward(hmm);
+    std::unique_ptr<HmmGraph> m = MakeHmmGraph(hmm, /*cluster=*/true);
+    Scratch scratch = m->graph.MakeScratch();
+    ASSERT_EQ(m->graph.UpdateElements(m->x.id(), 0, hmm.y.size(), scratch), hmm.y.size());
+    EXPECT_NEAR(m->graph.FreeEnergy(scratch), -exact.log_evidence,
+                1e-11 * std::abs(exact.log_evidence));
+    for (size_t t = 0; t < hmm.y.size(); ++t) {
+      const Vector p = m->graph.Posterior<Categorical>(m->x[t]).p();
+      for (Eigen::Index j = 0; j < p.size(); ++j)
+        ASSERT_NEAR(p[j], exact.gamma[t][j], 1e-12) << "x[" << t << "]";
+    }
+  }
+}
+
+TEST(Clusters, ChainsOfEveryNumberOfStatesCountTheTextbookPairs) {
+  // The pairs' joints, read through a learned transition matrix: q(A) = prior + Σ_t
+  // q(x_t = j, x_{t−1} = k), the pairs from a forward–backward with exp E[log A].
+  for (int k = 2; k <= 10; ++k) {
+    SCOPED_TRACE("K = " + std::to_string(k));
+    const Hmm hmm = RandomHmm(k, 3, 200, 200 + static_cast<uint64_t>(k));
+    const size_t t_max = hmm.y.size();
+    FactorGraph graph;
+    const Variable x = graph.AddVariableArray("x", Family::kCategorical, {t_max}, k);
+    const Variable a = graph.AddVariableArray("A", Family::kDirichlet, {size_t(k)}, k);
+    Matrix prior(k, k);
+    for (int j = 0; j < k; ++j)
+      for (int i = 0; i < k; ++i) prior(i, j) = 0.5 + 0.25 * ((i + 2 * j) % 5);
+    graph.AddMatrixDirichlet(a, prior);
+    graph.AddCategorical(x[0], hmm.pi);
+    graph.AddTransition(x.Slice(1, t_max), x.Slice(0, t_max - 1), a);
+    graph.AddTransition(graph.AddObservedCategorical("y", hmm.y, 3), x, hmm.b);
+    graph.AddCluster(x);
+    graph.Finalize();
+    Scratch scratch = graph.MakeScratch();
+    Matrix log_a(k, k);
+    for (int j = 0; j < k; ++j) log_a.col(j) = graph.Posterior<Dirichlet>(a[j]).mean_log();
+    ASSERT_EQ(graph.UpdateElements(x.id(), 0, t_max, scratch), t_max);
+    ASSERT_EQ(graph.UpdateElements(a.id(), 0, k, scratch), size_t(k));
+    const Matrix e_a = log_a.array().exp().matrix();
+    std::vector<Vector> alpha(t_max), beta(t_max);
+    for (size_t t = 0; t < t_max; ++t) {
+      const Vector before = t == 0 ? hmm.pi : Vector(e_a * alpha[t - 1]);
+      alpha[t] = hmm.b.row(hmm.y[t]).transpose().cwiseProduct(before);
+      alpha[t] /= alpha[t].sum();
+    }
+    beta[t_max - 1] = Vector::Ones(k);
+    for (size_t t = t_max - 1; t-- > 0;) {
+      beta[t] = e_a.transpose() * hmm.b.row(hmm.y[t + 1]).transpose().cwiseProduct(beta[t + 1]);
+      beta[t] /= beta[t].sum();
+    }
+    Matrix counts = Matrix::Zero(k, k);
+    for (size_t t = 1; t < t_max; ++t) {
+      Matrix pair(k, k);
+      for (int j = 0; j < k; ++j)
+        for (int i = 0; i < k; ++i)
+          pair(j, i) = alpha[t - 1][i] * e_a(j, i) * hmm.b(hmm.y[t], j) * beta[t][j];
+      counts += pair / pair.sum();
+    }
+    for (int i = 0; i < k; ++i) {
+      const Vector alpha_i = graph.Posterior<Dirichlet>(a[i]).alpha();
+      for (int j = 0; j < k; ++j)
+        EXPECT_NEAR(alpha_i[j], prior(j, i) + counts(j, i), 1e-11 * (1.0 + counts(j, i)))
+            << "A[" << j << ", " << i << "]";
+    }
+  }
+}
+
+TEST(Clusters, TreesOfEveryNumberOfStatesGiveTheEnumeratedPartitionFunction) {
+  // x_0 – x_1 – x_3 – x_4 – x_5 and x_0 – x_2: children in slot b (x_1, x_2 of the star, x_4,
+  // x_5 of the tail, whose two factors share one table) and in slot a (x_3).
+  for (int k : {2, 3, 4, 5, 8, 9}) {
+    SCOPED_TRACE("K = " + std::to_string(k));
+    std::mt19937_64 rng(300 + static_cast<uint64_t>(k));
+    std::normal_distribution<double> normal;
+    auto table = [&](size_t entries) {
+      std::vector<double> t(entries);
+      for (double& v : t) v = 1.5 * normal(rng);
+      return t;
+    };
+    const size_t kk = static_cast<size_t>(k) * k;
+    FactorGraph graph;
+    const Variable x = graph.AddVariableArray("x", Family::kCategorical, {6}, k);
+    const std::vector<double> star = table(2 * kk), leaf = table(kk), tail = table(kk),
+                              fields = table(6 * static_cast<size_t>(k));
+    graph.AddPotential({x[0], x.Slice(1, 3)}, star, "star");
+    graph.AddPotential({x[3], x[1]}, leaf, "leaf");
+    graph.AddPotential({x.Slice(3, 5), x.Slice(4, 6)}, tail, "tail");
+    graph.AddPotential({x}, fields, "fields");
+    graph.AddCluster(x);
+    graph.Finalize();
+    Scratch scratch = graph.MakeScratch();
+    ASSERT_EQ(graph.UpdateElements(x.id(), 0, 6, scratch), 6u);
+    // Enumerate the K^6 configurations.
+    std::vector<double> energy;
+    std::vector<int> s(6, 0);
+    double top = -INFINITY;
+    do {
+      double e = star[s[0] * k + s[1]] + star[kk + s[0] * k + s[2]] + leaf[s[3] * k + s[1]] +
+                 tail[s[3] * k + s[4]] + tail[s[4] * k + s[5]];
+      for (int i = 0; i < 6; ++i) e += fields[i * k + s[i]];
+      energy.push_back(e);
+      top = std::max(top, e);
+      int i = 0;
+      while (i < 6 && ++s[i] == k) s[i++] = 0;
+      if (i == 6) break;
+    } while (true);
+    double z = 0.0;
+    for (double e : energy) z += std::exp(e - top);
+    const double log_z = top + std::log(z);
+    std::vector<Vector> marginal(6, Vector::Zero(k));
+    for (double e : energy) {
+      const double p = std::exp(e - log_z);
+      for (int i = 0; i < 6; ++i) marginal[i][s[i]] += p;
+      int i = 0;
+      while (i < 6 && ++s[i] == k) s[i++] = 0;
+    }
+    EXPECT_NEAR(graph.FreeEnergy(scratch), -log_z, 1e-12 * std::max(1.0, std::abs(log_z)));
+    for (int i = 0; i < 6; ++i) {
+      const Vector p = graph.Posterior<Categorical>(x[i]).p();
+      for (int v = 0; v < k; ++v) EXPECT_NEAR(p[v], marginal[i][v], 1e-12) << "x[" << i << "]";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vfe
