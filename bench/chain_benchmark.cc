@@ -8,6 +8,9 @@
 //                      4-D tracking model of examples/tracking.cc, parameters known): the
 //                      information-form filter and smoother of the cluster, pairs and F parts
 //                      included; T = 10⁴ and 10⁶
+//   BM_ScanSmoother    the same update by the parallel-in-time smoother
+//                      (ClusterSolver::kParallelScan), T = 10⁴ and 10⁶ on 1 and 2 threads (a
+//                      task_arena of that size): Args({T, threads})
 //   BM_HandSmoother    a hand-written covariance-form Kalman filter and RTS smoother of the
 //                      same model (dynamic-size Eigen, buffers allocated once), means and
 //                      covariances only
@@ -17,6 +20,8 @@
 
 #include <Eigen/LU>
 #include <vector>
+
+#include <tbb/task_arena.h>
 
 #include "vfe/model.h"
 
@@ -51,19 +56,43 @@ Tracking MakeTracking(size_t steps) {
   return s;
 }
 
-void BM_Smoother(benchmark::State& state) {
-  const size_t steps = static_cast<size_t>(state.range(0));
-  const Tracking s = MakeTracking(steps);
-  FactorGraph graph;
+/// The tracking model's states in one cluster solved by `solver`.
+void BuildSmoother(FactorGraph& graph, const Tracking& s, size_t steps, ClusterSolver solver) {
   const Variable x = graph.AddVariableArray("x", Family::kMvGaussian, {steps}, 4);
   graph.AddMvGaussian(x[0], Vector(Vector::Zero(4)), Matrix(Matrix::Identity(4, 4)));
   graph.AddLinearGaussian(x.Slice(1, steps), x.Slice(0, steps - 1), s.a, Matrix(s.q.inverse()));
   graph.AddLinearGaussian(graph.AddObservedRows("y", s.y), x, s.c, Matrix(s.r.inverse()));
-  graph.AddCluster(x);
+  graph.AddCluster(x, solver);
   graph.Finalize();
+}
+
+void BM_Smoother(benchmark::State& state) {
+  const size_t steps = static_cast<size_t>(state.range(0));
+  const Tracking s = MakeTracking(steps);
+  FactorGraph graph;
+  BuildSmoother(graph, s, steps, ClusterSolver::kSequential);
+  const uint32_t x = graph.Find("x").id();
   Scratch scratch = graph.MakeScratch();
   for (auto _ : state) {
-    if (graph.UpdateElements(x.id(), 0, steps, scratch) != steps) state.SkipWithError("failed");
+    if (graph.UpdateElements(x, 0, steps, scratch) != steps) state.SkipWithError("failed");
+  }
+  state.counters["per_step"] = benchmark::Counter(
+      static_cast<double>(steps),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+void BM_ScanSmoother(benchmark::State& state) {
+  const size_t steps = static_cast<size_t>(state.range(0));
+  const Tracking s = MakeTracking(steps);
+  FactorGraph graph;
+  BuildSmoother(graph, s, steps, ClusterSolver::kParallelScan);
+  const uint32_t x = graph.Find("x").id();
+  Scratch scratch = graph.MakeScratch();
+  tbb::task_arena arena(static_cast<int>(state.range(1)));
+  for (auto _ : state) {
+    size_t done = 0;
+    arena.execute([&] { done = graph.UpdateElements(x, 0, steps, scratch); });
+    if (done != steps) state.SkipWithError("failed");
   }
   state.counters["per_step"] = benchmark::Counter(
       static_cast<double>(steps),
@@ -165,6 +194,13 @@ void BM_HmmSweep(benchmark::State& state) {
 
 BENCHMARK(BM_HmmSweep)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Smoother)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ScanSmoother)
+    ->Args({10000, 1})
+    ->Args({10000, 2})
+    ->Args({1000000, 1})
+    ->Args({1000000, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_HandSmoother)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

@@ -12,7 +12,7 @@
 
 namespace vfe {
 
-void FactorGraph::AddCluster(const Variable& v) {
+void FactorGraph::AddCluster(const Variable& v, ClusterSolver solver) {
   Impl& g = *impl_;
   const VariableInfo& info = g.variables[g.Checked(v).id()];
   if (g.finalized) throw GraphError("AddCluster: the graph is already finalised");
@@ -28,9 +28,14 @@ void FactorGraph::AddCluster(const Variable& v) {
       info.family != Family::kMvGaussian)
     throw GraphError("AddCluster: variable '" + info.name + "' is " + FamilyName(info.family) +
                      "; a cluster holds Categorical, Gaussian or MvGaussian elements");
+  if (solver == ClusterSolver::kParallelScan && info.family == Family::kCategorical)
+    throw GraphError("AddCluster: variable '" + info.name +
+                     "' is Categorical; the parallel-scan solver solves Gaussian or MvGaussian "
+                     "chains (use ClusterSolver::kSequential)");
   g.cluster_of[v.id()] = static_cast<int>(g.clusters.size());
   g.clusters.emplace_back();
   g.clusters.back().variable = v.id();
+  g.clusters.back().solver = solver;
 }
 
 bool FactorGraph::clustered(const Variable& v) const {
@@ -179,23 +184,56 @@ void FactorGraph::Impl::BuildClusterSchedules() {
     std::vector<size_t> next(cluster.child_offsets.begin(), cluster.child_offsets.end() - 1);
     for (size_t i : cluster.order)
       if (cluster.parent[i] != Cluster::kNoParent) cluster.children[next[cluster.parent[i]]++] = i;
+    if (cluster.solver == ClusterSolver::kParallelScan) CheckChain(cluster);
     // Buffers: messages and beliefs in the family's natural layout (K numbers, or h and Λ).
     const size_t stat = static_cast<size_t>(info.stat_size);
     const size_t pair = info.family == Family::kCategorical
                             ? static_cast<size_t>(info.dim) * info.dim
                             : static_cast<size_t>(2 * info.dim) * (2 * info.dim + 1);
-    for (std::vector<double>* buffer :
-         {&cluster.unary, &cluster.below, &cluster.down, &cluster.up, &cluster.cavity,
-          &cluster.belief, &cluster.belief_moments, &cluster.unary_log})
+    // (The parallel scan keeps its own per-step buffers: it needs no messages of the tree.)
+    const bool scan = cluster.solver == ClusterSolver::kParallelScan;
+    for (std::vector<double>* buffer : {&cluster.unary, &cluster.belief, &cluster.belief_moments})
       buffer->assign(size * stat, 0.0);
+    for (std::vector<double>* buffer :
+         {&cluster.below, &cluster.down, &cluster.up, &cluster.cavity, &cluster.unary_log})
+      buffer->assign(scan ? 0 : size * stat, 0.0);
     if (info.family == Family::kCategorical) {
       for (std::vector<double>* buffer : {&cluster.log_table, &cluster.psi, &cluster.joint})
         buffer->assign(size * pair, 0.0);
       cluster.log_table_of.assign(size, nullptr);
       cluster.psi_of.assign(size, nullptr);
     }
-    if (info.family != Family::kCategorical) cluster.work.Resize(info.dim);
-    if (info.family != Family::kCategorical) cluster.potential.assign(size * pair, 0.0);
+    if (info.family != Family::kCategorical) {
+      cluster.potential.assign(size * pair, 0.0);
+      // One potential per (plate, orientation) for the plates whose factors share it.
+      cluster.potential_of.assign(size, nullptr);
+      cluster.potential_shared.assign(size, 0);
+      cluster.shared_first.clear();
+      std::vector<std::pair<uint32_t, char>> keys;
+      std::vector<size_t> source(size, 0);
+      for (size_t i : cluster.order) {
+        if (cluster.parent[i] == Cluster::kNoParent) continue;
+        cluster.potential_of[i] = cluster.potential.data() + i * pair;
+        if (!plates[cluster.edge_plate[i]].node->PairPotentialShared()) continue;
+        const std::pair<uint32_t, char> key(cluster.edge_plate[i], cluster.child_in_slot_a[i]);
+        auto it = std::find(keys.begin(), keys.end(), key);
+        if (it == keys.end()) {
+          it = keys.insert(keys.end(), key);
+          cluster.shared_first.push_back(i);
+        }
+        cluster.potential_shared[i] = 1;
+        source[i] = static_cast<size_t>(it - keys.begin());
+      }
+      cluster.shared_potential.assign(keys.size() * pair, 0.0);
+      for (size_t i = 0; i < size; ++i)
+        if (cluster.potential_shared[i])
+          cluster.potential_of[i] = cluster.shared_potential.data() + source[i] * pair;
+      const size_t dd = static_cast<size_t>(info.dim) * info.dim;
+      cluster.up_gain.assign(scan ? 0 : size * dd, 0.0);
+      cluster.covariance.assign(scan ? 0 : size * dd, 0.0);
+      cluster.up_log_det.assign(scan ? 0 : size, 0.0);
+      cluster.belief_log_det.assign(scan ? 0 : size, 0.0);
+    }
     cluster.information.assign(size, 0.0);
   }
   mutual_information.assign(num_hidden_elements, 0.0);
@@ -239,7 +277,30 @@ void FactorGraph::Impl::AddOutsideMessages(const Cluster& cluster, size_t elemen
   }
 }
 
+void FactorGraph::Impl::CheckChain(const Cluster& cluster) const {
+  const std::string where = "cluster '" + variables[cluster.variable].name +
+                            "' (parallel-scan solver, which needs one chain): ";
+  for (size_t i = 0; i < cluster.size; ++i) {
+    const size_t children = cluster.child_offsets[i + 1] - cluster.child_offsets[i];
+    if (children > 1)
+      throw GraphError(where + ElementName(cluster.variable, i) + " is joined to " +
+                       std::to_string(children + (cluster.parent[i] != Cluster::kNoParent)) +
+                       " other elements, so the cluster is a tree that is not a chain; solve "
+                       "it with ClusterSolver::kSequential");
+  }
+  for (size_t k = 1; k < cluster.size; ++k) {
+    const size_t i = cluster.order[k];
+    if (cluster.parent[i] == Cluster::kNoParent)
+      throw GraphError(where + "no factor joins " + ElementName(cluster.variable, i) +
+                       " to the chain that starts at " +
+                       ElementName(cluster.variable, cluster.order[0]) +
+                       ", so the cluster is several separate chains");
+  }
+}
+
 size_t FactorGraph::Impl::UpdateCluster(Cluster& cluster, Scratch& scratch) {
+  if (cluster.solver == ClusterSolver::kParallelScan)
+    return UpdateGaussianChainScan(cluster, scratch);
   return variables[cluster.variable].family == Family::kCategorical
              ? UpdateCategoricalCluster(cluster, scratch)
              : UpdateGaussianCluster(cluster, scratch);
