@@ -16,6 +16,8 @@
 #include <string_view>
 
 #include "vfe/core/format.h"
+#include "vfe/nodes/functions.h"
+#include "vfe/nodes/nodes.h"
 
 namespace vfe {
 namespace {
@@ -477,6 +479,7 @@ const std::vector<NodeSpec>& NodeSpecs() {
       {"Transition", {"out", "in", "matrix"}},
       // One of "log_table" (shared) and "log_tables" (one per factor).
       {"Potential", {"variables", "log_table", "log_tables"}},
+      {"Delta", {"out", "in", "precision"}},
   };
   return specs;
 }
@@ -978,6 +981,10 @@ class Loader {
     // A matrix Dirichlet prior is one factor per column of one matrix: it takes no loop.
     if (type == kMatrixDirichlet) allowed.pop_back();
     allowed.insert(allowed.end(), node.slots.begin(), node.slots.end());
+    if (type == "Delta")
+      allowed.insert(allowed.end(), {"function", "matrix", "offset", "output_matrix", "linear",
+                                     "approximation", "alpha", "beta", "kappa", "energy",
+                                     "samples", "seed"});
     CheckKeys(spec, pointer, allowed);
     const bool potential = type == "Potential";
     for (const std::string& slot : node.slots)
@@ -1154,6 +1161,18 @@ class Loader {
         Fail(slots[2].pointer, "expected a constant matrix or an observed variable, found the "
                                "hidden variable in \"" + spec["matrix"].get<std::string>() + "\"");
     }
+    if (type == "Delta") {
+      auto dim_of = [](const Slot& slot) {
+        return slot.constant ? static_cast<int>(slot.value.constant().value().size())
+                             : slot.entry->dim;
+      };
+      auto describe = [&](const Slot& slot) {
+        return slot.constant ? std::string("a constant")
+                             : Describe(slot.variable_name, *slot.entry);
+      };
+      delta_ = ReadDelta(spec, pointer, dim_of(slots[1]), describe(slots[1]), dim_of(slots[0]),
+                         describe(slots[0]));
+    }
     for (size_t s = 0; s < slots.size(); ++s) {
       Slot& slot = slots[s];
       if (slot.constant) continue;
@@ -1201,6 +1220,171 @@ class Loader {
       }
       first = last;
     }
+  }
+
+  /// A Delta node's function and options.
+  struct DeltaSpec {
+    DeltaFunction function;
+    DeltaOptions options;
+  };
+
+  /// The function of a Delta factor, f(x) = L·x + C·g(A·x + b) ("function" g, "matrix" A,
+  /// "offset" b, "output_matrix" C, "linear" L), checked against the dimensions of 'in' (D)
+  /// and 'out' (E), and its options.
+  static DeltaSpec ReadDelta(const Json& spec, const std::string& pointer, int in_dim,
+                             const std::string& in_name, int out_dim,
+                             const std::string& out_name) {
+    DeltaSpec delta;
+    // The names: the scalar functions, then "affine" (the identity after the affine map).
+    std::vector<std::string> names;
+    int count = 0;
+    const ScalarFunction* all = ScalarFunctions(&count);
+    for (int i = 0; i < count; ++i) names.push_back(all[i].name);
+    names.push_back("affine");
+    const std::string fp = pointer + "/function";
+    const Json& function = Required(spec, "function", pointer);
+    if (!function.is_string())
+      Fail(fp, "expected a function name (one of " + JoinQuoted(names) + "), found " +
+                   Found(function));
+    const std::string name = function.get<std::string>();
+    const bool affine = name == "affine";
+    const ScalarFunction* g = affine ? FindScalarFunction("identity") : FindScalarFunction(name);
+    if (!g)
+      Fail(fp, "unknown function \"" + name + "\"" + DidYouMean(name, names) +
+                   "; expected one of " + JoinQuoted(names));
+    if (affine && !spec.contains("matrix") && !spec.contains("offset"))
+      Fail(pointer, "the affine function needs 'matrix' and/or 'offset' (f(x) = matrix * x + "
+                    "offset)");
+    const std::string in_text = "'in' is " + in_name + " of dimension " + std::to_string(in_dim);
+    const std::string out_text =
+        "'out' is " + out_name + " of dimension " + std::to_string(out_dim);
+    auto shape = [](const Matrix& m) {
+      return std::to_string(m.rows()) + "x" + std::to_string(m.cols());
+    };
+    DeltaFunction& f = delta.function;
+    f.elementwise = g;
+    f.description = name;
+    f.in_dim = in_dim;
+    int hidden = in_dim;  // H, the dimension g works in
+    if (spec.contains("matrix")) {
+      f.matrix = ReadMatrix(spec["matrix"], pointer + "/matrix");
+      if (f.matrix.cols() != in_dim)
+        Fail(pointer + "/matrix", "expected a matrix of " + std::to_string(in_dim) +
+                                      " columns, found " + shape(f.matrix) + ": " + in_text);
+      hidden = static_cast<int>(f.matrix.rows());
+    }
+    if (spec.contains("offset")) {
+      const Json& offset = spec["offset"];
+      f.offset = offset.is_number() ? Vector::Constant(1, Number(offset, pointer + "/offset",
+                                                                 "a finite number"))
+                                    : ReadVector(offset, pointer + "/offset");
+      if (f.offset.size() != hidden)
+        Fail(pointer + "/offset", "expected " + std::to_string(hidden) + " numbers, found " +
+                                      std::to_string(f.offset.size()) + ": " +
+                                      (f.matrix.size() ? "'matrix' has " + std::to_string(hidden) +
+                                                             " rows"
+                                                       : in_text));
+    }
+    int e = hidden;
+    if (spec.contains("output_matrix")) {
+      f.output_matrix = ReadMatrix(spec["output_matrix"], pointer + "/output_matrix");
+      if (f.output_matrix.cols() != hidden)
+        Fail(pointer + "/output_matrix",
+             "expected a matrix of " + std::to_string(hidden) + " columns (the dimension g "
+             "works in), found " + shape(f.output_matrix));
+      e = static_cast<int>(f.output_matrix.rows());
+    }
+    if (spec.contains("linear")) {
+      f.linear = ReadMatrix(spec["linear"], pointer + "/linear");
+      if (f.linear.rows() != out_dim || f.linear.cols() != in_dim)
+        Fail(pointer + "/linear", "expected a " + std::to_string(out_dim) + "x" +
+                                      std::to_string(in_dim) + " matrix, found " +
+                                      shape(f.linear) + ": " + out_text + " and " + in_text);
+    }
+    if (e != out_dim) {
+      const std::string key = spec.contains("output_matrix") ? "output_matrix"
+                              : spec.contains("matrix")      ? "matrix"
+                              : spec.contains("offset")      ? "offset"
+                                                             : "in";
+      Fail(pointer + "/" + key,
+           "f maps R^" + std::to_string(in_dim) + " to R^" + std::to_string(e) + " but " +
+               out_text +
+               (key == "in" ? "; an elementwise function keeps the dimension (add a 'matrix')"
+                            : ""));
+    }
+    // Without a matrix or an offset the output matrix and linear term still need H: a zero
+    // offset of dimension D states it.
+    if (!f.matrix.size() && !f.offset.size()) f.offset = Vector::Zero(hidden);
+    f.out_dim = out_dim;
+    if (std::max({hidden, in_dim, out_dim}) > DeltaFunction::kMaxDim)
+      Fail(pointer, "a Delta node takes dimensions up to " +
+                        std::to_string(DeltaFunction::kMaxDim) + ", found 'in' of " +
+                        std::to_string(in_dim) + ", 'out' of " + std::to_string(out_dim) +
+                        " and g working in " + std::to_string(hidden));
+
+    DeltaOptions& options = delta.options;
+    if (spec.contains("approximation")) {
+      const Json& value = spec["approximation"];
+      const std::vector<std::string> known = {"linearise", "unscented"};
+      const std::string text = value.is_string() ? value.get<std::string>() : "";
+      if (text == "unscented") {
+        options.approximation = DeltaApproximation::kUnscented;
+      } else if (text != "linearise") {
+        Fail(pointer + "/approximation",
+             "expected one of " + JoinQuoted(known) + ", found " + Found(value) +
+                 (text.empty() ? "" : DidYouMean(text, known)));
+      }
+    }
+    for (const char* key : {"alpha", "beta", "kappa"}) {
+      if (!spec.contains(key)) continue;
+      const std::string kp = pointer + "/" + key;
+      if (options.approximation != DeltaApproximation::kUnscented)
+        Fail(kp, std::string("only the unscented approximation takes '") + key +
+                     "' (add \"approximation\": \"unscented\")");
+      const std::string k = key;
+      if (k == "alpha") options.alpha = PositiveNumber(spec[key], kp, "a positive number");
+      if (k == "beta") {
+        options.beta = Number(spec[key], kp, "a number >= 0");
+        if (options.beta < 0) Fail(kp, "expected a number >= 0, found " + FormatNumber(options.beta));
+      }
+      if (k == "kappa") {
+        options.kappa = Number(spec[key], kp, "a finite number");
+        if (!(in_dim + *options.kappa > 0))
+          Fail(kp, "expected kappa > -" + std::to_string(in_dim) + " (D + kappa > 0: " +
+                       in_text + "), found " + FormatNumber(*options.kappa));
+      }
+    }
+    if (spec.contains("energy")) {
+      const Json& value = spec["energy"];
+      const std::vector<std::string> known = {"approximation", "monte_carlo"};
+      const std::string text = value.is_string() ? value.get<std::string>() : "";
+      if (text == "monte_carlo") {
+        options.energy = DeltaEnergy::kMonteCarlo;
+      } else if (text != "approximation") {
+        Fail(pointer + "/energy", "expected one of " + JoinQuoted(known) + ", found " +
+                                      Found(value) + (text.empty() ? "" : DidYouMean(text, known)));
+      }
+    }
+    for (const char* key : {"samples", "seed"}) {
+      if (!spec.contains(key)) continue;
+      const std::string kp = pointer + "/" + key;
+      if (options.energy != DeltaEnergy::kMonteCarlo)
+        Fail(kp, std::string("only a Monte Carlo energy takes '") + key +
+                     "' (add \"energy\": \"monte_carlo\")");
+      const long value = Integer(spec[key], kp, std::string(key) == "samples"
+                                                     ? "a positive integer"
+                                                     : "a non-negative integer");
+      if (std::string(key) == "samples") {
+        if (value < 1 || value > INT_MAX)
+          Fail(kp, "expected a positive integer (at most " + std::to_string(INT_MAX) +
+                       "), found " + std::to_string(value));
+        options.samples = static_cast<int>(value);
+      } else {
+        if (value < 0) Fail(kp, "expected a non-negative integer, found " + std::to_string(value));
+        options.seed = static_cast<uint64_t>(value);
+      }
+    }
+    return delta;
   }
 
   /// {"node": "MatrixDirichlet", "out": "A", "alpha": K rows of L}: column k of A gets the prior
@@ -1420,6 +1604,8 @@ class Loader {
                                         slots[3].entry->variable, name);
       } else if (type == "Potential") {
         model_.graph.AddPotential(args, table, name);
+      } else if (type == "Delta") {
+        model_.graph.AddFactor(MakeDeltaNode(delta_->function, delta_->options), args, name);
       } else if (type == "Transition" && slots[2].constant) {
         model_.graph.AddTransition(args[0], args[1], slots[2].value.constant().value(), name);
       } else if (type == "Transition") {
@@ -1789,6 +1975,7 @@ class Loader {
   std::vector<std::string> names_;  // declaration order
   std::vector<std::pair<std::string, std::string>> factor_labels_;  // (pointer, plate name)
   std::map<std::string, std::string> cluster_pointers_;  // clustered variable -> /factorisation/i
+  std::optional<DeltaSpec> delta_;  // the function and options of the Delta factor being read
 };
 
 // ---- Result JSON ----------------------------------------------------------------------------

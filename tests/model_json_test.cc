@@ -1108,7 +1108,7 @@ void ExpectRoundTrip(Model& original) {
 TEST(ModelJson, EveryExampleRoundTripsThroughTheNormalisedDocument) {
   for (const char* name : {"coin.json", "gaussian_mean_precision.json", "linear_regression.json",
                            "gaussian_mixture.json", "ising.json", "hmm.json",
-                           "tracking.json"}) {
+                           "tracking.json", "pendulum.json"}) {
     SCOPED_TRACE(name);
     Model model = LoadModel(ExamplePath(name));
     ExpectRoundTrip(model);
@@ -1334,7 +1334,7 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
        "/factors/2/node: unknown node type \"Gausian\" (did you mean 'Gaussian'?); expected one "
        "of 'Gaussian', 'MvGaussian', 'LinearGaussian', 'Gamma', 'Wishart', 'Beta', 'Dirichlet', "
        "'MatrixDirichlet', 'Bernoulli', 'Categorical', 'GaussianMixture', 'Transition', "
-       "'Potential'"},
+       "'Potential', 'Delta'"},
       {"missing argument", WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "mu"})"),
        "/factors/2: missing required key 'precision' (Gaussian takes 'out', 'mean', "
        "'precision')"},

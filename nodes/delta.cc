@@ -1,0 +1,506 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "nodes/node_checks.h"
+#include "vfe/core/format.h"
+#include "vfe/core/special.h"
+#include "vfe/core/splitmix.h"
+#include "vfe/distributions/gaussian.h"
+#include "vfe/nodes/nodes.h"
+
+namespace vfe {
+
+// ---- DeltaFunction and DeltaOptions -----------------------------------------------------------
+
+DeltaFunction DeltaFunction::Callable(int in_dim, int out_dim, Value value, Jacobian jacobian) {
+  DeltaFunction f;
+  f.in_dim = in_dim;
+  f.out_dim = out_dim;
+  f.value = std::move(value);
+  f.jacobian = std::move(jacobian);
+  f.description = "a callable R^" + std::to_string(in_dim) + " -> R^" + std::to_string(out_dim);
+  return f;
+}
+
+DeltaFunction DeltaFunction::Named(const ScalarFunction& g, const Matrix& matrix,
+                                   const Vector& offset) {
+  DeltaFunction f;
+  f.elementwise = &g;
+  f.matrix = matrix;
+  f.offset = offset;
+  f.description = g.name;
+  if (matrix.size() > 0) {
+    f.in_dim = static_cast<int>(matrix.cols());
+    f.out_dim = static_cast<int>(matrix.rows());
+  } else if (offset.size() > 0) {
+    f.in_dim = f.out_dim = static_cast<int>(offset.size());
+  }
+  return f;
+}
+
+DeltaFunction DeltaFunction::Affine(const Matrix& matrix, const Vector& offset) {
+  DeltaFunction f = Named(*FindScalarFunction("identity"), matrix, offset);
+  f.description = "affine";
+  return f;
+}
+
+void DeltaFunction::Validate() const {
+  const std::string what = "Delta function (" + description + ")";
+  auto size_text = [](const Matrix& m) {
+    return std::to_string(m.rows()) + "x" + std::to_string(m.cols());
+  };
+  if (value) {
+    if (elementwise || matrix.size() || offset.size() || output_matrix.size() || linear.size())
+      throw ModelError(what + ": give either a callable or the named form, not both");
+    if (in_dim < 1 || out_dim < 1)
+      throw ModelError(what + ": a callable needs dimensions >= 1, got R^" +
+                       std::to_string(in_dim) + " -> R^" + std::to_string(out_dim));
+  } else {
+    if (!elementwise) throw ModelError(what + ": no callable and no elementwise function");
+    for (const Matrix* m : {&matrix, &output_matrix, &linear})
+      if (!m->allFinite()) throw ModelError(what + ": the matrices must be finite");
+    if (!offset.allFinite()) throw ModelError(what + ": the offset must be finite");
+    // H, the dimension g works in.
+    int hidden = 0;
+    if (matrix.size()) hidden = static_cast<int>(matrix.rows());
+    if (offset.size()) {
+      if (hidden && offset.size() != hidden)
+        throw ModelError(what + ": the offset has " + std::to_string(offset.size()) +
+                         " entries but the matrix is " + size_text(matrix));
+      hidden = static_cast<int>(offset.size());
+    }
+    if (output_matrix.size()) {
+      if (hidden && output_matrix.cols() != hidden)
+        throw ModelError(what + ": the output matrix is " + size_text(output_matrix) +
+                         " but g works in dimension " + std::to_string(hidden));
+    }
+    const int d = matrix.size() ? static_cast<int>(matrix.cols()) : hidden;
+    const int e = output_matrix.size() ? static_cast<int>(output_matrix.rows()) : hidden;
+    if (!hidden && (output_matrix.size() || linear.size()))
+      throw ModelError(what + ": an output matrix or a linear term needs the matrix or the "
+                       "offset (the dimension g works in)");
+    if (linear.size() && (linear.rows() != e || linear.cols() != d))
+      throw ModelError(what + ": the linear term is " + size_text(linear) + ", expected " +
+                       std::to_string(e) + "x" + std::to_string(d));
+    if (in_dim != d || out_dim != e)
+      throw ModelError(what + ": in_dim and out_dim are " + std::to_string(in_dim) + " and " +
+                       std::to_string(out_dim) + " but the matrices map R^" + std::to_string(d) +
+                       " to R^" + std::to_string(e));
+    if (hidden > kMaxDim)
+      throw ModelError(what + ": g works in dimension " + std::to_string(hidden) +
+                       ", more than the " + std::to_string(kMaxDim) + " a Delta node takes");
+  }
+  if (in_dim > kMaxDim || out_dim > kMaxDim)
+    throw ModelError(what + ": maps R^" + std::to_string(in_dim) + " to R^" +
+                     std::to_string(out_dim) + "; a Delta node takes dimensions up to " +
+                     std::to_string(kMaxDim));
+}
+
+void DeltaOptions::Validate() const {
+  if (!(alpha > 0) || !std::isfinite(alpha))
+    throw OptionsError("Delta options: alpha must be > 0 and finite, got " + FormatNumber(alpha));
+  if (!(beta >= 0) || !std::isfinite(beta))
+    throw OptionsError("Delta options: beta must be >= 0 and finite, got " + FormatNumber(beta));
+  if (kappa && !std::isfinite(*kappa))
+    throw OptionsError("Delta options: kappa must be finite, got " + FormatNumber(*kappa));
+  if (samples < 1)
+    throw OptionsError("Delta options: samples must be >= 1, got " + std::to_string(samples));
+}
+
+namespace {
+
+enum Slot { kOut = 0, kIn = 1, kPrecision = 2 };
+
+constexpr int kMax = DeltaFunction::kMaxDim;
+// Stack-allocated Eigen types: dynamic sizes up to kMax, never on the heap.
+using SmallVector = Eigen::Matrix<double, Eigen::Dynamic, 1, 0, kMax, 1>;
+using SmallMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, kMax, kMax>;
+/// f at the 2D + 1 sigma points, one column each.
+using PointMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, kMax, 2 * kMax + 1>;
+
+/// The Gaussian approximation of f(in) under q(in) = N(m, Σ): E[f] ≈ mean, Cov[f] ≈
+/// covariance, and f(x) ≈ map·x + offset (the message to in).
+struct Expansion {
+  SmallVector mean;
+  SmallMatrix covariance;
+  SmallMatrix map;
+  SmallVector offset;
+};
+
+/// N(out | f(in), W⁻¹); the maths are in nodes.h.
+class DeltaNode final : public Node {
+ public:
+  DeltaNode(DeltaFunction function, DeltaOptions options)
+      : f_(std::move(function)), options_(options) {
+    f_.Validate();
+    options_.Validate();
+  }
+
+  const char* type() const override { return "Delta"; }
+  std::vector<std::string> slot_names() const override { return {"out", "in", "precision"}; }
+  Family ObservedFamily(int slot, const PointMass& value) const override {
+    if (slot == kPrecision) return value.is_scalar() ? Family::kGamma : Family::kWishart;
+    return value.is_scalar() ? Family::kGaussian : Family::kMvGaussian;
+  }
+
+  void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
+    RequireFamily(slots[kOut], {Family::kGaussian, Family::kMvGaussian}, where);
+    RequireFamily(slots[kIn], {Family::kGaussian, Family::kMvGaussian}, where);
+    RequireFamily(slots[kPrecision], {Family::kGamma, Family::kWishart}, where);
+    in_dim_ = slots[kIn].dim;
+    out_dim_ = slots[kOut].dim;
+    const bool any_dim = f_.in_dim == 0;
+    const int f_in = any_dim ? in_dim_ : f_.in_dim, f_out = any_dim ? in_dim_ : f_.out_dim;
+    if (f_in != in_dim_ || f_out != out_dim_)
+      throw GraphError(where + ": the function (" + f_.description + ") maps R^" +
+                       std::to_string(f_in) + " to R^" + std::to_string(f_out) + " but 'in' is " +
+                       slots[kIn].variable + " of dimension " + std::to_string(in_dim_) +
+                       " and 'out' is " + slots[kOut].variable + " of dimension " +
+                       std::to_string(out_dim_));
+    if (in_dim_ > kMax || out_dim_ > kMax)
+      throw GraphError(where + ": a Delta node takes dimensions up to " + std::to_string(kMax) +
+                       ", got 'in' of " + std::to_string(in_dim_) + " and 'out' of " +
+                       std::to_string(out_dim_));
+    hidden_dim_ = f_.matrix.size() ? static_cast<int>(f_.matrix.rows())
+                  : f_.offset.size() ? static_cast<int>(f_.offset.size())
+                                     : in_dim_;
+    scalar_precision_ = slots[kPrecision].family == Family::kGamma;
+    if (!scalar_precision_) RequireDim(slots[kPrecision], out_dim_, where);
+    // Sigma-point weights (Särkkä 2013, eq. 5.75).
+    const double d = in_dim_;
+    const double kappa = options_.kappa ? *options_.kappa : std::max(0.0, 3.0 - d);
+    if (options_.approximation == DeltaApproximation::kUnscented && !(d + kappa > 0))
+      throw ModelError(where + ": the unscented transform needs D + kappa > 0, got D = " +
+                       std::to_string(in_dim_) + " and kappa = " + FormatNumber(kappa));
+    const double spread = options_.alpha * options_.alpha * (d + kappa);  // D + λ
+    spread_ = std::sqrt(spread);
+    weight_centre_ = (spread - d) / spread;
+    weight_centre_covariance_ = weight_centre_ + 1.0 - options_.alpha * options_.alpha +
+                                options_.beta;
+    weight_ = 0.5 / spread;
+  }
+
+  void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
+                         Workspace&) const override {
+    const int e = out_dim_, d = in_dim_;
+    Expansion ex;
+    SmallMatrix ew(e, e);
+    for (size_t n = begin; n < end; ++n) {
+      const double* y = q[kOut].At(n);
+      const double* w = q[kPrecision].At(n);
+      if (slot == kPrecision) {
+        Expand(q[kIn].At(n), /*map=*/false, ex);
+        SmallMatrix& r = ex.covariance;  // R, built in place
+        AddResidual(y, ex.mean, r);
+        if (scalar_precision_) {
+          eta[0] -= 0.5 * r.trace();
+          eta[1] += 0.5 * e;
+        } else {
+          MatrixMap(eta, e, e) -= 0.5 * r;
+          eta[e * e] += 0.5;
+        }
+        continue;
+      }
+      ExpectedPrecision(w, ew);
+      if (slot == kOut) {
+        ExpandMean(q[kIn].At(n), ex);
+        VectorMap(eta, e).noalias() += ew * ex.mean;
+        MatrixMap(eta + e, e, e) -= 0.5 * ew;
+      } else {
+        Expand(q[kIn].At(n), /*map=*/true, ex);
+        const SmallMatrix& a = ex.map;
+        SmallMatrix ew_a(e, d);
+        ew_a.noalias() = ew * a;
+        SmallVector residual = ConstVectorMap(y, e) - ex.offset;
+        VectorMap(eta, d).noalias() += ew_a.transpose() * residual;
+        MatrixMap(eta + d, d, d).noalias() -= 0.5 * (a.transpose() * ew_a);
+      }
+    }
+  }
+
+  double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
+    const int e = out_dim_;
+    Expansion ex;
+    SmallMatrix ew(e, e);
+    double energy = 0.0;
+    for (size_t n = begin; n < end; ++n) {
+      const double* y = q[kOut].At(n);
+      const double log_det = ExpectedPrecision(q[kPrecision].At(n), ew);
+      double trace = 0.0;  // tr(E[W] R)
+      if (options_.energy == DeltaEnergy::kMonteCarlo) {
+        trace = MonteCarloTrace(n, q[kIn].At(n), y, ew);
+      } else {
+        Expand(q[kIn].At(n), /*map=*/false, ex);
+        AddResidual(y, ex.mean, ex.covariance);
+        trace = ew.cwiseProduct(ex.covariance).sum();
+      }
+      energy += 0.5 * (e * kLog2Pi - log_det) + 0.5 * trace;
+    }
+    return energy;
+  }
+
+  /// log N(y | f(x), W⁻¹) at one point: the Gaussian family's LogDensity for scalars; for
+  /// vectors the same density written out (MvGaussian's constructor allocates and validates).
+  double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
+    const int e = out_dim_;
+    const double* y = q[kOut].At(n);
+    const double* w = q[kPrecision].At(n);
+    SmallVector fx(e);
+    Evaluate(q[kIn].At(n), fx.data());
+    if (!fx.allFinite()) return -std::numeric_limits<double>::infinity();
+    if (e == 1) return Gaussian(fx[0], w[0]).LogDensity(y[0]);
+    const SmallVector r = ConstVectorMap(y, e) - fx;
+    if (scalar_precision_) return 0.5 * e * (std::log(w[0]) - kLog2Pi) - 0.5 * w[0] * r.squaredNorm();
+    const Eigen::LLT<SmallMatrix> llt(SmallMatrix(ConstMatrixMap(w, e, e)));
+    if (llt.info() != Eigen::Success) return std::numeric_limits<double>::quiet_NaN();
+    const double log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
+    const SmallVector lr = llt.matrixU() * r;  // rᵀ W r = |U r|², W = UᵀU
+    return 0.5 * (log_det - e * kLog2Pi) - 0.5 * lr.squaredNorm();
+  }
+
+ private:
+  // ---- f and its Jacobian --------------------------------------------------------------
+
+  /// f(x) into fx (out_dim_ numbers). The matrices are small (≤ 16): coefficient-wise lazy
+  /// products skip the dispatch of Eigen's blocked kernels, which dominates at these sizes.
+  void Evaluate(const double* x, double* fx) const {
+    if (f_.value) {
+      f_.value(x, fx);
+      return;
+    }
+    const int d = in_dim_, h = hidden_dim_, e = out_dim_;
+    const ConstVectorMap in(x, d);
+    SmallVector z(h);
+    if (f_.matrix.size()) {
+      z.noalias() = f_.matrix.lazyProduct(in);
+    } else {
+      z = in;
+    }
+    if (f_.offset.size()) z += f_.offset;
+    for (int i = 0; i < h; ++i) z[i] = f_.elementwise->value(z[i]);
+    VectorMap out(fx, e);
+    if (f_.output_matrix.size()) {
+      out.noalias() = f_.output_matrix.lazyProduct(z);
+    } else {
+      out = z;
+    }
+    if (f_.linear.size()) out.noalias() += f_.linear.lazyProduct(in);
+  }
+
+  /// The E x D Jacobian at x into `jacobian`: the callable's, central differences (step
+  /// ε^(1/3)·max(1, |x_j|), error O(h²)), or L + C·diag(g'(A x + b))·A for the named form.
+  void EvaluateJacobian(const double* x, SmallMatrix& jacobian) const {
+    const int d = in_dim_, h = hidden_dim_, e = out_dim_;
+    jacobian.resize(e, d);
+    if (f_.value && f_.jacobian) {
+      f_.jacobian(x, jacobian.data());
+      return;
+    }
+    if (f_.value) {
+      SmallVector point = ConstVectorMap(x, d), plus(e), minus(e);
+      for (int j = 0; j < d; ++j) {
+        const double step = 6.0554544523933395e-06 * std::max(1.0, std::abs(x[j]));
+        point[j] = x[j] + step;
+        f_.value(point.data(), plus.data());
+        point[j] = x[j] - step;
+        f_.value(point.data(), minus.data());
+        point[j] = x[j];
+        jacobian.col(j) = (plus - minus) / (2.0 * step);
+      }
+      return;
+    }
+    const ConstVectorMap in(x, d);
+    SmallVector z(h);
+    if (f_.matrix.size()) {
+      z.noalias() = f_.matrix.lazyProduct(in);
+    } else {
+      z = in;
+    }
+    if (f_.offset.size()) z += f_.offset;
+    for (int i = 0; i < h; ++i) z[i] = f_.elementwise->derivative(z[i]);
+    SmallMatrix inner(h, d);  // diag(g'(z))·A
+    if (f_.matrix.size()) {
+      inner = z.asDiagonal() * f_.matrix;
+    } else {
+      inner = z.asDiagonal() * SmallMatrix::Identity(h, d);
+    }
+    if (f_.output_matrix.size()) {
+      jacobian.noalias() = f_.output_matrix.lazyProduct(inner);
+    } else {
+      jacobian = inner;
+    }
+    if (f_.linear.size()) jacobian += f_.linear;
+  }
+
+  // ---- The approximations --------------------------------------------------------------
+
+  /// m and Σ = E[xxᵀ] − m mᵀ of q(in) from its moments.
+  void InputMoments(const double* x, SmallVector& m, SmallMatrix& sigma) const {
+    const int d = in_dim_;
+    m = ConstVectorMap(x, d);
+    sigma = ConstMatrixMap(x + d, d, d);
+    sigma.noalias() -= m * m.transpose();
+  }
+
+  /// A square root S (S Sᵀ = Σ) into `root`: the Cholesky factor (lower triangular, returns
+  /// true), or for a singular Σ (an observed input) P Lᵀ√D from LDLᵀ with D clipped at 0
+  /// (returns false: S is then not triangular).
+  static bool SquareRoot(const SmallMatrix& sigma, SmallMatrix& root) {
+    const Eigen::LLT<SmallMatrix> llt(sigma);
+    if (llt.info() == Eigen::Success) {
+      root = llt.matrixL();
+      return true;
+    }
+    const Eigen::LDLT<SmallMatrix> ldlt(sigma);
+    const SmallMatrix l = ldlt.matrixL();
+    const SmallVector scale = ldlt.vectorD().cwiseMax(0.0).cwiseSqrt();
+    root = l * scale.asDiagonal();
+    root = ldlt.transpositionsP().transpose() * root;
+    return false;
+  }
+
+  /// E[f] only (the message to out).
+  void ExpandMean(const double* x, Expansion& ex) const {
+    if (options_.approximation == DeltaApproximation::kLinearise) {
+      ex.mean.resize(out_dim_);
+      Evaluate(x, ex.mean.data());
+      return;
+    }
+    Expand(x, /*map=*/false, ex);
+  }
+
+  /// The expansion of f under q(in) whose moments are at x; `map` asks for A and b too.
+  void Expand(const double* x, bool map, Expansion& ex) const {
+    const int d = in_dim_, e = out_dim_;
+    SmallVector m;
+    SmallMatrix sigma;
+    InputMoments(x, m, sigma);
+    ex.mean.resize(e);
+    if (options_.approximation == DeltaApproximation::kLinearise) {
+      Evaluate(m.data(), ex.mean.data());
+      EvaluateJacobian(m.data(), ex.map);
+      SmallMatrix j_sigma(e, d);
+      j_sigma.noalias() = ex.map * sigma;
+      ex.covariance.resize(e, e);
+      ex.covariance.noalias() = j_sigma * ex.map.transpose();
+      if (map) {
+        ex.offset = ex.mean;
+        ex.offset.noalias() -= ex.map * m;
+      }
+      return;
+    }
+    // Unscented: f at m (column 0) and at m ± √(D + λ)·S_j (columns 1 + 2j and 2 + 2j).
+    SmallMatrix root;
+    const bool triangular = SquareRoot(sigma, root);
+    PointMatrix values(e, 2 * d + 1);
+    SmallVector point(d);
+    Evaluate(m.data(), values.col(0).data());
+    for (int j = 0; j < d; ++j) {
+      point = m + spread_ * root.col(j);
+      Evaluate(point.data(), values.col(1 + 2 * j).data());
+      point = m - spread_ * root.col(j);
+      Evaluate(point.data(), values.col(2 + 2 * j).data());
+    }
+    // Two passes: the mean, then the covariance about it.
+    ex.mean = weight_centre_ * values.col(0);
+    for (int i = 1; i <= 2 * d; ++i) ex.mean += weight_ * values.col(i);
+    SmallVector deviation = values.col(0) - ex.mean;
+    ex.covariance.resize(e, e);
+    ex.covariance.noalias() = weight_centre_covariance_ * deviation * deviation.transpose();
+    for (int i = 1; i <= 2 * d; ++i) {
+      deviation = values.col(i) - ex.mean;
+      ex.covariance.noalias() += weight_ * deviation * deviation.transpose();
+    }
+    if (!map) return;
+    // Statistical linear regression: A = Cov[f, x] Σ⁻¹. With the divided differences
+    // Δ_j = (f(χ₊ⱼ) − f(χ₋ⱼ)) / (2√(D + λ)), Cov[f, x] = Δ Sᵀ, so A = Δ S⁻¹: A S = Δ.
+    ex.map.resize(e, d);
+    for (int j = 0; j < d; ++j)
+      ex.map.col(j) = (values.col(1 + 2 * j) - values.col(2 + 2 * j)) / (2.0 * spread_);
+    if (triangular) {
+      root.triangularView<Eigen::Lower>().solveInPlace<Eigen::OnTheRight>(ex.map);
+    } else {
+      ex.map.setConstant(std::numeric_limits<double>::quiet_NaN());  // Σ singular
+    }
+    ex.offset = ex.mean;
+    ex.offset.noalias() -= ex.map * m;
+  }
+
+  // ---- Energy pieces -------------------------------------------------------------------
+
+  /// Turns Cov[f] in `r` into R = E[yyᵀ] − E[y] μᵀ − μ E[y]ᵀ + μ μᵀ + Cov[f].
+  void AddResidual(const double* y, const SmallVector& mean, SmallMatrix& r) const {
+    const int e = out_dim_;
+    const ConstVectorMap ey(y, e);
+    r += ConstMatrixMap(y + e, e, e);
+    r.noalias() -= ey * mean.transpose();
+    r.noalias() -= mean * ey.transpose();
+    r.noalias() += mean * mean.transpose();
+  }
+
+  /// E[W] into ew; returns E[log|W|].
+  double ExpectedPrecision(const double* w, SmallMatrix& ew) const {
+    const int e = out_dim_;
+    if (scalar_precision_) {
+      ew = w[0] * SmallMatrix::Identity(e, e);
+      return e * w[1];
+    }
+    ew = ConstMatrixMap(w, e, e);
+    return w[e * e];
+  }
+
+  /// tr(E[W] E[(y − f(x))(y − f(x))ᵀ]) with E[f] and E[fᵀ E[W] f] averaged over `samples`
+  /// draws x = m + S z, z standard normal by Box–Muller on SplitMix64, seeded by
+  /// (seed, n) so that factor n sees the same draws in every sweep and on every thread.
+  double MonteCarloTrace(size_t n, const double* x, const double* y, const SmallMatrix& ew) const {
+    const int d = in_dim_, e = out_dim_;
+    SmallVector m;
+    SmallMatrix sigma, root;
+    InputMoments(x, m, sigma);
+    SquareRoot(sigma, root);
+    SplitMix64 rng(SplitMix64(options_.seed ^ (0xD1B54A32D192ED03ULL * (n + 1))).Next());
+    SmallVector z(d), point(d), fx(e), sum_f = SmallVector::Zero(e);
+    double sum_quadratic = 0.0, spare = 0.0;
+    bool has_spare = false;
+    const double two_pi = 6.283185307179586476925;
+    for (int s = 0; s < options_.samples; ++s) {
+      for (int j = 0; j < d; ++j) {
+        if (has_spare) {
+          z[j] = spare;
+          has_spare = false;
+          continue;
+        }
+        const double radius = std::sqrt(-2.0 * std::log(rng.Uniform()));
+        const double angle = two_pi * rng.Uniform();
+        z[j] = radius * std::cos(angle);
+        spare = radius * std::sin(angle);
+        has_spare = true;
+      }
+      point = m;
+      point.noalias() += root * z;
+      Evaluate(point.data(), fx.data());
+      sum_f += fx;
+      sum_quadratic += fx.dot(ew * fx);
+    }
+    const double samples = options_.samples;
+    const ConstVectorMap ey(y, e);
+    return ew.cwiseProduct(ConstMatrixMap(y + e, e, e)).sum() -
+           2.0 * ey.dot(ew * sum_f) / samples + sum_quadratic / samples;
+  }
+
+  DeltaFunction f_;
+  DeltaOptions options_;
+  int in_dim_ = 1, out_dim_ = 1, hidden_dim_ = 1;
+  bool scalar_precision_ = true;
+  double spread_ = 1.0;  // √(D + λ)
+  double weight_centre_ = 0.0, weight_centre_covariance_ = 0.0, weight_ = 0.5;
+};
+
+}  // namespace
+
+std::unique_ptr<Node> MakeDeltaNode(DeltaFunction function, DeltaOptions options) {
+  return std::make_unique<DeltaNode>(std::move(function), options);
+}
+
+}  // namespace vfe
