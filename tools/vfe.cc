@@ -14,8 +14,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "vfe/core/format.h"
 #include "vfe/graph/model_json.h"
+#include "vfe/predictive/predictive_coding_file.h"
 #include "vfe/model.h"
 
 namespace {
@@ -33,6 +36,8 @@ const char* const kUsage =
     "  check MODEL.json   validate the model and print a summary\n"
     "  dot MODEL.json     print the factor graph in Graphviz DOT\n"
     "  agent AGENT.json   run an active inference agent and write its per-step trace\n"
+    "  predictive-coding NETWORK.json\n"
+    "                     infer or learn with a predictive coding network\n"
     "\n"
     "options:\n"
     "  --help             this text (also: vfe <command> --help)\n"
@@ -43,7 +48,7 @@ const char* const kUsage =
 const char* const kRunUsage =
     "usage: vfe run MODEL.json [-o RESULT.json] [--iterations K] [--tolerance T]\n"
     "               [--scheduler sequential|parallel|async] [--threads N] [--threshold X]\n"
-    "               [--algorithm vmp|bp] [--damping D] [--quiet]\n"
+    "               [--algorithm vmp|bp] [--damping D] [--monte-carlo S] [--quiet]\n"
     "\n"
     "Runs variational message passing on the model and writes the result (vfe-result/1:\n"
     "convergence, the free energy per sweep, every posterior, timings) to RESULT.json, or to\n"
@@ -59,7 +64,11 @@ const char* const kRunUsage =
     "factors only): F is the Bethe free energy, -F the Bethe estimate of log Z (exact on\n"
     "trees); --tolerance bounds the change of any belief probability in a sweep; --scheduler\n"
     "sequential updates variable by variable, parallel floods every message at once on N\n"
-    "threads (the same result for any N); --damping D in [0, 1) damps the messages.\n";
+    "threads (the same result for any N); --damping D in [0, 1) damps the messages.\n"
+    "\n"
+    "--monte-carlo S adds \"free_energy_monte_carlo\" to the result: F at the final posteriors\n"
+    "estimated from S draws of q with log-densities only (mean, standard error), a check of\n"
+    "the reported F, which it should match within a few standard errors.\n";
 
 const char* const kCheckUsage =
     "usage: vfe check [--normalise] MODEL.json\n"
@@ -117,6 +126,7 @@ int Run(const std::vector<std::string>& args) {
   std::optional<std::string> scheduler;
   std::optional<std::string> algorithm;
   std::optional<double> damping;
+  std::optional<long> monte_carlo;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& {
@@ -160,6 +170,11 @@ int Run(const std::vector<std::string>& args) {
       if (!(d >= 0 && d < 1))
         throw UsageError{"--damping: expected a number in [0, 1), found " + vfe::FormatNumber(d)};
       damping = d;
+    } else if (a == "--monte-carlo") {
+      const long s = ParseInteger(a, value());
+      if (s < 2 || s > 100000000)
+        throw UsageError{"--monte-carlo: expected a number of draws >= 2, found " + std::to_string(s)};
+      monte_carlo = s;
     } else if (!a.empty() && a[0] == '-') {
       throw UsageError{"run: unknown option " + a};
     } else if (model_path.empty()) {
@@ -201,7 +216,16 @@ int Run(const std::vector<std::string>& args) {
       : scheduler_name == "parallel" ? vfe::ParallelScheduler(options, thread_count).Run(model.graph)
                                      : vfe::SequentialScheduler(options).Run(model.graph);
   if (progress) std::fprintf(stderr, "\n%s\n", result.message.c_str());
-  const std::string text = vfe::ResultJson(model, result) + "\n";
+  std::string text = vfe::ResultJson(model, result) + "\n";
+  if (monte_carlo && result.termination != vfe::Termination::kNumericalFailure) {
+    const vfe::FactorGraph::MonteCarloEstimate mc =
+        model.graph.MonteCarloFreeEnergy(static_cast<size_t>(*monte_carlo));
+    nlohmann::ordered_json document = nlohmann::ordered_json::parse(text);
+    document["free_energy_monte_carlo"] = {{"estimate", mc.free_energy},
+                                           {"standard_error", mc.standard_error},
+                                           {"samples", mc.samples}};
+    text = document.dump(2) + "\n";
+  }
   if (output_path.empty()) {
     std::cout << text;
   } else {
@@ -362,6 +386,8 @@ int main(int argc, char** argv) {
     if (command == "check") return Check(rest);
     if (command == "dot") return Dot(rest);
     if (command == "agent") return AgentCommand(rest);
+    if (command == "predictive-coding")
+      return vfe::predictive::PredictiveCodingCommand(rest, std::cout, std::cerr);
     throw UsageError{"unknown command '" + command + "'"};
   } catch (const UsageError& e) {
     std::cerr << "vfe: " << e.message << "\n\n" << kUsage;
