@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/LU>
@@ -27,57 +28,31 @@ struct DrawState {
   Workspace ws;
 };
 
+/// Draws one value of the `D` density with natural parameters `eta`, writes its statistics
+/// T(x) to `t` and returns log q(x).
+template <class D>
+double DrawAs(int dim, const double* eta, double* t, std::mt19937_64& rng) {
+  const D q = D::FromFlat(dim, eta);
+  const auto x = q.Sample(rng);
+  if constexpr (std::is_same_v<D, Categorical>) {
+    Categorical::PointMoments(dim, x, t);
+  } else {
+    D::PointMoments(x, t);
+  }
+  return q.LogDensity(x);
+}
+
 /// Draws element `eta` of `family` into `t` (its statistics T(x)); returns log q(x).
 double DrawElement(Family family, int dim, const double* eta, double* t, std::mt19937_64& rng) {
   switch (family) {
-    case Family::kGaussian: {
-      const Gaussian q = Gaussian::FromFlat(dim, eta);
-      const double x = q.Sample(rng);
-      Gaussian::PointMoments(x, t);
-      return q.LogDensity(x);
-    }
-    case Family::kMvGaussian: {
-      const MvGaussian q = MvGaussian::FromFlat(dim, eta);
-      const Vector x = q.Sample(rng);
-      MvGaussian::PointMoments(x, t);
-      return q.LogDensity(x);
-    }
-    case Family::kGamma: {
-      const Gamma q = Gamma::FromFlat(dim, eta);
-      const double x = q.Sample(rng);
-      Gamma::PointMoments(x, t);
-      return q.LogDensity(x);
-    }
-    case Family::kWishart: {
-      const Wishart q = Wishart::FromFlat(dim, eta);
-      const Matrix x = q.Sample(rng);
-      Wishart::PointMoments(x, t);
-      return q.LogDensity(x);
-    }
-    case Family::kBeta: {
-      const Beta q = Beta::FromFlat(dim, eta);
-      const double x = q.Sample(rng);
-      Beta::PointMoments(x, t);
-      return q.LogDensity(x);
-    }
-    case Family::kBernoulli: {
-      const Bernoulli q = Bernoulli::FromFlat(dim, eta);
-      const double x = q.Sample(rng);
-      Bernoulli::PointMoments(x, t);
-      return q.LogDensity(x);
-    }
-    case Family::kCategorical: {
-      const Categorical q = Categorical::FromFlat(dim, eta);
-      const int x = q.Sample(rng);
-      Categorical::PointMoments(dim, x, t);
-      return q.LogDensity(x);
-    }
-    case Family::kDirichlet: {
-      const Dirichlet q = Dirichlet::FromFlat(dim, eta);
-      const Vector x = q.Sample(rng);
-      Dirichlet::PointMoments(x, t);
-      return q.LogDensity(x);
-    }
+    case Family::kGaussian: return DrawAs<Gaussian>(dim, eta, t, rng);
+    case Family::kMvGaussian: return DrawAs<MvGaussian>(dim, eta, t, rng);
+    case Family::kGamma: return DrawAs<Gamma>(dim, eta, t, rng);
+    case Family::kWishart: return DrawAs<Wishart>(dim, eta, t, rng);
+    case Family::kBeta: return DrawAs<Beta>(dim, eta, t, rng);
+    case Family::kBernoulli: return DrawAs<Bernoulli>(dim, eta, t, rng);
+    case Family::kCategorical: return DrawAs<Categorical>(dim, eta, t, rng);
+    case Family::kDirichlet: return DrawAs<Dirichlet>(dim, eta, t, rng);
   }
   return NAN;
 }
