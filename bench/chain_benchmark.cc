@@ -4,6 +4,12 @@
 //   BM_HmmSweep        one VMP sweep of an HMM with K = 3 states, M = 4 symbols and learned
 //                      transition and emission matrices (update A, B, then forward–backward
 //                      over the chain, then F), T = 10⁴ (BayesPy: 337 ms per sweep)
+//   BM_HmmForwardBackward  one update of that HMM's states by the sequential solver (outside
+//                      messages, pair potentials, forward–backward, pairs, the cluster's
+//                      information), T = 10⁴ and 10⁶
+//   BM_HmmScan         the same update by the parallel scan (ClusterSolver::kParallelScan),
+//                      T = 10⁴ and 10⁶ on 1 and 2 threads (a task_arena of that size):
+//                      Args({T, threads})
 //   BM_Smoother        one update of the states of a linear Gaussian state-space model (the
 //                      4-D tracking model of examples/tracking.cc, parameters known): the
 //                      information-form filter and smoother of the cluster, pairs and F parts
@@ -159,8 +165,11 @@ void BM_HandSmoother(benchmark::State& state) {
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
-void BM_HmmSweep(benchmark::State& state) {
-  const size_t steps = static_cast<size_t>(state.range(0));
+/// The HMM of BM_HmmSweep: K = 3 states, M = 4 symbols, learned transition and emission
+/// matrices (matrix Dirichlet), the states in one cluster solved by `solver`. Returns the
+/// states; the matrices go to `a` and `b`.
+Variable BuildHmm(FactorGraph& graph, size_t steps, ClusterSolver solver, Variable* a,
+                  Variable* b) {
   const int k = 3, symbols = 4;
   std::mt19937_64 rng(9);
   std::vector<int> y(steps);
@@ -169,19 +178,26 @@ void BM_HmmSweep(benchmark::State& state) {
     if (rng() % 10 == 0) x = static_cast<int>(rng() % k);
     y[t] = rng() % 3 == 0 ? static_cast<int>(rng() % symbols) : x;
   }
-  FactorGraph graph;
   const Variable states = graph.AddVariableArray("x", Family::kCategorical, {steps}, k);
-  const Variable a = graph.AddVariableArray("A", Family::kDirichlet, {size_t{k}}, k);
-  const Variable b = graph.AddVariableArray("B", Family::kDirichlet, {size_t{k}}, symbols);
-  graph.AddMatrixDirichlet(a, Matrix::Ones(k, k));
+  *a = graph.AddVariableArray("A", Family::kDirichlet, {size_t{k}}, k);
+  *b = graph.AddVariableArray("B", Family::kDirichlet, {size_t{k}}, symbols);
+  graph.AddMatrixDirichlet(*a, Matrix::Ones(k, k));
   Matrix b_prior = Matrix::Ones(symbols, k);
   for (int i = 0; i < k; ++i) b_prior(i, i) += 2.0;
-  graph.AddMatrixDirichlet(b, b_prior);
+  graph.AddMatrixDirichlet(*b, b_prior);
   graph.AddCategorical(states[0], Vector(Vector::Constant(k, 1.0 / k)));
-  graph.AddTransition(states.Slice(1, steps), states.Slice(0, steps - 1), a);
-  graph.AddTransition(graph.AddObservedCategorical("y", y, symbols), states, b);
-  graph.AddCluster(states);
+  graph.AddTransition(states.Slice(1, steps), states.Slice(0, steps - 1), *a);
+  graph.AddTransition(graph.AddObservedCategorical("y", y, symbols), states, *b);
+  graph.AddCluster(states, solver);
   graph.Finalize();
+  return states;
+}
+
+void BM_HmmSweep(benchmark::State& state) {
+  const size_t steps = static_cast<size_t>(state.range(0));
+  FactorGraph graph;
+  Variable a, b;
+  const Variable states = BuildHmm(graph, steps, ClusterSolver::kSequential, &a, &b);
   SchedulerOptions options;
   options.max_iterations = 5;
   options.tolerance = 0.0;
@@ -192,7 +208,47 @@ void BM_HmmSweep(benchmark::State& state) {
       5, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
+/// One update of the HMM's states (outside messages, pair potentials, forward–backward,
+/// pairs and the cluster's information): by the sequential solver (BM_HmmForwardBackward,
+/// Arg(T)) or the parallel scan in a task_arena of `threads` (BM_HmmScan, Args({T, threads})).
+void RunHmmUpdate(benchmark::State& state, ClusterSolver solver, int threads) {
+  const size_t steps = static_cast<size_t>(state.range(0));
+  FactorGraph graph;
+  Variable a, b;
+  const uint32_t x = BuildHmm(graph, steps, solver, &a, &b).id();
+  Scratch scratch = graph.MakeScratch();
+  tbb::task_arena arena(threads);
+  for (auto _ : state) {
+    size_t done = 0;
+    arena.execute([&] { done = graph.UpdateElements(x, 0, steps, scratch); });
+    if (done != steps) state.SkipWithError("failed");
+  }
+  state.counters["per_step"] = benchmark::Counter(
+      static_cast<double>(steps),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+void BM_HmmForwardBackward(benchmark::State& state) {
+  RunHmmUpdate(state, ClusterSolver::kSequential, 1);
+}
+
+void BM_HmmScan(benchmark::State& state) {
+  RunHmmUpdate(state, ClusterSolver::kParallelScan, static_cast<int>(state.range(1)));
+}
+
 BENCHMARK(BM_HmmSweep)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_HmmForwardBackward)
+    ->Arg(10000)
+    ->Arg(1000000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_HmmScan)
+    ->Args({10000, 1})
+    ->Args({10000, 2})
+    ->Args({1000000, 1})
+    ->Args({1000000, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_Smoother)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ScanSmoother)
     ->Args({10000, 1})

@@ -28,10 +28,6 @@ void FactorGraph::AddCluster(const Variable& v, ClusterSolver solver) {
       info.family != Family::kMvGaussian)
     throw GraphError("AddCluster: variable '" + info.name + "' is " + FamilyName(info.family) +
                      "; a cluster holds Categorical, Gaussian or MvGaussian elements");
-  if (solver == ClusterSolver::kParallelScan && info.family == Family::kCategorical)
-    throw GraphError("AddCluster: variable '" + info.name +
-                     "' is Categorical; the parallel-scan solver solves Gaussian or MvGaussian "
-                     "chains (use ClusterSolver::kSequential)");
   g.cluster_of[v.id()] = static_cast<int>(g.clusters.size());
   g.clusters.emplace_back();
   g.clusters.back().variable = v.id();
@@ -190,15 +186,18 @@ void FactorGraph::Impl::BuildClusterSchedules() {
     const size_t pair = info.family == Family::kCategorical
                             ? static_cast<size_t>(info.dim) * info.dim
                             : static_cast<size_t>(2 * info.dim) * (2 * info.dim + 1);
-    // (The parallel scan keeps its own per-step buffers: it needs no messages of the tree.)
-    const bool scan = cluster.solver == ClusterSolver::kParallelScan;
+    // (The parallel scan of a Gaussian chain keeps its own per-step buffers: it needs no
+    // messages of the tree. That of a Categorical chain fills the tree's messages block by
+    // block, and keeps only per-block sums of its own.)
+    const bool scan = cluster.solver == ClusterSolver::kParallelScan &&
+                      info.family != Family::kCategorical;
     for (std::vector<double>* buffer : {&cluster.unary, &cluster.belief, &cluster.belief_moments})
       buffer->assign(size * stat, 0.0);
     for (std::vector<double>* buffer :
          {&cluster.below, &cluster.down, &cluster.up, &cluster.cavity, &cluster.unary_log})
       buffer->assign(scan ? 0 : size * stat, 0.0);
     if (info.family == Family::kCategorical) {
-      for (std::vector<double>* buffer : {&cluster.log_table, &cluster.psi, &cluster.joint})
+      for (std::vector<double>* buffer : {&cluster.log_table, &cluster.psi})
         buffer->assign(size * pair, 0.0);
       cluster.log_table_of.assign(size, nullptr);
       cluster.psi_of.assign(size, nullptr);
@@ -299,11 +298,12 @@ void FactorGraph::Impl::CheckChain(const Cluster& cluster) const {
 }
 
 size_t FactorGraph::Impl::UpdateCluster(Cluster& cluster, Scratch& scratch) {
+  const bool categorical = variables[cluster.variable].family == Family::kCategorical;
   if (cluster.solver == ClusterSolver::kParallelScan)
-    return UpdateGaussianChainScan(cluster, scratch);
-  return variables[cluster.variable].family == Family::kCategorical
-             ? UpdateCategoricalCluster(cluster, scratch)
-             : UpdateGaussianCluster(cluster, scratch);
+    return categorical ? UpdateCategoricalChainScan(cluster, scratch)
+                       : UpdateGaussianChainScan(cluster, scratch);
+  return categorical ? UpdateCategoricalCluster(cluster, scratch)
+                     : UpdateGaussianCluster(cluster, scratch);
 }
 
 }  // namespace vfe

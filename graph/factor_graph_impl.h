@@ -71,6 +71,14 @@ struct ChainScanWorkDeleter {
   void operator()(ChainScanWork* work) const;
 };
 
+/// The state of a Categorical chain solved by the parallel scan
+/// (graph/cluster_parallel_scan_categorical.cc): per-block products of the forward steps, the
+/// messages at the block boundaries, per-block sums and per-thread scratch, sized at first use.
+struct CategoricalScanWork;
+struct CategoricalScanWorkDeleter {
+  void operator()(CategoricalScanWork* work) const;
+};
+
 /// A tree-shaped cluster: the elements of one variable with a joint posterior, solved by
 /// sum-product along a rooted spanning forest of the factors that join them (graph/clusters.cc).
 struct Cluster {
@@ -89,10 +97,10 @@ struct Cluster {
   // Buffers of one update, sized at Finalize (no allocation during sweeps).
   std::vector<double> unary, below, down, up, cavity, potential, belief, belief_moments,
       information;
-  // Categorical clusters: the outside messages η, the pairs' log-tables T, ψ = exp(T − max T)
-  // and joints (K x K per child element; a plate whose factors share one table keeps it once,
-  // at its first child, and the others point there).
-  std::vector<double> unary_log, log_table, psi, joint;
+  // Categorical clusters: the outside messages η, the pairs' log-tables T and
+  // ψ = exp(T − max T) (K x K per child element; a plate whose factors share one table keeps
+  // it once, at its first child of a run of the schedule, and the others point there).
+  std::vector<double> unary_log, log_table, psi;
   std::vector<const double*> log_table_of, psi_of;
   // Gaussian clusters: the pair potential of each child element (its own, in `potential`, or
   // one of `shared_potential`, computed from the factor of element `shared_first[s]` for a
@@ -104,7 +112,9 @@ struct Cluster {
   // Sequential Gaussian clusters, by element: the upward gain K⁻¹Λ_cp with K = Λ^ψ_cc +
   // Λ_below, log|K|, and the belief's covariance and log-determinant of its precision.
   std::vector<double> up_gain, up_log_det, covariance, belief_log_det;
-  std::unique_ptr<ChainScanWork, ChainScanWorkDeleter> scan;  ///< kParallelScan only
+  std::unique_ptr<ChainScanWork, ChainScanWorkDeleter> scan;  ///< kParallelScan, Gaussian
+  /// kParallelScan, Categorical.
+  std::unique_ptr<CategoricalScanWork, CategoricalScanWorkDeleter> categorical_scan;
 };
 
 /// Factors [begin, end) of `plate` send a message to a hidden element through `slot`.
@@ -215,6 +225,9 @@ struct FactorGraph::Impl {
   /// Its passes for elements of dimension N (or Eigen::Dynamic, at most MaxN).
   template <int N, int MaxN>
   size_t RunChainScan(Cluster& cluster, ChainScanWork& work);
+  /// The same result as UpdateCategoricalCluster for a Categorical chain by the parallel scan
+  /// (ClusterSolver::kParallelScan; graph/cluster_parallel_scan_categorical.cc).
+  size_t UpdateCategoricalChainScan(Cluster& cluster, Scratch& scratch);
   /// UpdateGaussianCluster for elements of dimension N (or Eigen::Dynamic, at most MaxN).
   template <int N, int MaxN>
   size_t SolveGaussianTree(Cluster& cluster, Scratch& scratch);

@@ -70,16 +70,24 @@ enum class ClusterSolver {
   /// Forward–backward over the cluster's tree on the calling thread: any tree, Categorical or
   /// Gaussian elements.
   kSequential,
-  /// Gaussian chains only (every element joined to at most one later element, one
-  /// connected chain): the parallel-in-time smoother of Särkkä and García-Fernández,
+  /// Chains only (every element joined to at most one later element, one connected chain)
+  /// of Gaussian, MvGaussian or Categorical elements, solved by a parallel scan over fixed
+  /// blocks of steps: a reduction per block (tbb::parallel_for, in the caller's task arena),
+  /// a sequential scan over the block totals, then a final pass per block. The blocks do not
+  /// depend on the number of threads, so neither does the result, bit for bit.
+  /// Gaussian chains: the parallel-in-time smoother of Särkkä and García-Fernández,
   /// "Temporal parallelization of Bayesian smoothers", IEEE TAC 66(1), 2021, in information
-  /// form. Filtering elements (the potential of a run of steps over its two end states) and
-  /// smoothing elements (E, g, L) with p(x_k | x_{k+1}, y_{0:k}) = N(E x_{k+1} + g, L) are
-  /// combined by their associative operators over fixed blocks of steps: a reduction per
-  /// block (tbb::parallel_for, in the caller's task arena), a sequential scan over the block
-  /// totals, then a final pass per block. The blocks do not depend on the number of threads,
-  /// so neither does the result, bit for bit. It does more arithmetic than the sequential
-  /// solver (bench/RESULTS.md) and pays off on two threads or more for long chains.
+  /// form: filtering elements (the potential of a run of steps over its two end states) and
+  /// smoothing elements (E, g, L) with p(x_k | x_{k+1}, y_{0:k}) = N(E x_{k+1} + g, L),
+  /// combined by their associative operators.
+  /// Categorical chains (hidden Markov chains): the forward–backward recursions as products
+  /// of the K x K matrices diag(φ_t) Ψ_t (evidence times pair potential), which associate: a
+  /// block's product carries the forward message across it and its transpose the backward
+  /// one; every column is scaled by a power of two with its exponent kept, so that a chain of
+  /// any length neither underflows nor overflows.
+  /// It does more arithmetic than the sequential solver (bench/RESULTS.md: Categorical
+  /// chains K³ per step for the products against K² for forward–backward) and pays off on
+  /// two threads or more for long chains.
   kParallelScan,
 };
 
