@@ -241,6 +241,15 @@ PlateId FactorGraph::AddLinearGaussian(Argument out, Argument in, const Matrix& 
   return AddFactor(MakeLinearGaussianNode(matrix), {out, in, precision}, name);
 }
 
+PlateId FactorGraph::AddSum(Argument out, Argument in1, Argument in2, const std::string& name) {
+  return AddFactor(MakeSumNode(), {out, in1, in2}, name);
+}
+
+PlateId FactorGraph::AddMatrixProduct(Argument out, const Matrix& matrix, Argument in,
+                                      const std::string& name) {
+  return AddFactor(MakeMatrixProductNode(matrix), {out, in}, name);
+}
+
 PlateId FactorGraph::AddLinearRegression(Argument out, Argument weights, const Matrix& design,
                                          Argument precision, const std::string& name) {
   return AddFactor(MakeLinearGaussianRowsNode(design), {out, weights, precision}, name);
