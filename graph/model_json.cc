@@ -583,13 +583,19 @@ class Loader {
  private:
   /// A graph error located by the factor or variable it names: "factor 'lik' (Gaussian): ..."
   /// becomes "/factors/2: factor 'lik' (Gaussian): ...", and for a factor without a name (its
-  /// plate is named by its pointer) "/factors/2 (Gaussian): ...".
+  /// plate is named by its pointer) "/factors/2 (Gaussian): ...". An error about a cluster
+  /// ("cluster 'x' has a cycle ...", "cluster 'x' (parallel-scan solver, ...): ...") that names
+  /// no factor goes to its entry of "factorisation" ("/factorisation/0: cluster 'x' ...").
   std::string LocateGraphError(const std::string& message) const {
     for (const auto& [name, pointer] : cluster_pointers_)
-      if (message.rfind("cluster '" + name + "'", 0) == 0) return pointer + ": " + message;
+      if (message.rfind("cluster '" + name + "'", 0) == 0)
+        return pointer + ": " + SolverInJsonTerms(message);
     for (const auto& [pointer, name] : factor_labels_)
       if (message.find("factor '" + name + "'") != std::string::npos)
         return Located(pointer, name, message);
+    for (const auto& [name, pointer] : cluster_pointers_)
+      if (message.find("cluster '" + name + "'") != std::string::npos)
+        return pointer + ": " + SolverInJsonTerms(message);
     std::vector<std::string> names = names_;
     std::sort(names.begin(), names.end(),
               [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
@@ -1648,46 +1654,91 @@ class Loader {
 
   // ---- factorisation and inference ----
 
-  /// Each list names the variables that share one joint posterior. A list of one array
-  /// variable gives its elements a joint q (a cluster, solved by sum-product); a list of one
-  /// single-element variable is mean field anyway.
+  /// Each entry names the variables that share one joint posterior: a list of names, or an
+  /// object {"variables": [...], "solver": "sequential" | "parallel_scan"} that also chooses
+  /// how the cluster's sum-product runs (ClusterSolver). A list of one array variable gives
+  /// its elements a joint q (a cluster, solved by sum-product); a list of one single-element
+  /// variable is mean field anyway.
   void ReadFactorisation(const Json& value) {
     const std::string pointer = "/factorisation";
     if (!value.is_array())
-      Fail(pointer, "expected an array of lists of variable names, found " + Found(value));
+      Fail(pointer, "expected an array of clusters (lists of variable names, or objects "
+                    "{\"variables\": [...], \"solver\": ...}), found " + Found(value));
     std::map<std::string, std::string> listed;  // name -> where
     for (size_t i = 0; i < value.size(); ++i) {
       const std::string p = pointer + "/" + std::to_string(i);
-      if (!value[i].is_array() || value[i].empty())
-        Fail(p, "expected a list of variable names, found " + Found(value[i]));
-      for (size_t j = 0; j < value[i].size(); ++j) {
-        const Json& n = value[i][j];
-        const std::string pj = p + "/" + std::to_string(j);
+      // The list of names and its pointer: the entry itself, or its "variables".
+      const Json* names = &value[i];
+      std::string names_pointer = p;
+      ClusterSolver solver = ClusterSolver::kSequential;
+      if (value[i].is_object()) {
+        CheckKeys(value[i], p, {"variables", "solver"});
+        names = &Required(value[i], "variables", p);
+        names_pointer = p + "/variables";
+        if (value[i].contains("solver"))
+          solver = ReadClusterSolver(value[i]["solver"], p + "/solver");
+      } else if (!value[i].is_array()) {
+        Fail(p, "expected a list of variable names or an object {\"variables\": [...], "
+                "\"solver\": ...}, found " + Found(value[i]));
+      }
+      if (!names->is_array() || names->empty())
+        Fail(names_pointer, "expected a list of variable names, found " + Found(*names));
+      for (size_t j = 0; j < names->size(); ++j) {
+        const Json& n = (*names)[j];
+        const std::string pj = names_pointer + "/" + std::to_string(j);
         if (!n.is_string()) Fail(pj, "expected a variable name, found " + Found(n));
         const std::string name = n.get<std::string>();
         const auto it = entries_.find(name);
-        if (it == entries_.end()) Fail(pj, "unknown variable '" + name + "'" + DidYouMean(name, names_));
+        if (it == entries_.end())
+          Fail(pj, "unknown variable '" + name + "'" + DidYouMean(name, names_));
         if (listed.count(name))
           Fail(pj, "variable '" + name + "' is already in the cluster at " + listed[name] +
                        "; a variable belongs to one cluster");
         listed[name] = p;
       }
-      if (value[i].size() > 1)
-        Fail(p, "expected one variable per cluster (the joint posterior over the elements of "
-                "an array variable, e.g. [\"x\"]), found " + Found(value[i]) +
-                "; clusters of several variables are not supported yet");
-      const VariableEntry& entry = entries_.at(value[i][0].get<std::string>());
+      if (names->size() > 1)
+        Fail(names_pointer,
+             "expected one variable per cluster (the joint posterior over the elements of "
+             "an array variable, e.g. [\"x\"]), found " + Found(*names) +
+                 "; clusters of several variables are not supported yet");
+      const std::string name = (*names)[0].get<std::string>();
+      const VariableEntry& entry = entries_.at(name);
       if (entry.observed)
-        Fail(p + "/0", "expected a hidden variable, found the observed variable '" +
-                           value[i][0].get<std::string>() + "'");
+        Fail(names_pointer + "/0",
+             "expected a hidden variable, found the observed variable '" + name + "'");
       if (entry.shape.empty()) continue;  // one element: mean field already
-      cluster_pointers_[value[i][0].get<std::string>()] = p;
+      cluster_pointers_[name] = p;
       try {
-        model_.graph.AddCluster(entry.variable);
+        model_.graph.AddCluster(entry.variable, solver);
       } catch (const Error& e) {
-        Fail(p + "/0", e.what());
+        Fail(names_pointer + "/0", SolverInJsonTerms(e.what()));
       }
     }
+  }
+
+  /// The solver of a cluster: "sequential" or "parallel_scan".
+  static ClusterSolver ReadClusterSolver(const Json& value, const std::string& pointer) {
+    const std::vector<std::string> known = {"sequential", "parallel_scan"};
+    if (!value.is_string())
+      Fail(pointer, "expected a solver name (" + JoinQuoted(known) + "), found " + Found(value));
+    const std::string name = value.get<std::string>();
+    if (name == "sequential") return ClusterSolver::kSequential;
+    if (name == "parallel_scan") return ClusterSolver::kParallelScan;
+    Fail(pointer, "unknown solver \"" + name + "\"" + DidYouMean(name, known) +
+                      "; expected one of " + JoinQuoted(known));
+  }
+
+  /// A cluster error of the graph as a model author reads it: the C++ solver names
+  /// (ClusterSolver::kSequential) become the JSON ones ("solver": "sequential").
+  static std::string SolverInJsonTerms(std::string message) {
+    const std::pair<std::string_view, std::string_view> names[] = {
+        {"ClusterSolver::kSequential", "\"solver\": \"sequential\""},
+        {"ClusterSolver::kParallelScan", "\"solver\": \"parallel_scan\""}};
+    for (const auto& [cpp_name, json_name] : names)
+      for (size_t at = message.find(cpp_name); at != std::string::npos;
+           at = message.find(cpp_name, at + json_name.size()))
+        message.replace(at, cpp_name.size(), json_name);
+    return message;
   }
 
   void ReadInference(const Json& value, const std::string& pointer) {

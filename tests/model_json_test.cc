@@ -1461,5 +1461,209 @@ TEST(ModelJson, ErrorsFromTheGraphNameThePointerTheFactorAndTheVariable) {
             "of one factor (a factor must see distinct variables)");
 }
 
+// ---- The solver of a cluster -----------------------------------------------------------------
+
+/// examples/tracking.json with `factorisation` in place of its [["x"]].
+Model TrackingWithFactorisation(const json& factorisation) {
+  std::ifstream in(ExamplePath("tracking.json"));
+  json document = json::parse(in);
+  EXPECT_EQ(document["factorisation"], json::parse(R"([["x"]])"));
+  document["factorisation"] = factorisation;
+  return ParseModel(document.dump(), ExamplePath("."));
+}
+
+/// |a − b| ≤ tolerance · |a| in the Frobenius norm (a vector or a matrix).
+::testing::AssertionResult RelativelyNear(const Matrix& a, const Matrix& b, double tolerance) {
+  if (a.rows() != b.rows() || a.cols() != b.cols())
+    return ::testing::AssertionFailure() << "sizes differ";
+  const double error = (a - b).norm();
+  if (error <= tolerance * a.norm()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "relative error " << error / a.norm() << " > "
+                                       << tolerance << "\n" << a << "\nvs\n" << b;
+}
+
+TEST(ModelJson, ParallelScanSolverGivesTheTrackingPosteriorsOfTheSequentialSolver) {
+  Model listed = TrackingWithFactorisation(json::parse(R"([["x"]])"));
+  Model sequential =
+      TrackingWithFactorisation(json::parse(R"([{"variables": ["x"], "solver": "sequential"}])"));
+  Model scan = TrackingWithFactorisation(
+      json::parse(R"([{"variables": ["x"], "solver": "parallel_scan"}])"));
+  const Result by_list = SequentialScheduler(listed.inference.options).Run(listed.graph);
+  const Result by_sequential =
+      SequentialScheduler(sequential.inference.options).Run(sequential.graph);
+  const Result by_scan = SequentialScheduler(scan.inference.options).Run(scan.graph);
+  ASSERT_TRUE(by_list.converged());
+  ASSERT_TRUE(by_scan.converged());
+  // "sequential" is the default: the list form, bit for bit.
+  EXPECT_EQ(by_sequential.free_energy, by_list.free_energy);
+
+  // The same free energy after every sweep they share, and at the end.
+  const size_t shared = std::min(by_list.free_energy.size(), by_scan.free_energy.size());
+  ASSERT_GT(shared, 2u);
+  for (size_t k = 0; k < shared; ++k)
+    EXPECT_NEAR(by_scan.free_energy[k], by_list.free_energy[k],
+                1e-9 * std::abs(by_list.free_energy[k]))
+        << "sweep " << k;
+  EXPECT_NEAR(by_scan.free_energy.back(), by_list.free_energy.back(),
+              1e-9 * std::abs(by_list.free_energy.back()));
+
+  // The same posteriors: every state and the noise precision.
+  const Variable x_list = listed.graph.Find("x");
+  const Variable x_scan = scan.graph.Find("x");
+  ASSERT_EQ(x_list.size(), 2000u);
+  for (size_t t = 0; t < x_list.size(); ++t) {
+    const MvGaussian a = listed.graph.Posterior<MvGaussian>(x_list[t]);
+    const MvGaussian b = scan.graph.Posterior<MvGaussian>(x_scan[t]);
+    ASSERT_TRUE(RelativelyNear(a.mean(), b.mean(), 1e-9)) << "x[" << t << "] mean";
+    ASSERT_TRUE(RelativelyNear(a.covariance(), b.covariance(), 1e-9))
+        << "x[" << t << "] covariance";
+  }
+  const Wishart r_list = listed.graph.Posterior<Wishart>(listed.graph.Find("R"));
+  const Wishart r_scan = scan.graph.Posterior<Wishart>(scan.graph.Find("R"));
+  EXPECT_NEAR(r_scan.dof(), r_list.dof(), 1e-9 * r_list.dof());
+  EXPECT_TRUE(RelativelyNear(r_list.scale(), r_scan.scale(), 1e-9));
+}
+
+/// Four scalar Gaussian states x, x[0] – x[1] – x[2] joined by a "chain" plate and measured
+/// with a learned noise precision tau, with `extra` as one more factor and `factorisation`.
+std::string GaussianStates(const json& extra, const json& factorisation) {
+  json model = json::parse(R"({
+    "format": "vfe-model/1",
+    "variables": [
+      {"name": "mu", "family": "Gaussian"},
+      {"name": "x", "family": "Gaussian", "shape": [4]},
+      {"name": "g", "family": "Gamma", "shape": [2]},
+      {"name": "tau", "family": "Gamma"},
+      {"name": "y", "shape": [4], "observed": [0.5, 1.0, 0.2, -0.3]}
+    ],
+    "factors": [
+      {"node": "Gaussian", "out": "mu", "mean": 0.0, "precision": 1.0},
+      {"node": "Gaussian", "out": "x[0]", "mean": "mu", "precision": 1.0},
+      {"node": "LinearGaussian", "name": "chain", "for": {"t": [1, 3]}, "out": "x[t]",
+       "in": "x[t-1]", "matrix": [[1]], "precision": 2.0},
+      {"node": "Gamma", "for": {"k": [0, 2]}, "out": "g[k]", "shape": 1.0, "rate": 1.0},
+      {"node": "Gamma", "out": "tau", "shape": 1.0, "rate": 1.0},
+      {"node": "Gaussian", "for": {"t": [0, 4]}, "out": "y[t]", "mean": "x[t]",
+       "precision": "tau"}
+    ]
+  })");
+  model["factors"].push_back(extra);
+  model["factorisation"] = factorisation;
+  return model.dump();
+}
+
+/// x[3] from x[1]: x[1] has three neighbours, so the cluster is a tree but not a chain.
+const char kBranch[] =
+    R"({"node": "LinearGaussian", "name": "branch", "out": "x[3]", "in": "x[1]",
+        "matrix": [[1]], "precision": 2.0})";
+/// x[3] from its own prior: the cluster is two chains, x[0..2] and x[3].
+const char kSeparate[] = R"({"node": "Gaussian", "out": "x[3]", "mean": 0.0, "precision": 1.0})";
+
+TEST(ModelJson, ClusterObjectsChooseTheSolverAndRefuseWhatItCannotSolve) {
+  using ::testing::HasSubstr;
+  using ::testing::Not;
+  using ::testing::StartsWith;
+  const json branch = json::parse(kBranch);
+  const json separate = json::parse(kSeparate);
+  // The sequential solver takes the tree, written either way.
+  EXPECT_EQ(LoadError(GaussianStates(branch, json::parse(R"([["x"]])"))), "");
+  EXPECT_EQ(LoadError(GaussianStates(
+                branch, json::parse(R"([["mu"], {"variables": ["x"], "solver": "sequential"}])"))),
+            "");
+  EXPECT_EQ(LoadError(GaussianStates(branch, json::parse(R"([{"variables": ["x"]}])"))), "");
+  // The parallel scan takes one chain only; the error is at the entry that chose it (entry 1:
+  // the list before it is a mean-field variable) and speaks of the JSON solver names.
+  const std::string not_a_chain = LoadError(GaussianStates(
+      branch, json::parse(R"([["mu"], {"variables": ["x"], "solver": "parallel_scan"}])")));
+  EXPECT_THAT(not_a_chain,
+              StartsWith("/factorisation/1: cluster 'x' (parallel-scan solver, which needs one "
+                         "chain): x[1] is joined to 3 other elements"));
+  EXPECT_THAT(not_a_chain, HasSubstr("not a chain"));
+  EXPECT_THAT(not_a_chain, Not(HasSubstr("ClusterSolver")));
+  const std::string two_chains = LoadError(GaussianStates(
+      separate, json::parse(R"([{"variables": ["x"], "solver": "parallel_scan"}])")));
+  EXPECT_THAT(two_chains,
+              StartsWith("/factorisation/0: cluster 'x' (parallel-scan solver, which needs one "
+                         "chain): "));
+  EXPECT_THAT(two_chains, HasSubstr("x[3]"));
+  EXPECT_THAT(two_chains, HasSubstr("several separate chains"));
+  // An error of AddCluster is at the variable's name, as in the list form.
+  EXPECT_EQ(LoadError(GaussianStates(
+                branch, json::parse(R"([{"variables": ["g"], "solver": "parallel_scan"}])"))),
+            "/factorisation/0/variables/0: AddCluster: variable 'g' is Gamma; a cluster holds "
+            "Categorical, Gaussian or MvGaussian elements");
+}
+
+TEST(ModelJson, MalformedClusterObjectsGiveTheExactError) {
+  const json branch = json::parse(kBranch);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"([{"variables": ["x"], "solvr": "parallel_scan"}])",
+       "/factorisation/0/solvr: unknown key 'solvr' (did you mean 'solver'?); expected one of "
+       "'variables', 'solver'"},
+      {R"([["mu"], {"variables": ["x"], "solver": "parallel_scn"}])",
+       "/factorisation/1/solver: unknown solver \"parallel_scn\" (did you mean "
+       "'parallel_scan'?); expected one of 'sequential', 'parallel_scan'"},
+      {R"([{"variables": ["x"], "solver": "fast"}])",
+       "/factorisation/0/solver: unknown solver \"fast\"; expected one of 'sequential', "
+       "'parallel_scan'"},
+      {R"([{"variables": ["x"], "solver": 2}])",
+       "/factorisation/0/solver: expected a solver name ('sequential', 'parallel_scan'), found "
+       "2"},
+      {R"([{"variables": ["x"], "solver": ["parallel_scan"]}])",
+       "/factorisation/0/solver: expected a solver name ('sequential', 'parallel_scan'), found "
+       "an array of 1"},
+      {R"([{"solver": "parallel_scan"}])", "/factorisation/0: missing required key 'variables'"},
+      {R"([3])",
+       "/factorisation/0: expected a list of variable names or an object {\"variables\": [...], "
+       "\"solver\": ...}, found 3"},
+      {R"({"variables": ["x"], "solver": "parallel_scan"})",
+       "/factorisation: expected an array of clusters (lists of variable names, or objects "
+       "{\"variables\": [...], \"solver\": ...}), found an object"},
+      // The rules of the list form, one level down.
+      {R"([{"variables": []}])",
+       "/factorisation/0/variables: expected a list of variable names, found an array of 0"},
+      {R"([{"variables": "x"}])",
+       "/factorisation/0/variables: expected a list of variable names, found the string \"x\""},
+      {R"([{"variables": [3]}])",
+       "/factorisation/0/variables/0: expected a variable name, found 3"},
+      {R"([{"variables": ["xx"]}])",
+       "/factorisation/0/variables/0: unknown variable 'xx' (did you mean 'x'?)"},
+      {R"([{"variables": ["y"], "solver": "sequential"}])",
+       "/factorisation/0/variables/0: expected a hidden variable, found the observed variable "
+       "'y'"},
+      {R"([["x"], {"variables": ["x"], "solver": "parallel_scan"}])",
+       "/factorisation/1/variables/0: variable 'x' is already in the cluster at "
+       "/factorisation/0; a variable belongs to one cluster"},
+      {R"([{"variables": ["x", "mu"]}])",
+       "/factorisation/0/variables: expected one variable per cluster (the joint posterior over "
+       "the elements of an array variable, e.g. [\"x\"]), found an array of 2; clusters of "
+       "several variables are not supported yet"},
+  };
+  for (const auto& [factorisation, expected] : cases) {
+    SCOPED_TRACE(factorisation);
+    EXPECT_EQ(LoadError(GaussianStates(branch, json::parse(factorisation))), expected);
+  }
+}
+
+TEST(ModelJson, ClusterObjectsRoundTripThroughTheNormalisedDocument) {
+  const json factorisation = json::parse(R"([{"variables": ["x"], "solver": "parallel_scan"}])");
+  Model model = TrackingWithFactorisation(factorisation);
+  EXPECT_EQ(json::parse(NormalisedModelJson(model))["factorisation"], factorisation);
+  ExpectRoundTrip(model);
+  // The solver survives in the normalised document of a small chain x[0] – … – x[3]: with its
+  // last link x[2] – x[3] moved to x[1] – x[3] (a tree the sequential solver takes), that
+  // document is refused as the parallel scan refuses a tree.
+  const json link = json::parse(R"({"node": "LinearGaussian", "out": "x[3]", "in": "x[2]",
+                                    "matrix": [[1]], "precision": 2.0})");
+  Model chain = ParseModel(GaussianStates(link, factorisation));
+  ExpectRoundTrip(chain);
+  json normalised = json::parse(NormalisedModelJson(chain));
+  EXPECT_EQ(normalised["factorisation"], factorisation);
+  ASSERT_EQ(normalised["factors"].back(), link);
+  normalised["factors"].back() = json::parse(kBranch);
+  EXPECT_THAT(LoadError(normalised.dump()),
+              ::testing::StartsWith("/factorisation/0: cluster 'x' (parallel-scan solver"));
+}
+
 }  // namespace
 }  // namespace vfe
