@@ -26,16 +26,26 @@
 // precision [Λ1 + Λo, Λo; Λo, Λ2 + Λo], for MatrixProduct the D-dimensional one of precision
 // Λi + Aᵀ Λo A. On a tree at the fixed point F = −log p(y).
 //
-// The posteriors reach the node as moments E[x], E[xxᵀ]; their information form comes from
-// the covariance E[xxᵀ] − E[x]E[x]ᵀ, which loses digits when the variance is tiny next to
-// the squared mean (a relative error of about 1e-16 · |E[x]|² / Var[x]).
+// Where these are exact: on a tree whose other factors each have at most one hidden argument
+// (priors and observations with known parameters) or join a pair of a cluster, BP is exact and
+// F = −log p(y) at the fixed point. A Gaussian factor between two hidden variables outside a
+// cluster sends VMP messages from the marginals, so the result is then a structured mean
+// field (F ≥ −log p(y)); loops through these nodes are neither detected nor exact.
+//
+// The node reads q in natural parameters (SlotView::natural): its information form exactly,
+// where a covariance recovered from moments would lose every digit for a variance small next
+// to the squared mean. Numerical trouble (an improper combination) gives NaN, which the
+// engine reports as a numerical failure naming the element, as for every other node.
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
+#include <Eigen/SVD>
 
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
@@ -70,6 +80,7 @@ class SentMessages {
   const double* At(size_t n, int slot) const {
     return data_.data() + n * offsets_.back() + offsets_[slot];
   }
+  void Clear() { std::fill(data_.begin(), data_.end(), 0.0); }
   void Store(size_t n, int slot, const Information& m) {
     const int d = dims_[static_cast<size_t>(slot)];
     double* p = At(n, slot);
@@ -90,13 +101,6 @@ void AddToNatural(const Information& m, double* eta) {
   MatrixMap(eta + d, d, d) -= 0.5 * m.precision;
 }
 
-/// The covariance E[xxᵀ] − E[x]E[x]ᵀ from the moments of a Gaussian.
-void Covariance(int d, const double* moments, SmallMatrix* cov) {
-  const ConstVectorMap mean(moments, d);
-  *cov = ConstMatrixMap(moments + d, d, d);
-  cov->noalias() -= mean * mean.transpose();
-}
-
 /// Entropy of a D-dimensional Gaussian with the given log det of its precision.
 double GaussianEntropy(int d, double log_det_precision) {
   return 0.5 * d * (1.0 + kLog2Pi) - 0.5 * log_det_precision;
@@ -111,17 +115,21 @@ bool LogDet(const SmallMatrix& m, double* log_det) {
 }
 
 /// The density of a + b for independent a ~ ma, b ~ mb (either may be improper along
-/// directions the other pins down): marginalising a from ma(a) mb(s − a).
+/// directions the other pins down): marginalising a from ma(a) mb(s − a) gives
+/// Λ = Λb − Λb S⁻¹ Λb = Λb S⁻¹ Λa (the second form does not cancel when Λa ≪ Λb).
 bool Convolve(const Information& ma, const Information& mb, Information* out) {
   const SmallMatrix sum = ma.precision + mb.precision;
   Eigen::LLT<SmallMatrix> llt(sum);
   if (llt.info() != Eigen::Success) return false;
   const SmallMatrix gain = llt.solve(mb.precision);  // S⁻¹ Λb
-  out->precision = mb.precision - mb.precision * gain;
+  out->precision.noalias() = gain.transpose() * ma.precision;
   out->precision = 0.5 * (out->precision + out->precision.transpose()).eval();
   out->h = mb.h + gain.transpose() * (ma.h - mb.h);
   return out->h.allFinite() && out->precision.allFinite();
 }
+
+/// Makes eta improper (NaN), so that the engine reports a numerical failure for the element.
+void Poison(double* eta) { eta[0] = std::numeric_limits<double>::quiet_NaN(); }
 
 /// What the deterministic nodes share: the stored messages, the incoming messages, the
 /// entropies of the slots' posteriors.
@@ -148,32 +156,23 @@ class DeterministicNode : public Node {
                        std::to_string(kMaxDim));
   }
 
-  /// The message coming in from `slot` to factor n: q(slot) over what the node last sent it.
+  /// The message coming in from `slot` to factor n: q(slot) over what the node last sent it
+  /// (η of q is (h, −Λ/2)).
   void Incoming(size_t n, int slot, const SlotView* q, Information* m) const {
     const int d = dims_[static_cast<size_t>(slot)];
-    SmallMatrix cov;
-    Covariance(d, q[slot].At(n), &cov);
-    Eigen::LLT<SmallMatrix> llt(cov);
-    if (llt.info() != Eigen::Success)
-      throw ModelError(where_ + ": the posterior of '" + slot_names()[slot] +
-                       "' has a covariance that is not positive definite");
-    m->precision = llt.solve(SmallMatrix::Identity(d, d));
-    m->h = m->precision * ConstVectorMap(q[slot].At(n), d);
+    const double* eta = q[slot].NaturalAt(n);
     const double* sent = sent_.At(n, slot);
-    m->h -= ConstVectorMap(sent, d);
-    m->precision -= ConstMatrixMap(sent + d, d, d);
+    m->h = ConstVectorMap(eta, d) - ConstVectorMap(sent, d);
+    m->precision = -2.0 * ConstMatrixMap(eta + d, d, d) - ConstMatrixMap(sent + d, d, d);
   }
 
-  /// H[q(slot)] of factor n's element from its moments.
+  /// H[q(slot)] of factor n's element; NaN when q is not proper.
   double Entropy(size_t n, int slot, const SlotView* q) const {
     const int d = dims_[static_cast<size_t>(slot)];
-    SmallMatrix cov;
-    Covariance(d, q[slot].At(n), &cov);
-    double log_det_cov = 0.0;
-    if (!LogDet(cov, &log_det_cov))
-      throw ModelError(where_ + ": the posterior of '" + slot_names()[slot] +
-                       "' has a covariance that is not positive definite");
-    return GaussianEntropy(d, -log_det_cov);
+    const SmallMatrix precision = -2.0 * ConstMatrixMap(q[slot].NaturalAt(n) + d, d, d);
+    double log_det = 0.0;
+    if (!LogDet(precision, &log_det)) return std::numeric_limits<double>::quiet_NaN();
+    return GaussianEntropy(d, log_det);
   }
 
   /// Sends message `m` of factor n to `slot`: keeps it and adds it to eta.
@@ -182,22 +181,21 @@ class DeterministicNode : public Node {
     AddToNatural(m, eta);
   }
 
-  [[noreturn]] void Improper(const std::string& what) const {
-    throw ModelError(where_ + ": " + what);
-  }
+ public:
+  bool KeepsMessages() const override { return true; }
+  void ForgetMessages() override { sent_.Clear(); }
 
-  void ResetMessages(size_t num_factors, std::vector<int> dims, const std::string& where) {
+ protected:
+  void ResetMessages(size_t num_factors, std::vector<int> dims) {
     dims_ = std::move(dims);
-    where_ = where;
     sent_.Reset(num_factors, dims_);
   }
 
   std::vector<int> dims_;
-  std::string where_;
-  // The messages sent, per factor and slot. Written by AccumulateMessage: the message of
-  // factor n to slot s is written only while s's element of factor n is updated, and read
-  // while the other slots' elements are, which the schedulers never run at the same time
-  // (variables sharing a factor never share a colour), so factor ranges stay independent.
+  // The messages sent, per factor and slot. Written by AccumulateMessage: factor n's message
+  // to slot s only while s's element is updated, and read while the factor's other elements
+  // are — never at the same time, since the schedulers update one variable at a time, and
+  // elements that share a factor in different colours (parallel) or dependent blocks (async).
   mutable SentMessages sent_;
 };
 
@@ -217,7 +215,7 @@ class SumNode final : public DeterministicNode {
       throw GraphError(where + ": 'out', 'in1' and 'in2' must be of one family, got " +
                        FamilyName(slots[kSumOut].family) + ", " +
                        FamilyName(slots[kIn1].family) + " and " + FamilyName(slots[kIn2].family));
-    ResetMessages(num_factors, {d, d, d}, where);
+    ResetMessages(num_factors, {d, d, d});
   }
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
@@ -232,9 +230,10 @@ class SumNode final : public DeterministicNode {
         Incoming(n, slot == kIn1 ? kIn2 : kIn1, q, &b);
         b.h = -b.h;  // out − other = out + (−other)
       }
-      if (!Convolve(a, b, &m))
-        Improper("the messages into the sum leave a direction without information (give "
-                 "the inputs priors)");
+      if (!Convolve(a, b, &m)) {
+        Poison(eta);  // the messages in leave a direction without information
+        return;
+      }
       Send(n, slot, m, eta);
     }
   }
@@ -250,12 +249,13 @@ class SumNode final : public DeterministicNode {
       // log det [Λ1 + Λo, Λo; Λo, Λ2 + Λo] by its Schur complement.
       const SmallMatrix top = in1.precision + out.precision;
       Eigen::LLT<SmallMatrix> llt(top);
-      const SmallMatrix schur = in2.precision + out.precision -
-                                out.precision * llt.solve(out.precision);
-      double log_det_top = 0.0, log_det_schur = 0.0;
-      if (llt.info() != Eigen::Success || !LogDet(top, &log_det_top) ||
-          !LogDet(schur, &log_det_schur))
-        Improper("the joint of 'in1' and 'in2' at the sum is improper");
+      if (llt.info() != Eigen::Success) return std::numeric_limits<double>::quiet_NaN();
+      const double log_det_top = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
+      const SmallMatrix schur =
+          in2.precision + out.precision - out.precision * llt.solve(out.precision);
+      double log_det_schur = 0.0;
+      if (!LogDet(0.5 * (schur + schur.transpose()), &log_det_schur))
+        return std::numeric_limits<double>::quiet_NaN();
       total += Entropy(n, kIn1, q) + Entropy(n, kIn2, q) + Entropy(n, kSumOut, q) -
                GaussianEntropy(2 * d, log_det_top + log_det_schur);
     }
@@ -266,6 +266,15 @@ class SumNode final : public DeterministicNode {
 enum ProductSlot { kProductOut = 0, kProductIn = 1 };
 
 /// out = A·in for a constant M x D matrix A of rank M.
+///
+/// The message to out integrates the message from in over each fibre {x : A x = o}. With
+/// A⁺ = Aᵀ(AAᵀ)⁻¹ and N an orthonormal basis of null(A), x = A⁺ o + N u maps (o, u) onto the
+/// inputs one to one, and the message is the Schur complement over u of the incoming message
+/// in those coordinates:
+///   P_oo = A⁺ᵀΛA⁺, P_ou = A⁺ᵀΛN, P_uu = NᵀΛN, h_o = A⁺ᵀh, h_u = Nᵀh,
+///   Λ_out = P_oo − P_ou P_uu⁻¹ P_uo,  h_out = h_o − P_ou P_uu⁻¹ h_u.
+/// It needs the incoming message proper along null(A) only: for a square A, `in` needs no
+/// prior of its own.
 class MatrixProductNode final : public DeterministicNode {
  public:
   explicit MatrixProductNode(const Matrix& matrix) : matrix_(matrix) {}
@@ -286,20 +295,23 @@ class MatrixProductNode final : public DeterministicNode {
                        std::to_string(slots[kProductIn].dim));
     RequireHiddenGaussian(slots[kProductOut], m, where);
     RequireHiddenGaussian(slots[kProductIn], d, where);
-    a_ = matrix_;
-    const Eigen::FullPivLU<Matrix> lu(matrix_);
-    if (m > d || lu.rank() < m)
+    const Eigen::JacobiSVD<Matrix> svd(matrix_, Eigen::ComputeFullV);
+    const Eigen::Index rank = svd.rank();
+    if (m > d || rank < m)
       throw ModelError(where + ": the " + std::to_string(m) + "x" + std::to_string(d) +
-                       " matrix has rank " + std::to_string(lu.rank()) +
+                       " matrix has rank " + std::to_string(rank) +
                        "; out = A·in needs A of full row rank (rank " + std::to_string(m) +
                        ") so that out has a density (for a rank-deficient or tall A, use a "
                        "LinearGaussian node with a precision)");
-    ResetMessages(num_factors, {m, d}, where);
+    a_ = matrix_;
+    const Matrix pinv = matrix_.transpose() * (matrix_ * matrix_.transpose()).inverse();
+    pinv_ = pinv;
+    null_ = svd.matrixV().rightCols(d - m);
+    ResetMessages(num_factors, {m, d});
   }
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace&) const override {
-    const int m = static_cast<int>(a_.rows());
     Information incoming, message;
     for (size_t n = begin; n < end; ++n) {
       if (slot == kProductIn) {
@@ -307,22 +319,26 @@ class MatrixProductNode final : public DeterministicNode {
         message.h.noalias() = a_.transpose() * incoming.h;
         const SmallMatrix precision_a = incoming.precision * a_;
         message.precision.noalias() = a_.transpose() * precision_a;
+        message.precision = 0.5 * (message.precision + message.precision.transpose()).eval();
       } else {
         Incoming(n, kProductIn, q, &incoming);
-        Eigen::LLT<SmallMatrix> llt(incoming.precision);
-        if (llt.info() != Eigen::Success)
-          Improper("the message from 'in' is improper, so A·in has no density (give 'in' a "
-                   "prior)");
-        const SmallVector mean = llt.solve(incoming.h);
-        const SmallMatrix covariance_at = llt.solve(SmallMatrix(a_.transpose()));
-        const SmallMatrix covariance = a_ * covariance_at;
-        Eigen::LLT<SmallMatrix> image(covariance);
-        if (image.info() != Eigen::Success)
-          Improper("the image of the message from 'in' under A is degenerate");
-        message.precision = image.solve(SmallMatrix::Identity(m, m));
+        const SmallMatrix precision_pinv = incoming.precision * pinv_;
+        message.precision.noalias() = pinv_.transpose() * precision_pinv;
+        message.h.noalias() = pinv_.transpose() * incoming.h;
+        if (null_.cols() > 0) {
+          const SmallMatrix precision_null = incoming.precision * null_;
+          const SmallMatrix p_uu = null_.transpose() * precision_null;
+          Eigen::LLT<SmallMatrix> llt(p_uu);
+          if (llt.info() != Eigen::Success) {
+            Poison(eta);  // the message from 'in' is improper along null(A)
+            return;
+          }
+          const SmallMatrix p_uo = null_.transpose() * precision_pinv;
+          const SmallVector h_u = null_.transpose() * incoming.h;
+          message.precision.noalias() -= p_uo.transpose() * llt.solve(p_uo);
+          message.h.noalias() -= p_uo.transpose() * llt.solve(h_u);
+        }
         message.precision = 0.5 * (message.precision + message.precision.transpose()).eval();
-        const SmallVector image_mean = a_ * mean;
-        message.h.noalias() = message.precision * image_mean;
       }
       Send(n, slot, message, eta);
     }
@@ -339,18 +355,19 @@ class MatrixProductNode final : public DeterministicNode {
       SmallMatrix joint = in.precision;
       joint.noalias() += a_.transpose() * precision_a;
       double log_det = 0.0;
-      if (!LogDet(joint, &log_det)) Improper("the joint of 'in' at the product is improper");
+      if (!LogDet(0.5 * (joint + joint.transpose()), &log_det))
+        return std::numeric_limits<double>::quiet_NaN();
       total += Entropy(n, kProductIn, q) + Entropy(n, kProductOut, q) -
                GaussianEntropy(d, log_det);
     }
     return total;
   }
 
-  const Matrix& matrix() const { return matrix_; }
-
  private:
   Matrix matrix_;
-  SmallMatrix a_;  ///< the matrix on the stack-sized type of the messages
+  // The matrix, its pseudo-inverse and a basis of its null space, on the stack-sized type of
+  // the messages.
+  SmallMatrix a_, pinv_, null_;
 };
 
 }  // namespace

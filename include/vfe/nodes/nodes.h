@@ -73,10 +73,11 @@ std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> l
 // Sum(out, in1, in2): out = in1 + in2, three hidden Gaussian (or MvGaussian, one dimension D)
 // variables. MatrixProduct(out, in): out = A·in with a constant M x D matrix A of rank M ≤ D.
 // Their messages are sum-product messages (the node keeps the last message to each slot and
-// divides it out of the slot's posterior to get the message coming in); their share of the
-// free energy is Σ_{slots} H[q] − H[b(inputs)], the Bethe terms of a deterministic factor,
-// so that F = −log p(y) on a tree at the fixed point. Dimensions up to 16; no pointwise
-// density (the Monte Carlo free energy refuses them).
+// divides it out of the slot's posterior to get the message coming in: KeepsMessages); their
+// share of the free energy is Σ_{slots} H[q] − H[b(inputs)], the Bethe terms of a
+// deterministic factor, so that F = −log p(y) at the fixed point on a tree whose other
+// factors have one hidden argument each or join pairs of a cluster. Dimensions up to 16; no
+// pointwise density (the Monte Carlo free energy refuses them); no plate weights.
 std::unique_ptr<Node> MakeSumNode();
 std::unique_ptr<Node> MakeMatrixProductNode(const Matrix& matrix);
 
