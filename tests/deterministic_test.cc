@@ -372,7 +372,7 @@ TEST(DeterministicNodes, RandomWalkOfSumsGivesTheKalmanEvidence) {
     mean += var / s * innovation;
     var -= var * var / s;
   }
-  for (int threads : {0, 2}) {
+  for (int threads : {0, 2, -2}) {  // sequential, parallel on 2 threads, async on 2
     FactorGraph g;
     const Variable x = g.AddVariableArray("x", Family::kGaussian, {steps});
     const Variable w = g.AddVariableArray("w", Family::kGaussian, {steps - 1});
@@ -381,8 +381,13 @@ TEST(DeterministicNodes, RandomWalkOfSumsGivesTheKalmanEvidence) {
     g.AddSum(x.Slice(1, steps), x.Slice(0, steps - 1), w, "walk");
     g.AddGaussian(g.AddObserved("y", y), x, r);
     g.Finalize();
-    const Result result = threads == 0 ? SequentialScheduler(Sweeps(500, 1e-15)).Run(g)
-                                       : ParallelScheduler(Sweeps(500, 1e-15), threads).Run(g);
+    AsyncOptions async;
+    async.threads = 2;
+    async.threshold = 0.0;
+    const Result result =
+        threads == 0  ? SequentialScheduler(Sweeps(500, 1e-15)).Run(g)
+        : threads > 0 ? ParallelScheduler(Sweeps(500, 1e-15), threads).Run(g)
+                      : AsyncScheduler(Sweeps(500, 1e-15), async).Run(g);
     ASSERT_TRUE(result.converged()) << result.message;
     EXPECT_NEAR(result.free_energy.back(), -log_evidence, 1e-9 * std::abs(log_evidence))
         << threads;
@@ -525,6 +530,13 @@ TEST(DeterministicNodes, JsonFormEqualsTheCppModel) {
               1e-12 * std::abs(from_cpp.free_energy.back()));
   ExpectClose(model.graph.Posterior<MvGaussian>(model.graph.Find("s")).mean(),
               m->graph.Posterior<MvGaussian>(m->s).mean(), 1e-12, "E[s]");
+  // The normalised document names the same nodes and gives the same run.
+  const std::string normalised = NormalisedModelJson(ParseModel(text));
+  EXPECT_NE(normalised.find("\"MatrixProduct\""), std::string::npos);
+  EXPECT_NE(normalised.find("\"in2\""), std::string::npos);
+  Model again = ParseModel(normalised);
+  const Result from_normalised = SequentialScheduler(again.inference.options).Run(again.graph);
+  EXPECT_EQ(from_normalised.free_energy, from_json.free_energy);
 }
 
 void ExpectJsonError(const std::string& factor, const std::string& pointer,
