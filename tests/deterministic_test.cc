@@ -62,36 +62,46 @@ SchedulerOptions Sweeps(int n, double tolerance = 0.0) {
 
 // ---- Scalar sum: a + b observed with noise ----------------------------------------------
 
-TEST(SumNode, ScalarPosteriorAndEvidenceAreExact) {
-  const double ma = 1.0, pa = 2.0, mb = -0.5, pb = 3.0, tau = 4.0, y = 2.25;
-  FactorGraph g;
-  const Variable a = g.AddVariable("a", Family::kGaussian);
-  const Variable b = g.AddVariable("b", Family::kGaussian);
-  const Variable s = g.AddVariable("s", Family::kGaussian);
-  g.AddGaussian(a, ma, pa);
-  g.AddGaussian(b, mb, pb);
-  g.AddSum(s, a, b, "sum");
-  g.AddGaussian(g.AddObserved("y", y), s, tau);
-  g.Finalize();
-  const Result result = SequentialScheduler(Sweeps(50, 1e-14)).Run(g);
-  ASSERT_TRUE(result.converged()) << result.message;
+/// a ~ N(ma, 1/pa), b ~ N(mb, 1/pb), s = a + b, y ~ N(s, 1/tau) observed, and its exact
+/// answer: θ = (a, b) with y = [1 1] θ + e.
+struct ScalarSum {
+  ScalarSum(double ma_, double pa_, double mb_, double pb_, double tau_, double y_)
+      : ma(ma_), pa(pa_), mb(mb_), pb(pb_), tau(tau_), y(y_) {
+    a = graph.AddVariable("a", Family::kGaussian);
+    b = graph.AddVariable("b", Family::kGaussian);
+    s = graph.AddVariable("s", Family::kGaussian);
+    graph.AddGaussian(a, ma, pa);
+    graph.AddGaussian(b, mb, pb);
+    sum = graph.AddSum(s, a, b, "sum");
+    graph.AddGaussian(graph.AddObserved("y", y), s, tau);
+    graph.Finalize();
+    const Matrix prior = Eigen::Vector2d(pa, pb).asDiagonal();
+    covariance = (prior + tau * Matrix::Ones(2, 2)).inverse();
+    mean = covariance * (prior * Eigen::Vector2d(ma, mb) + tau * y * Vector::Ones(2));
+    log_evidence = LogNormal(Vector::Constant(1, y), Vector::Constant(1, ma + mb),
+                             Matrix::Constant(1, 1, 1.0 / pa + 1.0 / pb + 1.0 / tau));
+  }
+  double ma, pa, mb, pb, tau, y;
+  FactorGraph graph;
+  Variable a, b, s;
+  PlateId sum = 0;
+  Matrix covariance;
+  Vector mean;
+  double log_evidence = 0.0;
+};
 
-  // Exact: θ = (a, b), y = [1 1] θ + e.
-  Matrix prior_precision = Eigen::Vector2d(pa, pb).asDiagonal();
-  const Eigen::RowVector2d h(1.0, 1.0);
-  const Matrix precision = prior_precision + tau * h.transpose() * h;
-  const Matrix cov = precision.inverse();
-  const Vector mean = cov * (prior_precision * Eigen::Vector2d(ma, mb) + tau * y * h.transpose());
-  EXPECT_NEAR(g.Posterior<Gaussian>(a).mean(), mean(0), 1e-12);
-  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(a).precision(), cov(0, 0), 1e-12);
-  EXPECT_NEAR(g.Posterior<Gaussian>(b).mean(), mean(1), 1e-12);
-  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(b).precision(), cov(1, 1), 1e-12);
-  EXPECT_NEAR(g.Posterior<Gaussian>(s).mean(), mean.sum(), 1e-12);
-  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(s).precision(), cov.sum(), 1e-12);
-  const double log_evidence =
-      LogNormal(Vector::Constant(1, y), Vector::Constant(1, ma + mb),
-                Matrix::Constant(1, 1, 1.0 / pa + 1.0 / pb + 1.0 / tau));
-  EXPECT_NEAR(result.free_energy.back(), -log_evidence, 1e-12 * std::abs(log_evidence));
+TEST(SumNode, ScalarPosteriorAndEvidenceAreExact) {
+  ScalarSum m(1.0, 2.0, -0.5, 3.0, 4.0, 2.25);
+  const Result result = SequentialScheduler(Sweeps(50, 1e-14)).Run(m.graph);
+  ASSERT_TRUE(result.converged()) << result.message;
+  const FactorGraph& g = m.graph;
+  EXPECT_NEAR(g.Posterior<Gaussian>(m.a).mean(), m.mean(0), 1e-12);
+  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(m.a).precision(), m.covariance(0, 0), 1e-12);
+  EXPECT_NEAR(g.Posterior<Gaussian>(m.b).mean(), m.mean(1), 1e-12);
+  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(m.b).precision(), m.covariance(1, 1), 1e-12);
+  EXPECT_NEAR(g.Posterior<Gaussian>(m.s).mean(), m.mean.sum(), 1e-12);
+  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(m.s).precision(), m.covariance.sum(), 1e-12);
+  EXPECT_NEAR(result.free_energy.back(), -m.log_evidence, 1e-12 * std::abs(m.log_evidence));
 }
 
 // ---- A tree of both nodes: s = A x + w observed, and x observed through C -----------------
@@ -298,29 +308,20 @@ TEST(DeterministicNodes, ObservationThroughAProductOfAClusteredChainGivesTheKalm
 TEST(SumNode, LargeMeansWithSmallVariancesKeepTheirDigits) {
   // a ~ N(5e6, sd 0.01), as coordinates in metres: E[a²] = 2.5e13 + 1e-4 cannot carry the
   // variance, so the node must read q in natural parameters.
-  const double ma = 5e6, pa = 1e4, mb = 1.0, pb = 1.0, tau = 100.0, y = 5e6 + 1.3;
-  FactorGraph g;
-  const Variable a = g.AddVariable("a", Family::kGaussian);
-  const Variable b = g.AddVariable("b", Family::kGaussian);
-  const Variable s = g.AddVariable("s", Family::kGaussian);
-  g.AddGaussian(a, ma, pa);
-  g.AddGaussian(b, mb, pb);
-  g.AddSum(s, a, b);
-  g.AddGaussian(g.AddObserved("y", y), s, tau);
-  g.Finalize();
-  const Result result = SequentialScheduler(Sweeps(50, 1e-15)).Run(g);
+  const double y = 5e6 + 1.3;
+  ScalarSum m(5e6, 1e4, 1.0, 1.0, 100.0, y);
+  const Result result = SequentialScheduler(Sweeps(50, 1e-15)).Run(m.graph);
   ASSERT_TRUE(result.converged()) << result.message;
-  const Matrix prior = Eigen::Vector2d(pa, pb).asDiagonal();
-  const Matrix precision = prior + tau * Matrix::Ones(2, 2);
-  const Matrix cov = precision.inverse();
-  const Vector mean = cov * (prior * Eigen::Vector2d(ma, mb) + tau * y * Vector::Ones(2));
+  const FactorGraph& g = m.graph;
   // Means to rounding at the data's scale (1e-16 × 5e6 per operation), variances to 1e-9.
   const double scale = 1e-13 * y;
-  EXPECT_NEAR(g.Posterior<Gaussian>(a).mean(), mean(0), scale);
-  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(a).precision(), cov(0, 0), 1e-9 * cov(0, 0));
-  EXPECT_NEAR(g.Posterior<Gaussian>(b).mean(), mean(1), scale);
-  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(b).precision(), cov(1, 1), 1e-9 * cov(1, 1));
-  EXPECT_NEAR(g.Posterior<Gaussian>(s).mean(), mean.sum(), scale);
+  EXPECT_NEAR(g.Posterior<Gaussian>(m.a).mean(), m.mean(0), scale);
+  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(m.a).precision(), m.covariance(0, 0),
+              1e-9 * m.covariance(0, 0));
+  EXPECT_NEAR(g.Posterior<Gaussian>(m.b).mean(), m.mean(1), scale);
+  EXPECT_NEAR(1.0 / g.Posterior<Gaussian>(m.b).precision(), m.covariance(1, 1),
+              1e-9 * m.covariance(1, 1));
+  EXPECT_NEAR(g.Posterior<Gaussian>(m.s).mean(), m.mean.sum(), scale);
   // (F is not checked here: the Gaussian nodes' average energies are computed from moments,
   // E[s²] − 2y E[s] + y², which at this scale keeps only about 1e-3 of precision.)
 }
@@ -439,15 +440,10 @@ TEST(DeterministicNodes, SharedInputOverManyFactors) {
 // ---- What the kept messages rule out, and warm starts ----------------------------------------
 
 TEST(DeterministicNodes, WarmStartsRestartTheMessagesAndWeightsAreRefused) {
-  FactorGraph g;
-  const Variable a = g.AddVariable("a", Family::kGaussian);
-  const Variable b = g.AddVariable("b", Family::kGaussian);
-  const Variable s = g.AddVariable("s", Family::kGaussian);
-  g.AddGaussian(a, 1.0, 2.0);
-  g.AddGaussian(b, -0.5, 3.0);
-  const PlateId sum = g.AddSum(s, a, b, "sum");
-  g.AddGaussian(g.AddObserved("y", 2.25), s, 4.0);
-  g.Finalize();
+  ScalarSum m(1.0, 2.0, -0.5, 3.0, 4.0, 2.25);
+  FactorGraph& g = m.graph;
+  const Variable a = m.a;
+  const PlateId sum = m.sum;
   const Result first = SequentialScheduler(Sweeps(50, 1e-15)).Run(g);
   // Setting the posteriors again (a warm start) forgets the messages sent; inference then
   // returns to the same fixed point.
