@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agents/tensor_ops.h"
+#include "graph/json_reader.h"
 #include "vfe/agents/agent.h"
 #include "vfe/core/format.h"
 
@@ -20,76 +21,10 @@ namespace {
 
 using Json = nlohmann::json;
 
-/// Reads one JSON value at a JSON pointer, with errors that name it.
-class Reader {
+/// The file reader, with the nested tensors of agent files.
+class Reader : public JsonReader {
  public:
-  explicit Reader(std::string where) : where_(std::move(where)) {}
-
-  [[noreturn]] void Fail(const std::string& pointer, const std::string& message) const {
-    throw ModelError(where_ + ": " + (pointer.empty() ? "/" : pointer) + ": " + message);
-  }
-
-  static std::string Describe(const Json& j) {
-    if (j.is_null()) return "null";
-    if (j.is_boolean()) return j.get<bool>() ? "true" : "false";
-    if (j.is_number()) return FormatNumber(j.get<double>());
-    if (j.is_string()) return "\"" + j.get<std::string>() + "\"";
-    if (j.is_array()) return "an array of " + std::to_string(j.size());
-    return "an object";
-  }
-
-  void CheckKeys(const Json& j, const std::string& pointer,
-                 const std::set<std::string>& allowed) const {
-    if (!j.is_object()) Fail(pointer, "expected an object, got " + Describe(j));
-    for (auto it = j.begin(); it != j.end(); ++it)
-      if (!allowed.count(it.key())) {
-        std::string list;
-        for (const std::string& k : allowed) list += (list.empty() ? "" : ", ") + k;
-        Fail(pointer + "/" + it.key(), "unknown key (expected one of " + list + ")");
-      }
-  }
-
-  double Number(const Json& j, const std::string& pointer) const {
-    if (!j.is_number()) Fail(pointer, "expected a number, got " + Describe(j));
-    return j.get<double>();
-  }
-
-  int Integer(const Json& j, const std::string& pointer) const {
-    if (!j.is_number_integer() && !(j.is_number() && j.get<double>() == std::floor(j.get<double>())))
-      Fail(pointer, "expected an integer, got " + Describe(j));
-    const double v = j.get<double>();
-    if (std::abs(v) > 2e9) Fail(pointer, "expected an integer of at most 2e9, got " + Describe(j));
-    return static_cast<int>(v);
-  }
-
-  bool Bool(const Json& j, const std::string& pointer) const {
-    if (!j.is_boolean()) Fail(pointer, "expected true or false, got " + Describe(j));
-    return j.get<bool>();
-  }
-
-  std::string String(const Json& j, const std::string& pointer) const {
-    if (!j.is_string()) Fail(pointer, "expected a string, got " + Describe(j));
-    return j.get<std::string>();
-  }
-
-  const Json& Array(const Json& j, const std::string& pointer) const {
-    if (!j.is_array()) Fail(pointer, "expected an array, got " + Describe(j));
-    return j;
-  }
-
-  std::vector<int> Integers(const Json& j, const std::string& pointer) const {
-    Array(j, pointer);
-    std::vector<int> out;
-    for (size_t i = 0; i < j.size(); ++i) out.push_back(Integer(j[i], pointer + "/" + std::to_string(i)));
-    return out;
-  }
-
-  Vector Numbers(const Json& j, const std::string& pointer) const {
-    Array(j, pointer);
-    Vector out(static_cast<Eigen::Index>(j.size()));
-    for (size_t i = 0; i < j.size(); ++i) out[i] = Number(j[i], pointer + "/" + std::to_string(i));
-    return out;
-  }
+  using JsonReader::JsonReader;
 
   /// A nested list of numbers as a row-major tensor; every sub-list of one level must have the
   /// length of the first.
@@ -121,8 +56,6 @@ class Reader {
                         std::to_string(j.size()));
     for (size_t i = 0; i < j.size(); ++i) Flatten(j[i], pointer + "/" + std::to_string(i), level + 1, t);
   }
-
-  std::string where_;
 };
 
 std::vector<Tensor> Tensors(const Reader& r, const Json& j, const std::string& pointer) {

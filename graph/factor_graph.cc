@@ -241,6 +241,15 @@ PlateId FactorGraph::AddLinearGaussian(Argument out, Argument in, const Matrix& 
   return AddFactor(MakeLinearGaussianNode(matrix), {out, in, precision}, name);
 }
 
+PlateId FactorGraph::AddSum(Argument out, Argument in1, Argument in2, const std::string& name) {
+  return AddFactor(MakeSumNode(), {out, in1, in2}, name);
+}
+
+PlateId FactorGraph::AddMatrixProduct(Argument out, const Matrix& matrix, Argument in,
+                                      const std::string& name) {
+  return AddFactor(MakeMatrixProductNode(matrix), {out, in}, name);
+}
+
 PlateId FactorGraph::AddLinearRegression(Argument out, Argument weights, const Matrix& design,
                                          Argument precision, const std::string& name) {
   return AddFactor(MakeLinearGaussianRowsNode(design), {out, weights, precision}, name);
@@ -506,6 +515,8 @@ void FactorGraph::Impl::BuildViews() {
       SlotView view;
       view.data = moments.data() + info.moment_offset + b.begin * info.stat_size;
       view.stride = b.shared ? 0 : info.stat_size;
+      if (!info.observed)
+        view.natural = natural.data() + info.natural_offset + b.begin * info.stat_size;
       plate.views.push_back(view);
     }
     SlotView pair;  // the joint moments of the pairs of a cluster (empty for other plates)
@@ -913,6 +924,7 @@ void FactorGraph::SetPosteriorNatural(const Variable& v, Family family, int dim,
   }
   // A cluster's pairs start independent again.
   if (g.cluster_of[v.id()] >= 0) g.ResetClusterPairs(g.clusters[g.cluster_of[v.id()]]);
+  g.ForgetKeptMessages(v.id());
 }
 
 std::string FactorGraph::DescribePosterior(const Variable& element) const {
@@ -1006,6 +1018,11 @@ size_t FactorGraph::UpdateElementsNaturalGradient(uint32_t variable, size_t begi
   if (g.cluster_of[variable] >= 0)
     throw GraphError("UpdateElementsNaturalGradient: variable '" + g.variables[variable].name +
                      "' is a cluster; natural-gradient steps apply to mean-field variables");
+  std::string plate;
+  if (step != 1.0 && g.KeptMessagesReach(variable, &plate))
+    throw GraphError("UpdateElementsNaturalGradient: variable '" + g.variables[variable].name +
+                     "' is joined to " + plate + ", whose sum-product messages must enter the "
+                     "posterior whole; only a step of 1 applies");
   const VariableInfo& info = g.variables[variable];
   const size_t stat = static_cast<size_t>(info.stat_size);
   Workspace& ws = Impl::WorkspaceFor(info, scratch);
@@ -1059,6 +1076,30 @@ void FactorGraph::SetNaturalParameters(const Variable& v, const std::vector<doub
   std::copy(moments.begin(), moments.end(),
             g.moments.begin() + info.moment_offset + v.begin() * stat);
   if (g.cluster_of[v.id()] >= 0) g.ResetClusterPairs(g.clusters[g.cluster_of[v.id()]]);
+  g.ForgetKeptMessages(v.id());
+}
+
+void FactorGraph::Impl::ForgetKeptMessages(uint32_t variable) {
+  for (Plate& plate : plates) {
+    if (!plate.node->KeepsMessages()) continue;
+    for (const Binding& b : plate.bindings)
+      if (b.variable == variable) {
+        plate.node->ForgetMessages();
+        break;
+      }
+  }
+}
+
+bool FactorGraph::Impl::KeptMessagesReach(uint32_t variable, std::string* plate_label) const {
+  for (PlateId p = 0; p < plates.size(); ++p) {
+    if (!plates[p].node->KeepsMessages()) continue;
+    for (const Binding& b : plates[p].bindings)
+      if (b.variable == variable) {
+        if (plate_label) *plate_label = PlateLabel(p);
+        return true;
+      }
+  }
+  return false;
 }
 
 void FactorGraph::Impl::RequireObserved(uint32_t id, const char* what) const {
@@ -1137,6 +1178,10 @@ void FactorGraph::SetPlateWeight(PlateId p, double weight) {
   if (!(weight > 0.0) || !std::isfinite(weight))
     throw GraphError("SetPlateWeight: " + g.PlateLabel(p) + ": the weight must be > 0 and finite, got " +
                      FormatNumber(weight));
+  if (weight != 1.0 && g.plates[p].node->KeepsMessages())
+    throw GraphError("SetPlateWeight: " + g.PlateLabel(p) + " is a " + g.plates[p].node->type() +
+                     " node, whose sum-product messages cannot stand for several copies; its "
+                     "weight stays 1");
   g.plates[p].weight = weight;
 }
 

@@ -247,6 +247,11 @@ struct FactorGraph::Impl {
   void ReprepareReaders(uint32_t id);
   /// Throws GraphError unless variable `id` is observed data (not a constant); `what` names
   /// the call.
+  /// ForgetMessages on every plate that keeps messages and binds `variable` (its posterior
+  /// was set from outside).
+  void ForgetKeptMessages(uint32_t variable);
+  /// True when a plate that keeps its messages binds `variable`; its label into plate_label.
+  bool KeptMessagesReach(uint32_t variable, std::string* plate_label) const;
   void RequireObserved(uint32_t id, const char* what) const;
   void SplitFreeEnergyBlocks();
   /// Plates and variables larger than this are split into free-energy blocks.

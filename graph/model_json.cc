@@ -480,6 +480,8 @@ const std::vector<NodeSpec>& NodeSpecs() {
       // One of "log_table" (shared) and "log_tables" (one per factor).
       {"Potential", {"variables", "log_table", "log_tables"}},
       {"Delta", {"out", "in", "precision"}},
+      {"Sum", {"out", "in1", "in2"}},
+      {"MatrixProduct", {"out", "in", "matrix"}},
   };
   return specs;
 }
@@ -1086,7 +1088,8 @@ class Loader {
       const bool numeric_only = (type == "Gamma" && key == "shape") ||
                                 (type == "Wishart" && (key == "dof" || key == "scale")) ||
                                 type == "Beta" || type == "Dirichlet" ||
-                                (type == "Transition" && key == "matrix" && !learned_matrix);
+                                (type == "Transition" && key == "matrix" && !learned_matrix) ||
+                                (type == "MatrixProduct" && key == "matrix");
       if (learned_matrix) {
         slot.variable_name = arg.get<std::string>();
         slot.entry = &MatrixVariable(slot.variable_name, slot.pointer,
@@ -1612,6 +1615,10 @@ class Loader {
         model_.graph.AddPotential(args, table, name);
       } else if (type == "Delta") {
         model_.graph.AddFactor(MakeDeltaNode(delta_->function, delta_->options), args, name);
+      } else if (type == "Sum") {
+        model_.graph.AddSum(args[0], args[1], args[2], name);
+      } else if (type == "MatrixProduct") {
+        model_.graph.AddMatrixProduct(args[0], slots[2].value.constant().value(), args[1], name);
       } else if (type == "Transition" && slots[2].constant) {
         model_.graph.AddTransition(args[0], args[1], slots[2].value.constant().value(), name);
       } else if (type == "Transition") {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/json_reader.h"
 #include "vfe/core/format.h"
 #include "vfe/predictive/predictive_coding_file.h"
 
@@ -20,91 +21,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-/// Reads JSON values with errors that name the document and the JSON pointer.
-class Reader {
- public:
-  explicit Reader(std::string where) : where_(std::move(where)) {}
-
-  [[noreturn]] void Fail(const std::string& pointer, const std::string& message) const {
-    throw ModelError(where_ + ": " + (pointer.empty() ? "/" : pointer) + ": " + message);
-  }
-
-  static std::string Describe(const Json& j) {
-    if (j.is_null()) return "null";
-    if (j.is_boolean()) return j.get<bool>() ? "true" : "false";
-    if (j.is_number()) return FormatNumber(j.get<double>());
-    if (j.is_string()) return "\"" + j.get<std::string>() + "\"";
-    if (j.is_array()) return "an array of " + std::to_string(j.size());
-    return "an object";
-  }
-
-  void CheckKeys(const Json& j, const std::string& pointer,
-                 const std::set<std::string>& allowed) const {
-    if (!j.is_object()) Fail(pointer, "expected an object, got " + Describe(j));
-    for (auto it = j.begin(); it != j.end(); ++it)
-      if (!allowed.count(it.key())) {
-        std::string list;
-        for (const std::string& k : allowed) list += (list.empty() ? "" : ", ") + k;
-        Fail(pointer + "/" + it.key(), "unknown key (expected one of " + list + ")");
-      }
-  }
-
-  const Json& Required(const Json& j, const std::string& key, const std::string& pointer) const {
-    if (!j.contains(key)) Fail(pointer, "missing \"" + key + "\"");
-    return j[key];
-  }
-
-  double Number(const Json& j, const std::string& pointer) const {
-    if (!j.is_number()) Fail(pointer, "expected a number, got " + Describe(j));
-    const double v = j.get<double>();
-    if (!std::isfinite(v)) Fail(pointer, "expected a finite number, got " + Describe(j));
-    return v;
-  }
-
-  int Integer(const Json& j, const std::string& pointer) const {
-    const double v = Number(j, pointer);
-    if (v != std::floor(v) || std::abs(v) > 2e9)
-      Fail(pointer, "expected an integer, got " + Describe(j));
-    return static_cast<int>(v);
-  }
-
-  bool Bool(const Json& j, const std::string& pointer) const {
-    if (!j.is_boolean()) Fail(pointer, "expected true or false, got " + Describe(j));
-    return j.get<bool>();
-  }
-
-  std::string String(const Json& j, const std::string& pointer) const {
-    if (!j.is_string()) Fail(pointer, "expected a string, got " + Describe(j));
-    return j.get<std::string>();
-  }
-
-  Vector Numbers(const Json& j, const std::string& pointer) const {
-    if (!j.is_array()) Fail(pointer, "expected an array of numbers, got " + Describe(j));
-    Vector out(static_cast<Eigen::Index>(j.size()));
-    for (size_t i = 0; i < j.size(); ++i) out[i] = Number(j[i], pointer + "/" + std::to_string(i));
-    return out;
-  }
-
-  /// A list of rows of equal length.
-  Matrix Rows(const Json& j, const std::string& pointer) const {
-    if (!j.is_array() || j.empty())
-      Fail(pointer, "expected a non-empty array of rows, got " + Describe(j));
-    Matrix out;
-    for (size_t i = 0; i < j.size(); ++i) {
-      const std::string at = pointer + "/" + std::to_string(i);
-      const Vector row = Numbers(j[i], at);
-      if (i == 0) out.resize(static_cast<Eigen::Index>(j.size()), row.size());
-      if (row.size() != out.cols())
-        Fail(at, "expected a row of " + std::to_string(out.cols()) +
-                     " numbers (the length of the first row), got " + std::to_string(row.size()));
-      out.row(static_cast<Eigen::Index>(i)) = row.transpose();
-    }
-    return out;
-  }
-
- private:
-  std::string where_;
-};
+using Reader = JsonReader;
 
 PrecisionForm ParseForm(const Reader& r, const Json& j, const std::string& pointer) {
   const std::string s = r.String(j, pointer);

@@ -1334,7 +1334,7 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
        "/factors/2/node: unknown node type \"Gausian\" (did you mean 'Gaussian'?); expected one "
        "of 'Gaussian', 'MvGaussian', 'LinearGaussian', 'Gamma', 'Wishart', 'Beta', 'Dirichlet', "
        "'MatrixDirichlet', 'Bernoulli', 'Categorical', 'GaussianMixture', 'Transition', "
-       "'Potential', 'Delta'"},
+       "'Potential', 'Delta', 'Sum', 'MatrixProduct'"},
       {"missing argument", WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "mu"})"),
        "/factors/2: missing required key 'precision' (Gaussian takes 'out', 'mean', "
        "'precision')"},

@@ -176,6 +176,13 @@ class FactorGraph {
   /// precision Gamma (τ·I), Wishart (M x M), or a constant.
   PlateId AddLinearGaussian(Argument out, Argument in, const Matrix& matrix, Argument precision,
                             const std::string& name = "");
+  /// out = in1 + in2 exactly (a deterministic node with sum-product messages): three hidden
+  /// Gaussian variables, or MvGaussian of one dimension. See MakeSumNode.
+  PlateId AddSum(Argument out, Argument in1, Argument in2, const std::string& name = "");
+  /// out = matrix · in exactly (deterministic, sum-product): a constant M x D matrix of rank
+  /// M ≤ D, in MvGaussian (D) or Gaussian (D = 1), out MvGaussian (M) or Gaussian (M = 1).
+  PlateId AddMatrixProduct(Argument out, const Matrix& matrix, Argument in,
+                           const std::string& name = "");
   /// Linear regression y_n ~ N(x_nᵀ w, 1/τ): a LinearGaussian plate whose factor n has the
   /// 1 x K matrix `design.row(n)`.
   PlateId AddLinearRegression(Argument out, Argument weights, const Matrix& design,

@@ -20,7 +20,15 @@ struct SlotView {
   const double* data = nullptr;
   size_t stride = 0;
   const uint64_t* offsets = nullptr;
+  /// The natural parameters η of the same elements (the same layout, stride and offsets), for
+  /// hidden variables; null for observed ones and constants. Sum-product nodes read q in
+  /// this form: a covariance recovered from moments, E[xxᵀ] − E[x]E[x]ᵀ, loses every digit
+  /// when the variance is small next to the squared mean.
+  const double* natural = nullptr;
   const double* At(size_t n) const { return offsets ? data + offsets[n] : data + n * stride; }
+  const double* NaturalAt(size_t n) const {
+    return offsets ? natural + offsets[n] : natural + n * stride;
+  }
 };
 
 /// What a plate connects to one slot, as its node sees it when the graph is finalised.
@@ -35,8 +43,9 @@ struct SlotInfo {
 
 /// A plate of factors of one type: N repeated terms f_n of the joint, each connected to one
 /// element per slot. A node knows its VMP message rules and its average energy, and nothing
-/// about graphs, order or threads (all methods but Bind and Prepare are const and
-/// allocation-free, so plates can be evaluated concurrently over disjoint factor ranges).
+/// about graphs, order or threads (all methods but Bind, Prepare and ForgetMessages are const
+/// and allocation-free, so plates can be evaluated concurrently over disjoint factor ranges;
+/// the only state a const method may change is the per-factor record of KeepsMessages).
 class Node {
  public:
   virtual ~Node() = default;
@@ -75,6 +84,16 @@ class Node {
     for (size_t n = begin; n < end; ++n, eta += stride)
       AccumulateMessage(slot, n, n + 1, q, eta, ws);
   }
+  /// True for nodes that keep the messages they send (the deterministic Sum and
+  /// MatrixProduct, whose sum-product messages divide the last message sent to a slot out of
+  /// the slot's posterior): AccumulateMessage then records factor n's message to `slot`, and
+  /// the engine makes sure that every message so recorded becomes part of the element's
+  /// posterior — it refuses plate weights and partial natural-gradient steps for such plates,
+  /// and calls ForgetMessages when a posterior is set from outside (a warm start), after which
+  /// the messages start again from none sent. Factor n's record for one slot is written only
+  /// while that slot's element is updated, so disjoint factor ranges stay independent.
+  virtual bool KeepsMessages() const { return false; }
+  virtual void ForgetMessages() {}
   /// Σ_{n ∈ [begin, end)} U_n with U_n = −E_q[log f_n], the node's share of the free energy.
   virtual double AverageEnergy(size_t begin, size_t end, const SlotView* q,
                                Workspace& ws) const = 0;

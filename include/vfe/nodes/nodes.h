@@ -68,6 +68,19 @@ std::unique_ptr<Node> MakeLearnedTransitionNode(int num_columns);
 ///   U = −Σ_x T[x] Π_i q_i(x_i).
 std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> log_tables);
 
+// ---- Deterministic nodes: sum-product messages -------------------------------------------
+//
+// Sum(out, in1, in2): out = in1 + in2, three hidden Gaussian (or MvGaussian, one dimension D)
+// variables. MatrixProduct(out, in): out = A·in with a constant M x D matrix A of rank M ≤ D.
+// Their messages are sum-product messages (the node keeps the last message to each slot and
+// divides it out of the slot's posterior to get the message coming in: KeepsMessages); their
+// share of the free energy is Σ_{slots} H[q] − H[b(inputs)], the Bethe terms of a
+// deterministic factor, so that F = −log p(y) at the fixed point on a tree whose other
+// factors have one hidden argument each or join pairs of a cluster. Dimensions up to 16; no
+// pointwise density (the Monte Carlo free energy refuses them); no plate weights.
+std::unique_ptr<Node> MakeSumNode();
+std::unique_ptr<Node> MakeMatrixProductNode(const Matrix& matrix);
+
 // ---- Delta: out = f(in) + Gaussian noise ----------------------------------------------------
 //
 // Delta(out, in, precision): N(out | f(in), W⁻¹) with a nonlinear f: R^D → R^E, in Gaussian
