@@ -41,23 +41,13 @@
 #include <cmath>
 #include <memory>
 
-#include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
-#include <tbb/parallel_for.h>
 
 #include "graph/cluster_gaussian.h"
 #include "graph/factor_graph_impl.h"
+#include "graph/scan_blocks.h"
 
 namespace vfe {
-
-namespace {
-
-/// Positions per block: the unit of parallel work, fixed so that results do not depend on
-/// the number of threads. A block's smoothing elements (2D² + D + 1 numbers per step) stay in
-/// the second-level cache between its filter steps and their composition.
-constexpr size_t kScanBlock = 256;
-
-}  // namespace
 
 struct ChainScanWork {
   int dim = 0;
@@ -338,26 +328,6 @@ size_t FactorGraph::Impl::UpdateGaussianChainScan(Cluster& cluster, Scratch& scr
   }
 }
 
-namespace {
-
-/// The first failure of a pass in block order, or SIZE_MAX.
-size_t FirstFailure(const ChainScanWork& work) {
-  for (size_t f : work.failed)
-    if (f != SIZE_MAX) return f;
-  return SIZE_MAX;
-}
-
-/// Runs body(block) for every block, on the threads of the caller's task arena.
-template <class Body>
-void ForEachBlock(size_t blocks, const Body& body) {
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, blocks, 1),
-                    [&](const tbb::blocked_range<size_t>& range) {
-                      for (size_t b = range.begin(); b != range.end(); ++b) body(b);
-                    });
-}
-
-}  // namespace
-
 template <int N, int MaxN>
 size_t FactorGraph::Impl::RunChainScan(Cluster& cluster, ChainScanWork& work) {
   Impl& g = *this;
@@ -440,7 +410,7 @@ size_t FactorGraph::Impl::RunChainScan(Cluster& cluster, ChainScanWork& work) {
     Eigen::Map<Eigen::Matrix<double, N, N>>(out + 2 * d + dd, d, d) = s.uv;
     Eigen::Map<Eigen::Matrix<double, N, N>>(out + 2 * d + 2 * dd, d, d) = s.vv;
   });
-  if (size_t f = FirstFailure(work); f != SIZE_MAX) return f;
+  if (size_t f = FirstFailure(work.failed); f != SIZE_MAX) return f;
 
   // The filtered density at the end of every block.
   {
@@ -502,7 +472,7 @@ size_t FactorGraph::Impl::RunChainScan(Cluster& cluster, ChainScanWork& work) {
     Eigen::Map<Eigen::Matrix<double, N, 1>>(out + dd, d) = gv;
     Eigen::Map<Eigen::Matrix<double, N, N>>(out + dd + d, d, d) = l;
   });
-  if (size_t f = FirstFailure(work); f != SIZE_MAX) return f;
+  if (size_t f = FirstFailure(work.failed); f != SIZE_MAX) return f;
 
   // The smoothed density at the end of every block, backwards.
   {
@@ -563,7 +533,7 @@ size_t FactorGraph::Impl::RunChainScan(Cluster& cluster, ChainScanWork& work) {
     }
     if (begin == 0) cluster.information[order[0]] = 0.0;
   });
-  if (size_t f = FirstFailure(work); f != SIZE_MAX) return f;
+  if (size_t f = FirstFailure(work.failed); f != SIZE_MAX) return f;
 
   ForEachBlock(blocks, [&](size_t b) {
     g.CommitGaussianCluster(cluster, block_begin(b), block_end(b));

@@ -35,22 +35,13 @@
 #include <cstdint>
 #include <memory>
 
-#include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
-#include <tbb/parallel_for.h>
 
 #include "graph/cluster_categorical.h"
 #include "graph/factor_graph_impl.h"
+#include "graph/scan_blocks.h"
 
 namespace vfe {
-
-namespace {
-
-/// Positions per block: the unit of parallel work, fixed so that results do not depend on the
-/// number of threads (the same as the Gaussian scan's).
-constexpr size_t kScanBlock = 256;
-
-}  // namespace
 
 struct CategoricalScanWork {
   int k = 0;
@@ -74,22 +65,6 @@ void CategoricalScanWorkDeleter::operator()(CategoricalScanWork* work) const { d
 
 namespace {
 
-/// The first failure of a pass in block order, or SIZE_MAX.
-size_t FirstFailure(const CategoricalScanWork& work) {
-  for (size_t f : work.failed)
-    if (f != SIZE_MAX) return f;
-  return SIZE_MAX;
-}
-
-/// Runs body(block) for every block, on the threads of the caller's task arena.
-template <class Body>
-void ForEachBlock(size_t blocks, const Body& body) {
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, blocks, 1),
-                    [&](const tbb::blocked_range<size_t>& range) {
-                      for (size_t b = range.begin(); b != range.end(); ++b) body(b);
-                    });
-}
-
 /// The scan over one chain with K categories (K = 0: any K).
 template <int K>
 class CategoricalScan {
@@ -111,19 +86,19 @@ class CategoricalScan {
     // schedule is not the order of the elements, the evidence of every element first.)
     if (!work_.identity) {
       ForEachBlock(blocks, [&](size_t b) { Evidence(b); });
-      if (const size_t f = FirstFailure(work_); f != SIZE_MAX) return f;
+      if (const size_t f = FirstFailure(work_.failed); f != SIZE_MAX) return f;
     }
     ForEachBlock(blocks, [&](size_t b) {
       if (work_.identity && !Evidence(b)) return;
       Reduce(b);
     });
-    if (const size_t f = FirstFailure(work_); f != SIZE_MAX) return f;
+    if (const size_t f = FirstFailure(work_.failed); f != SIZE_MAX) return f;
     // The boundary messages, and log Z.
     double log_z = 0.0;
     if (const size_t f = Boundaries(log_z); f != SIZE_MAX) return f;
     // C: the tree solver's steps inside every block, then the beliefs.
     ForEachBlock(blocks, [&](size_t b) { Pass(b); });
-    if (const size_t f = FirstFailure(work_); f != SIZE_MAX) return f;
+    if (const size_t f = FirstFailure(work_.failed); f != SIZE_MAX) return f;
     // Commit (nothing can fail any more), and the multi-information Σ H[q_i] − H[q] on the
     // first element, as the sequential solver books it.
     const size_t* order = work_.identity ? nullptr : c_.order.data();
