@@ -72,6 +72,22 @@ void BuildSmoother(FactorGraph& graph, const Tracking& s, size_t steps, ClusterS
   graph.Finalize();
 }
 
+/// Times one update of the whole cluster `x` (its `steps` elements) per iteration, in a
+/// task_arena of `threads`, with the time per step as a counter.
+void TimeClusterUpdate(benchmark::State& state, FactorGraph& graph, uint32_t x, size_t steps,
+                       int threads) {
+  Scratch scratch = graph.MakeScratch();
+  tbb::task_arena arena(threads);
+  for (auto _ : state) {
+    size_t done = 0;
+    arena.execute([&] { done = graph.UpdateElements(x, 0, steps, scratch); });
+    if (done != steps) state.SkipWithError("failed");
+  }
+  state.counters["per_step"] = benchmark::Counter(
+      static_cast<double>(steps),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
 void BM_Smoother(benchmark::State& state) {
   const size_t steps = static_cast<size_t>(state.range(0));
   const Tracking s = MakeTracking(steps);
@@ -93,16 +109,7 @@ void BM_ScanSmoother(benchmark::State& state) {
   FactorGraph graph;
   BuildSmoother(graph, s, steps, ClusterSolver::kParallelScan);
   const uint32_t x = graph.Find("x").id();
-  Scratch scratch = graph.MakeScratch();
-  tbb::task_arena arena(static_cast<int>(state.range(1)));
-  for (auto _ : state) {
-    size_t done = 0;
-    arena.execute([&] { done = graph.UpdateElements(x, 0, steps, scratch); });
-    if (done != steps) state.SkipWithError("failed");
-  }
-  state.counters["per_step"] = benchmark::Counter(
-      static_cast<double>(steps),
-      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  TimeClusterUpdate(state, graph, x, steps, static_cast<int>(state.range(1)));
 }
 
 void BM_HandSmoother(benchmark::State& state) {
@@ -216,16 +223,7 @@ void RunHmmUpdate(benchmark::State& state, ClusterSolver solver, int threads) {
   FactorGraph graph;
   Variable a, b;
   const uint32_t x = BuildHmm(graph, steps, solver, &a, &b).id();
-  Scratch scratch = graph.MakeScratch();
-  tbb::task_arena arena(threads);
-  for (auto _ : state) {
-    size_t done = 0;
-    arena.execute([&] { done = graph.UpdateElements(x, 0, steps, scratch); });
-    if (done != steps) state.SkipWithError("failed");
-  }
-  state.counters["per_step"] = benchmark::Counter(
-      static_cast<double>(steps),
-      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  TimeClusterUpdate(state, graph, x, steps, threads);
 }
 
 void BM_HmmForwardBackward(benchmark::State& state) {

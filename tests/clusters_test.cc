@@ -11,12 +11,14 @@
 
 #include <Eigen/LU>
 
+#include "tests/testing/clusters.h"
 #include "vfe/model.h"
 
 namespace vfe {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::FinalizeError;
 
 // ---- Hidden Markov chains --------------------------------------------------------------------
 
@@ -489,15 +491,6 @@ TEST(Clusters, TreeOfPotentialsGivesTheEnumeratedPartitionFunction) {
 }
 
 // ---- What a cluster cannot be ----------------------------------------------------------------
-
-std::string FinalizeError(FactorGraph& graph) {
-  try {
-    graph.Finalize();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 TEST(Clusters, CycleIsRefusedNamingIt) {
   FactorGraph graph;

@@ -13,13 +13,14 @@
 
 #include <tbb/task_arena.h>
 
-#include "tests/testing/allocation_counter.h"
+#include "tests/testing/clusters.h"
 #include "vfe/model.h"
 
 namespace vfe {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::FinalizeError;
 
 /// x_0 ~ π, x_t ~ A[:, x_{t−1}], y_t ~ B[:, x_t].
 struct Hmm {
@@ -510,27 +511,10 @@ TEST(ParallelHmm, UpdatesAfterTheFirstAllocateNothingOnOneThread) {
   const size_t t_max = 1500;
   const Hmm hmm = RandomHmm(3, 4, t_max, 3);
   std::unique_ptr<HmmGraph> m = BuildHmm(hmm, ClusterSolver::kParallelScan, true);
-  Scratch scratch = m->graph.MakeScratch();
-  tbb::task_arena arena(1);
-  arena.execute([&] {
-    ASSERT_EQ(m->graph.UpdateElements(m->x.id(), 0, t_max, scratch), t_max);
-    const long before = testing::AllocationCount();
-    for (int i = 0; i < 3; ++i)
-      ASSERT_EQ(m->graph.UpdateElements(m->x.id(), 0, t_max, scratch), t_max);
-    EXPECT_EQ(testing::AllocationCount() - before, 0);
-  });
+  testing::ExpectClusterUpdatesAllocateNothing(m->graph, m->x, t_max);
 }
 
 // ---- What the parallel scan cannot solve ------------------------------------------------------
-
-std::string FinalizeError(FactorGraph& graph) {
-  try {
-    graph.Finalize();
-  } catch (const GraphError& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 TEST(ParallelHmm, CategoricalTreeThatIsNotAChainIsRefusedNamingTheBranch) {
   // z[0] – z[1] – z[2] and z[1] – z[3]: z[1] has two children.

@@ -12,13 +12,14 @@
 #include <Eigen/LU>
 #include <tbb/task_arena.h>
 
-#include "tests/testing/allocation_counter.h"
+#include "tests/testing/clusters.h"
 #include "vfe/model.h"
 
 namespace vfe {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::FinalizeError;
 
 /// x_0 ~ N(m0, P0), x_t = A x_{t−1} + N(0, Q), y_t = C x_t + N(0, R).
 struct StateSpace {
@@ -396,27 +397,10 @@ TEST(ParallelSmoother, UpdatesAfterTheFirstAllocateNothingOnOneThread) {
   const size_t t_max = 1500;
   const StateSpace s = Tracking(2, t_max, 3);
   std::unique_ptr<Model> m = Build(s, ClusterSolver::kParallelScan);
-  Scratch scratch = m->graph.MakeScratch();
-  tbb::task_arena arena(1);
-  arena.execute([&] {
-    ASSERT_EQ(m->graph.UpdateElements(m->x.id(), 0, t_max, scratch), t_max);
-    const long before = testing::AllocationCount();
-    for (int i = 0; i < 3; ++i)
-      ASSERT_EQ(m->graph.UpdateElements(m->x.id(), 0, t_max, scratch), t_max);
-    EXPECT_EQ(testing::AllocationCount() - before, 0);
-  });
+  testing::ExpectClusterUpdatesAllocateNothing(m->graph, m->x, t_max);
 }
 
 // ---- What the parallel scan cannot solve ------------------------------------------------------
-
-std::string FinalizeError(FactorGraph& graph) {
-  try {
-    graph.Finalize();
-  } catch (const GraphError& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 TEST(ParallelSmoother, TreeThatIsNotAChainIsRefusedNamingTheBranch) {
   // x[0] – x[1] – x[2] and x[1] – x[3]: x[1] has two children.
