@@ -25,15 +25,21 @@
 // density follows backwards: m_{k−1} = E_k m_k + g_k, P_{k−1} = E_k P_k E_kᵀ + L_k, with
 // Cov(x_k, x_{k−1}) = P_k E_kᵀ and I(x_k; x_{k−1}) = ½ (log|P_{k−1}| − log|L_k|).
 //
-// Blocks. Positions are cut into blocks of kScanBlock (independent of the number of threads):
-//   A  (parallel) outside messages and pair potentials of each block; block 0 runs the filter
-//      steps, every other block reduces its steps to one filtering element;
-//   (serial) the filtered density at the end of every block from those elements;
-//   B  (parallel) the filter steps of every other block from the filtered density before it,
-//      then the block's smoothing elements composed into one;
-//   (serial) the smoothed density at the end of every block, backwards;
-//   C  (parallel) the smoothed densities, pairs and mutual information of each block;
-//   commit (parallel).
+// Blocks. Positions are cut into blocks of kScanBlock, and blocks into chunks of
+// kScanChunkBlocks (both independent of the number of threads). Forwards, chunk by chunk:
+//   A  (parallel) outside messages and pair potentials of each block; the chunk's first block
+//      runs the filter steps from the filtered density before it, every other block reduces
+//      its steps to one filtering element;
+//   (serial) the filtered density at the end of every block of the chunk from those elements;
+//   B  (parallel) the filter steps of the chunk's other blocks from the filtered density
+//      before each.
+// Backwards, chunk by chunk from the last:
+//   (parallel) each block's smoothing elements composed into one;
+//   (serial) the smoothed density at the end of every block of the chunk;
+//   C  (parallel) the smoothed densities, pairs and mutual information of each block.
+// Then the commit (parallel), only when every block succeeded. Chunks keep what one pass
+// writes in the cache for the next: over the whole of a long chain, every pass would stream
+// its buffers from memory, and two threads would wait on it rather than compute.
 // Every number is computed by the same operations in the same order whatever the number of
 // threads, so the result is the same bit for bit.
 
@@ -358,183 +364,203 @@ size_t FactorGraph::Impl::RunChainScan(Cluster& cluster, ChainScanWork& work) {
     Eigen::Map<Eigen::Matrix<double, N, 1>>(to, d) = v;
     Eigen::Map<Eigen::Matrix<double, N, N>>(to + d, d, d) = m;
   };
-  std::fill(work.failed.begin(), work.failed.end(), SIZE_MAX);
-
-  // A: outside messages and pair potentials; the filter over block 0, a filtering element for
-  // every other block.
-  ForEachBlock(blocks, [&](size_t b) {
-    Scratch& local = work.scratch->local();
-    const size_t begin = block_begin(b), end = block_end(b);
-    for (size_t k = begin; k < end; ++k) {
-      const size_t i = order[k];
-      double* unary = cluster.unary.data() + i * stat;
-      std::fill_n(unary, stat, 0.0);
-      g.AddOutsideMessages(cluster, i, unary, local);
-      if (!ConstVectorMap(unary, stat).allFinite()) {
-        work.failed[b] = i;
-        return;
-      }
-      if (k == 0 || cluster.potential_shared[i]) continue;
-      if (!g.ComputeOwnPotential(cluster, i, local)) {
-        work.failed[b] = i;
-        return;
-      }
-    }
-    Kernel kernel(d);
-    if (b == 0) {
-      Vec hf = kernel.NewVec();
-      Mat lf = kernel.NewMat();
-      kernel.Start(unary_of(0), hf, lf);
-      for (size_t k = 1; k < end; ++k) {
-        if (!kernel.Step(work.psi[k], unary_of(k), hf, lf, slot_of(k))) {
-          work.failed[b] = order[k];
-          return;
-        }
-      }
-      store(hf, lf, filtered_of(0));
-      return;
-    }
-    typename Kernel::Segment s{kernel.NewVec(), kernel.NewVec(), kernel.NewMat(),
-                               kernel.NewMat(), kernel.NewMat()};
-    kernel.SegmentStart(work.psi[begin], unary_of(begin), s);
-    for (size_t k = begin + 1; k < end; ++k) {
-      if (!kernel.SegmentStep(work.psi[k], unary_of(k), s)) {
-        work.failed[b] = order[k];
-        return;
-      }
-    }
-    double* out = segment_of(b);
+  auto load_segment = [d, dd](const double* in, typename Kernel::Segment& s) {
+    s.hu = Eigen::Map<const Eigen::Matrix<double, N, 1>>(in, d);
+    s.hv = Eigen::Map<const Eigen::Matrix<double, N, 1>>(in + d, d);
+    s.uu = Eigen::Map<const Eigen::Matrix<double, N, N>>(in + 2 * d, d, d);
+    s.uv = Eigen::Map<const Eigen::Matrix<double, N, N>>(in + 2 * d + dd, d, d);
+    s.vv = Eigen::Map<const Eigen::Matrix<double, N, N>>(in + 2 * d + 2 * dd, d, d);
+  };
+  auto store_segment = [d, dd](const typename Kernel::Segment& s, double* out) {
     Eigen::Map<Eigen::Matrix<double, N, 1>>(out, d) = s.hu;
     Eigen::Map<Eigen::Matrix<double, N, 1>>(out + d, d) = s.hv;
     Eigen::Map<Eigen::Matrix<double, N, N>>(out + 2 * d, d, d) = s.uu;
     Eigen::Map<Eigen::Matrix<double, N, N>>(out + 2 * d + dd, d, d) = s.uv;
     Eigen::Map<Eigen::Matrix<double, N, N>>(out + 2 * d + 2 * dd, d, d) = s.vv;
-  });
-  if (size_t f = FirstFailure(work.failed); f != SIZE_MAX) return f;
-
-  // The filtered density at the end of every block.
-  {
-    Kernel kernel(d);
-    Vec hf = kernel.NewVec();
-    Mat lf = kernel.NewMat();
-    typename Kernel::Segment s{kernel.NewVec(), kernel.NewVec(), kernel.NewMat(),
-                               kernel.NewMat(), kernel.NewMat()};
-    load(filtered_of(0), hf, lf);
-    for (size_t b = 1; b < blocks; ++b) {
-      const double* in = segment_of(b);
-      s.hu = Eigen::Map<const Eigen::Matrix<double, N, 1>>(in, d);
-      s.hv = Eigen::Map<const Eigen::Matrix<double, N, 1>>(in + d, d);
-      s.uu = Eigen::Map<const Eigen::Matrix<double, N, N>>(in + 2 * d, d, d);
-      s.uv = Eigen::Map<const Eigen::Matrix<double, N, N>>(in + 2 * d + dd, d, d);
-      s.vv = Eigen::Map<const Eigen::Matrix<double, N, N>>(in + 2 * d + 2 * dd, d, d);
-      if (!kernel.Carry(s, hf, lf)) return order[block_begin(b)];
-      store(hf, lf, filtered_of(b));
-    }
-  }
-
-  // B: the filter steps of blocks ≥ 1 from the filtered density before them; the smoothing
-  // elements of blocks ≥ 1 composed; the smoothed density of the last position.
-  ForEachBlock(blocks, [&](size_t b) {
-    Kernel kernel(d);
+  };
+  auto new_segment = [](const Kernel& kernel) {
+    return typename Kernel::Segment{kernel.NewVec(), kernel.NewVec(), kernel.NewMat(),
+                                    kernel.NewMat(), kernel.NewMat()};
+  };
+  // The filter steps of block b from the filtered density before it (block 0: from its first
+  // position), writing the smoothing elements; with `keep_end`, the filtered density at its
+  // end into filtered_of(b) (which the next block may be reading otherwise).
+  auto filter_block = [&](Kernel& kernel, size_t b, bool keep_end) {
     const size_t begin = block_begin(b), end = block_end(b);
     Vec hf = kernel.NewVec();
     Mat lf = kernel.NewMat();
-    if (b > 0) {
+    size_t k = begin;
+    if (b == 0) {
+      kernel.Start(unary_of(0), hf, lf);
+      k = 1;
+    } else {
       load(filtered_of(b - 1), hf, lf);
+    }
+    for (; k < end; ++k) {
+      if (!kernel.Step(work.psi[k], unary_of(k), hf, lf, slot_of(k))) {
+        work.failed[b] = order[k];
+        return;
+      }
+    }
+    if (keep_end) store(hf, lf, filtered_of(b));
+  };
+  std::fill(work.failed.begin(), work.failed.end(), SIZE_MAX);
+  const size_t chunks = (blocks + kScanChunkBlocks - 1) / kScanChunkBlocks;
+  auto chunk_first = [](size_t c) { return c * kScanChunkBlocks; };
+  auto chunk_last = [blocks](size_t c) { return std::min(blocks, (c + 1) * kScanChunkBlocks); };
+
+  // Forwards, chunk by chunk.
+  for (size_t c = 0; c < chunks; ++c) {
+    const size_t first = chunk_first(c), last = chunk_last(c);
+    // A: outside messages and pair potentials; the filter over the chunk's first block (the
+    // filtered density before it is known), a filtering element for every other block.
+    ForEachBlock(first, last, [&](size_t b) {
+      Scratch& local = work.scratch->local();
+      const size_t begin = block_begin(b), end = block_end(b);
       for (size_t k = begin; k < end; ++k) {
-        if (!kernel.Step(work.psi[k], unary_of(k), hf, lf, slot_of(k))) {
+        const size_t i = order[k];
+        double* unary = cluster.unary.data() + i * stat;
+        std::fill_n(unary, stat, 0.0);
+        g.AddOutsideMessages(cluster, i, unary, local);
+        if (!ConstVectorMap(unary, stat).allFinite()) {
+          work.failed[b] = i;
+          return;
+        }
+        if (k == 0 || cluster.potential_shared[i]) continue;
+        if (!g.ComputeOwnPotential(cluster, i, local)) {
+          work.failed[b] = i;
+          return;
+        }
+      }
+      Kernel kernel(d);
+      if (b == first) {
+        filter_block(kernel, b, true);
+        return;
+      }
+      typename Kernel::Segment s = new_segment(kernel);
+      kernel.SegmentStart(work.psi[begin], unary_of(begin), s);
+      for (size_t k = begin + 1; k < end; ++k) {
+        if (!kernel.SegmentStep(work.psi[k], unary_of(k), s)) {
           work.failed[b] = order[k];
           return;
         }
       }
-    }
-    if (b + 1 == blocks) {
-      // The last position: smoothed = filtered (block 0's filter ran in pass A).
-      if (b == 0) load(filtered_of(0), hf, lf);
-      Vec m = kernel.NewVec();
-      Mat p = kernel.NewMat();
-      if (!kernel.Finish(hf, lf, m, p)) {
-        work.failed[b] = order[size - 1];
-        return;
+      store_segment(s, segment_of(b));
+    });
+    if (size_t f = FirstFailure(work.failed, first, last); f != SIZE_MAX) return f;
+    // The filtered density at the end of every other block of the chunk.
+    {
+      Kernel kernel(d);
+      Vec hf = kernel.NewVec();
+      Mat lf = kernel.NewMat();
+      typename Kernel::Segment s = new_segment(kernel);
+      load(filtered_of(first), hf, lf);
+      for (size_t b = first + 1; b < last; ++b) {
+        load_segment(segment_of(b), s);
+        if (!kernel.Carry(s, hf, lf)) return order[block_begin(b)];
+        store(hf, lf, filtered_of(b));
       }
-      store(m, p, smoothed_of(b));
     }
-    if (b == 0) return;
-    Mat e = kernel.NewMat(), l = kernel.NewMat();
-    Vec gv = kernel.NewVec();
-    const double* last = slot_of(end - 1);
-    e = Eigen::Map<const Eigen::Matrix<double, N, N>>(last, d, d);
-    gv = Eigen::Map<const Eigen::Matrix<double, N, 1>>(last + dd, d);
-    l = Eigen::Map<const Eigen::Matrix<double, N, N>>(last + dd + d, d, d);
-    for (size_t k = end - 1; k-- > begin;) kernel.Compose(slot_of(k), e, gv, l);
-    double* out = composed_of(b);
-    Eigen::Map<Eigen::Matrix<double, N, N>>(out, d, d) = e;
-    Eigen::Map<Eigen::Matrix<double, N, 1>>(out + dd, d) = gv;
-    Eigen::Map<Eigen::Matrix<double, N, N>>(out + dd + d, d, d) = l;
-  });
-  if (size_t f = FirstFailure(work.failed); f != SIZE_MAX) return f;
-
-  // The smoothed density at the end of every block, backwards.
-  {
-    Kernel kernel(d);
-    Vec m = kernel.NewVec();
-    Mat p = kernel.NewMat();
-    load(smoothed_of(blocks - 1), m, p);
-    for (size_t b = blocks - 1; b > 0; --b) {
-      kernel.Back(composed_of(b), m, p);
-      store(m, p, smoothed_of(b - 1));
-    }
+    // B: the filter steps of the other blocks from the filtered density before them; the last
+    // block's stepped density replaces its carried one, for the next chunk and the smoother.
+    ForEachBlock(first + 1, last, [&](size_t b) {
+      Kernel kernel(d);
+      filter_block(kernel, b, b + 1 == last);
+    });
+    if (size_t f = FirstFailure(work.failed, first, last); f != SIZE_MAX) return f;
   }
 
-  // C: the smoothed densities backwards through each block, the pairs' cross moments
-  // E[x_k x_{k−1}ᵀ] = P_k E_kᵀ + m_k m_{k−1}ᵀ and I(x_k; x_{k−1}) = ½ (log|P_{k−1}| + log|K_k|).
-  ForEachBlock(blocks, [&](size_t b) {
+  // The smoothed density of the last position is its filtered one.
+  {
     Kernel kernel(d);
-    const size_t begin = block_begin(b), end = block_end(b);
-    Vec m = kernel.NewVec(), m_prev = kernel.NewVec();
-    Mat p = kernel.NewMat(), p_prev = kernel.NewMat();
-    load(smoothed_of(b), m, p);
-    double log_det_prev = 0.0;
-    {
-      const size_t i = order[end - 1];
-      if (!kernel.Belief(m, p, cluster.belief.data() + i * stat,
-                         cluster.belief_moments.data() + i * stat, &log_det_prev)) {
-        work.failed[b] = i;
-        return;
-      }
-    }
-    for (size_t k = end - 1; k > 0 && k >= begin; --k) {
-      const double* slot = slot_of(k);
-      const size_t i = order[k], parent = order[k - 1];
-      if (k == begin) {
-        // Position k − 1 ends block b − 1, which writes its belief from the same density.
-        load(smoothed_of(b - 1), m_prev, p_prev);
-        if (!kernel.LogDetOf(p_prev, &log_det_prev)) {
-          work.failed[b] = parent;
-          return;
-        }
-      } else {
-        m_prev = m;
-        p_prev = p;
-        kernel.Back(slot, m_prev, p_prev);
-        if (!kernel.Belief(m_prev, p_prev, cluster.belief.data() + parent * stat,
-                           cluster.belief_moments.data() + parent * stat, &log_det_prev)) {
-          work.failed[b] = parent;
-          return;
-        }
-      }
-      cluster.information[i] = 0.5 * (log_det_prev + slot[2 * dd + d]);
-      const Eigen::Map<const Eigen::Matrix<double, N, N>> e(slot, d, d);
-      Eigen::Map<Eigen::Matrix<double, N, N>> cross(cluster.potential.data() + i * pair, d, d);
-      cross.noalias() = p * e.transpose();
-      cross.noalias() += m * m_prev.transpose();
-      m = m_prev;
-      p = p_prev;
-    }
-    if (begin == 0) cluster.information[order[0]] = 0.0;
-  });
-  if (size_t f = FirstFailure(work.failed); f != SIZE_MAX) return f;
+    Vec hf = kernel.NewVec(), m = kernel.NewVec();
+    Mat lf = kernel.NewMat(), p = kernel.NewMat();
+    load(filtered_of(blocks - 1), hf, lf);
+    if (!kernel.Finish(hf, lf, m, p)) return order[size - 1];
+    store(m, p, smoothed_of(blocks - 1));
+  }
 
+  // Backwards, chunk by chunk.
+  for (size_t c = chunks; c-- > 0;) {
+    const size_t first = chunk_first(c), last = chunk_last(c);
+    // The smoothing elements of every block after the first composed into one.
+    ForEachBlock(std::max<size_t>(first, 1), last, [&](size_t b) {
+      Kernel kernel(d);
+      const size_t begin = block_begin(b), end = block_end(b);
+      Mat e = kernel.NewMat(), l = kernel.NewMat();
+      Vec gv = kernel.NewVec();
+      const double* slot = slot_of(end - 1);
+      e = Eigen::Map<const Eigen::Matrix<double, N, N>>(slot, d, d);
+      gv = Eigen::Map<const Eigen::Matrix<double, N, 1>>(slot + dd, d);
+      l = Eigen::Map<const Eigen::Matrix<double, N, N>>(slot + dd + d, d, d);
+      for (size_t k = end - 1; k-- > begin;) kernel.Compose(slot_of(k), e, gv, l);
+      double* out = composed_of(b);
+      Eigen::Map<Eigen::Matrix<double, N, N>>(out, d, d) = e;
+      Eigen::Map<Eigen::Matrix<double, N, 1>>(out + dd, d) = gv;
+      Eigen::Map<Eigen::Matrix<double, N, N>>(out + dd + d, d, d) = l;
+    });
+    // The smoothed density at the end of the block before each of them.
+    {
+      Kernel kernel(d);
+      Vec m = kernel.NewVec();
+      Mat p = kernel.NewMat();
+      load(smoothed_of(last - 1), m, p);
+      for (size_t b = last - 1; b >= std::max<size_t>(first, 1); --b) {
+        kernel.Back(composed_of(b), m, p);
+        store(m, p, smoothed_of(b - 1));
+      }
+    }
+    // C: the smoothed densities backwards through each block, the pairs' cross moments
+    // E[x_k x_{k−1}ᵀ] = P_k E_kᵀ + m_k m_{k−1}ᵀ and I(x_k; x_{k−1}) = ½ (log|P_{k−1}| + log|K_k|).
+    ForEachBlock(first, last, [&](size_t b) {
+      Kernel kernel(d);
+      const size_t begin = block_begin(b), end = block_end(b);
+      Vec m = kernel.NewVec(), m_prev = kernel.NewVec();
+      Mat p = kernel.NewMat(), p_prev = kernel.NewMat();
+      load(smoothed_of(b), m, p);
+      double log_det_prev = 0.0;
+      {
+        const size_t i = order[end - 1];
+        if (!kernel.Belief(m, p, cluster.belief.data() + i * stat,
+                           cluster.belief_moments.data() + i * stat, &log_det_prev)) {
+          work.failed[b] = i;
+          return;
+        }
+      }
+      for (size_t k = end - 1; k > 0 && k >= begin; --k) {
+        const double* slot = slot_of(k);
+        const size_t i = order[k], parent = order[k - 1];
+        if (k == begin) {
+          // Position k − 1 ends block b − 1, which writes its belief from the same density.
+          load(smoothed_of(b - 1), m_prev, p_prev);
+          if (!kernel.LogDetOf(p_prev, &log_det_prev)) {
+            work.failed[b] = parent;
+            return;
+          }
+        } else {
+          m_prev = m;
+          p_prev = p;
+          kernel.Back(slot, m_prev, p_prev);
+          if (!kernel.Belief(m_prev, p_prev, cluster.belief.data() + parent * stat,
+                             cluster.belief_moments.data() + parent * stat, &log_det_prev)) {
+            work.failed[b] = parent;
+            return;
+          }
+        }
+        cluster.information[i] = 0.5 * (log_det_prev + slot[2 * dd + d]);
+        const Eigen::Map<const Eigen::Matrix<double, N, N>> e(slot, d, d);
+        Eigen::Map<Eigen::Matrix<double, N, N>> cross(cluster.potential.data() + i * pair, d, d);
+        cross.noalias() = p * e.transpose();
+        cross.noalias() += m * m_prev.transpose();
+        m = m_prev;
+        p = p_prev;
+      }
+      if (begin == 0) cluster.information[order[0]] = 0.0;
+    });
+    if (size_t f = FirstFailure(work.failed, first, last); f != SIZE_MAX) return f;
+  }
+
+  // Nothing changes unless every block succeeded.
   ForEachBlock(blocks, [&](size_t b) {
     g.CommitGaussianCluster(cluster, block_begin(b), block_end(b));
   });

@@ -20,20 +20,38 @@ namespace vfe {
 constexpr size_t kScanBlock = 256;
 
 /// The first failure of a pass in block order (`failed` holds one per block, SIZE_MAX for
-/// none), or SIZE_MAX.
-inline size_t FirstFailure(const std::vector<size_t>& failed) {
-  for (size_t f : failed)
-    if (f != SIZE_MAX) return f;
+/// none) among blocks [first, last), or SIZE_MAX.
+inline size_t FirstFailure(const std::vector<size_t>& failed, size_t first, size_t last) {
+  for (size_t b = first; b < last; ++b)
+    if (failed[b] != SIZE_MAX) return failed[b];
   return SIZE_MAX;
+}
+
+/// The first failure of a pass over every block, or SIZE_MAX.
+inline size_t FirstFailure(const std::vector<size_t>& failed) {
+  return FirstFailure(failed, 0, failed.size());
+}
+
+/// Blocks per chunk for solvers that go through a long chain chunk by chunk, so that what one
+/// pass writes for a chunk is still in the last-level cache when the next pass reads it
+/// (16 blocks of a 4-D Gaussian chain: about 4 MB). Fixed, like kScanBlock.
+constexpr size_t kScanChunkBlocks = 16;
+
+/// Runs body(block) for every block in [first, last), on the threads of the caller's task
+/// arena.
+template <class Body>
+void ForEachBlock(size_t first, size_t last, const Body& body) {
+  if (first >= last) return;
+  tbb::parallel_for(tbb::blocked_range<size_t>(first, last, 1),
+                    [&](const tbb::blocked_range<size_t>& range) {
+                      for (size_t b = range.begin(); b != range.end(); ++b) body(b);
+                    });
 }
 
 /// Runs body(block) for every block, on the threads of the caller's task arena.
 template <class Body>
 void ForEachBlock(size_t blocks, const Body& body) {
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, blocks, 1),
-                    [&](const tbb::blocked_range<size_t>& range) {
-                      for (size_t b = range.begin(); b != range.end(); ++b) body(b);
-                    });
+  ForEachBlock(0, blocks, body);
 }
 
 }  // namespace vfe

@@ -155,9 +155,11 @@ void ExpectSamePosteriors(const Model& a, const Model& b, size_t t_max, double t
 }
 
 TEST(ParallelSmoother, MatchesTheSequentialSolverAndTheTextbookSmoother) {
-  // T = 1000 spans four blocks of the scan, 257 one block and one step; 1, 2 and 3 are edges.
+  // T = 1000 spans four blocks of the scan, 257 one block and one step; 1, 2 and 3 are edges;
+  // 4097 and 9000 span two and three chunks of 16 blocks (4097 ends with a chunk of one step).
   for (int axes : {1, 2}) {
-    for (size_t t_max : {size_t{1}, size_t{2}, size_t{3}, size_t{257}, size_t{1000}}) {
+    for (size_t t_max : {size_t{1}, size_t{2}, size_t{3}, size_t{257}, size_t{1000},
+                         size_t{4097}, size_t{9000}}) {
       SCOPED_TRACE("D = " + std::to_string(2 * axes) + ", T = " + std::to_string(t_max));
       const StateSpace s = Tracking(axes, t_max, 5 + t_max);
       std::unique_ptr<Model> sequential = Build(s, ClusterSolver::kSequential);
@@ -336,7 +338,7 @@ TEST(ParallelSmoother, ScalarRandomWalkAndLargerStatesMatchTheSequentialSolver) 
 }
 
 TEST(ParallelSmoother, ResultIsTheSameBitForBitOnOneTwoAndFourThreads) {
-  const size_t t_max = 3000;  // 12 blocks
+  const size_t t_max = 9000;  // 36 blocks in three chunks
   const StateSpace s = Tracking(2, t_max, 23);
   std::unique_ptr<Model> reference;
   double reference_f = 0;
