@@ -51,6 +51,7 @@
 
 #include "graph/cluster_gaussian.h"
 #include "graph/factor_graph_impl.h"
+#include "graph/large_buffer.h"
 #include "graph/scan_blocks.h"
 
 namespace vfe {
@@ -309,7 +310,7 @@ size_t FactorGraph::Impl::UpdateGaussianChainScan(Cluster& cluster, Scratch& scr
     work.blocks = (cluster.size + kScanBlock - 1) / kScanBlock;
     work.slot = 2 * static_cast<size_t>(d) * d + d + 1;
     const size_t dd = static_cast<size_t>(d) * d;
-    work.smoothing.assign(work.size * work.slot, 0.0);
+    AssignLarge(work.smoothing, work.size * work.slot, 0.0);
     work.segment.assign(work.blocks * (2 * d + 3 * dd), 0.0);
     work.filtered.assign(work.blocks * (d + dd), 0.0);
     work.composed.assign(work.blocks * (d + 2 * dd), 0.0);

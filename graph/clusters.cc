@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "graph/factor_graph_impl.h"
+#include "graph/large_buffer.h"
 #include "vfe/core/format.h"
 #include "vfe/distributions/dispatch.h"
 
@@ -77,7 +78,7 @@ void FactorGraph::Impl::FindClusterPairs() {
       plate.pair_slot_a = slots[0];
       plate.pair_slot_b = slots[1];
       plate.pair_stat = PairStat(variables[cluster.variable]);
-      plate.pair_moments.assign(plate.size * plate.pair_stat, 0.0);
+      AssignLarge(plate.pair_moments, plate.size * plate.pair_stat, 0.0);
     }
   }
 }
@@ -192,18 +193,18 @@ void FactorGraph::Impl::BuildClusterSchedules() {
     const bool scan = cluster.solver == ClusterSolver::kParallelScan &&
                       info.family != Family::kCategorical;
     for (std::vector<double>* buffer : {&cluster.unary, &cluster.belief, &cluster.belief_moments})
-      buffer->assign(size * stat, 0.0);
+      AssignLarge(*buffer, size * stat, 0.0);
     for (std::vector<double>* buffer :
          {&cluster.below, &cluster.down, &cluster.up, &cluster.cavity, &cluster.unary_log})
-      buffer->assign(scan ? 0 : size * stat, 0.0);
+      AssignLarge(*buffer, scan ? 0 : size * stat, 0.0);
     if (info.family == Family::kCategorical) {
       for (std::vector<double>* buffer : {&cluster.log_table, &cluster.psi})
-        buffer->assign(size * pair, 0.0);
+        AssignLarge(*buffer, size * pair, 0.0);
       cluster.log_table_of.assign(size, nullptr);
       cluster.psi_of.assign(size, nullptr);
     }
     if (info.family != Family::kCategorical) {
-      cluster.potential.assign(size * pair, 0.0);
+      AssignLarge(cluster.potential, size * pair, 0.0);
       // One potential per (plate, orientation) for the plates whose factors share it.
       cluster.potential_of.assign(size, nullptr);
       cluster.potential_shared.assign(size, 0);
@@ -228,8 +229,8 @@ void FactorGraph::Impl::BuildClusterSchedules() {
         if (cluster.potential_shared[i])
           cluster.potential_of[i] = cluster.shared_potential.data() + source[i] * pair;
       const size_t dd = static_cast<size_t>(info.dim) * info.dim;
-      cluster.up_gain.assign(scan ? 0 : size * dd, 0.0);
-      cluster.covariance.assign(scan ? 0 : size * dd, 0.0);
+      AssignLarge(cluster.up_gain, scan ? 0 : size * dd, 0.0);
+      AssignLarge(cluster.covariance, scan ? 0 : size * dd, 0.0);
       cluster.up_log_det.assign(scan ? 0 : size, 0.0);
       cluster.belief_log_det.assign(scan ? 0 : size, 0.0);
     }

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "graph/factor_graph_impl.h"
+#include "graph/large_buffer.h"
 #include "vfe/core/format.h"
 #include "vfe/distributions/dispatch.h"
 #include "vfe/nodes/nodes.h"
@@ -476,8 +477,8 @@ void FactorGraph::Impl::LayOut() {
     hidden_ordinal += info.size;
   }
   num_hidden_elements = hidden_ordinal;
-  moments.assign(moment_offset, 0.0);
-  natural.assign(natural_offset, 0.0);
+  AssignLarge(moments, moment_offset, 0.0);
+  AssignLarge(natural, natural_offset, 0.0);
 }
 
 void FactorGraph::Impl::WriteObservedMoments() {
