@@ -509,15 +509,23 @@ void FactorGraph::Impl::WriteObservedMoments() {
 }
 
 void FactorGraph::Impl::BuildViews() {
+  versions = std::make_unique<std::atomic<uint64_t>[]>(variables.size());
+  for (size_t v = 0; v < variables.size(); ++v) versions[v].store(0);
+  tracked.assign(variables.size(), 0);
   for (Plate& plate : plates) {
     plate.views.clear();
-    for (const Binding& b : plate.bindings) {
+    for (size_t s = 0; s < plate.bindings.size(); ++s) {
+      const Binding& b = plate.bindings[s];
       const VariableInfo& info = variables[b.variable];
       SlotView view;
       view.data = moments.data() + info.moment_offset + b.begin * info.stat_size;
       view.stride = b.shared ? 0 : info.stat_size;
       if (!info.observed)
         view.natural = natural.data() + info.natural_offset + b.begin * info.stat_size;
+      if (plate.node->TracksChanges(static_cast<int>(s))) {
+        tracked[b.variable] = 1;
+        view.version = &versions[b.variable];
+      }
       plate.views.push_back(view);
     }
     SlotView pair;  // the joint moments of the pairs of a cluster (empty for other plates)
@@ -671,6 +679,7 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
   if (!MomentsFromNatural(info.family, info.dim, eta, moment, WorkspaceFor(info, scratch)))
     return false;
   std::copy_n(eta, info.stat_size, natural.data() + info.natural_offset + index * info.stat_size);
+  Touch(v);
   return true;
 }
 
@@ -734,13 +743,15 @@ size_t FactorGraph::Impl::UpdateBlocks(uint32_t v, size_t begin, size_t end, Scr
       e.node->AccumulateMessages(static_cast<int>(e.slot), e.begin, e.begin + count, e.views,
                                  eta, stat, scratch.node);
     }
-    for (size_t i = 0; i < count; ++i, eta += stat) {
-      const size_t index = first + i;
-      double* moment = moments.data() + info.moment_offset + index * stat;
-      if (!MomentsFromNatural(info.family, info.dim, eta, moment, ws)) return index;
-      std::copy_n(eta, stat, natural.data() + info.natural_offset + index * stat);
+    const size_t done = MomentsOfRun(info.family, info.dim, count, eta,
+                                     moments.data() + info.moment_offset + first * stat, ws);
+    std::copy_n(eta, done * stat, natural.data() + info.natural_offset + first * stat);
+    if (done < count) {
+      Touch(v);
+      return first + done;
     }
   }
+  Touch(v);
   return end;
 }
 
@@ -791,6 +802,7 @@ void FactorGraph::Impl::Initialise(Scratch& scratch) {
       SetFromMessages(v, h - variables[v].hidden_ordinal, /*out_only=*/true, scratch);
     }
   }
+  for (uint32_t v : hidden_ids) Touch(v);
 }
 
 void FactorGraph::Finalize() {
@@ -923,6 +935,7 @@ void FactorGraph::SetPosteriorNatural(const Variable& v, Family family, int dim,
     MomentsFromNatural(family, dim, eta, g.moments.data() + info.moment_offset + i * info.stat_size,
                        ws);
   }
+  g.Touch(v.id());
   // A cluster's pairs start independent again.
   if (g.cluster_of[v.id()] >= 0) g.ResetClusterPairs(g.clusters[g.cluster_of[v.id()]]);
   g.ForgetKeptMessages(v.id());
@@ -1001,6 +1014,7 @@ size_t FactorGraph::UpdateElements(uint32_t variable, size_t begin, size_t end,
                        std::to_string(cluster.size) + " elements together, not [" +
                        std::to_string(begin) + ", " + std::to_string(end) + ")");
     const size_t failed = g.UpdateCluster(cluster, scratch);
+    g.Touch(variable);
     return failed == SIZE_MAX ? end : failed;
   }
   if (g.updates_in_blocks[variable] && end - begin > 1)
@@ -1035,11 +1049,13 @@ size_t FactorGraph::UpdateElementsNaturalGradient(uint32_t variable, size_t begi
     if (step == 1.0) continue;
     for (size_t k = 0; k < stat; ++k)
       eta[k] = (1.0 - step) * scratch.previous[k] + step * eta[k];
-    if (!MomentsFromNatural(info.family, info.dim, eta, moments, ws)) {
+    const bool proper = MomentsFromNatural(info.family, info.dim, eta, moments, ws);
+    if (!proper) {
       std::copy_n(scratch.previous.data(), stat, eta);
       MomentsFromNatural(info.family, info.dim, eta, moments, ws);
-      return i;
     }
+    g.Touch(variable);
+    if (!proper) return i;
   }
   return end;
 }
@@ -1076,6 +1092,7 @@ void FactorGraph::SetNaturalParameters(const Variable& v, const std::vector<doub
   std::copy(eta.begin(), eta.end(), g.natural.begin() + info.natural_offset + v.begin() * stat);
   std::copy(moments.begin(), moments.end(),
             g.moments.begin() + info.moment_offset + v.begin() * stat);
+  g.Touch(v.id());
   if (g.cluster_of[v.id()] >= 0) g.ResetClusterPairs(g.clusters[g.cluster_of[v.id()]]);
   g.ForgetKeptMessages(v.id());
 }
@@ -1140,6 +1157,7 @@ void FactorGraph::SetObservedValues(const Variable& v, const std::vector<double>
   double* out = g.moments.data() + info.moment_offset + v.begin() * info.stat_size;
   for (size_t i = 0; i < values.size(); ++i, out += info.stat_size)
     PointMass::ScalarMoments(info.family, info.dim, values[i], out);
+  g.Touch(id);
   g.ReprepareReaders(id);
 }
 
@@ -1168,6 +1186,7 @@ void FactorGraph::SetObservedRows(const Variable& v, const Matrix& rows) {
   double* out = g.moments.data() + info.moment_offset + v.begin() * info.stat_size;
   for (Eigen::Index i = 0; i < rows.rows(); ++i, out += info.stat_size)
     PointMass(Vector(rows.row(i).transpose())).Moments(info.family, out, info.dim);
+  g.Touch(id);
   g.ReprepareReaders(id);
 }
 

@@ -3,6 +3,7 @@
 
 // Private state of FactorGraph, shared by the files of graph/ only.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -180,6 +181,14 @@ struct FactorGraph::Impl {
   /// it on element 0), 0 elsewhere; the cluster's entropy is Σ H[q_i] minus their sum (the
   /// Bethe entropy, exact on a tree).
   std::vector<double> mutual_information;
+  /// By variable: its version (SlotView::version), advanced by Touch when some plate tracks
+  /// the variable's changes (`tracked`); set by BuildViews.
+  std::unique_ptr<std::atomic<uint64_t>[]> versions;
+  std::vector<char> tracked;
+  /// Records that variable `v` changed (any of its elements, posterior or observed value).
+  void Touch(uint32_t v) {
+    if (tracked[v]) versions[v].fetch_add(1, std::memory_order_relaxed);
+  }
   std::vector<int> dims_in_use;      ///< event dimensions of the matrix families
   size_t num_hidden_elements = 0;
   int max_dim = 1;

@@ -161,6 +161,7 @@ FactorGraph::MonteCarloEstimate FactorGraph::MonteCarloFreeEnergy(size_t samples
     for (size_t p = 0; p < num_plates; ++p) {
       state.views[p] = g.plates[p].views;
       for (SlotView& view : state.views[p]) {
+        view.version = nullptr;  // the draws' moments are not the graph's: no cached sums
         if (!view.data) continue;
         const double* base = g.moments.data();
         if (view.data >= base && view.data < base + g.moments.size())

@@ -1,3 +1,6 @@
+#include <algorithm>
+
+#include "nodes/chunk_cache.h"
 #include "nodes/node_checks.h"
 #include "vfe/distributions/categorical.h"
 #include "vfe/distributions/point_values.h"
@@ -11,6 +14,8 @@ enum Slot { kOut = 0, kP = 1 };
 /// Categorical(out | p) over K outcomes, p a Dirichlet variable or constant probabilities:
 ///   log f = Σ_k x_k log p_k.
 /// Messages: to out, E[log p]; to p, E[x] (Dirichlet's statistic is log p).
+/// With one p for the plate, the message to p and U = −Σ_k E[log p_k] Σ_n x_nk need the same
+/// sums Σ_n x_n, kept per chunk of factors (ChunkCache) until out changes.
 class CategoricalNode final : public Node {
  public:
   const char* type() const override { return "Categorical"; }
@@ -24,12 +29,30 @@ class CategoricalNode final : public Node {
     RequireDim(slots[kP], slots[kOut].dim, where);
     dim_ = slots[kOut].dim;
     p_constant_ = slots[kP].observed;
+    p_shared_ = slots[kP].shared;
+  }
+
+  bool TracksChanges(int slot) const override { return slot == kOut && p_shared_; }
+  void Prepare(const SlotView*, size_t num_factors) override {
+    if (p_shared_) cache_.Reset(num_factors, dim_);
   }
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace&) const override {
+    if (slot == kP && p_shared_) return SumOutcomes(begin, end, q, eta);
     const SlotView from = slot == kOut ? q[kP] : q[kOut];
     for (size_t n = begin; n < end; ++n) {
+      const double* m = from.At(n);
+      for (int k = 0; k < dim_; ++k) eta[k] += m[k];
+    }
+  }
+
+  /// One message per factor (a block of labels): the same additions as AccumulateMessage,
+  /// without a call per factor.
+  void AccumulateMessages(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
+                          size_t stride, Workspace&) const override {
+    const SlotView from = slot == kOut ? q[kP] : q[kOut];
+    for (size_t n = begin; n < end; ++n, eta += stride) {
       const double* m = from.At(n);
       for (int k = 0; k < dim_; ++k) eta[k] += m[k];
     }
@@ -38,6 +61,17 @@ class CategoricalNode final : public Node {
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
     const SlotView out = q[kOut], p = q[kP];
     double energy = 0.0;
+    if (p_shared_) {  // −Σ_k log p_k Σ_n x_nk, terms with no x_nk > 0 counting 0
+      double counts[kMaxCachedDim];
+      if (dim_ <= kMaxCachedDim) {
+        std::fill_n(counts, dim_, 0.0);
+        SumOutcomes(begin, end, q, counts);
+        const double* log_p = p.At(begin);
+        for (int k = 0; k < dim_; ++k)
+          if (counts[k] != 0.0) energy -= counts[k] * log_p[k];
+        return energy;
+      }
+    }
     SumFactors<1>(begin, end, [&](size_t n, double* sum) {
       const double* x = out.At(n);
       const double* log_p = p.At(n);
@@ -61,8 +95,42 @@ class CategoricalNode final : public Node {
   }
 
  private:
+  static constexpr int kMaxCachedDim = 64;  ///< U from the sums up to this many outcomes
+
+  /// Adds Σ_{n ∈ [begin, end)} E[x_n] to `sums`, whole chunks from the cache.
+  void SumOutcomes(size_t begin, size_t end, const SlotView* q, double* sums) const {
+    auto part = [&](size_t b, size_t e) {
+      for (size_t n = b; n < e; ++n) {
+        const double* x = q[kOut].At(n);
+        for (int k = 0; k < dim_; ++k) sums[k] += x[k];
+      }
+    };
+    if (!cache_.Usable(q[kOut], q[kOut])) return part(begin, end);
+    cache_.Visit(
+        begin, end, q[kOut], q[kOut],
+        [&](size_t b, size_t e, double* chunk) {
+          // One outcome at a time, even and odd factors in sums of their own (in registers).
+          for (int k = 0; k < dim_; ++k) {
+            double even = 0.0, odd = 0.0;
+            size_t n = b;
+            for (; n + 2 <= e; n += 2) {
+              even += q[kOut].At(n)[k];
+              odd += q[kOut].At(n + 1)[k];
+            }
+            if (n < e) even += q[kOut].At(n)[k];
+            chunk[k] += even + odd;
+          }
+        },
+        [&](const double* chunk) {
+          for (int k = 0; k < dim_; ++k) sums[k] += chunk[k];
+        },
+        part);
+  }
+
   int dim_ = 1;
   bool p_constant_ = false;
+  bool p_shared_ = false;  // one p for every factor of the plate
+  ChunkCache cache_;       // Σ_n E[x_n] by chunk of factors, when p_shared_
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "nodes/chunk_cache.h"
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
 #include "vfe/distributions/mv_gaussian.h"
@@ -22,6 +23,11 @@ namespace {
 ///   to precision k:  (−½ r_k S_k, ½ r_k)
 ///   to out:          (Σ_k r_k E[Λ_k] E[μ_k], −½ Σ_k r_k E[Λ_k])
 ///   U = −Σ_k r_k η_k.
+/// The messages to a shared mean or precision need Σ_n r_nk, Σ_n r_nk E[out_n] and
+/// Σ_n r_nk E[out_n out_nᵀ], and so does U when every component is shared (η_k is affine in
+/// E[out], E[out outᵀ]): the node keeps these sums per chunk of factors (ChunkCache) for all
+/// components at once, computed in one pass and reused until the out or switch variable
+/// changes (TracksChanges), so that the K means, the K precisions and F share one pass.
 class GaussianMixtureNode final : public Node {
  public:
   explicit GaussianMixtureNode(int num_components) : k_(num_components) {}
@@ -59,6 +65,13 @@ class GaussianMixtureNode final : public Node {
     }
   }
 
+  bool TracksChanges(int slot) const override { return slot == kOut || slot == kSwitch; }
+
+  void Prepare(const SlotView*, size_t num_factors) override {
+    per_component_ = 1 + dim_ + dim_ * dim_;
+    cache_.Reset(num_factors, k_ * per_component_);
+  }
+
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace&) const override {
     const int d = dim_;
@@ -87,10 +100,11 @@ class GaussianMixtureNode final : public Node {
     const bool to_mean = slot < 2 + k_;
     const int k = to_mean ? slot - 2 : slot - 2 - k_;
     if (end == begin) return;
-    double r_sum = 0.0, ry[kMaxDim] = {}, ryy[kMaxDim * kMaxDim] = {};
-    WithFixedDim([&](auto fixed) {  // fixed sizes keep the sums in registers
-      SumStatistics<decltype(fixed)::value>(begin, end, q, k, !to_mean, &r_sum, ry, ryy);
-    });
+    double sums[kMaxSums];
+    ComponentSums(k, begin, end, q, sums);
+    const double r_sum = sums[0];
+    const double* ry = sums + 1;
+    const double* ryy = sums + 1 + d;
     if (to_mean) {
       const double* lambda = q[Precision(k)].At(begin);
       for (int i = 0; i < d; ++i)
@@ -119,6 +133,19 @@ class GaussianMixtureNode final : public Node {
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
     double energy = 0.0;
+    if (shared_components_ && end > begin) {
+      // U = −Σ_k (c_k Σ_n r_nk − ½ tr(Λ_k Σ_n r_nk E[out_n out_nᵀ]) + b_kᵀ Σ_n r_nk E[out_n]).
+      WithFixedDim([&](auto fixed) {
+        constexpr int D = decltype(fixed)::value;
+        for (int k = 0; k < k_; ++k) {
+          double sums[kMaxSums];
+          ComponentSums(k, begin, end, q, sums);
+          const Component component = ComponentAt<D>(q, begin, k);
+          energy -= component.c * sums[0] + DataTerm<D>(component, sums + 1);
+        }
+      });
+      return energy;
+    }
     ForEachLogLikelihood(begin, end, q, [&](size_t n, int k, double log_likelihood) {
       const double r = q[kSwitch].At(n)[k];
       if (r != 0.0) energy -= r * log_likelihood;
@@ -153,11 +180,31 @@ class GaussianMixtureNode final : public Node {
     }
   }
 
-  /// Σ_n r_nk, Σ_n r_nk E[out_n] and (with `second`) Σ_n r_nk E[out_n out_nᵀ] over
-  /// [begin, end): dimension D, or dim_ when D = 0.
+  /// The most numbers of one component's sums: Σ r, Σ r E[out] (D), Σ r E[out outᵀ] (D²).
+  static constexpr int kMaxSums = 1 + kMaxDim + kMaxDim * kMaxDim;
+
+  /// Component k's sums over factors [begin, end) into sums[0, per_component_): Σ_n r_nk,
+  /// then Σ_n r_nk E[out_n], then Σ_n r_nk E[out_n out_nᵀ] (out's layout). Whole chunks come
+  /// from the cache, which sums every component of a chunk in one pass.
+  void ComponentSums(int k, size_t begin, size_t end, const SlotView* q, double* sums) const {
+    std::fill_n(sums, per_component_, 0.0);
+    WithFixedDim([&](auto fixed) {
+      constexpr int D = decltype(fixed)::value;
+      auto part = [&](size_t b, size_t e) { SumComponent<D>(k, b, e, q, sums); };
+      if (!cache_.Usable(q[kOut], q[kSwitch])) return part(begin, end);
+      cache_.Visit(
+          begin, end, q[kOut], q[kSwitch],
+          [&](size_t b, size_t e, double* all) { SumAllComponents<D>(b, e, q, all); },
+          [&](const double* all) {
+            const double* component = all + k * per_component_;
+            for (size_t i = 0; i < per_component_; ++i) sums[i] += component[i];
+          },
+          part);
+    });
+  }
+  /// Adds component k's sums over [begin, end) to `sums`; dimension D, or dim_ when D = 0.
   template <int D>
-  void SumStatistics(size_t begin, size_t end, const SlotView* q, int k, bool second,
-                     double* r_sum, double* ry, double* ryy) const {
+  void SumComponent(int k, size_t begin, size_t end, const SlotView* q, double* sums) const {
     const int d = D > 0 ? D : dim_;
     double sum = 0.0, first_sum[D > 0 ? D : kMaxDim] = {};
     double second_sum[D > 0 ? D * D : kMaxDim * kMaxDim] = {};
@@ -166,12 +213,45 @@ class GaussianMixtureNode final : public Node {
       const double* y = q[kOut].At(n);
       sum += r;
       for (int i = 0; i < d; ++i) first_sum[i] += r * y[i];
-      if (second)
-        for (int i = 0; i < d * d; ++i) second_sum[i] += r * y[d + i];
+      for (int i = 0; i < d * d; ++i) second_sum[i] += r * y[d + i];
     }
-    *r_sum = sum;
-    std::copy_n(first_sum, d, ry);
-    if (second) std::copy_n(second_sum, d * d, ryy);
+    sums[0] += sum;
+    for (int i = 0; i < d; ++i) sums[1 + i] += first_sum[i];
+    for (int i = 0; i < d * d; ++i) sums[1 + d + i] += second_sum[i];
+  }
+  /// Adds every component's sums over [begin, end) to sums (component k's at
+  /// k · per_component_). One component at a time, with the sums of even and odd factors in
+  /// registers of their own (fixed D), so that no sum waits on its last store or addition.
+  template <int D>
+  void SumAllComponents(size_t begin, size_t end, const SlotView* q, double* sums) const {
+    if (D == 0) {
+      for (int k = 0; k < k_; ++k) SumComponent<D>(k, begin, end, q, sums + k * per_component_);
+      return;
+    }
+    constexpr int kPer = 1 + (D > 0 ? D + D * D : 0);
+    for (int k = 0; k < k_; ++k) {
+      double even[kPer] = {}, odd[kPer] = {};
+      size_t n = begin;
+      for (; n + 2 <= end; n += 2) {
+        const double r0 = q[kSwitch].At(n)[k], r1 = q[kSwitch].At(n + 1)[k];
+        const double* y0 = q[kOut].At(n);
+        const double* y1 = q[kOut].At(n + 1);
+        even[0] += r0;
+        odd[0] += r1;
+        for (int i = 0; i + 1 < kPer; ++i) {
+          even[1 + i] += r0 * y0[i];
+          odd[1 + i] += r1 * y1[i];
+        }
+      }
+      if (n < end) {
+        const double r0 = q[kSwitch].At(n)[k];
+        const double* y0 = q[kOut].At(n);
+        even[0] += r0;
+        for (int i = 0; i + 1 < kPer; ++i) even[1 + i] += r0 * y0[i];
+      }
+      double* sum = sums + k * per_component_;
+      for (int i = 0; i < kPer; ++i) sum[i] += even[i] + odd[i];
+    }
   }
 
   /// What E[log N(out | μ_k, Λ_k⁻¹)] needs of component k, with Λ = E[Λ_k], b = Λ E[μ_k]:
@@ -202,13 +282,19 @@ class GaussianMixtureNode final : public Node {
   }
   template <int D>
   double LogLikelihood(const Component& component, const double* out) const {
+    return component.c + DataTerm<D>(component, out);
+  }
+  /// −½ tr(Λ T₂) + T₁ᵀ b for statistics T = (T₁, T₂) in out's layout: the part of
+  /// E[log N] that depends on out, and, for sums of r·T, the same part of Σ r E[log N].
+  template <int D>
+  double DataTerm(const Component& component, const double* out) const {
     const int d = D > 0 ? D : dim_;
     double quadratic = 0.0, linear = 0.0;
     for (int i = 0; i < d; ++i) {
       linear += out[i] * component.b[i];
       for (int j = 0; j < d; ++j) quadratic += component.lambda[j + i * d] * out[d + i + j * d];
     }
-    return component.c - 0.5 * quadratic + linear;
+    return linear - 0.5 * quadratic;
   }
   /// Calls visit(n, k, E[log N(out_n | μ_k, Λ_k⁻¹)]) for n in [begin, end), k = 0..K−1. With
   /// shared components (one μ_k, Λ_k for the plate) their terms are computed once per block
@@ -240,6 +326,9 @@ class GaussianMixtureNode final : public Node {
   int k_;
   int dim_ = 1;
   bool shared_components_ = false;  // every mean and precision slot is shared by the plate
+  // The sums of ComponentSums by chunk of factors: every component's, one after another.
+  size_t per_component_ = 0;
+  ChunkCache cache_;
 };
 
 }  // namespace

@@ -338,7 +338,9 @@ TEST(DiscreteModels, HiddenOutcomesMatchEnumerationAndFreeEnergyNeverRises) {
 /// points, with random responsibilities as the starting q(z).
 struct RandomMixture {
   FactorGraph graph;
-  Variable mu, lambda, weights, z;
+  Variable mu, lambda, weights, z, y;
+  bool scalar = false;
+  int k = 2, d = 1;
 };
 
 std::unique_ptr<RandomMixture> MakeRandomMixture(uint64_t seed, int n) {
@@ -370,6 +372,10 @@ std::unique_ptr<RandomMixture> MakeRandomMixture(uint64_t seed, int n) {
   const Variable y = scalar ? graph.AddObserved("y", std::vector<double>(points.data(),
                                                                          points.data() + n))
                             : graph.AddObservedRows("y", points);
+  m->y = y;
+  m->scalar = scalar;
+  m->k = k;
+  m->d = d;
   graph.AddGaussianMixture(y, m->z, m->mu, m->lambda);
   graph.Finalize();
   for (int i = 0; i < n; ++i) {  // random responsibilities, so the means separate
@@ -436,6 +442,113 @@ TEST(DiscreteModels, LabelsUpdatedInBlocksEqualOneByOneUpdatesBitForBit) {
     for (size_t i = 0; i < 600; ++i)
       ASSERT_EQ(blocks->graph.Posterior<Categorical>(blocks->z[i]).p(),
                 single->graph.Posterior<Categorical>(single->z[i]).p());
+  }
+}
+
+/// The mixture's average energy written out from the posteriors' moments, point by point:
+///   U = −Σ_n Σ_k r_nk (½ E[log|Λ_k|] − (D/2) log 2π
+///                      − ½ tr(E[Λ_k] (y_n y_nᵀ − y_n E[μ_k]ᵀ − E[μ_k] y_nᵀ + E[μ_k μ_kᵀ]))),
+/// and the labels' Categorical energy −Σ_n Σ_k r_nk E[log w_k].
+void TextbookMixtureEnergies(const RandomMixture& m, const Matrix& points, double* mixture,
+                             double* labels) {
+  const FactorGraph& g = m.graph;
+  const int d = m.d;
+  *mixture = 0.0;
+  *labels = 0.0;
+  const double* log_w = g.Moments(m.weights);
+  for (Eigen::Index n = 0; n < points.rows(); ++n) {
+    const Vector y = points.row(n).transpose();
+    const double* r = g.Moments(m.z[n]);
+    for (int k = 0; k < m.k; ++k) {
+      const double* mu = g.Moments(m.mu[k]);       // E[μ], E[μμᵀ] (x, x² when scalar)
+      const double* lambda = g.Moments(m.lambda[k]);  // E[Λ], E[log|Λ|] (τ, log τ)
+      const Vector mean = Eigen::Map<const Vector>(mu, d);
+      const Matrix second = Eigen::Map<const Matrix>(mu + d, d, d);
+      const Matrix precision = Eigen::Map<const Matrix>(lambda, d, d);
+      const Matrix spread = y * y.transpose() - y * mean.transpose() - mean * y.transpose() + second;
+      const double log_likelihood = 0.5 * lambda[d * d] - 0.5 * d * kLog2Pi -
+                                    0.5 * (precision * spread).trace();
+      *mixture -= r[k] * log_likelihood;
+      *labels -= r[k] * log_w[k];
+    }
+  }
+}
+
+TEST(DiscreteModels, CachedMixtureSumsFollowEveryChangeOfLabelsAndData) {
+  // The mixture and the labels' Categorical keep sums over chunks of factors between calls;
+  // every kind of change must reach them. After each change, F's terms must equal the
+  // textbook sums over the points at the new state.
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const int n = 2500;  // chunks of 1024: two whole ones and a short last one
+    std::unique_ptr<RandomMixture> m = MakeRandomMixture(seed, n);
+    FactorGraph& graph = m->graph;
+    Scratch scratch = graph.MakeScratch();
+    Matrix points(n, m->d);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < m->d; ++j) points(i, j) = graph.Moments(m->y[i])[j];
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> normal;
+    auto check = [&](const char* after) {
+      SCOPED_TRACE(after);
+      const FactorGraph::FreeEnergyTerms terms = graph.FreeEnergyParts(scratch);
+      ASSERT_EQ(terms.plate_energy.size(), 5u);  // priors of μ, Λ, w; labels; mixture
+      double mixture = 0.0, labels = 0.0;
+      TextbookMixtureEnergies(*m, points, &mixture, &labels);
+      EXPECT_NEAR(terms.plate_energy[4], mixture, 1e-10 * std::abs(mixture));
+      EXPECT_NEAR(terms.plate_energy[3], labels, 1e-10 * std::abs(labels));
+    };
+    check("start");
+    for (const Variable& v : {m->mu, m->lambda, m->weights, m->z})
+      ASSERT_EQ(graph.UpdateElements(v.id(), v.begin(), v.begin() + v.size(), scratch),
+                v.begin() + v.size());
+    check("a sweep");
+    for (const Variable& v : {m->mu, m->lambda, m->weights}) {
+      ASSERT_EQ(graph.UpdateElements(v.id(), v.begin(), v.begin() + v.size(), scratch),
+                v.begin() + v.size());
+      check("an update of the means, precisions or weights (sums reused)");
+    }
+    Vector p = Vector::Constant(m->k, 0.1 / (m->k - 1));
+    p[0] = 0.9;
+    graph.SetPosterior(m->z[1500], Categorical(p));
+    check("SetPosterior of one label");
+    ASSERT_TRUE(graph.UpdateElement(m->z.id(), 700, scratch));
+    check("UpdateElement of one label");
+    std::vector<double> eta = graph.NaturalParameters(m->z.Slice(2400, 2500));
+    for (double& e : eta) e += normal(rng);
+    graph.SetNaturalParameters(m->z.Slice(2400, 2500), eta);
+    check("SetNaturalParameters of the last labels");
+    ASSERT_EQ(graph.UpdateElements(m->z.id(), 100, 200, scratch), 200u);
+    check("UpdateElements of a run of labels");
+    for (int i = 1000; i < 1100; ++i) points(i, 0) += 5.0;
+    if (m->scalar) {
+      graph.SetObservedValues(m->y.Slice(1000, 1100),
+                              std::vector<double>(points.data() + 1000, points.data() + 1100));
+    } else {
+      graph.SetObservedRows(m->y.Slice(1000, 1100), Matrix(points.middleRows(1000, 100)));
+    }
+    check("new data");
+    // The messages to μ_k read the same sums: after the change they must equal those of a
+    // graph that starts from this state with nothing cached.
+    std::unique_ptr<RandomMixture> fresh = MakeRandomMixture(seed, n);
+    if (m->scalar) {
+      fresh->graph.SetObservedValues(fresh->y, std::vector<double>(points.data(),
+                                                                   points.data() + n));
+    } else {
+      fresh->graph.SetObservedRows(fresh->y, points);
+    }
+    for (const Variable& v : {m->mu, m->lambda, m->weights, m->z})
+      fresh->graph.SetNaturalParameters(v, graph.NaturalParameters(v));
+    Scratch fresh_scratch = fresh->graph.MakeScratch();
+    for (const Variable& v : {m->mu, m->lambda}) {
+      ASSERT_EQ(graph.UpdateElements(v.id(), v.begin(), v.begin() + v.size(), scratch),
+                v.begin() + v.size());
+      ASSERT_EQ(fresh->graph.UpdateElements(v.id(), v.begin(), v.begin() + v.size(),
+                                            fresh_scratch),
+                v.begin() + v.size());
+      EXPECT_EQ(graph.NaturalParameters(v), fresh->graph.NaturalParameters(v));
+    }
+    EXPECT_EQ(graph.FreeEnergy(scratch), fresh->graph.FreeEnergy(fresh_scratch));
   }
 }
 

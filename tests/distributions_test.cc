@@ -9,7 +9,9 @@
 #include <Eigen/LU>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <random>
+#include <vector>
 
 #include "tests/testing/textbook.h"
 #include "vfe/distributions/dispatch.h"
@@ -373,6 +375,113 @@ TEST(Validation, InvalidParametersAreRefusedWithWhatWasWrong) {
               HasSubstr("y[2]"));
   EXPECT_THAT(ErrorOf([] { PointMass(-1.0).Validate(Family::kGamma, 1, "tau value"); }),
               HasSubstr("positive"));
+}
+
+// ---- Exp ----------------------------------------------------------------------------------
+
+/// |a − b| in units in the last place of b (the spacing of doubles at b).
+double UlpDistance(double a, double b) {
+  return std::abs(a - b) / (std::nextafter(std::abs(b), INFINITY) - std::abs(b));
+}
+
+TEST(Exp, MatchesTheStandardLibraryWithinTwoUlpOverTheWholeRange) {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> wide(-745.0, 709.7), gaps(-40.0, 0.0),
+      small(-1.0, 1.0);
+  std::vector<double> x;
+  for (int i = 0; i < 200000; ++i) x.push_back(wide(rng));
+  for (int i = 0; i < 200000; ++i) x.push_back(gaps(rng));  // softmax gaps
+  for (int i = 0; i < 20000; ++i) x.push_back(small(rng));
+  for (double edge : {0.0, -0.0, 1.0, -1.0, 0.5 * kLog2, -0.5 * kLog2, 1e-300, -1e-300, 709.78,
+                      -708.39, -708.4})
+    x.push_back(edge);
+  std::vector<double> out(x.size());
+  Exp(x.data(), out.data(), x.size());
+  double worst = 0.0, worst_at = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(out[i], Exp(x[i])) << "the array and scalar forms differ at " << x[i];
+    const double expected = std::exp(x[i]);
+    if (expected < std::numeric_limits<double>::min()) {
+      // Subnormal results: at most two steps of the smallest subnormal from std::exp's.
+      EXPECT_LE(std::abs(out[i] - expected), 2 * std::numeric_limits<double>::denorm_min())
+          << x[i];
+      continue;
+    }
+    const double ulps = UlpDistance(out[i], expected);
+    if (ulps > worst) {
+      worst = ulps;
+      worst_at = x[i];
+    }
+  }
+  EXPECT_LE(worst, 2.0) << "at x = " << worst_at;
+  EXPECT_EQ(Exp(0.0), 1.0);  // the largest logit of a softmax costs no rounding
+}
+
+TEST(Exp, UnderflowsToZeroOverflowsToInfinityAndKeepsNaN) {
+  for (double x : {-745.2, -746.0, -1000.0, -1e300, -double(INFINITY)}) {
+    EXPECT_EQ(Exp(x), 0.0) << x;
+    EXPECT_FALSE(std::signbit(Exp(x))) << x;
+  }
+  EXPECT_GT(Exp(-745.0), 0.0);  // e^−745 rounds to the smallest subnormal, 4.9e−324
+  EXPECT_EQ(Exp(-745.0), std::exp(-745.0));
+  for (double x : {709.8, 710.0, 1000.0, 1e300, double(INFINITY)}) EXPECT_EQ(Exp(x), INFINITY) << x;
+  EXPECT_TRUE(std::isnan(Exp(double(NAN))));
+  const std::vector<double> x = {-double(INFINITY), double(NAN), 0.0, double(INFINITY), -1000.0};
+  std::vector<double> out(x.size());
+  Exp(x.data(), out.data(), x.size());
+  EXPECT_EQ(out[0], 0.0);
+  EXPECT_TRUE(std::isnan(out[1]));
+  EXPECT_EQ(out[2], 1.0);
+  EXPECT_EQ(out[3], INFINITY);
+  EXPECT_EQ(out[4], 0.0);
+}
+
+TEST(Categorical, MomentsOfARunAreEachElementsSoftmaxAndStopAtTheFirstImproperOne) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal(0.0, 20.0);
+  for (int dim : {1, 2, 3, 5, 8}) {
+    SCOPED_TRACE("dim " + std::to_string(dim));
+    const size_t count = 37;
+    std::vector<double> eta(count * dim);
+    for (double& e : eta) e = normal(rng);
+    if (dim > 1) eta[3 * dim] = -INFINITY;  // an impossible outcome
+    std::vector<double> run(count * dim, -1.0), one(dim);
+    ASSERT_EQ(Categorical::MomentsOfRun(dim, count, eta.data(), run.data()), count);
+    for (size_t i = 0; i < count; ++i) {
+      const double* logits = eta.data() + i * dim;
+      Categorical::Moments(dim, logits, one.data());
+      // Textbook softmax in long double.
+      long double top = -INFINITY, total = 0.0L;
+      for (int k = 0; k < dim; ++k) top = std::max<long double>(top, logits[k]);
+      for (int k = 0; k < dim; ++k) total += std::exp(static_cast<long double>(logits[k]) - top);
+      for (int k = 0; k < dim; ++k) {
+        ASSERT_EQ(run[i * dim + k], one[k]) << "element " << i << ", outcome " << k;
+        if (logits[k] == -INFINITY) {
+          EXPECT_EQ(run[i * dim + k], 0.0);
+          continue;
+        }
+        const double expected =
+            static_cast<double>(std::exp(static_cast<long double>(logits[k]) - top) / total);
+        // The gap η_k − max η is rounded to half an ulp of its operands, which e^gap turns
+        // into a relative error of |η_k| + |max η| times 2^−53; Exp and the sums add a few ulp.
+        const double gap_error = 1.2e-16 * (std::abs(logits[k]) + std::abs(double(top)));
+        EXPECT_NEAR(run[i * dim + k], expected, (1e-15 + gap_error) * expected);
+      }
+    }
+    // A NaN, a +∞ and all −∞ each stop the run before the element, which stays unwritten.
+    for (double bad : {double(NAN), double(INFINITY), -double(INFINITY)}) {
+      std::vector<double> broken = eta;
+      if (bad == -INFINITY) {
+        std::fill_n(broken.begin() + 20 * dim, dim, -INFINITY);
+      } else {
+        broken[20 * dim + dim - 1] = bad;
+      }
+      std::fill(run.begin(), run.end(), -1.0);
+      EXPECT_EQ(Categorical::MomentsOfRun(dim, count, broken.data(), run.data()), 20u) << bad;
+      EXPECT_EQ(run[20 * dim], -1.0);
+      EXPECT_EQ(run[count * dim - 1], -1.0);
+    }
+  }
 }
 
 }  // namespace

@@ -10,11 +10,13 @@
 
 #include <Eigen/LU>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <map>
 #include <random>
 
+#include "nodes/chunk_cache.h"
 #include "tests/testing/textbook.h"
 #include "vfe/distributions/dispatch.h"
 #include "vfe/model.h"
@@ -1587,6 +1589,52 @@ TEST(WishartNode, PlateSumsMatchSingleFactorsAndMonteCarlo) {
   ExpectPlateMatches(WishartCase(4.5, WishartScale(2), kHiddenEach, 5, rng), 1);
   ExpectPlateMatches(WishartCase(3.5, WishartScale(2), kHidden, 5, rng), 2);
   ExpectPlateMatches(WishartCase(6.0, WishartScale(3), kObservedEach, 4, rng), 3);
+}
+
+TEST(ChunkCache, RangesGetTheirDirectSumsAndStaleChunksAreSummedAgain) {
+  // Values x_n = n + 1 seen through a view with a version; sums of x over ranges.
+  const size_t n = 3 * ChunkCache::kChunk + 100;
+  std::vector<double> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<double>(i + 1);
+  std::atomic<uint64_t> version{0};
+  SlotView view;
+  view.data = x.data();
+  view.stride = 1;
+  view.version = &version;
+  ChunkCache cache;
+  cache.Reset(n, 1);
+  ASSERT_TRUE(cache.Usable(view, view));
+  EXPECT_FALSE(cache.Usable(SlotView{}, view));
+  int fills = 0;
+  auto sum = [&](size_t begin, size_t end) {
+    double total = 0.0;
+    cache.Visit(
+        begin, end, view, view,
+        [&](size_t b, size_t e, double* chunk) {
+          ++fills;
+          for (size_t i = b; i < e; ++i) chunk[0] += x[i];
+        },
+        [&](const double* chunk) { total += chunk[0]; },
+        [&](size_t b, size_t e) {
+          for (size_t i = b; i < e; ++i) total += x[i];
+        });
+    return total;
+  };
+  // Σ_{i=b}^{e−1} (i + 1), exact in doubles at these sizes.
+  auto expected = [](size_t b, size_t e) { return 0.5 * (double(e) * (e + 1) - double(b) * (b + 1)); };
+  const std::vector<std::pair<size_t, size_t>> ranges = {
+      {0, n}, {0, 1024}, {5, 3000}, {1024, 2048}, {2048, n}, {3072, n}, {100, 200}, {0, 0}};
+  for (const auto& [b, e] : ranges) EXPECT_EQ(sum(b, e), expected(b, e)) << b << ", " << e;
+  EXPECT_EQ(fills, 4);  // each whole chunk once (the last one is cut by the plate's end)
+  // A change the version records: the cached sums are stale and summed again.
+  x[1500] += 1000.0;
+  EXPECT_EQ(sum(0, n), expected(0, n));  // stale: still the old sum
+  version.fetch_add(1);
+  EXPECT_EQ(sum(0, n), expected(0, n) + 1000.0);
+  EXPECT_EQ(fills, 8);
+  cache.Reset(n, 1);  // forgets everything
+  EXPECT_EQ(sum(1024, 2048), expected(1024, 2048) + 1000.0);
+  EXPECT_EQ(fills, 9);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "vfe/core/error.h"
 #include "vfe/core/format.h"
+#include "vfe/core/special.h"
 #include "vfe/core/types.h"
 #include "vfe/distributions/family.h"
 
@@ -94,10 +95,12 @@ class Categorical {
     }
     return any;
   }
-  /// E[x] = softmax(η), by subtracting the largest logit.
+  /// E[x] = softmax(η): e_k = Exp(η_k − max η) (so e = 1 at the largest logit, and logits
+  /// of −∞ give 0), then e_k · (1 / Σ_j e_j); two outcomes with std::exp and a division.
   static void Moments(int dim, const double* eta, double* moments) {
     if (dim == 2) {
-      // In registers, and exp(0) = 1 costs no exp: binary variables (Ising spins) are common.
+      // In registers, and exp(0) = 1 costs no exp: binary variables (Ising spins) are
+      // common, updated one at a time, where one scalar std::exp costs less than Exp's two.
       const double top = std::max(eta[0], eta[1]);
       const double e0 = eta[0] == top ? 1.0 : std::exp(eta[0] - top);
       const double e1 = eta[1] == top ? 1.0 : std::exp(eta[1] - top);
@@ -106,12 +109,42 @@ class Categorical {
       moments[1] = e1 / total;
       return;
     }
-    const double top = *std::max_element(eta, eta + dim);
-    double total = 0.0;
-    // exp(0) = 1 exactly: the largest logit costs no exp.
-    for (int k = 0; k < dim; ++k)
-      total += moments[k] = eta[k] == top ? 1.0 : std::exp(eta[k] - top);
-    for (int k = 0; k < dim; ++k) moments[k] /= total;
+    MomentsOfRun(dim, 1, eta, moments);
+  }
+  /// The moments of `count` densities stored one after another (η and E[x] of element i at
+  /// i · dim): what Moments gives for each, bit for bit, with the exps of the whole run in
+  /// one vectorised pass (Exp's array form). Stops before the first element that is not
+  /// proper (IsProper), whose moments and those after it are not written, and returns the
+  /// number of elements done. `moments` must not overlap `eta`.
+  static size_t MomentsOfRun(int dim, size_t count, const double* eta, double* moments) {
+    size_t done = 0;
+    if (dim == 2) {  // Moments' path for two outcomes, one element at a time
+      for (; done < count && IsProper(2, eta + 2 * done); ++done)
+        Moments(2, eta + 2 * done, moments + 2 * done);
+      return done;
+    }
+    for (; done < count; ++done) {
+      const double* logits = eta + done * dim;
+      double top = logits[0];
+      bool improper = false;  // NaN or +∞ anywhere, or no finite logit
+      for (int k = 0; k < dim; ++k) {
+        top = std::max(top, logits[k]);
+        improper = improper || !(logits[k] < INFINITY);
+      }
+      if (improper || top == -INFINITY) break;
+      double* gaps = moments + done * dim;
+      for (int k = 0; k < dim; ++k) gaps[k] = special_internal::ExpClamp(logits[k] - top);
+    }
+    const size_t size = done * static_cast<size_t>(dim);
+    // Exp of the gaps, already clamped.
+    for (size_t i = 0; i < size; ++i) moments[i] = special_internal::ExpClamped(moments[i]);
+    for (size_t first = 0; first < size; first += dim) {
+      double total = 0.0;
+      for (int k = 0; k < dim; ++k) total += moments[first + k];
+      const double inverse = 1.0 / total;
+      for (int k = 0; k < dim; ++k) moments[first + k] *= inverse;
+    }
+    return done;
   }
   static double LogPartition(int dim, const double* eta) {
     const double top = *std::max_element(eta, eta + dim);
@@ -137,12 +170,17 @@ class Categorical {
   }
   /// The same entropy given also the probabilities p = Moments(η): with t the most probable
   /// outcome, log p_k = η_k − η_t + log p_t, so H = −log p_t + Σ_k p_k (η_t − η_k), one log
-  /// and no exp, every term non-negative.
+  /// and no exp, every term non-negative. p_t = max p and η_t = max η (the same outcome, as
+  /// p grows with η), taken without branches: the most probable outcome of a label is
+  /// different from one label to the next.
   static double Entropy(int dim, const double* eta, const double* p) {
-    const int top = static_cast<int>(std::max_element(p, p + dim) - p);
-    double h = -std::log(p[top]);
-    for (int k = 0; k < dim; ++k)
-      if (p[k] > 0.0) h += p[k] * (eta[top] - eta[k]);
+    double top_p = p[0], top_eta = eta[0];
+    for (int k = 1; k < dim; ++k) {
+      top_p = std::max(top_p, p[k]);
+      top_eta = std::max(top_eta, eta[k]);
+    }
+    double h = -std::log(top_p);
+    for (int k = 0; k < dim; ++k) h += p[k] > 0.0 ? p[k] * (top_eta - eta[k]) : 0.0;
     return h;
   }
   /// The one-hot statistics of outcome k.

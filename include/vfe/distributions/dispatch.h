@@ -43,6 +43,20 @@ inline bool MomentsFromNatural(Family family, int dim, const double* eta, double
   return false;
 }
 
+/// MomentsFromNatural for `count` densities stored one after another (η and E[T] of element
+/// i at i · StatSize(family, dim)): writes the moments of the leading proper elements and
+/// returns their number (count when all are proper); the moments of the first improper
+/// element and of those after it are not written. Categorical runs compute their exps
+/// together (Categorical::MomentsOfRun), with the same values as one element at a time.
+inline size_t MomentsOfRun(Family family, int dim, size_t count, const double* eta,
+                           double* moments, Workspace& ws) {
+  if (family == Family::kCategorical) return Categorical::MomentsOfRun(dim, count, eta, moments);
+  const size_t stat = static_cast<size_t>(StatSize(family, dim));
+  for (size_t i = 0; i < count; ++i)
+    if (!MomentsFromNatural(family, dim, eta + i * stat, moments + i * stat, ws)) return i;
+  return count;
+}
+
 /// Entropy of the proper `family` density with natural parameters `eta` and moments
 /// `moments` (E[T], as MomentsFromNatural wrote them; the Categorical reads them to save its
 /// exps).

@@ -1,6 +1,7 @@
 #ifndef VFE_NODES_NODE_H_
 #define VFE_NODES_NODE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -25,6 +26,12 @@ struct SlotView {
   /// this form: a covariance recovered from moments, E[xxᵀ] − E[x]E[x]ᵀ, loses every digit
   /// when the variance is small next to the squared mean.
   const double* natural = nullptr;
+  /// For a slot the node asked about (Node::TracksChanges): a counter that the graph
+  /// advances whenever any element the view reads changes (posterior, observed value), so
+  /// that a node may keep sums over its factors and know when they are stale. Null for other
+  /// slots and for views the graph did not build (hand-made views, Monte Carlo draws): no
+  /// caching then.
+  const std::atomic<uint64_t>* version = nullptr;
   const double* At(size_t n) const { return offsets ? data + offsets[n] : data + n * stride; }
   const double* NaturalAt(size_t n) const {
     return offsets ? natural + offsets[n] : natural + n * stride;
@@ -45,7 +52,9 @@ struct SlotInfo {
 /// element per slot. A node knows its VMP message rules and its average energy, and nothing
 /// about graphs, order or threads (all methods but Bind, Prepare and ForgetMessages are const
 /// and allocation-free, so plates can be evaluated concurrently over disjoint factor ranges;
-/// the only state a const method may change is the per-factor record of KeepsMessages).
+/// the only state a const method may change is the per-factor record of KeepsMessages and
+/// the node's own caches of sums over factors, each part of which belongs to a range of
+/// factors that a call writes only when it covers the whole range; see TracksChanges).
 class Node {
  public:
   virtual ~Node() = default;
@@ -67,6 +76,10 @@ class Node {
   /// Called once the moments of observed variables are in place: a node may cache sufficient
   /// statistics of observed data here.
   virtual void Prepare(const SlotView* /*q*/, size_t /*num_factors*/) {}
+  /// True when the node keeps sums over its factors that depend on the variable at `slot`:
+  /// the graph then fills SlotView::version for that slot and advances it whenever the
+  /// variable changes. Asked once, when the graph is finalised.
+  virtual bool TracksChanges(int /*slot*/) const { return false; }
   /// True when the messages and the energy of the whole plate, [0, size), come from sums
   /// cached by Prepare in constant time: the graph then never splits the plate into blocks.
   virtual bool SumsCached() const { return false; }
