@@ -133,11 +133,10 @@ class Categorical {
       }
       if (improper || top == -INFINITY) break;
       double* gaps = moments + done * dim;
-      for (int k = 0; k < dim; ++k) gaps[k] = special_internal::ExpClamp(logits[k] - top);
+      for (int k = 0; k < dim; ++k) gaps[k] = logits[k] - top;
     }
     const size_t size = done * static_cast<size_t>(dim);
-    // Exp of the gaps, already clamped.
-    for (size_t i = 0; i < size; ++i) moments[i] = special_internal::ExpClamped(moments[i]);
+    Exp(moments, moments, size);
     for (size_t first = 0; first < size; first += dim) {
       double total = 0.0;
       for (int k = 0; k < dim; ++k) total += moments[first + k];
