@@ -1275,6 +1275,26 @@ double FactorGraph::FreeEnergyBlock(size_t block, Scratch& scratch) const {
   return impl_->EvaluateBlock(impl_->free_energy_blocks[block], scratch);
 }
 
+double FactorGraph::FreeEnergyBlockPosition(size_t block) const {
+  const Impl& g = *impl_;
+  const EnergyBlock& b = g.free_energy_blocks.at(block);
+  const size_t middle = b.begin + (b.end - b.begin) / 2;
+  if (b.entropy) return static_cast<double>(middle) / static_cast<double>(g.variables[b.index].size);
+  const Plate& plate = g.plates[b.index];
+  const Binding* chosen = nullptr;
+  for (const Binding& binding : plate.bindings) {
+    if (binding.shared || g.variables[binding.variable].constant) continue;
+    if (!g.variables[binding.variable].observed) {
+      chosen = &binding;
+      break;
+    }
+    if (!chosen) chosen = &binding;
+  }
+  if (!chosen) return 0.0;
+  return static_cast<double>(chosen->begin + middle) /
+         static_cast<double>(g.variables[chosen->variable].size);
+}
+
 double FactorGraph::FreeEnergyFromBlocks(const std::vector<double>& values) const {
   if (values.size() != impl_->free_energy_blocks.size())
     throw GraphError("FreeEnergyFromBlocks: " + std::to_string(values.size()) +

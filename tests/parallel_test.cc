@@ -255,6 +255,35 @@ TEST(ParallelScheduler, LongMessageSumsAreBlockedTheSameWayWhoeverRunsTheBlocks)
   EXPECT_GT(runner.runs_, 0);
 }
 
+TEST(ParallelScheduler, FreeEnergyBlocksSayWhichElementsTheyRead) {
+  // The scheduler hands each block to the thread that updates the elements it reads: the
+  // middle element of the first hidden slot not shared by the block's factors, else of a
+  // data slot, else 0, over the variable's size; entropy blocks by their own elements.
+  const size_t n = 20000;  // blocks of 8192: [0, 8192), [8192, 16384), [16384, 20000)
+  FactorGraph graph;
+  const Variable x = graph.AddVariableArray("x", Family::kGaussian, {n});
+  const Variable m = graph.AddVariable("m", Family::kGaussian);
+  const Variable t = graph.AddVariable("t", Family::kGamma);
+  graph.AddGaussian(x, 0.0, 1.0);
+  graph.AddGaussian(m, 0.0, 1.0);
+  graph.AddGamma(t, 1.0, 1.0);
+  graph.AddGaussian(graph.AddObserved("y", std::vector<double>(n, 0.5)), m, t);
+  graph.Finalize();
+  const std::vector<double> thirds = {4096.0 / n, 12288.0 / n, 18192.0 / n};
+  std::vector<double> expected;
+  for (double p : thirds) expected.push_back(p);  // x's prior, by x
+  expected.push_back(0.0);                        // m's prior: its one element
+  expected.push_back(0.0);                        // t's prior
+  expected.push_back(0.5);  // y ~ N(m, 1/t): m and t shared, so by y; one block (its F is
+                            // read from the data's cached sums), middle factor 10000
+  for (double p : thirds) expected.push_back(p);  // H[q(x)]
+  expected.push_back(0.0);                        // H[q(m)]
+  expected.push_back(0.0);                        // H[q(t)]
+  ASSERT_EQ(graph.num_free_energy_blocks(), expected.size());
+  for (size_t b = 0; b < expected.size(); ++b)
+    EXPECT_DOUBLE_EQ(graph.FreeEnergyBlockPosition(b), expected[b]) << "block " << b;
+}
+
 TEST(ParallelScheduler, BadThreadCountIsRefused) {
   EXPECT_THAT([] { ParallelScheduler(SchedulerOptions(), -1); },
               ::testing::ThrowsMessage<OptionsError>(

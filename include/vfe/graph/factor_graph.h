@@ -358,6 +358,12 @@ class FactorGraph {
   size_t num_free_energy_blocks() const;
   double FreeEnergyBlock(size_t block, Scratch& scratch) const;
   double FreeEnergyFromBlocks(const std::vector<double>& values) const;
+  /// Where the elements a free-energy block reads lie in their variable, in [0, 1): the
+  /// middle element of the block's first hidden slot not shared by its factors (else of a
+  /// data slot, else 0) over the variable's size; for an entropy block, its middle element.
+  /// A threaded scheduler gives the block to the thread that updates those elements, so that
+  /// they are still in that thread's cache.
+  double FreeEnergyBlockPosition(size_t block) const;
   /// The colours of `v`'s elements (elements that share a factor never share one), as
   /// classes of element indices in increasing order, restricted to v's run; a colour's
   /// elements can be updated concurrently, with the result of updating them one by one.
