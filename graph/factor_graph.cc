@@ -1279,7 +1279,8 @@ double FactorGraph::FreeEnergyBlockPosition(size_t block) const {
   const Impl& g = *impl_;
   const EnergyBlock& b = g.free_energy_blocks.at(block);
   const size_t middle = b.begin + (b.end - b.begin) / 2;
-  if (b.entropy) return static_cast<double>(middle) / static_cast<double>(g.variables[b.index].size);
+  if (b.entropy)
+    return static_cast<double>(middle) / static_cast<double>(g.variables[b.index].size);
   const Plate& plate = g.plates[b.index];
   const Binding* chosen = nullptr;
   for (const Binding& binding : plate.bindings) {

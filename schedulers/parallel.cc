@@ -131,7 +131,8 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
     if (graph.clustered(v)) return graph.UpdateElements(v.id(), v.begin(), end, scratch.local());
     if (graph.updates_in_blocks(v)) {
       // One colour, consecutive elements: runs of them, each updated in blocks.
-      if (v.size() <= kRunGrain) return graph.UpdateElements(v.id(), v.begin(), end, scratch.local());
+      if (v.size() <= kRunGrain)
+        return graph.UpdateElements(v.id(), v.begin(), end, scratch.local());
       phases.Run(
           [&](size_t part) { return ChunksOfPart(v.size(), part, parts, kRunGrain); },
           [&](size_t part, size_t chunk) {
