@@ -41,7 +41,7 @@ void RunSweeps(benchmark::State& state, FactorGraph& graph, const std::vector<Va
   const ParallelScheduler parallel(options, threads == 0 ? 1 : threads);
   // One untimed run first: the first sweeps after Finalize fill the nodes' caches and touch
   // the graph's buffers for the first time, and a repetition of a slow benchmark is only two
-  // or three runs, so that one-time cost would otherwise be a third of the figure.
+  // or three runs, so that one-time cost would otherwise weigh heavily in the figure.
   const Result first = threads == 0 ? sequential.Run(graph) : parallel.Run(graph);
   double free_energy = first.free_energy.back();
   for (auto _ : state) {

@@ -269,14 +269,14 @@ TEST(ParallelScheduler, FreeEnergyBlocksSayWhichElementsTheyRead) {
   graph.AddGamma(t, 1.0, 1.0);
   graph.AddGaussian(graph.AddObserved("y", std::vector<double>(n, 0.5)), m, t);
   graph.Finalize();
-  const std::vector<double> thirds = {4096.0 / n, 12288.0 / n, 18192.0 / n};
+  const std::vector<double> x_blocks = {4096.0 / n, 12288.0 / n, 18192.0 / n};
   std::vector<double> expected;
-  for (double p : thirds) expected.push_back(p);  // x's prior, by x
+  for (double p : x_blocks) expected.push_back(p);  // x's prior, by x
   expected.push_back(0.0);                        // m's prior: its one element
   expected.push_back(0.0);                        // t's prior
   expected.push_back(0.5);  // y ~ N(m, 1/t): m and t shared, so by y; one block (its F is
                             // read from the data's cached sums), middle factor 10000
-  for (double p : thirds) expected.push_back(p);  // H[q(x)]
+  for (double p : x_blocks) expected.push_back(p);  // H[q(x)]
   expected.push_back(0.0);                        // H[q(m)]
   expected.push_back(0.0);                        // H[q(t)]
   ASSERT_EQ(graph.num_free_energy_blocks(), expected.size());
