@@ -31,7 +31,7 @@ void AddOutsideMessagesOfElements(const std::vector<Plate>& plates, uint32_t var
       const size_t first = std::max(begin, b.begin) - b.begin;
       const size_t last = std::min(end, b.begin + plate.size);
       if (b.begin + first >= last) continue;
-      plate.node->AccumulateMessages(slot, first, last - b.begin, plate.views.data(),
+      plate.node->AccumulateMessages(slot, first, last - b.begin, 1, plate.views.data(),
                                      eta + (b.begin + first) * stat, stat, ws);
     }
   }

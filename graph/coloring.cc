@@ -1,5 +1,8 @@
 // Colouring of the elements of each hidden variable (Boost.Graph): elements that share a
-// factor get different colours, so that each colour's elements can be updated at once.
+// factor get different colours, so that each colour's elements can be updated at once; and
+// the runs of each colour whose elements are updated together (UpdateListedElements).
+#include <algorithm>
+
 #include <boost/graph/sequential_vertex_coloring.hpp>
 
 #include "graph/factor_graph_impl.h"
@@ -44,6 +47,52 @@ void FactorGraph::Impl::ColourElements() {
     num_colours[v] = static_cast<uint32_t>(boost::sequential_vertex_coloring(elements, colour_map));
     for (size_t i = 0; i < info.size; ++i)
       element_colour[info.hidden_ordinal + i] = static_cast<uint32_t>(colour[i]);
+  }
+}
+
+void FactorGraph::Impl::FindColourRuns() {
+  colour_run.assign(num_hidden_elements, ColourRunPlace{});
+  run_stat = 0;
+  for (uint32_t v : hidden_ids)
+    if (updates_in_blocks[v]) run_stat = std::max(run_stat, size_t(variables[v].stat_size));
+  // True when elements a < b (hidden ordinals) are connected alike: the same plates and
+  // slots in the same order, one factor each, never shared (then each factor of b is that of
+  // a moved by b − a, as a binding maps factor n to element begin + n).
+  auto alike = [&](size_t a, size_t b) {
+    const size_t count = adjacency_offsets[a + 1] - adjacency_offsets[a];
+    if (count == 0 || adjacency_offsets[b + 1] - adjacency_offsets[b] != count) return false;
+    for (size_t k = 0; k < count; ++k) {
+      const AdjacencyEntry& x = adjacency[adjacency_offsets[a] + k];
+      const AdjacencyEntry& y = adjacency[adjacency_offsets[b] + k];
+      if (x.plate != y.plate || x.slot != y.slot || x.end != x.begin + 1 ||
+          plates[x.plate].bindings[x.slot].shared)
+        return false;
+    }
+    return true;
+  };
+  for (uint32_t v : hidden_ids) {
+    const VariableInfo& info = variables[v];
+    if (info.size < 2 || updates_in_blocks[v] || cluster_of[v] >= 0) continue;
+    std::vector<std::vector<size_t>> classes(num_colours[v]);
+    for (size_t i = 0; i < info.size; ++i)
+      classes[element_colour[info.hidden_ordinal + i]].push_back(info.hidden_ordinal + i);
+    for (const std::vector<size_t>& members : classes) {
+      // Greedy: a run grows while the next member is one step on and connected alike.
+      for (size_t first = 0, last; first < members.size(); first = last) {
+        last = first + 1;
+        if (last == members.size() || !alike(members[first], members[last])) continue;
+        const size_t step = members[last] - members[first];
+        if (step > UINT32_MAX) continue;
+        while (last + 1 < members.size() && members[last + 1] - members[last] == step &&
+               last - first < UINT32_MAX - 1 && alike(members[last], members[last + 1]))
+          ++last;
+        ++last;  // one past the run's last member
+        run_stat = std::max(run_stat, size_t(info.stat_size));
+        for (size_t j = first; j < last; ++j)
+          colour_run[members[j]] = {static_cast<uint32_t>(last - j),
+                                    static_cast<uint32_t>(step)};
+      }
+    }
   }
 }
 

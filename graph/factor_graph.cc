@@ -728,31 +728,51 @@ void FactorGraph::Impl::FindBlockUpdates() {
   }
 }
 
-size_t FactorGraph::Impl::UpdateBlocks(uint32_t v, size_t begin, size_t end, Scratch& scratch) {
+size_t FactorGraph::Impl::UpdateRun(uint32_t v, size_t first, size_t step, size_t count,
+                                    bool stop_at_failure, Scratch& scratch) {
   const VariableInfo& info = variables[v];
   const size_t stat = info.stat_size;
   const size_t h0 = info.hidden_ordinal;
   Workspace& ws = WorkspaceFor(info, scratch);
-  for (size_t first = begin; first < end; first += kBlockSize) {
-    const size_t count = std::min(kBlockSize, end - first);
+  double* const moment_of = moments.data() + info.moment_offset;
+  double* const natural_of = natural.data() + info.natural_offset;
+  size_t failed = SIZE_MAX;
+  for (size_t done = 0; done < count && !(stop_at_failure && failed != SIZE_MAX);) {
+    const size_t size = std::min(kBlockSize, count - done);
+    const size_t head = first + done * step;  // the block's first element
     double* eta = scratch.block_eta.data();
-    std::fill_n(eta, count * stat, 0.0);
-    // The messages of element `first` name the factors; element first + i reads factor + i.
-    for (size_t k = adjacency_offsets[h0 + first]; k < adjacency_offsets[h0 + first + 1]; ++k) {
+    std::fill_n(eta, size * stat, 0.0);
+    // The messages of `head` name the factors; the block's j-th element reads factor + j·step.
+    for (size_t k = adjacency_offsets[h0 + head]; k < adjacency_offsets[h0 + head + 1]; ++k) {
       const AdjacencyEntry& e = adjacency[k];
-      e.node->AccumulateMessages(static_cast<int>(e.slot), e.begin, e.begin + count, e.views,
-                                 eta, stat, scratch.node);
+      e.node->AccumulateMessages(static_cast<int>(e.slot), e.begin,
+                                 e.begin + (size - 1) * step + 1, step, e.views, eta, stat,
+                                 scratch.node);
     }
-    const size_t done = MomentsOfRun(info.family, info.dim, count, eta,
-                                     moments.data() + info.moment_offset + first * stat, ws);
-    std::copy_n(eta, done * stat, natural.data() + info.natural_offset + first * stat);
-    if (done < count) {
-      Touch(v);
-      return first + done;
+    // The moments of the proper elements, in stretches (an improper one stays as it was).
+    // Consecutive elements take theirs in place; the others through block_moments.
+    for (size_t j = 0; j < size;) {
+      const size_t at = head + j * step;
+      double* out = step == 1 ? moment_of + at * stat : scratch.block_moments.data();
+      const size_t proper = MomentsOfRun(info.family, info.dim, size - j, eta + j * stat, out, ws);
+      if (step == 1) {
+        std::copy_n(eta + j * stat, proper * stat, natural_of + at * stat);
+      } else {
+        for (size_t i = 0; i < proper; ++i) {
+          std::copy_n(out + i * stat, stat, moment_of + (at + i * step) * stat);
+          std::copy_n(eta + (j + i) * stat, stat, natural_of + (at + i * step) * stat);
+        }
+      }
+      j += proper;
+      if (j == size) break;
+      failed = std::min(failed, head + j * step);
+      if (stop_at_failure) break;
+      ++j;
     }
+    done += size;
   }
   Touch(v);
-  return end;
+  return failed;
 }
 
 void FactorGraph::Impl::Initialise(Scratch& scratch) {
@@ -828,6 +848,7 @@ void FactorGraph::Finalize() {
   g.FindBlockUpdates();
   g.SizePartialSums();
   g.ColourElements();
+  g.FindColourRuns();
   g.SplitFreeEnergyBlocks();
   g.BuildClusterSchedules();
   g.finalized = true;
@@ -966,11 +987,8 @@ Scratch FactorGraph::MakeScratch() const {
   for (int d : g.dims_in_use) scratch.by_dim[d].Resize(d);
   scratch.node.Resize(g.max_dim);
   scratch.eta.assign(g.max_stat, 0.0);
-  size_t block_stat = 0;
-  for (uint32_t v : g.hidden_ids)
-    if (g.updates_in_blocks[v])
-      block_stat = std::max(block_stat, static_cast<size_t>(g.variables[v].stat_size));
-  scratch.block_eta.assign(Impl::kBlockSize * block_stat, 0.0);
+  scratch.block_eta.assign(Impl::kBlockSize * g.run_stat, 0.0);
+  scratch.block_moments.assign(Impl::kBlockSize * g.run_stat, 0.0);
   scratch.partial.assign(g.max_partial, 0.0);
   scratch.weighted.assign(g.max_stat, 0.0);
   scratch.previous.assign(g.max_stat, 0.0);
@@ -998,6 +1016,31 @@ bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratc
   return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch, &runner);
 }
 
+size_t FactorGraph::UpdateListedElements(uint32_t variable, const size_t* elements,
+                                         size_t count, Scratch& scratch,
+                                         const BlockRunner& runner) {
+  Impl& g = *impl_;
+  if (g.cluster_of[variable] >= 0) ThrowClusterElement(*this, variable);
+  const size_t h0 = g.variables[variable].hidden_ordinal;
+  size_t failed = SIZE_MAX;
+  for (size_t i = 0; i < count;) {
+    // The longest stretch of the list from elements[i] that follows its colour run.
+    const size_t first = elements[i];
+    const Impl::ColourRunPlace place = g.colour_run[h0 + first];
+    const size_t most = std::min<size_t>(place.left, count - i);
+    size_t run = 1;
+    while (run < most && elements[i + run] == first + run * place.step) ++run;
+    if (run > 1) {
+      failed = std::min(failed, g.UpdateRun(variable, first, place.step, run,
+                                            /*stop_at_failure=*/false, scratch));
+    } else if (!g.SetFromMessages(variable, first, /*out_only=*/false, scratch, &runner)) {
+      failed = std::min(failed, first);
+    }
+    i += run;
+  }
+  return failed;
+}
+
 bool FactorGraph::updates_in_blocks(const Variable& v) const {
   if (!impl_->finalized) throw GraphError("updates_in_blocks: finalise the graph first");
   return impl_->updates_in_blocks[impl_->Checked(v).id()] != 0;
@@ -1017,8 +1060,11 @@ size_t FactorGraph::UpdateElements(uint32_t variable, size_t begin, size_t end,
     g.Touch(variable);
     return failed == SIZE_MAX ? end : failed;
   }
-  if (g.updates_in_blocks[variable] && end - begin > 1)
-    return g.UpdateBlocks(variable, begin, end, scratch);
+  if (g.updates_in_blocks[variable] && end - begin > 1) {
+    const size_t failed =
+        g.UpdateRun(variable, begin, 1, end - begin, /*stop_at_failure=*/true, scratch);
+    return failed == SIZE_MAX ? end : failed;
+  }
   for (size_t i = begin; i < end; ++i)
     if (!g.SetFromMessages(variable, i, /*out_only=*/false, scratch)) return i;
   return end;

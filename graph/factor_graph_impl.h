@@ -173,6 +173,19 @@ struct FactorGraph::Impl {
   /// that share a factor never share a colour); by variable: the number of colours.
   std::vector<uint32_t> element_colour;
   std::vector<uint32_t> num_colours;
+  /// By hidden ordinal: where the element stands in its colour run. A colour run is a
+  /// stretch of a colour class (its elements in index order) at one step, step apart, all
+  /// connected alike: each through the same plates and slots, one factor each, the factors
+  /// step apart too (every other square of a grid's row). Its elements are updated together
+  /// (UpdateRun). `left` counts the run's elements from this one on, itself included (1 for
+  /// an element in no run).
+  struct ColourRunPlace {
+    uint32_t left = 1;
+    uint32_t step = 1;
+  };
+  std::vector<ColourRunPlace> colour_run;
+  /// The largest statistic size of a variable updated in blocks or in colour runs.
+  size_t run_stat = 0;
   std::vector<EnergyBlock> free_energy_blocks;
   std::vector<Cluster> clusters;
   std::vector<int> cluster_of;  ///< by variable: index into clusters, or −1
@@ -218,6 +231,7 @@ struct FactorGraph::Impl {
   void FindBlockUpdates();
   void SizePartialSums();  // after hidden_ids and the adjacency
   void ColourElements();           // graph/coloring.cc
+  void FindColourRuns();           // graph/coloring.cc, after ColourElements
   // graph/clusters.cc
   void FindClusterPairs();       // before BuildViews
   void BuildClusterSchedules();  // after LayOut
@@ -279,9 +293,16 @@ struct FactorGraph::Impl {
   bool SetFromMessages(uint32_t v, size_t index, bool out_only, Scratch& scratch,
                        const BlockRunner* runner = nullptr);
   size_t max_partial = 0;  ///< the largest (blocks × statistic size) of one message sum
-  /// Elements [begin, end) of a variable that updates in blocks; see UpdateElements.
-  size_t UpdateBlocks(uint32_t v, size_t begin, size_t end, Scratch& scratch);
-  /// Elements updated together by UpdateBlocks (their messages fit in scratch.block_eta).
+  /// Updates elements first, first + step, … (`count` of them) of variable `v`, elements that
+  /// no factor joins to one another and that are connected alike, the factors of each
+  /// connection `step` apart (the elements of a variable that updates in blocks, step 1, or
+  /// of a colour run): their messages are computed together, block by block, and each
+  /// element ends as SetFromMessages would leave it, bit for bit. Returns the first element
+  /// whose update failed (left unchanged), or SIZE_MAX; with `stop_at_failure` the elements
+  /// after it are left unchanged too, otherwise they are updated.
+  size_t UpdateRun(uint32_t v, size_t first, size_t step, size_t count, bool stop_at_failure,
+                   Scratch& scratch);
+  /// Elements updated together by UpdateRun (their messages fit in scratch.block_eta).
   static constexpr size_t kBlockSize = 256;
   /// The workspace for updates of `info`'s family (sized for the matrix families; the others
   /// ignore it).

@@ -49,10 +49,10 @@ class CategoricalNode final : public Node {
 
   /// One message per factor (a block of labels): the same additions as AccumulateMessage,
   /// without a call per factor.
-  void AccumulateMessages(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
-                          size_t stride, Workspace&) const override {
+  void AccumulateMessages(int slot, size_t begin, size_t end, size_t step, const SlotView* q,
+                          double* eta, size_t stride, Workspace&) const override {
     const SlotView from = slot == kOut ? q[kP] : q[kOut];
-    for (size_t n = begin; n < end; ++n, eta += stride) {
+    for (size_t n = begin; n < end; n += step, eta += stride) {
       const double* m = from.At(n);
       for (int k = 0; k < dim_; ++k) eta[k] += m[k];
     }

@@ -122,9 +122,10 @@ class GaussianMixtureNode final : public Node {
     }
   }
 
-  void AccumulateMessages(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
-                          size_t stride, Workspace& ws) const override {
-    if (slot != kSwitch) return Node::AccumulateMessages(slot, begin, end, q, eta, stride, ws);
+  void AccumulateMessages(int slot, size_t begin, size_t end, size_t step, const SlotView* q,
+                          double* eta, size_t stride, Workspace& ws) const override {
+    if (slot != kSwitch || step != 1)
+      return Node::AccumulateMessages(slot, begin, end, step, q, eta, stride, ws);
     // The labels of a plate: each component's terms once per block of factors.
     ForEachLogLikelihood(begin, end, q, [&](size_t n, int k, double log_likelihood) {
       eta[(n - begin) * stride + k] += log_likelihood;

@@ -71,41 +71,17 @@ class PotentialNode final : public Node {
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace&) const override {
-    // One and two variables (fields and couplings of Ising and Potts models, transitions)
-    // have direct loops.
-    if (num_variables_ == 1) {
-      for (size_t n = begin; n < end; ++n) {
-        const double* table = Table(n);
-        for (int a = 0; a < cardinality_[0]; ++a) eta[a] += table[a];
-      }
-      return;
-    }
-    if (num_variables_ == 2) {
-      // Sums in registers, one store per category: eta[a] += Σ_b q(b) T[a][b] (slot 0) or
-      // eta[b] += Σ_a q(a) T[a][b] (slot 1), configurations of probability 0 skipped.
-      const int rows = cardinality_[0], cols = cardinality_[1];
-      for (size_t n = begin; n < end; ++n) {
-        const double* table = Table(n);
-        const double* other = q[1 - slot].At(n);
-        if (slot == 0) {
-          for (int a = 0; a < rows; ++a) {
-            double sum = 0.0;
-            for (int b = 0; b < cols; ++b)
-              if (other[b] != 0.0) sum += other[b] * table[a * cols + b];
-            eta[a] += sum;
-          }
-        } else {
-          for (int b = 0; b < cols; ++b) {
-            double sum = 0.0;
-            for (int a = 0; a < rows; ++a)
-              if (other[a] != 0.0) sum += other[a] * table[a * cols + b];
-            eta[b] += sum;
-          }
-        }
-      }
-      return;
-    }
-    AccumulateAnyMessage(slot, begin, end, q, eta);
+    if (num_variables_ > 2) return AccumulateAnyMessage(slot, begin, end, q, eta);
+    for (size_t n = begin; n < end; ++n) AddSmallMessage(slot, n, q, eta);
+  }
+
+  /// One message per factor (every other square of a grid's row, updated together): the
+  /// direct loops of AccumulateMessage without a call per factor.
+  void AccumulateMessages(int slot, size_t begin, size_t end, size_t step, const SlotView* q,
+                          double* eta, size_t stride, Workspace& ws) const override {
+    if (num_variables_ > 2)
+      return Node::AccumulateMessages(slot, begin, end, step, q, eta, stride, ws);
+    for (size_t n = begin; n < end; n += step, eta += stride) AddSmallMessage(slot, n, q, eta);
   }
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
@@ -163,6 +139,35 @@ class PotentialNode final : public Node {
   }
 
  private:
+  /// Adds factor n's message to `slot` to eta for one and two variables (fields and
+  /// couplings of Ising and Potts models, transitions), with direct loops: sums in registers,
+  /// one store per category, eta[a] += Σ_b q(b) T[a][b] (slot 0) or eta[b] += Σ_a q(a) T[a][b]
+  /// (slot 1), configurations of probability 0 skipped.
+  void AddSmallMessage(int slot, size_t n, const SlotView* q, double* eta) const {
+    const double* table = Table(n);
+    if (num_variables_ == 1) {
+      for (int a = 0; a < cardinality_[0]; ++a) eta[a] += table[a];
+      return;
+    }
+    const int rows = cardinality_[0], cols = cardinality_[1];
+    const double* other = q[1 - slot].At(n);
+    if (slot == 0) {
+      for (int a = 0; a < rows; ++a) {
+        double sum = 0.0;
+        for (int b = 0; b < cols; ++b)
+          if (other[b] != 0.0) sum += other[b] * table[a * cols + b];
+        eta[a] += sum;
+      }
+    } else {
+      for (int b = 0; b < cols; ++b) {
+        double sum = 0.0;
+        for (int a = 0; a < rows; ++a)
+          if (other[a] != 0.0) sum += other[a] * table[a * cols + b];
+        eta[b] += sum;
+      }
+    }
+  }
+
   /// The message of a potential over any number of variables. Out of line, so that the
   /// direct loops above do not pay for its stack frame.
   [[gnu::noinline]] void AccumulateAnyMessage(int slot, size_t begin, size_t end,

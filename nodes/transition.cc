@@ -56,20 +56,20 @@ class LearnedTransitionNode final : public Node {
     }
     for (size_t n = begin; n < end; ++n) AddMessage(slot, n, q, eta);
   }
-  void AccumulateMessages(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
-                          size_t stride, Workspace&) const override {
+  void AccumulateMessages(int slot, size_t begin, size_t end, size_t step, const SlotView* q,
+                          double* eta, size_t stride, Workspace&) const override {
     if (slot >= kColumn0) {
-      for (size_t n = begin; n < end; ++n, eta += stride)
+      for (size_t n = begin; n < end; n += step, eta += stride)
         AddColumnMessages(slot - kColumn0, n, n + 1, q, eta);
       return;
     }
     if (slot == kIn && columns_shared_ && FiniteColumns(q)) {
       WithSmall(columns_, [&](auto c) {
-        MessagesToIn<decltype(c)::value>(begin, end, q, eta, stride);
+        MessagesToIn<decltype(c)::value>(begin, end, step, q, eta, stride);
       });
       return;
     }
-    for (size_t n = begin; n < end; ++n, eta += stride) AddMessage(slot, n, q, eta);
+    for (size_t n = begin; n < end; n += step, eta += stride) AddMessage(slot, n, q, eta);
   }
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
@@ -268,21 +268,22 @@ class LearnedTransitionNode final : public Node {
     }
     return true;
   }
-  /// The messages to in of factors [begin, end), factor n's added at eta + (n − begin)·stride,
-  /// for C columns (C = 0: any) of one shared matrix with finite entries: AddMessage without
-  /// its tests (E[out_j] = 0 then adds 0·L_jk = 0 to the same sum in the same order).
+  /// The messages to in of factors begin, begin + step, … below end, the j-th added at
+  /// eta + j·stride, for C columns (C = 0: any) of one shared matrix with finite entries:
+  /// AddMessage without its tests (E[out_j] = 0 then adds 0·L_jk = 0 to the same sum in the
+  /// same order).
   template <int C>
-  void MessagesToIn(size_t begin, size_t end, const SlotView* q, double* eta,
+  void MessagesToIn(size_t begin, size_t end, size_t step, const SlotView* q, double* eta,
                     size_t stride) const {
     constexpr int kSize = C > 0 ? C : kMaxRows;
     const int columns = C > 0 ? C : columns_;
     if (columns > kSize) {
-      for (size_t n = begin; n < end; ++n, eta += stride) AddMessage(kIn, n, q, eta);
+      for (size_t n = begin; n < end; n += step, eta += stride) AddMessage(kIn, n, q, eta);
       return;
     }
     const double* log_columns[kSize];
     for (int k = 0; k < columns; ++k) log_columns[k] = q[kColumn0 + k].At(0);
-    for (size_t n = begin; n < end; ++n, eta += stride) {
+    for (size_t n = begin; n < end; n += step, eta += stride) {
       const double* out = q[kOut].At(n);
       double sum[kSize];
       for (int k = 0; k < columns; ++k) sum[k] = 0.0;

@@ -229,11 +229,9 @@ class Rounds {
       const size_t stop = graph_.UpdateElements(id, block.elements.front(), end, scratch);
       if (stop != end) failed_at = stop;
     } else {
-      for (size_t i : block.elements)
-        if (!graph_.UpdateElement(id, i, scratch, message_blocks_)) {
-          failed_at = i;
-          break;
-        }
+      // Runs of the block's colour are updated together (UpdateListedElements).
+      failed_at = graph_.UpdateListedElements(id, block.elements.data(), block.elements.size(),
+                                              scratch, message_blocks_);
     }
     if (failed_at != SIZE_MAX) {
       RecordFailure(b, failed_at);

@@ -150,10 +150,9 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
     }
     for (const std::vector<size_t>& colour : classes[k]) {
       auto update_range = [&](size_t first, size_t last) {
-        Scratch& local = scratch.local();
-        for (size_t i = first; i != last; ++i)
-          if (!graph.UpdateElement(v.id(), colour[i], local, blocks))
-            KeepSmallest(failed, colour[i]);
+        const size_t stop = graph.UpdateListedElements(v.id(), colour.data() + first,
+                                                       last - first, scratch.local(), blocks);
+        if (stop != SIZE_MAX) KeepSmallest(failed, stop);
       };
       if (colour.size() <= kElementGrain) {
         update_range(0, colour.size());

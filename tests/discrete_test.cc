@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -879,6 +880,196 @@ TEST(MarkovRandomField, PlatesWithATablePerFactorEqualOnePlatePerFactor) {
           << "seed " << seed << ", sweep " << sweep;
     }
   }
+}
+
+/// A potential that records how the graph asks for its messages: each AccumulateMessages
+/// call's step and number of factors, and the number of AccumulateMessage calls.
+class RecordingPotential final : public Node {
+ public:
+  RecordingPotential(int num_variables, std::vector<double> log_tables)
+      : inner_(MakePotentialNode(num_variables, std::move(log_tables))) {}
+  const char* type() const override { return "RecordingPotential"; }
+  std::vector<std::string> slot_names() const override { return inner_->slot_names(); }
+  Family ObservedFamily(int slot, const PointMass& value) const override {
+    return inner_->ObservedFamily(slot, value);
+  }
+  void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
+            const std::string& where) override {
+    inner_->Bind(slots, num_factors, where);
+  }
+  bool IsDirected() const override { return false; }
+  void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
+                         Workspace& ws) const override {
+    ++singles;
+    inner_->AccumulateMessage(slot, begin, end, q, eta, ws);
+  }
+  void AccumulateMessages(int slot, size_t begin, size_t end, size_t step, const SlotView* q,
+                          double* eta, size_t stride, Workspace& ws) const override {
+    runs.push_back({step, (end - begin + step - 1) / step});
+    inner_->AccumulateMessages(slot, begin, end, step, q, eta, stride, ws);
+  }
+  double AverageEnergy(size_t begin, size_t end, const SlotView* q,
+                       Workspace& ws) const override {
+    return inner_->AverageEnergy(begin, end, q, ws);
+  }
+  mutable std::vector<std::pair<size_t, size_t>> runs;  ///< (step, factors)
+  mutable int singles = 0;
+
+ private:
+  std::unique_ptr<Node> inner_;
+};
+
+/// A rows x cols Potts grid of k states as a JSON model with loops builds it: a plate of
+/// fields, a plate of horizontal couplings per row, one of vertical couplings, a random table
+/// per factor, and a random starting posterior per spin. The fields' plate records its calls
+/// when `recording` is given. The elements listed `impossible` have a field of −∞
+/// everywhere: their updates always fail.
+FactorGraph MakePottsGrid(uint64_t seed, int rows, int cols, int k,
+                          const std::vector<size_t>& impossible = {},
+                          RecordingPotential** recording = nullptr) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, 0.8);
+  const size_t n = static_cast<size_t>(rows) * cols, kk = static_cast<size_t>(k) * k;
+  FactorGraph graph;
+  const Variable s = graph.AddVariableArray("s", Family::kCategorical,
+                                            {size_t(rows), size_t(cols)}, k);
+  std::vector<double> fields(n * k), vertical((n - cols) * kk);
+  for (double& f : fields) f = normal(rng);
+  for (size_t i : impossible) std::fill_n(fields.begin() + i * k, k, -INFINITY);
+  auto field_node = std::make_unique<RecordingPotential>(1, fields);
+  if (recording) *recording = field_node.get();
+  graph.AddFactor(std::move(field_node), {s}, "fields");
+  for (int r = 0; r < rows; ++r) {
+    std::vector<double> horizontal((cols - 1) * kk);
+    for (double& t : horizontal) t = normal(rng);
+    const size_t row = static_cast<size_t>(r) * cols;
+    graph.AddPotential({s.Slice(row, row + cols - 1), s.Slice(row + 1, row + cols)},
+                       horizontal);
+  }
+  for (double& t : vertical) t = normal(rng);
+  graph.AddPotential({s.Slice(0, n - cols), s.Slice(cols, n)}, vertical);
+  graph.Finalize();
+  std::uniform_real_distribution<double> uniform(0.05, 1.0);
+  for (size_t i = 0; i < n; ++i) {
+    Vector p(k);
+    for (int c = 0; c < k; ++c) p[c] = uniform(rng);
+    graph.SetPosterior(s[i], Categorical(Vector(p / p.sum())));
+  }
+  return graph;
+}
+
+/// Every spin's probabilities, bit for bit.
+void ExpectSameSpins(const FactorGraph& a, const FactorGraph& b, int k,
+                     const std::string& what) {
+  const Variable s = a.Find("s");
+  for (size_t i = 0; i < s.size(); ++i)
+    for (int c = 0; c < k; ++c)
+      ASSERT_EQ(a.Moments(s[i])[c], b.Moments(s[i])[c]) << what << ", spin " << i;
+}
+
+/// Runs the blocks of a long message sum on the caller's thread, one after another.
+class InlineBlocks final : public BlockRunner {
+ public:
+  explicit InlineBlocks(Scratch& scratch) : scratch_(scratch) {}
+  void Run(size_t count, const Body& body) const override {
+    for (size_t b = 0; b < count; ++b) body(b, scratch_);
+  }
+
+ private:
+  Scratch& scratch_;
+};
+
+TEST(MarkovRandomField, ColourRunsUpdatedTogetherEqualOneByOneUpdatesBitForBit) {
+  // Each colour class of a grid is made of runs (every other spin of a row); the listed
+  // update computes a run's messages together. Whole classes, classes cut at random places,
+  // the classes in the other order and an unordered list must each give what UpdateElement
+  // gives one element at a time, in the list's order.
+  for (int k : {2, 3}) {
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+      SCOPED_TRACE("k = " + std::to_string(k) + ", seed " + std::to_string(seed));
+      FactorGraph listed = MakePottsGrid(seed, 7, 9, k), single = MakePottsGrid(seed, 7, 9, k);
+      const Variable s = listed.Find("s");
+      const std::vector<std::vector<size_t>> classes = listed.ColourClasses(s);
+      ASSERT_EQ(classes.size(), 2u);
+      Scratch scratch = listed.MakeScratch(), single_scratch = single.MakeScratch();
+      InlineBlocks blocks(scratch);
+      std::mt19937_64 rng(seed);
+      auto update = [&](const std::vector<size_t>& list, size_t first, size_t last) {
+        ASSERT_EQ(listed.UpdateListedElements(s.id(), list.data() + first, last - first,
+                                              scratch, blocks),
+                  SIZE_MAX);
+        for (size_t i = first; i < last; ++i)
+          ASSERT_TRUE(single.UpdateElement(s.id(), list[i], single_scratch));
+      };
+      for (int sweep = 0; sweep < 4; ++sweep) {
+        for (size_t c : {size_t{0}, size_t{1}, size_t(sweep % 2), size_t(1 - sweep % 2)}) {
+          const std::vector<size_t>& list = classes[c];
+          if (sweep < 2) {
+            update(list, 0, list.size());
+            continue;
+          }
+          // Cut at random places: runs start and stop mid-way.
+          for (size_t first = 0, last; first < list.size(); first = last) {
+            last = std::min(list.size(), first + 1 + rng() % 7);
+            update(list, first, last);
+          }
+        }
+        ExpectSameSpins(listed, single, k, "sweep " + std::to_string(sweep));
+        ASSERT_EQ(listed.FreeEnergy(scratch), single.FreeEnergy(single_scratch));
+      }
+      std::vector<size_t> shuffled(s.size());
+      for (size_t i = 0; i < shuffled.size(); ++i) shuffled[i] = i;
+      std::shuffle(shuffled.begin(), shuffled.end(), rng);
+      shuffled.insert(shuffled.end(), classes[1].begin(), classes[1].end());
+      update(shuffled, 0, shuffled.size());
+      ExpectSameSpins(listed, single, k, "an unordered list");
+    }
+  }
+}
+
+TEST(MarkovRandomField, ColourRunsAreReadOnceAndAFailureStopsOnlyItsElement) {
+  // A 6 x 10 grid is red/black; in each row the spins of columns 1..8 of one colour are
+  // connected alike (field, left, right, up and/or down): one run of 4, read by one call
+  // per plate, and the spin at column 0 or 9 on its own.
+  RecordingPotential* fields = nullptr;
+  FactorGraph graph = MakePottsGrid(3, 6, 10, 2, {}, &fields);
+  const Variable s = graph.Find("s");
+  const std::vector<std::vector<size_t>> classes = graph.ColourClasses(s);
+  ASSERT_EQ(classes.size(), 2u);
+  Scratch scratch = graph.MakeScratch();
+  InlineBlocks blocks(scratch);
+  for (const std::vector<size_t>& list : classes) {
+    fields->runs.clear();
+    fields->singles = 0;
+    ASSERT_EQ(graph.UpdateListedElements(s.id(), list.data(), list.size(), scratch, blocks),
+              SIZE_MAX);
+    EXPECT_EQ(fields->runs, (std::vector<std::pair<size_t, size_t>>(6, {2, 4})));
+    EXPECT_EQ(fields->singles, 6);
+  }
+  // Spins 22 and 26 (row 2, columns 2 and 6) lie in one run of the first colour and can
+  // never be updated: the others of the run are, as one by one, and the first is reported.
+  const std::vector<size_t> bad = {22, 26};
+  FactorGraph listed = MakePottsGrid(5, 6, 10, 3, bad);
+  FactorGraph single = MakePottsGrid(5, 6, 10, 3, bad);
+  const std::vector<std::vector<size_t>> colours = listed.ColourClasses(s);
+  ASSERT_EQ(colours[0][11], 22u);
+  ASSERT_EQ(colours[0][13], 26u);
+  Scratch a = listed.MakeScratch(), b = single.MakeScratch();
+  InlineBlocks runner(a);
+  auto moments = [&](size_t i) {
+    return std::vector<double>(listed.Moments(s[i]), listed.Moments(s[i]) + 3);
+  };
+  const std::vector<double> before_22 = moments(22), before_26 = moments(26);
+  for (int sweep = 0; sweep < 2; ++sweep)
+    for (size_t c = 0; c < 2; ++c) {
+      const std::vector<size_t>& list = colours[c];
+      EXPECT_EQ(listed.UpdateListedElements(s.id(), list.data(), list.size(), a, runner),
+                c == 0 ? size_t{22} : SIZE_MAX);
+      for (size_t i : list) EXPECT_EQ(single.UpdateElement(s.id(), i, b), i != 22 && i != 26);
+    }
+  ExpectSameSpins(listed, single, 3, "spins 22 and 26 impossible");
+  EXPECT_EQ(moments(22), before_22);
+  EXPECT_EQ(moments(26), before_26);
 }
 
 TEST(MarkovRandomField, TablesOfTheWrongSizeAreRefused) {

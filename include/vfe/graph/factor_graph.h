@@ -98,6 +98,7 @@ struct Scratch {
   Workspace node;                 ///< sized for the largest dimension
   std::vector<double> eta;        ///< the largest statistic size
   std::vector<double> block_eta;  ///< a block of elements updated together
+  std::vector<double> block_moments;  ///< their moments, when the elements are not consecutive
   std::vector<double> partial;    ///< partial message sums of a large plate, one per block
   std::vector<double> weighted;   ///< the messages of a weighted plate (SetPlateWeight)
   std::vector<double> previous;   ///< η before a natural-gradient step
@@ -324,6 +325,15 @@ class FactorGraph {
   /// result is bitwise that of UpdateElement.
   bool UpdateElement(uint32_t variable, size_t index, Scratch& scratch,
                      const BlockRunner& runner);
+  /// UpdateElement(variable, elements[i], scratch, runner) for i = 0 … count − 1, in that
+  /// order, bit for bit, except that a failed update does not stop the others: returns the
+  /// smallest index whose update failed (that element unchanged), or SIZE_MAX. Stretches of
+  /// the list that are runs of one colour class (ColourClasses), elements at one step and
+  /// connected alike, such as every other square of a grid's row, are updated together: their
+  /// connections are read once, and nodes compute the messages of the run in one call. A
+  /// colour class in index order is the list that gains most.
+  size_t UpdateListedElements(uint32_t variable, const size_t* elements, size_t count,
+                              Scratch& scratch, const BlockRunner& runner);
   /// UpdateElement for elements [begin, end) of `variable`, in index order; returns the index
   /// of the first update that failed (that element and the ones after it are unchanged), or
   /// `end`. When no factor joins two elements of the variable and all of them are connected

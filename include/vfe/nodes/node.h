@@ -87,14 +87,17 @@ class Node {
   /// function of the variable at `slot`, to `eta`.
   virtual void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q,
                                  double* eta, Workspace& ws) const = 0;
-  /// The messages of factors [begin, end) to `slot` one by one: factor n's is added to
-  /// eta + (n − begin)·stride. The graph calls it to update a run of elements that no factor
-  /// joins to one another (each element's messages are then independent of the others'), so
-  /// that a node can share work between factors. It must give what AccumulateMessage gives
-  /// for [n, n + 1), bit for bit; the default calls it once per factor.
-  virtual void AccumulateMessages(int slot, size_t begin, size_t end, const SlotView* q,
-                                  double* eta, size_t stride, Workspace& ws) const {
-    for (size_t n = begin; n < end; ++n, eta += stride)
+  /// The messages of factors begin, begin + step, … (those below end) to `slot` one by one:
+  /// the j-th factor's is added to eta + j·stride. The graph calls it to update a run of
+  /// elements that no factor joins to one another (each element's messages are then
+  /// independent of the others'): consecutive elements (step 1), or every other square of a
+  /// grid's row (step 2). A node can share work between factors or save the call per factor.
+  /// It must give what AccumulateMessage gives for [n, n + 1), bit for bit; the default calls
+  /// it once per factor.
+  virtual void AccumulateMessages(int slot, size_t begin, size_t end, size_t step,
+                                  const SlotView* q, double* eta, size_t stride,
+                                  Workspace& ws) const {
+    for (size_t n = begin; n < end; n += step, eta += stride)
       AccumulateMessage(slot, n, n + 1, q, eta, ws);
   }
   /// True for nodes that keep the messages they send (the deterministic Sum and
