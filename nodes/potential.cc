@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <type_traits>
 
 #include "nodes/node_checks.h"
 #include "vfe/core/format.h"
@@ -72,7 +73,9 @@ class PotentialNode final : public Node {
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace&) const override {
     if (num_variables_ > 2) return AccumulateAnyMessage(slot, begin, end, q, eta);
-    for (size_t n = begin; n < end; ++n) AddSmallMessage(slot, n, q, eta);
+    ForEachSmallMessage(slot, begin, end, 1, eta, 0, [&](auto kind, size_t n, double* sum) {
+      AddSmallMessage<decltype(kind)::value>(n, q, sum);
+    });
   }
 
   /// One message per factor (every other square of a grid's row, updated together): the
@@ -81,7 +84,9 @@ class PotentialNode final : public Node {
                           double* eta, size_t stride, Workspace& ws) const override {
     if (num_variables_ > 2)
       return Node::AccumulateMessages(slot, begin, end, step, q, eta, stride, ws);
-    for (size_t n = begin; n < end; n += step, eta += stride) AddSmallMessage(slot, n, q, eta);
+    ForEachSmallMessage(slot, begin, end, step, eta, stride, [&](auto kind, size_t n, double* sum) {
+      AddSmallMessage<decltype(kind)::value>(n, q, sum);
+    });
   }
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
@@ -139,31 +144,53 @@ class PotentialNode final : public Node {
   }
 
  private:
-  /// Adds factor n's message to `slot` to eta for one and two variables (fields and
-  /// couplings of Ising and Potts models, transitions), with direct loops: sums in registers,
-  /// one store per category, eta[a] += Σ_b q(b) T[a][b] (slot 0) or eta[b] += Σ_a q(a) T[a][b]
-  /// (slot 1), configurations of probability 0 skipped.
-  void AddSmallMessage(int slot, size_t n, const SlotView* q, double* eta) const {
-    const double* table = Table(n);
+  /// The kinds of message with direct loops: a potential of one variable (a field), and one
+  /// of two variables (a coupling, a transition) to its slot 0 or to its slot 1.
+  enum SmallMessage { kField, kToFirst, kToSecond };
+
+  /// Calls add(kind, n, eta + j·stride) for the factors n = begin + j·step below end, with
+  /// the kind of message fixed at compile time outside the loop.
+  template <class Add>
+  void ForEachSmallMessage(int slot, size_t begin, size_t end, size_t step, double* eta,
+                           size_t stride, const Add& add) const {
+    auto loop = [&](auto kind) {
+      for (size_t n = begin; n < end; n += step, eta += stride) add(kind, n, eta);
+    };
     if (num_variables_ == 1) {
-      for (int a = 0; a < cardinality_[0]; ++a) eta[a] += table[a];
-      return;
-    }
-    const int rows = cardinality_[0], cols = cardinality_[1];
-    const double* other = q[1 - slot].At(n);
-    if (slot == 0) {
-      for (int a = 0; a < rows; ++a) {
-        double sum = 0.0;
-        for (int b = 0; b < cols; ++b)
-          if (other[b] != 0.0) sum += other[b] * table[a * cols + b];
-        eta[a] += sum;
-      }
+      loop(std::integral_constant<SmallMessage, kField>());
+    } else if (slot == 0) {
+      loop(std::integral_constant<SmallMessage, kToFirst>());
     } else {
-      for (int b = 0; b < cols; ++b) {
-        double sum = 0.0;
-        for (int a = 0; a < rows; ++a)
-          if (other[a] != 0.0) sum += other[a] * table[a * cols + b];
-        eta[b] += sum;
+      loop(std::integral_constant<SmallMessage, kToSecond>());
+    }
+  }
+
+  /// Adds factor n's message of the given kind to eta: the field's table, or, with sums in
+  /// registers and one store per category, eta[a] += Σ_b q(b) T[a][b] (to slot 0) or
+  /// eta[b] += Σ_a q(a) T[a][b] (to slot 1), configurations of probability 0 skipped.
+  template <SmallMessage kKind>
+  void AddSmallMessage(size_t n, const SlotView* q, double* eta) const {
+    const double* table = Table(n);
+    if constexpr (kKind == kField) {
+      for (int a = 0; a < cardinality_[0]; ++a) eta[a] += table[a];
+    } else {
+      const int rows = cardinality_[0], cols = cardinality_[1];
+      if constexpr (kKind == kToFirst) {
+        const double* other = q[1].At(n);
+        for (int a = 0; a < rows; ++a) {
+          double sum = 0.0;
+          for (int b = 0; b < cols; ++b)
+            if (other[b] != 0.0) sum += other[b] * table[a * cols + b];
+          eta[a] += sum;
+        }
+      } else {
+        const double* other = q[0].At(n);
+        for (int b = 0; b < cols; ++b) {
+          double sum = 0.0;
+          for (int a = 0; a < rows; ++a)
+            if (other[a] != 0.0) sum += other[a] * table[a * cols + b];
+          eta[b] += sum;
+        }
       }
     }
   }

@@ -114,9 +114,12 @@ int ParallelScheduler::threads() const { return arena_->arena.max_concurrency();
 
 Result ParallelScheduler::Run(FactorGraph& graph) const {
   const std::vector<Variable> order = SweepOrder(graph, options_);
-  // The colour classes of every variable of the order, once.
+  // The colour classes of every variable of the order that is updated colour by colour, once.
   std::vector<std::vector<std::vector<size_t>>> classes;
-  for (const Variable& v : order) classes.push_back(graph.ColourClasses(v));
+  for (const Variable& v : order)
+    classes.push_back(graph.clustered(v) || graph.updates_in_blocks(v)
+                          ? std::vector<std::vector<size_t>>{}
+                          : graph.ColourClasses(v));
   tbb::enumerable_thread_specific<Scratch> scratch([&] { return graph.MakeScratch(); });
   tbb::enumerable_thread_specific<Scratch> block_scratch([&] { return graph.MakeScratch(); });
   const ParallelBlocks blocks(block_scratch);
