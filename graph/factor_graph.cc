@@ -1018,7 +1018,7 @@ bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratc
 
 size_t FactorGraph::UpdateListedElements(uint32_t variable, const size_t* elements,
                                          size_t count, Scratch& scratch,
-                                         const BlockRunner& runner) {
+                                         const BlockRunner* runner) {
   Impl& g = *impl_;
   if (g.cluster_of[variable] >= 0) ThrowClusterElement(*this, variable);
   const size_t h0 = g.variables[variable].hidden_ordinal;
@@ -1033,7 +1033,7 @@ size_t FactorGraph::UpdateListedElements(uint32_t variable, const size_t* elemen
     if (run > 1) {
       failed = std::min(failed, g.UpdateRun(variable, first, place.step, run,
                                             /*stop_at_failure=*/false, scratch));
-    } else if (!g.SetFromMessages(variable, first, /*out_only=*/false, scratch, &runner)) {
+    } else if (!g.SetFromMessages(variable, first, /*out_only=*/false, scratch, runner)) {
       failed = std::min(failed, first);
     }
     i += run;

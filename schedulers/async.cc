@@ -231,7 +231,7 @@ class Rounds {
     } else {
       // Runs of the block's colour are updated together (UpdateListedElements).
       failed_at = graph_.UpdateListedElements(id, block.elements.data(), block.elements.size(),
-                                              scratch, message_blocks_);
+                                              scratch, &message_blocks_);
     }
     if (failed_at != SIZE_MAX) {
       RecordFailure(b, failed_at);

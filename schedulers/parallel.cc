@@ -154,7 +154,7 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
     for (const std::vector<size_t>& colour : classes[k]) {
       auto update_range = [&](size_t first, size_t last) {
         const size_t stop = graph.UpdateListedElements(v.id(), colour.data() + first,
-                                                       last - first, scratch.local(), blocks);
+                                                       last - first, scratch.local(), &blocks);
         if (stop != SIZE_MAX) KeepSmallest(failed, stop);
       };
       if (colour.size() <= kElementGrain) {

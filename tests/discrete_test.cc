@@ -967,18 +967,6 @@ void ExpectSameSpins(const FactorGraph& a, const FactorGraph& b, int k,
       ASSERT_EQ(a.Moments(s[i])[c], b.Moments(s[i])[c]) << what << ", spin " << i;
 }
 
-/// Runs the blocks of a long message sum on the caller's thread, one after another.
-class InlineBlocks final : public BlockRunner {
- public:
-  explicit InlineBlocks(Scratch& scratch) : scratch_(scratch) {}
-  void Run(size_t count, const Body& body) const override {
-    for (size_t b = 0; b < count; ++b) body(b, scratch_);
-  }
-
- private:
-  Scratch& scratch_;
-};
-
 TEST(MarkovRandomField, ColourRunsUpdatedTogetherEqualOneByOneUpdatesBitForBit) {
   // Each colour class of a grid is made of runs (every other spin of a row); the listed
   // update computes a run's messages together. Whole classes, classes cut at random places,
@@ -992,11 +980,10 @@ TEST(MarkovRandomField, ColourRunsUpdatedTogetherEqualOneByOneUpdatesBitForBit) 
       const std::vector<std::vector<size_t>> classes = listed.ColourClasses(s);
       ASSERT_EQ(classes.size(), 2u);
       Scratch scratch = listed.MakeScratch(), single_scratch = single.MakeScratch();
-      InlineBlocks blocks(scratch);
       std::mt19937_64 rng(seed);
       auto update = [&](const std::vector<size_t>& list, size_t first, size_t last) {
         ASSERT_EQ(listed.UpdateListedElements(s.id(), list.data() + first, last - first,
-                                              scratch, blocks),
+                                              scratch),
                   SIZE_MAX);
         for (size_t i = first; i < last; ++i)
           ASSERT_TRUE(single.UpdateElement(s.id(), list[i], single_scratch));
@@ -1037,12 +1024,10 @@ TEST(MarkovRandomField, ColourRunsAreReadOnceAndAFailureStopsOnlyItsElement) {
   const std::vector<std::vector<size_t>> classes = graph.ColourClasses(s);
   ASSERT_EQ(classes.size(), 2u);
   Scratch scratch = graph.MakeScratch();
-  InlineBlocks blocks(scratch);
   for (const std::vector<size_t>& list : classes) {
     fields->runs.clear();
     fields->singles = 0;
-    ASSERT_EQ(graph.UpdateListedElements(s.id(), list.data(), list.size(), scratch, blocks),
-              SIZE_MAX);
+    ASSERT_EQ(graph.UpdateListedElements(s.id(), list.data(), list.size(), scratch), SIZE_MAX);
     EXPECT_EQ(fields->runs, (std::vector<std::pair<size_t, size_t>>(6, {2, 4})));
     EXPECT_EQ(fields->singles, 6);
   }
@@ -1055,7 +1040,6 @@ TEST(MarkovRandomField, ColourRunsAreReadOnceAndAFailureStopsOnlyItsElement) {
   ASSERT_EQ(colours[0][11], 22u);
   ASSERT_EQ(colours[0][13], 26u);
   Scratch a = listed.MakeScratch(), b = single.MakeScratch();
-  InlineBlocks runner(a);
   auto moments = [&](size_t i) {
     return std::vector<double>(listed.Moments(s[i]), listed.Moments(s[i]) + 3);
   };
@@ -1063,7 +1047,7 @@ TEST(MarkovRandomField, ColourRunsAreReadOnceAndAFailureStopsOnlyItsElement) {
   for (int sweep = 0; sweep < 2; ++sweep)
     for (size_t c = 0; c < 2; ++c) {
       const std::vector<size_t>& list = colours[c];
-      EXPECT_EQ(listed.UpdateListedElements(s.id(), list.data(), list.size(), a, runner),
+      EXPECT_EQ(listed.UpdateListedElements(s.id(), list.data(), list.size(), a),
                 c == 0 ? size_t{22} : SIZE_MAX);
       for (size_t i : list) EXPECT_EQ(single.UpdateElement(s.id(), i, b), i != 22 && i != 26);
     }

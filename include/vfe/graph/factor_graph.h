@@ -325,15 +325,16 @@ class FactorGraph {
   /// result is bitwise that of UpdateElement.
   bool UpdateElement(uint32_t variable, size_t index, Scratch& scratch,
                      const BlockRunner& runner);
-  /// UpdateElement(variable, elements[i], scratch, runner) for i = 0 … count − 1, in that
-  /// order, bit for bit, except that a failed update does not stop the others: returns the
-  /// smallest index whose update failed (that element unchanged), or SIZE_MAX. Stretches of
-  /// the list that are runs of one colour class (ColourClasses), elements at one step and
-  /// connected alike, such as every other square of a grid's row, are updated together: their
+  /// UpdateElement(variable, elements[i], scratch) for i = 0 … count − 1, in that order, bit
+  /// for bit, except that a failed update does not stop the others: returns the smallest
+  /// index whose update failed (that element unchanged), or SIZE_MAX. Stretches of the list
+  /// that are runs of one colour class (ColourClasses), elements at one step and connected
+  /// alike, such as every other square of a grid's row, are updated together: their
   /// connections are read once, and nodes compute the messages of the run in one call. A
-  /// colour class in index order is the list that gains most.
+  /// colour class in index order is the list that gains most. `runner`, if given, runs the
+  /// blocks of large message sums, as in UpdateElement.
   size_t UpdateListedElements(uint32_t variable, const size_t* elements, size_t count,
-                              Scratch& scratch, const BlockRunner& runner);
+                              Scratch& scratch, const BlockRunner* runner = nullptr);
   /// UpdateElement for elements [begin, end) of `variable`, in index order; returns the index
   /// of the first update that failed (that element and the ones after it are unchanged), or
   /// `end`. When no factor joins two elements of the variable and all of them are connected
