@@ -174,11 +174,11 @@ struct FactorGraph::Impl {
   std::vector<uint32_t> element_colour;
   std::vector<uint32_t> num_colours;
   /// By hidden ordinal: where the element stands in its colour run. A colour run is a
-  /// stretch of a colour class (its elements in index order) at one step, step apart, all
-  /// connected alike: each through the same plates and slots, one factor each, the factors
-  /// step apart too (every other square of a grid's row). Its elements are updated together
-  /// (UpdateRun). `left` counts the run's elements from this one on, itself included (1 for
-  /// an element in no run).
+  /// stretch of a colour class (its elements in index order) whose elements are `step` apart
+  /// and connected alike: each through the same plates and slots, one factor each, so that
+  /// their factors are `step` apart too (every other square of a grid's row). Its elements
+  /// are updated together (UpdateRun). `left` counts the run's elements from this one on,
+  /// itself included (1 for an element in no run).
   struct ColourRunPlace {
     uint32_t left = 1;
     uint32_t step = 1;

@@ -38,11 +38,14 @@ class PhaseRunner {
   explicit PhaseRunner(size_t parts) : parts_(parts), next_(new Counter[parts]) {}
   size_t parts() const { return parts_; }
 
-  /// Calls body(part, chunk) once for every chunk in [0, chunks(part)) of every part.
+  /// Calls body(worker, part, chunk) once for every chunk in [0, chunks(part)) of every
+  /// part. `worker`, in [0, parts), names the task making the call: calls of one worker never
+  /// overlap, so state kept per worker (a scratch) needs no lock and no lookup by thread.
+  /// With one part, worker 0 is the calling thread.
   template <class Chunks, class Body>
   void Run(const Chunks& chunks, const Body& body) const {
     if (parts_ == 1) {
-      for (size_t c = 0, n = chunks(size_t{0}); c < n; ++c) body(size_t{0}, c);
+      for (size_t c = 0, n = chunks(size_t{0}); c < n; ++c) body(size_t{0}, size_t{0}, c);
       return;
     }
     for (size_t p = 0; p < parts_; ++p) next_[p].value.store(0, std::memory_order_relaxed);
@@ -53,23 +56,23 @@ class PhaseRunner {
             for (size_t k = 0; k < parts_; ++k) {  // its own part first, then the others
               const size_t part = (self + k) % parts_, n = chunks(part);
               for (size_t c; (c = next_[part].value.fetch_add(1, std::memory_order_relaxed)) < n;)
-                body(part, c);
+                body(self, part, c);
             }
         },
         tbb::static_partitioner());
   }
 
   /// Splits [0, size) into one part per thread and each part into chunks of `grain`, and
-  /// calls body(first, last) once for every chunk [first, last), as Run does.
+  /// calls body(worker, first, last) once for every chunk [first, last), as Run does.
   template <class Body>
   void RunRanges(size_t size, size_t grain, const Body& body) const {
     Run(
         [&](size_t part) {
           return (PartBegin(size, part + 1) - PartBegin(size, part) + grain - 1) / grain;
         },
-        [&](size_t part, size_t chunk) {
+        [&](size_t worker, size_t part, size_t chunk) {
           const size_t first = PartBegin(size, part) + chunk * grain;
-          body(first, std::min(first + grain, PartBegin(size, part + 1)));
+          body(worker, first, std::min(first + grain, PartBegin(size, part + 1)));
         });
   }
 
@@ -114,17 +117,25 @@ int ParallelScheduler::threads() const { return arena_->arena.max_concurrency();
 
 Result ParallelScheduler::Run(FactorGraph& graph) const {
   const std::vector<Variable> order = SweepOrder(graph, options_);
-  // The colour classes of every variable of the order that is updated colour by colour, once.
+  // How each variable of the order is updated, and the colour classes of those updated colour
+  // by colour, once.
+  enum class Kind { kCluster, kInBlocks, kByColour };
+  std::vector<Kind> kinds;
   std::vector<std::vector<std::vector<size_t>>> classes;
-  for (const Variable& v : order)
-    classes.push_back(graph.clustered(v) || graph.updates_in_blocks(v)
-                          ? std::vector<std::vector<size_t>>{}
-                          : graph.ColourClasses(v));
-  tbb::enumerable_thread_specific<Scratch> scratch([&] { return graph.MakeScratch(); });
-  tbb::enumerable_thread_specific<Scratch> block_scratch([&] { return graph.MakeScratch(); });
-  const ParallelBlocks blocks(block_scratch);
+  for (const Variable& v : order) {
+    kinds.push_back(graph.clustered(v)           ? Kind::kCluster
+                    : graph.updates_in_blocks(v) ? Kind::kInBlocks
+                                                 : Kind::kByColour);
+    classes.push_back(kinds.back() == Kind::kByColour ? graph.ColourClasses(v)
+                                                      : std::vector<std::vector<size_t>>{});
+  }
   const PhaseRunner phases(static_cast<size_t>(threads()));
   const size_t parts = phases.parts();
+  // A scratch per worker of the phases; between phases the calling thread uses worker 0's.
+  std::vector<Scratch> scratch;
+  for (size_t w = 0; w < parts; ++w) scratch.push_back(graph.MakeScratch());
+  tbb::enumerable_thread_specific<Scratch> block_scratch([&] { return graph.MakeScratch(); });
+  const ParallelBlocks blocks(block_scratch);
   // Each free-energy block goes to the part whose elements it reads (PhaseRunner).
   std::vector<double> block_values(graph.num_free_energy_blocks());
   std::vector<std::vector<size_t>> blocks_of_part(parts);
@@ -139,26 +150,26 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
     const size_t end = v.begin() + v.size();
     std::atomic<size_t> failed{end};
     // A cluster is one sum-product pass over its elements, on this thread.
-    if (graph.clustered(v)) return graph.UpdateElements(v.id(), v.begin(), end, scratch.local());
-    if (graph.updates_in_blocks(v)) {
+    if (kinds[k] == Kind::kCluster)
+      return graph.UpdateElements(v.id(), v.begin(), end, scratch[0]);
+    if (kinds[k] == Kind::kInBlocks) {
       // One colour, consecutive elements: runs of them, each updated in blocks.
-      if (v.size() <= kRunGrain)
-        return graph.UpdateElements(v.id(), v.begin(), end, scratch.local());
-      phases.RunRanges(v.size(), kRunGrain, [&](size_t first, size_t last) {
+      if (v.size() <= kRunGrain) return graph.UpdateElements(v.id(), v.begin(), end, scratch[0]);
+      phases.RunRanges(v.size(), kRunGrain, [&](size_t worker, size_t first, size_t last) {
         const size_t stop = graph.UpdateElements(v.id(), v.begin() + first, v.begin() + last,
-                                                 scratch.local());
+                                                 scratch[worker]);
         if (stop != v.begin() + last) KeepSmallest(failed, stop);
       });
       return failed.load();
     }
     for (const std::vector<size_t>& colour : classes[k]) {
-      auto update_range = [&](size_t first, size_t last) {
+      auto update_range = [&](size_t worker, size_t first, size_t last) {
         const size_t stop = graph.UpdateListedElements(v.id(), colour.data() + first,
-                                                       last - first, scratch.local(), &blocks);
+                                                       last - first, scratch[worker], &blocks);
         if (stop != SIZE_MAX) KeepSmallest(failed, stop);
       };
       if (colour.size() <= kElementGrain) {
-        update_range(0, colour.size());
+        update_range(0, 0, colour.size());
       } else {
         phases.RunRanges(colour.size(), kElementGrain, update_range);
       }
@@ -168,9 +179,9 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
   };
   auto free_energy = [&] {
     phases.Run([&](size_t part) { return blocks_of_part[part].size(); },
-               [&](size_t part, size_t chunk) {
+               [&](size_t worker, size_t part, size_t chunk) {
                  const size_t b = blocks_of_part[part][chunk];
-                 block_values[b] = graph.FreeEnergyBlock(b, scratch.local());
+                 block_values[b] = graph.FreeEnergyBlock(b, scratch[worker]);
                });
     return graph.FreeEnergyFromBlocks(block_values);
   };
