@@ -35,7 +35,9 @@ constexpr size_t kRunGrain = 2048;
 /// thread runs a chunk never changes what the chunk computes.
 class PhaseRunner {
  public:
-  explicit PhaseRunner(size_t parts) : parts_(parts), next_(new Counter[parts]) {}
+  /// (One part needs no counters: its chunks run in order on the calling thread.)
+  explicit PhaseRunner(size_t parts)
+      : parts_(parts), next_(parts > 1 ? new Counter[parts] : nullptr) {}
   size_t parts() const { return parts_; }
 
   /// Calls body(worker, part, chunk) once for every chunk in [0, chunks(part)) of every
@@ -133,6 +135,7 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
   const size_t parts = phases.parts();
   // A scratch per worker of the phases; between phases the calling thread uses worker 0's.
   std::vector<Scratch> scratch;
+  scratch.reserve(parts);
   for (size_t w = 0; w < parts; ++w) scratch.push_back(graph.MakeScratch());
   tbb::enumerable_thread_specific<Scratch> block_scratch([&] { return graph.MakeScratch(); });
   const ParallelBlocks blocks(block_scratch);
