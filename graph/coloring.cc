@@ -73,24 +73,22 @@ void FactorGraph::Impl::FindColourRuns() {
   for (uint32_t v : hidden_ids) {
     const VariableInfo& info = variables[v];
     if (info.size < 2 || updates_in_blocks[v] || cluster_of[v] >= 0) continue;
-    std::vector<std::vector<size_t>> classes(num_colours[v]);
-    for (size_t i = 0; i < info.size; ++i)
-      classes[element_colour[info.hidden_ordinal + i]].push_back(info.hidden_ordinal + i);
-    for (const std::vector<size_t>& members : classes) {
+    const size_t h0 = info.hidden_ordinal;
+    for (const std::vector<size_t>& members : ColourClassesOf(v, 0, info.size)) {
       // Greedy: a run grows while the next member is one step on and connected alike.
       for (size_t first = 0, last; first < members.size(); first = last) {
         last = first + 1;
-        if (last == members.size() || !alike(members[first], members[last])) continue;
+        if (last == members.size() || !alike(h0 + members[first], h0 + members[last])) continue;
         const size_t step = members[last] - members[first];
         if (step > UINT32_MAX) continue;
         while (last + 1 < members.size() && members[last + 1] - members[last] == step &&
-               last - first < UINT32_MAX - 1 && alike(members[last], members[last + 1]))
+               last - first < UINT32_MAX - 1 && alike(h0 + members[last], h0 + members[last + 1]))
           ++last;
         ++last;  // one past the run's last member
         run_stat = std::max(run_stat, size_t(info.stat_size));
         for (size_t j = first; j < last; ++j)
-          colour_run[members[j]] = {static_cast<uint32_t>(last - j),
-                                    static_cast<uint32_t>(step)};
+          colour_run[h0 + members[j]] = {static_cast<uint32_t>(last - j),
+                                         static_cast<uint32_t>(step)};
       }
     }
   }

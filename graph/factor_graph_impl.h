@@ -232,6 +232,9 @@ struct FactorGraph::Impl {
   void SizePartialSums();  // after hidden_ids and the adjacency
   void ColourElements();           // graph/coloring.cc
   void FindColourRuns();           // graph/coloring.cc, after ColourElements
+  /// The colour classes of elements [begin, end) of hidden variable `v`, each in index order
+  /// (FactorGraph::ColourClasses).
+  std::vector<std::vector<size_t>> ColourClassesOf(uint32_t v, size_t begin, size_t end) const;
   // graph/clusters.cc
   void FindClusterPairs();       // before BuildViews
   void BuildClusterSchedules();  // after LayOut

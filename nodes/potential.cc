@@ -73,9 +73,7 @@ class PotentialNode final : public Node {
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace&) const override {
     if (num_variables_ > 2) return AccumulateAnyMessage(slot, begin, end, q, eta);
-    ForEachSmallMessage(slot, begin, end, 1, eta, 0, [&](auto kind, size_t n, double* sum) {
-      AddSmallMessage<decltype(kind)::value>(n, q, sum);
-    });
+    AddSmallMessages(slot, begin, end, 1, q, eta, 0);
   }
 
   /// One message per factor (every other square of a grid's row, updated together): the
@@ -84,9 +82,7 @@ class PotentialNode final : public Node {
                           double* eta, size_t stride, Workspace& ws) const override {
     if (num_variables_ > 2)
       return Node::AccumulateMessages(slot, begin, end, step, q, eta, stride, ws);
-    ForEachSmallMessage(slot, begin, end, step, eta, stride, [&](auto kind, size_t n, double* sum) {
-      AddSmallMessage<decltype(kind)::value>(n, q, sum);
-    });
+    AddSmallMessages(slot, begin, end, step, q, eta, stride);
   }
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q, Workspace&) const override {
@@ -148,13 +144,14 @@ class PotentialNode final : public Node {
   /// of two variables (a coupling, a transition) to its slot 0 or to its slot 1.
   enum SmallMessage { kField, kToFirst, kToSecond };
 
-  /// Calls add(kind, n, eta + j·stride) for the factors n = begin + j·step below end, with
-  /// the kind of message fixed at compile time outside the loop.
-  template <class Add>
-  void ForEachSmallMessage(int slot, size_t begin, size_t end, size_t step, double* eta,
-                           size_t stride, const Add& add) const {
+  /// Adds the messages to `slot` of factors n = begin + j·step below end, the j-th at
+  /// eta + j·stride (stride 0: all into eta), for one or two variables, the kind of message
+  /// fixed at compile time outside the loop.
+  void AddSmallMessages(int slot, size_t begin, size_t end, size_t step, const SlotView* q,
+                        double* eta, size_t stride) const {
     auto loop = [&](auto kind) {
-      for (size_t n = begin; n < end; n += step, eta += stride) add(kind, n, eta);
+      for (size_t n = begin; n < end; n += step, eta += stride)
+        AddSmallMessage<decltype(kind)::value>(n, q, eta);
     };
     if (num_variables_ == 1) {
       loop(std::integral_constant<SmallMessage, kField>());
@@ -174,23 +171,17 @@ class PotentialNode final : public Node {
     if constexpr (kKind == kField) {
       for (int a = 0; a < cardinality_[0]; ++a) eta[a] += table[a];
     } else {
+      // The table read along the receiving slot (outer) and the other one (inner).
+      constexpr bool kToRows = kKind == kToFirst;
       const int rows = cardinality_[0], cols = cardinality_[1];
-      if constexpr (kKind == kToFirst) {
-        const double* other = q[1].At(n);
-        for (int a = 0; a < rows; ++a) {
-          double sum = 0.0;
-          for (int b = 0; b < cols; ++b)
-            if (other[b] != 0.0) sum += other[b] * table[a * cols + b];
-          eta[a] += sum;
-        }
-      } else {
-        const double* other = q[0].At(n);
-        for (int b = 0; b < cols; ++b) {
-          double sum = 0.0;
-          for (int a = 0; a < rows; ++a)
-            if (other[a] != 0.0) sum += other[a] * table[a * cols + b];
-          eta[b] += sum;
-        }
+      const int outer = kToRows ? rows : cols, inner = kToRows ? cols : rows;
+      const int outer_step = kToRows ? cols : 1, inner_step = kToRows ? 1 : cols;
+      const double* other = q[kToRows ? 1 : 0].At(n);
+      for (int i = 0; i < outer; ++i) {
+        double sum = 0.0;
+        for (int j = 0; j < inner; ++j)
+          if (other[j] != 0.0) sum += other[j] * table[i * outer_step + j * inner_step];
+        eta[i] += sum;
       }
     }
   }
