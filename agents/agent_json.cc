@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "agents/tensor_ops.h"
-#include "graph/json_reader.h"
+#include "io/json_reader.h"
+#include "io/json_writer.h"
 #include "vfe/agents/agent.h"
 #include "vfe/core/format.h"
 
@@ -19,7 +20,8 @@ namespace vfe {
 namespace agents {
 namespace {
 
-using Json = nlohmann::json;
+/// The trace is written with sorted keys.
+using TraceJson = nlohmann::json;
 
 /// The file reader, with the nested tensors of agent files.
 class Reader : public JsonReader {
@@ -36,7 +38,7 @@ class Reader : public JsonReader {
       t.shape.push_back(static_cast<int>(probe->size()));
       probe = &(*probe)[0];
     }
-    if (t.shape.empty()) Fail(pointer, "expected a nested array of numbers, got " + Describe(j));
+    if (t.shape.empty()) Fail(pointer, "expected a nested array of numbers, found " + Found(j));
     Flatten(j, pointer, 0, t);
     return t;
   }
@@ -49,10 +51,10 @@ class Reader : public JsonReader {
     }
     if (!j.is_array())
       Fail(pointer, "expected an array of " + std::to_string(t.shape[level]) +
-                        " (the shape set by the first entries), got " + Describe(j));
+                        " (the shape set by the first entries), found " + Found(j));
     if (static_cast<int>(j.size()) != t.shape[level])
       Fail(pointer, "expected " + std::to_string(t.shape[level]) +
-                        " entries (the shape set by the first entries), got " +
+                        " entries (the shape set by the first entries), found " +
                         std::to_string(j.size()));
     for (size_t i = 0; i < j.size(); ++i) Flatten(j[i], pointer + "/" + std::to_string(i), level + 1, t);
   }
@@ -108,19 +110,17 @@ AgentSettings ReadSettings(const Reader& r, const Json& j) {
                      "use_states_info_gain", "use_param_info_gain", "state_inference", "numerics",
                      "learning", "threads"});
   AgentSettings s;
-  if (j.contains("policy_len")) s.policy_len = r.Integer(j["policy_len"], p + "/policy_len");
+  if (j.contains("policy_len")) s.policy_len = r.Integer<int>(j["policy_len"], p + "/policy_len");
   if (j.contains("gamma")) s.gamma = r.Number(j["gamma"], p + "/gamma");
   if (j.contains("alpha")) s.alpha = r.Number(j["alpha"], p + "/alpha");
   if (j.contains("seed")) {
-    const int seed = r.Integer(j["seed"], p + "/seed");
-    if (seed < 0) r.Fail(p + "/seed", "expected an integer >= 0, got " + std::to_string(seed));
-    s.seed = static_cast<uint64_t>(seed);
+    s.seed = r.Integer<uint64_t>(j["seed"], p + "/seed", "an integer >= 0");
   }
   if (j.contains("action_selection")) {
-    const std::string v = r.String(j["action_selection"], p + "/action_selection");
-    if (v == "deterministic") s.action_selection = ActionSelection::kDeterministic;
-    else if (v == "stochastic") s.action_selection = ActionSelection::kStochastic;
-    else r.Fail(p + "/action_selection", "expected \"deterministic\" or \"stochastic\", got \"" + v + "\"");
+    s.action_selection = r.Choice(j["action_selection"], p + "/action_selection",
+                                  {"deterministic", "stochastic"}) == 0
+                             ? ActionSelection::kDeterministic
+                             : ActionSelection::kStochastic;
   }
   if (j.contains("use_utility")) s.use_utility = r.Bool(j["use_utility"], p + "/use_utility");
   if (j.contains("use_states_info_gain"))
@@ -128,29 +128,27 @@ AgentSettings ReadSettings(const Reader& r, const Json& j) {
   if (j.contains("use_param_info_gain"))
     s.use_param_info_gain = r.Bool(j["use_param_info_gain"], p + "/use_param_info_gain");
   if (j.contains("numerics")) {
-    const std::string v = r.String(j["numerics"], p + "/numerics");
-    if (v == "pymdp") s.numerics = Numerics::kPymdp;
-    else if (v == "exact") s.numerics = Numerics::kExact;
-    else r.Fail(p + "/numerics", "expected \"pymdp\" or \"exact\", got \"" + v + "\"");
+    s.numerics = r.Choice(j["numerics"], p + "/numerics", {"pymdp", "exact"}) == 0
+                     ? Numerics::kPymdp
+                     : Numerics::kExact;
   }
-  if (j.contains("threads")) s.num_threads = r.Integer(j["threads"], p + "/threads");
+  if (j.contains("threads")) s.num_threads = r.Integer<int>(j["threads"], p + "/threads");
   if (j.contains("state_inference")) {
     const Json& k = j["state_inference"];
     const std::string q = p + "/state_inference";
     r.CheckKeys(k, q, {"method", "factor_update", "num_iter", "dF_tol"});
     if (k.contains("method")) {
-      const std::string v = r.String(k["method"], q + "/method");
-      if (v == "fixed_point") s.method = StateInferenceMethod::kFixedPoint;
-      else if (v == "factor_graph") s.method = StateInferenceMethod::kFactorGraph;
-      else r.Fail(q + "/method", "expected \"fixed_point\" or \"factor_graph\", got \"" + v + "\"");
+      s.method = r.Choice(k["method"], q + "/method", {"fixed_point", "factor_graph"}) == 0
+                     ? StateInferenceMethod::kFixedPoint
+                     : StateInferenceMethod::kFactorGraph;
     }
     if (k.contains("factor_update")) {
-      const std::string v = r.String(k["factor_update"], q + "/factor_update");
-      if (v == "simultaneous") s.factor_update = FactorUpdate::kSimultaneous;
-      else if (v == "sequential") s.factor_update = FactorUpdate::kSequential;
-      else r.Fail(q + "/factor_update", "expected \"simultaneous\" or \"sequential\", got \"" + v + "\"");
+      s.factor_update =
+          r.Choice(k["factor_update"], q + "/factor_update", {"simultaneous", "sequential"}) == 0
+              ? FactorUpdate::kSimultaneous
+              : FactorUpdate::kSequential;
     }
-    if (k.contains("num_iter")) s.num_iter = r.Integer(k["num_iter"], q + "/num_iter");
+    if (k.contains("num_iter")) s.num_iter = r.Integer<int>(k["num_iter"], q + "/num_iter");
     if (k.contains("dF_tol")) s.dF_tol = r.Number(k["dF_tol"], q + "/dF_tol");
   }
   if (j.contains("learning")) {
@@ -158,10 +156,9 @@ AgentSettings ReadSettings(const Reader& r, const Json& j) {
     const std::string q = p + "/learning";
     r.CheckKeys(k, q, {"A", "B", "D", "lr_pA", "lr_pB", "lr_pD", "modalities", "factors", "every"});
     if (k.contains("every")) {
-      const std::string v = r.String(k["every"], q + "/every");
-      if (v == "step") s.learn_every = LearningSchedule::kStep;
-      else if (v == "episode") s.learn_every = LearningSchedule::kEpisode;
-      else r.Fail(q + "/every", "expected \"step\" or \"episode\", got \"" + v + "\"");
+      s.learn_every = r.Choice(k["every"], q + "/every", {"step", "episode"}) == 0
+                          ? LearningSchedule::kStep
+                          : LearningSchedule::kEpisode;
     }
     if (k.contains("A")) s.learn_A = r.Bool(k["A"], q + "/A");
     if (k.contains("B")) s.learn_B = r.Bool(k["B"], q + "/B");
@@ -190,11 +187,9 @@ AgentSettings ReadSettings(const Reader& r, const Json& j) {
   return s;
 }
 
-Json VectorJson(const Vector& v) { return Json(std::vector<double>(v.data(), v.data() + v.size())); }
-
-Json VectorsJson(const std::vector<Vector>& vs) {
-  Json out = Json::array();
-  for (const Vector& v : vs) out.push_back(VectorJson(v));
+TraceJson VectorsJson(const std::vector<Vector>& vs) {
+  TraceJson out = TraceJson::array();
+  for (const Vector& v : vs) out.push_back(VectorJson<TraceJson>(v));
   return out;
 }
 
@@ -202,18 +197,12 @@ Json VectorsJson(const std::vector<Vector>& vs) {
 
 AgentFile ParseAgentJson(const std::string& text, const std::string& where) {
   Reader r(where);
-  Json j;
-  try {
-    j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    throw ModelError(where + ": not valid JSON: " + e.what());
-  }
+  const Json j = r.Parse(text);
   r.CheckKeys(j, "", {"format", "description", "model", "settings", "environment", "run"});
-  if (!j.contains("format")) r.Fail("/format", "missing (expected \"vfe-agent/1\")");
-  if (r.String(j["format"], "/format") != "vfe-agent/1")
-    r.Fail("/format", "expected \"vfe-agent/1\", got " + Reader::Describe(j["format"]));
+  if (r.Required(j, "format", "") != "vfe-agent/1")
+    r.Expected(j["format"], "/format", "\"vfe-agent/1\"");
   if (j.contains("description")) r.String(j["description"], "/description");
-  if (!j.contains("model")) r.Fail("/model", "missing (the generative model: A, B, C, D, ...)");
+  r.Required(j, "model", "");
   AgentFile file;
   file.path = where;
   file.model = ReadModel(r, j["model"]);
@@ -236,12 +225,10 @@ AgentFile ParseAgentJson(const std::string& text, const std::string& where) {
     file.has_environment = true;
     if (k.contains("A")) file.env_A = Tensors(r, k["A"], "/environment/A");
     if (k.contains("B")) file.env_B = Tensors(r, k["B"], "/environment/B");
-    if (!k.contains("initial_state")) r.Fail("/environment/initial_state", "missing (one state per hidden factor)");
-    file.env_initial_state = r.Integers(k["initial_state"], "/environment/initial_state");
+    file.env_initial_state = r.Integers(r.Required(k, "initial_state", "/environment"),
+                                        "/environment/initial_state");
     if (k.contains("seed")) {
-      const int seed = r.Integer(k["seed"], "/environment/seed");
-      if (seed < 0) r.Fail("/environment/seed", "expected an integer >= 0, got " + std::to_string(seed));
-      file.env_seed = static_cast<uint64_t>(seed);
+      file.env_seed = r.Integer<uint64_t>(k["seed"], "/environment/seed", "an integer >= 0");
     }
     try {
       Environment check(file.env_A.empty() ? file.model.A : file.env_A, file.model.A_factor_list,
@@ -254,11 +241,10 @@ AgentFile ParseAgentJson(const std::string& text, const std::string& where) {
   if (j.contains("run")) {
     const Json& k = j["run"];
     r.CheckKeys(k, "/run", {"steps", "episodes"});
-    if (k.contains("steps")) file.steps = r.Integer(k["steps"], "/run/steps");
-    if (k.contains("episodes")) file.episodes = r.Integer(k["episodes"], "/run/episodes");
-    if (file.steps < 1) r.Fail("/run/steps", "expected an integer >= 1, got " + std::to_string(file.steps));
-    if (file.episodes < 1)
-      r.Fail("/run/episodes", "expected an integer >= 1, got " + std::to_string(file.episodes));
+    if (k.contains("steps"))
+      file.steps = r.Integer<int>(k["steps"], "/run/steps", "an integer >= 1", 1);
+    if (k.contains("episodes"))
+      file.episodes = r.Integer<int>(k["episodes"], "/run/episodes", "an integer >= 1", 1);
   }
   return file;
 }
@@ -278,12 +264,7 @@ void LoadObservations(const std::string& path, std::vector<std::vector<int>>& ob
   std::stringstream buffer;
   buffer << in.rdbuf();
   Reader r(path);
-  Json j;
-  try {
-    j = Json::parse(buffer.str());
-  } catch (const Json::parse_error& e) {
-    throw ModelError(path + ": not valid JSON: " + e.what());
-  }
+  const Json j = r.Parse(buffer.str());
   observations.clear();
   actions.clear();
   if (j.is_array()) {
@@ -291,8 +272,7 @@ void LoadObservations(const std::string& path, std::vector<std::vector<int>>& ob
     return;
   }
   r.CheckKeys(j, "", {"observations", "actions"});
-  if (!j.contains("observations")) r.Fail("/observations", "missing (one list of outcomes per step)");
-  observations = IntegerLists(r, j["observations"], "/observations");
+  observations = IntegerLists(r, r.Required(j, "observations", ""), "/observations");
   if (j.contains("actions")) actions = IntegerLists(r, j["actions"], "/actions");
 }
 
@@ -300,7 +280,7 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
               const std::vector<std::vector<int>>* actions, std::ostream& out) {
   using Clock = std::chrono::steady_clock;
   Agent agent(file.model, file.settings);
-  Json trace;
+  TraceJson trace;
   trace["format"] = "vfe-agent-trace/1";
   trace["num_obs"] = agent.num_obs();
   trace["num_states"] = agent.num_states();
@@ -314,31 +294,31 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
   size_t step_count = 0;
 
   auto record = [&](const StepResult& s, int t) {
-    Json step;
+    TraceJson step;
     step["t"] = t;
     step["observation"] = s.observation;
     step["qs"] = VectorsJson(s.qs);
     step["free_energy"] = s.free_energy;
     step["fpi_iterations"] = s.fpi_iterations;
     const PolicyEvaluation& e = s.policies;
-    step["G"] = VectorJson(e.neg_efe);
-    step["efe"] = VectorJson(-e.neg_efe);
-    step["risk"] = VectorJson(e.risk);
-    step["ambiguity"] = VectorJson(e.ambiguity);
-    step["utility"] = VectorJson(e.utility);
-    step["state_info_gain"] = VectorJson(e.state_info_gain);
-    if (!agent.model().pA.empty()) step["pA_info_gain"] = VectorJson(e.pA_info_gain);
-    if (!agent.model().pB.empty()) step["pB_info_gain"] = VectorJson(e.pB_info_gain);
-    step["q_pi"] = VectorJson(e.q_pi);
+    step["G"] = VectorJson<TraceJson>(e.neg_efe);
+    step["efe"] = VectorJson<TraceJson>(-e.neg_efe);
+    step["risk"] = VectorJson<TraceJson>(e.risk);
+    step["ambiguity"] = VectorJson<TraceJson>(e.ambiguity);
+    step["utility"] = VectorJson<TraceJson>(e.utility);
+    step["state_info_gain"] = VectorJson<TraceJson>(e.state_info_gain);
+    if (!agent.model().pA.empty()) step["pA_info_gain"] = VectorJson<TraceJson>(e.pA_info_gain);
+    if (!agent.model().pB.empty()) step["pB_info_gain"] = VectorJson<TraceJson>(e.pB_info_gain);
+    step["q_pi"] = VectorJson<TraceJson>(e.q_pi);
     step["action_marginals"] = VectorsJson(s.action_marginals);
     step["action"] = s.action;
     return step;
   };
 
-  Json episodes = Json::array();
+  TraceJson episodes = TraceJson::array();
   if (observations) {
-    Json episode;
-    episode["steps"] = Json::array();
+    TraceJson episode;
+    episode["steps"] = TraceJson::array();
     for (size_t t = 0; t < observations->size(); ++t) {
       try {
         const Clock::time_point start = Clock::now();
@@ -366,8 +346,8 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
                             agent.model().B_factor_list, file.env_initial_state, file.env_seed);
     for (int e = 0; e < file.episodes; ++e) {
       environment.Reset();
-      Json episode;
-      episode["steps"] = Json::array();
+      TraceJson episode;
+      episode["steps"] = TraceJson::array();
       for (int t = 0; t < steps; ++t) {
         const std::vector<int> state = environment.state();
         const std::vector<int> observation = environment.Observe();
@@ -378,7 +358,7 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
         step_ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
         ++step_count;
         agent.Learn();
-        Json step = record(agent.result(), t);
+        TraceJson step = record(agent.result(), t);
         step["true_state"] = state;
         episode["steps"].push_back(step);
         environment.Act(agent.result().action);
@@ -390,9 +370,9 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
   trace["episodes"] = episodes;
   const GenerativeModel& model = agent.model();
   if (!model.pA.empty() || !model.pB.empty() || !model.pD.empty()) {
-    Json learned;
+    TraceJson learned;
     auto tensors = [](const std::vector<Tensor>& ts) {
-      Json list = Json::array();
+      TraceJson list = TraceJson::array();
       for (const Tensor& t : ts) list.push_back({{"shape", t.shape}, {"data", t.data}});
       return list;
     };
@@ -404,15 +384,15 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
   trace["timing_ms"] = {{"steps", step_count},
                         {"mean_step", step_count ? step_ms / step_count : 0.0}};
   // One line per key and one line per step: readable, and diffable step by step.
-  const Json all_episodes = std::move(trace["episodes"]);
+  const TraceJson all_episodes = std::move(trace["episodes"]);
   trace.erase("episodes");
   out << "{\n";
   for (auto it = trace.begin(); it != trace.end(); ++it)
-    out << " " << Json(it.key()).dump() << ": " << it.value().dump() << ",\n";
+    out << " " << TraceJson(it.key()).dump() << ": " << it.value().dump() << ",\n";
   out << " \"episodes\": [";
   for (size_t e = 0; e < all_episodes.size(); ++e) {
     out << (e ? ",\n  " : "\n  ") << "{\"steps\": [";
-    const Json& steps_of = all_episodes[e]["steps"];
+    const TraceJson& steps_of = all_episodes[e]["steps"];
     for (size_t t = 0; t < steps_of.size(); ++t) out << (t ? ",\n   " : "\n   ") << steps_of[t].dump();
     out << "\n  ]}";
   }

@@ -311,21 +311,11 @@ PlateId FactorGraph::AddTransition(Argument out, Argument in, const Variable& ma
   return AddFactor(MakeLearnedTransitionNode(static_cast<int>(matrix.size())), args, name);
 }
 
-void FactorGraph::AddMatrixDirichlet(const Variable& matrix, const Matrix& alpha,
-                                     const std::string& name) {
-  const std::string label = "'" + variable_name(impl_->Checked(matrix).id()) + "'";
-  if (static_cast<size_t>(alpha.cols()) != matrix.size())
-    throw GraphError("MatrixDirichlet prior of " + label + ": alpha has " +
-                     std::to_string(alpha.cols()) + " columns, but the matrix variable has " +
-                     std::to_string(matrix.size()) + " (one Dirichlet element per column)");
-  try {
-    MatrixDirichlet check(alpha);  // every entry > 0, named
-  } catch (const ModelError& e) {
-    throw ModelError("MatrixDirichlet prior of " + label + ": " + e.what());
-  }
-  for (size_t k = 0; k < matrix.size(); ++k)
-    AddDirichlet(matrix[k], Vector(alpha.col(static_cast<Eigen::Index>(k))),
-                 name.empty() ? "" : name + " column " + std::to_string(k));
+PlateId FactorGraph::AddMatrixDirichlet(const Variable& matrix, const Matrix& alpha,
+                                        const std::string& name) {
+  std::vector<Argument> columns;
+  for (size_t k = 0; k < impl_->Checked(matrix).size(); ++k) columns.push_back(matrix[k]);
+  return AddFactor(MakeMatrixDirichletNode(alpha), columns, name);
 }
 
 PlateId FactorGraph::AddPotential(const std::vector<Argument>& variables,
@@ -649,7 +639,7 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
   bool any = false;
   for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
     const AdjacencyEntry& e = adjacency[k];
-    if (out_only && (e.slot != 0 || !e.node->IsDirected())) continue;
+    if (out_only && !e.node->IsOutput(static_cast<int>(e.slot))) continue;
     any = true;
     // A weighted plate's messages to a shared element are summed apart, then scaled.
     const Plate& plate = plates[e.plate];
@@ -802,8 +792,9 @@ void FactorGraph::Impl::Initialise(Scratch& scratch) {
         for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
           const AdjacencyEntry& e = adjacency[k];
           const Plate& plate = plates[e.plate];
-          if (e.slot != 0 || !plate.node->IsDirected()) continue;
-          for (size_t s = 1; s < plate.bindings.size(); ++s) {
+          if (!plate.node->IsOutput(static_cast<int>(e.slot))) continue;
+          for (size_t s = 0; s < plate.bindings.size(); ++s) {
+            if (plate.node->IsOutput(static_cast<int>(s))) continue;
             const Binding& b = plate.bindings[s];
             const VariableInfo& parent = variables[b.variable];
             if (parent.observed) continue;

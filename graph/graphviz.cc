@@ -17,8 +17,10 @@ void FactorGraph::WriteGraphviz(std::ostream& out) const {
     std::string label;
     if (v.is_plate) {
       const Plate& plate = g.plates[v.index];
-      label = plate.name.empty() ? std::string(plate.node->type()) : plate.name;
-      if (plate.size > 1) label += " x" + std::to_string(plate.size);
+      // The node type and the plate's size ("GaussianMixture ×300"), after its name if it has
+      // one.
+      label = (plate.name.empty() ? "" : plate.name + ": ") + plate.node->type();
+      if (plate.size > 1) label += " \u00d7" + std::to_string(plate.size);
       os << "[label=" << boost::escape_dot_string(label) << ", shape=box]";
       return;
     }

@@ -1,9 +1,13 @@
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/distributions/bernoulli.h"
 #include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& BernoulliNodeType();
+
 namespace {
 
 enum Slot { kOut = 0, kP = 1 };
@@ -14,14 +18,13 @@ enum Slot { kOut = 0, kP = 1 };
 /// statistics (log p, log(1 − p)).
 class BernoulliNode final : public Node {
  public:
-  const char* type() const override { return "Bernoulli"; }
-  std::vector<std::string> slot_names() const override { return {"out", "p"}; }
+  const char* type() const override { return BernoulliNodeType().name.c_str(); }
+  std::vector<std::string> slot_names() const override { return BernoulliNodeType().SlotNames(); }
   Family ObservedFamily(int slot, const PointMass&) const override {
     return slot == kOut ? Family::kBernoulli : Family::kBeta;
   }
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
-    RequireFamily(slots[kOut], {Family::kBernoulli}, where);
-    RequireFamily(slots[kP], {Family::kBeta}, where);
+    RequireDeclaredFamilies(BernoulliNodeType(), slots, where);
   }
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
@@ -63,5 +66,35 @@ class BernoulliNode final : public Node {
 }  // namespace
 
 std::unique_ptr<Node> MakeBernoulliNode() { return std::make_unique<BernoulliNode>(); }
+
+
+const NodeType& BernoulliNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Bernoulli";
+    t.summary = "out ~ Bernoulli(p): 0 or 1, 1 with probability p";
+    t.formula = "U = −E[x] E[log p] − (1 − E[x]) E[log(1 − p)]";
+    t.parameters = {Variable("out", "the binary variable (data: 0 or 1)", {Family::kBernoulli}),
+                    VariableOrConstant("p", "the probability of 1", {Family::kBeta},
+                                       ConstantKind::kProbability)};
+    t.make = [](const NodeArguments&) { return MakeBernoulliNode(); };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "p", "family": "Beta"},
+    {"name": "b", "family": "Bernoulli"},
+    {"name": "x", "observed": [1, 0, 1, 1, 0, 1]}
+  ],
+  "factors": [
+    {"node": "Beta", "out": "p", "a": 2.0, "b": 3.0},
+    {"node": "Bernoulli", "out": "b", "p": "p"},
+    {"node": "Bernoulli", "for": {"i": [0, 6]}, "out": "x[i]", "p": "p"}
+  ]
+})json";
+    return t;
+  }();
+  return type;
+}
 
 }  // namespace vfe

@@ -1,12 +1,16 @@
 #include <algorithm>
 
 #include "nodes/chunk_cache.h"
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/distributions/categorical.h"
 #include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& CategoricalNodeType();
+
 namespace {
 
 enum Slot { kOut = 0, kP = 1 };
@@ -18,14 +22,15 @@ enum Slot { kOut = 0, kP = 1 };
 /// sums Σ_n x_n, kept per chunk of factors (ChunkCache) until out changes.
 class CategoricalNode final : public Node {
  public:
-  const char* type() const override { return "Categorical"; }
-  std::vector<std::string> slot_names() const override { return {"out", "p"}; }
+  const char* type() const override { return CategoricalNodeType().name.c_str(); }
+  std::vector<std::string> slot_names() const override {
+    return CategoricalNodeType().SlotNames();
+  }
   Family ObservedFamily(int slot, const PointMass&) const override {
     return slot == kOut ? Family::kCategorical : Family::kDirichlet;
   }
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
-    RequireFamily(slots[kOut], {Family::kCategorical}, where);
-    RequireFamily(slots[kP], {Family::kDirichlet}, where);
+    RequireDeclaredFamilies(CategoricalNodeType(), slots, where);
     RequireDim(slots[kP], slots[kOut].dim, where);
     dim_ = slots[kOut].dim;
     p_constant_ = slots[kP].observed;
@@ -136,5 +141,35 @@ class CategoricalNode final : public Node {
 }  // namespace
 
 std::unique_ptr<Node> MakeCategoricalNode() { return std::make_unique<CategoricalNode>(); }
+
+
+const NodeType& CategoricalNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Categorical";
+    t.summary = "out ~ Categorical(p): one of K outcomes (data: integers 0..K−1)";
+    t.formula = "U = −Σ_k E[x_k] E[log p_k]";
+    t.parameters = {Variable("out", "the outcome", {Family::kCategorical}),
+                    VariableOrConstant("p", "the probabilities of the K outcomes",
+                                       {Family::kDirichlet}, ConstantKind::kProbabilities)};
+    t.make = [](const NodeArguments&) { return MakeCategoricalNode(); };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "pi", "family": "Dirichlet", "dim": 3},
+    {"name": "z", "family": "Categorical", "dim": 3, "shape": [2]},
+    {"name": "c", "family": "Categorical", "dim": 3, "observed": [0, 2, 2, 1, 2]}
+  ],
+  "factors": [
+    {"node": "Dirichlet", "out": "pi", "alpha": [1.0, 2.0, 1.5]},
+    {"node": "Categorical", "for": {"i": [0, 2]}, "out": "z[i]", "p": "pi"},
+    {"node": "Categorical", "for": {"i": [0, 5]}, "out": "c[i]", "p": "pi"}
+  ]
+})json";
+    return t;
+  }();
+  return type;
+}
 
 }  // namespace vfe

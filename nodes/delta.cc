@@ -1,7 +1,9 @@
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <limits>
 
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/core/format.h"
 #include "vfe/core/special.h"
@@ -10,6 +12,8 @@
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& DeltaNodeType();
 
 // ---- DeltaFunction and DeltaOptions -----------------------------------------------------------
 
@@ -137,17 +141,15 @@ class DeltaNode final : public Node {
     options_.Validate();
   }
 
-  const char* type() const override { return "Delta"; }
-  std::vector<std::string> slot_names() const override { return {"out", "in", "precision"}; }
+  const char* type() const override { return DeltaNodeType().name.c_str(); }
+  std::vector<std::string> slot_names() const override { return DeltaNodeType().SlotNames(); }
   Family ObservedFamily(int slot, const PointMass& value) const override {
     if (slot == kPrecision) return value.is_scalar() ? Family::kGamma : Family::kWishart;
     return value.is_scalar() ? Family::kGaussian : Family::kMvGaussian;
   }
 
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
-    RequireFamily(slots[kOut], {Family::kGaussian, Family::kMvGaussian}, where);
-    RequireFamily(slots[kIn], {Family::kGaussian, Family::kMvGaussian}, where);
-    RequireFamily(slots[kPrecision], {Family::kGamma, Family::kWishart}, where);
+    RequireDeclaredFamilies(DeltaNodeType(), slots, where);
     in_dim_ = slots[kIn].dim;
     out_dim_ = slots[kOut].dim;
     const bool any_dim = f_.in_dim == 0;
@@ -501,6 +503,188 @@ class DeltaNode final : public Node {
 
 std::unique_ptr<Node> MakeDeltaNode(DeltaFunction function, DeltaOptions options) {
   return std::make_unique<DeltaNode>(std::move(function), options);
+}
+
+
+namespace {
+
+/// The function names a Delta factor takes: the scalar functions, then "affine" (the identity
+/// after the affine map).
+std::vector<std::string> DeltaFunctionNames() {
+  std::vector<std::string> names;
+  int count = 0;
+  const ScalarFunction* all = ScalarFunctions(&count);
+  for (int i = 0; i < count; ++i) names.push_back(all[i].name);
+  names.push_back("affine");
+  return names;
+}
+
+/// The Delta factory: f(x) = L·x + C·g(A·x + b) ("function" g, "matrix" A, "offset" b,
+/// "output_matrix" C, "linear" L), checked against the dimensions of 'in' (D) and 'out' (E),
+/// and the options of its approximation.
+std::unique_ptr<Node> MakeDeltaFromArguments(const NodeArguments& a) {
+  const int in_dim = a.dim("in"), out_dim = a.dim("out");
+  const std::string name = a.name("function");
+  const bool affine = name == "affine";
+  if (affine && !a.given("matrix") && !a.given("offset"))
+    a.Fail("function", "the affine function needs 'matrix' and/or 'offset' (f(x) = matrix * x "
+                       "+ offset)");
+  const std::string in_text =
+      "'in' is " + a.describe("in") + " of dimension " + std::to_string(in_dim);
+  const std::string out_text =
+      "'out' is " + a.describe("out") + " of dimension " + std::to_string(out_dim);
+  auto shape = [](const Matrix& m) {
+    return std::to_string(m.rows()) + "x" + std::to_string(m.cols());
+  };
+  DeltaFunction f;
+  f.elementwise = FindScalarFunction(affine ? "identity" : name);
+  f.description = name;
+  f.in_dim = in_dim;
+  int hidden = in_dim;  // H, the dimension g works in
+  if (a.given("matrix")) {
+    f.matrix = a.matrix("matrix");
+    if (f.matrix.cols() != in_dim)
+      a.Fail("matrix", "expected a matrix of " + std::to_string(in_dim) + " columns, found " +
+                           shape(f.matrix) + ": " + in_text);
+    hidden = static_cast<int>(f.matrix.rows());
+  }
+  if (a.given("offset")) {
+    f.offset = a.vector("offset");
+    if (f.offset.size() != hidden)
+      a.Fail("offset", "expected " + std::to_string(hidden) + " numbers, found " +
+                           std::to_string(f.offset.size()) + ": " +
+                           (f.matrix.size() ? "'matrix' has " + std::to_string(hidden) + " rows"
+                                            : in_text));
+  }
+  int e = hidden;
+  if (a.given("output_matrix")) {
+    f.output_matrix = a.matrix("output_matrix");
+    if (f.output_matrix.cols() != hidden)
+      a.Fail("output_matrix", "expected a matrix of " + std::to_string(hidden) +
+                                  " columns (the dimension g works in), found " +
+                                  shape(f.output_matrix));
+    e = static_cast<int>(f.output_matrix.rows());
+  }
+  if (a.given("linear")) {
+    f.linear = a.matrix("linear");
+    if (f.linear.rows() != out_dim || f.linear.cols() != in_dim)
+      a.Fail("linear", "expected a " + std::to_string(out_dim) + "x" + std::to_string(in_dim) +
+                           " matrix, found " + shape(f.linear) + ": " + out_text + " and " +
+                           in_text);
+  }
+  if (e != out_dim) {
+    const std::string key = a.given("output_matrix") ? "output_matrix"
+                            : a.given("matrix")      ? "matrix"
+                            : a.given("offset")      ? "offset"
+                                                     : "in";
+    a.Fail(key, "f maps R^" + std::to_string(in_dim) + " to R^" + std::to_string(e) + " but " +
+                    out_text +
+                    (key == "in" ? "; an elementwise function keeps the dimension (add a 'matrix')"
+                                 : ""));
+  }
+  // Without a matrix or an offset the output matrix and linear term still need H: a zero
+  // offset of dimension D states it.
+  if (!f.matrix.size() && !f.offset.size()) f.offset = Vector::Zero(hidden);
+  f.out_dim = out_dim;
+  if (std::max({hidden, in_dim, out_dim}) > DeltaFunction::kMaxDim)
+    a.Fail("in", "a Delta node takes dimensions up to " + std::to_string(DeltaFunction::kMaxDim) +
+                     ", found 'in' of " + std::to_string(in_dim) + ", 'out' of " +
+                     std::to_string(out_dim) + " and g working in " + std::to_string(hidden));
+
+  DeltaOptions options;
+  const bool unscented = a.name("approximation") == "unscented";
+  options.approximation =
+      unscented ? DeltaApproximation::kUnscented : DeltaApproximation::kLinearise;
+  for (const char* key : {"alpha", "beta", "kappa"})
+    if (a.given(key) && !unscented)
+      a.Fail(key, std::string("only the unscented approximation takes '") + key +
+                      "' (add \"approximation\": \"unscented\")");
+  options.alpha = a.number("alpha");
+  options.beta = a.number("beta");
+  if (options.beta < 0)
+    a.Fail("beta", "expected a number >= 0, found " + FormatNumber(options.beta));
+  if (a.given("kappa")) {
+    options.kappa = a.number("kappa");
+    if (!(in_dim + *options.kappa > 0))
+      a.Fail("kappa", "expected kappa > -" + std::to_string(in_dim) + " (D + kappa > 0: " +
+                          in_text + "), found " + FormatNumber(*options.kappa));
+  }
+  const bool monte_carlo = a.name("energy") == "monte_carlo";
+  options.energy = monte_carlo ? DeltaEnergy::kMonteCarlo : DeltaEnergy::kApproximation;
+  for (const char* key : {"samples", "seed"})
+    if (a.given(key) && !monte_carlo)
+      a.Fail(key, std::string("only a Monte Carlo energy takes '") + key +
+                      "' (add \"energy\": \"monte_carlo\")");
+  if (a.number("samples") > INT_MAX)
+    a.Fail("samples", "expected a positive integer (at most " + std::to_string(INT_MAX) +
+                          "), found " + FormatNumber(a.number("samples")));
+  options.samples = static_cast<int>(a.integer("samples"));
+  options.seed = static_cast<uint64_t>(a.number("seed"));
+  return MakeDeltaNode(std::move(f), options);
+}
+
+}  // namespace
+
+const NodeType& DeltaNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Delta";
+    t.summary = "out ~ N(f(in), precision⁻¹) with a nonlinear f(x) = linear·x + "
+                "output_matrix·g(matrix·x + offset)";
+    t.formula = "U = (E/2) log 2π − ½ E[log|W|] + ½ tr(E[W] R), R = E[(out − f(in))(out − "
+                "f(in))ᵀ] by linearisation or the unscented transform";
+    Parameter function = Constant("function", "g, applied elementwise", ConstantKind::kName);
+    function.choices = DeltaFunctionNames();
+    Parameter approximation = Optional(
+        Constant("approximation", "how f(in) is approximated under q(in)", ConstantKind::kName),
+        "linearise");
+    approximation.choices = {"linearise", "unscented"};
+    Parameter energy =
+        Optional(Constant("energy", "how U is evaluated", ConstantKind::kName), "approximation");
+    energy.choices = {"approximation", "monte_carlo"};
+    t.parameters = {
+        Variable("out", "the E-vector (a scalar when E = 1)",
+                 {Family::kGaussian, Family::kMvGaussian}),
+        NotConjugate(VariableOrConstant("in", "the D-vector f is applied to",
+                                        {Family::kGaussian, Family::kMvGaussian},
+                                        ConstantKind::kValue)),
+        VariableOrConstant("precision", "W: a Wishart matrix, or τ·I with τ a Gamma variable",
+                           {Family::kWishart, Family::kGamma}, ConstantKind::kPrecision),
+        function,
+        Optional(Constant("matrix", "A (H x D) before g", ConstantKind::kMatrix)),
+        Optional(Constant("offset", "b (H) before g", ConstantKind::kValue)),
+        Optional(Constant("output_matrix", "C (E x H) after g", ConstantKind::kMatrix)),
+        Optional(Constant("linear", "L (E x D): a term L·x added to f", ConstantKind::kMatrix)),
+        approximation,
+        Optional(Constant("alpha", "the sigma points' spread (unscented)",
+                          ConstantKind::kPositiveNumber), "1"),
+        Optional(Constant("beta", "the centre's covariance weight term, >= 0 (unscented)",
+                          ConstantKind::kNumber), "0"),
+        Optional(Constant("kappa", "the secondary spread (unscented; default max(0, 3 − D))",
+                          ConstantKind::kNumber)),
+        energy,
+        Optional(Constant("samples", "draws per factor (Monte Carlo energy)",
+                          ConstantKind::kPositiveInteger), "1000"),
+        Optional(Constant("seed", "the draws' seed (Monte Carlo energy)", ConstantKind::kCount),
+                 "0")};
+    t.make = &MakeDeltaFromArguments;
+    t.exact_energy = false;
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "x", "family": "Gaussian"},
+    {"name": "y", "observed": [0.4, 0.9, 0.6]}
+  ],
+  "factors": [
+    {"node": "Gaussian", "out": "x", "mean": 0.0, "precision": 1.0},
+    {"node": "Delta", "for": {"i": [0, 3]}, "out": "y[i]", "in": "x", "precision": 4.0,
+     "function": "tanh", "matrix": [[1.5]], "offset": 0.2}
+  ]
+})json";
+    return t;
+  }();
+  return type;
 }
 
 }  // namespace vfe

@@ -47,11 +47,15 @@
 #include <Eigen/LU>
 #include <Eigen/SVD>
 
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& SumNodeType();
+const NodeType& MatrixProductNodeType();
 namespace {
 
 /// Largest event dimension of a deterministic node: its small matrices live on the stack.
@@ -204,8 +208,8 @@ enum SumSlot { kSumOut = 0, kIn1 = 1, kIn2 = 2 };
 /// out = in1 + in2 for Gaussian (or MvGaussian, one dimension D) variables.
 class SumNode final : public DeterministicNode {
  public:
-  const char* type() const override { return "Sum"; }
-  std::vector<std::string> slot_names() const override { return {"out", "in1", "in2"}; }
+  const char* type() const override { return SumNodeType().name.c_str(); }
+  std::vector<std::string> slot_names() const override { return SumNodeType().SlotNames(); }
 
   void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
             const std::string& where) override {
@@ -279,8 +283,10 @@ class MatrixProductNode final : public DeterministicNode {
  public:
   explicit MatrixProductNode(const Matrix& matrix) : matrix_(matrix) {}
 
-  const char* type() const override { return "MatrixProduct"; }
-  std::vector<std::string> slot_names() const override { return {"out", "in"}; }
+  const char* type() const override { return MatrixProductNodeType().name.c_str(); }
+  std::vector<std::string> slot_names() const override {
+    return MatrixProductNodeType().SlotNames();
+  }
 
   void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
             const std::string& where) override {
@@ -376,6 +382,71 @@ std::unique_ptr<Node> MakeSumNode() { return std::make_unique<SumNode>(); }
 
 std::unique_ptr<Node> MakeMatrixProductNode(const Matrix& matrix) {
   return std::make_unique<MatrixProductNode>(matrix);
+}
+
+
+const NodeType& SumNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Sum";
+    t.summary = "out = in1 + in2 exactly: a deterministic node with sum-product messages";
+    t.formula = "its share of F: Σ_slots H[q] − H[b(in1, in2)] (the Bethe terms)";
+    const std::vector<Family> gaussian = {Family::kGaussian, Family::kMvGaussian};
+    t.parameters = {NotConjugate(Variable("out", "the sum (hidden)", gaussian)),
+                    NotConjugate(Variable("in1", "the first term (hidden)", gaussian)),
+                    NotConjugate(Variable("in2", "the second term (hidden)", gaussian))};
+    t.make = [](const NodeArguments&) { return MakeSumNode(); };
+    t.pointwise_density = false;
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "a", "family": "Gaussian"},
+    {"name": "b", "family": "Gaussian"},
+    {"name": "s", "family": "Gaussian"},
+    {"name": "y", "observed": 1.5}
+  ],
+  "factors": [
+    {"node": "Gaussian", "out": "a", "mean": 0.0, "precision": 1.0},
+    {"node": "Gaussian", "out": "b", "mean": 1.0, "precision": 0.5},
+    {"node": "Sum", "out": "s", "in1": "a", "in2": "b"},
+    {"node": "Gaussian", "out": "y", "mean": "s", "precision": 4.0}
+  ]
+})json";
+    return t;
+  }();
+  return type;
+}
+
+const NodeType& MatrixProductNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "MatrixProduct";
+    t.summary = "out = matrix·in exactly (M x D of rank M ≤ D): deterministic, sum-product";
+    t.formula = "its share of F: Σ_slots H[q] − H[b(in)] (the Bethe terms)";
+    const std::vector<Family> gaussian = {Family::kGaussian, Family::kMvGaussian};
+    t.parameters = {NotConjugate(Variable("out", "the M-vector (hidden)", gaussian)),
+                    NotConjugate(Variable("in", "the D-vector (hidden)", gaussian)),
+                    Constant("matrix", "A (M x D, rank M)", ConstantKind::kMatrix)};
+    t.make = [](const NodeArguments& a) { return MakeMatrixProductNode(a.matrix("matrix")); };
+    t.pointwise_density = false;
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "x", "family": "MvGaussian", "dim": 2},
+    {"name": "z", "family": "Gaussian"},
+    {"name": "y", "observed": 0.8}
+  ],
+  "factors": [
+    {"node": "MvGaussian", "out": "x", "mean": [0.0, 1.0], "precision": [[1.0, 0.2], [0.2, 2.0]]},
+    {"node": "MatrixProduct", "out": "z", "in": "x", "matrix": [[1.0, -0.5]]},
+    {"node": "Gaussian", "out": "y", "mean": "z", "precision": 2.0}
+  ]
+})json";
+    return t;
+  }();
+  return type;
 }
 
 }  // namespace vfe

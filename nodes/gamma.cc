@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/core/format.h"
 #include "vfe/core/special.h"
@@ -8,6 +9,9 @@
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& GammaNodeType();
+
 namespace {
 
 enum Slot { kOut = 0, kRate = 1 };
@@ -17,15 +21,14 @@ enum Slot { kOut = 0, kRate = 1 };
 class GammaNode final : public Node {
  public:
   explicit GammaNode(double shape) : shape_(shape) {}
-  const char* type() const override { return "Gamma"; }
-  std::vector<std::string> slot_names() const override { return {"out", "rate"}; }
+  const char* type() const override { return GammaNodeType().name.c_str(); }
+  std::vector<std::string> slot_names() const override { return GammaNodeType().SlotNames(); }
   Family ObservedFamily(int, const PointMass&) const override { return Family::kGamma; }
 
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
     if (!(shape_ > 0) || !std::isfinite(shape_))
       throw ModelError(where + ": shape must be a positive number, got " + FormatNumber(shape_));
-    RequireFamily(slots[kOut], {Family::kGamma}, where);
-    RequireFamily(slots[kRate], {Family::kGamma}, where);
+    RequireDeclaredFamilies(GammaNodeType(), slots, where);
     log_gamma_shape_ = LogGamma(shape_);
   }
 
@@ -61,5 +64,36 @@ class GammaNode final : public Node {
 }  // namespace
 
 std::unique_ptr<Node> MakeGammaNode(double shape) { return std::make_unique<GammaNode>(shape); }
+
+
+const NodeType& GammaNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Gamma";
+    t.summary = "out ~ Gamma(shape, rate): a positive scalar, mean shape/rate";
+    t.formula = "U = −a E[log b] + log Γ(a) − (a − 1) E[log x] + E[b] E[x]";
+    t.parameters = {Variable("out", "the positive scalar the density is over", {Family::kGamma}),
+                    Constant("shape", "the shape a", ConstantKind::kPositiveNumber),
+                    VariableOrConstant("rate", "the rate b", {Family::kGamma},
+                                       ConstantKind::kPositiveNumber)};
+    t.make = [](const NodeArguments& a) { return MakeGammaNode(a.number("shape")); };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "rate", "family": "Gamma"},
+    {"name": "tau", "family": "Gamma"},
+    {"name": "y", "observed": [0.3, -1.1, 0.8, 2.0, -0.4]}
+  ],
+  "factors": [
+    {"node": "Gamma", "out": "rate", "shape": 1.0, "rate": 1.0},
+    {"node": "Gamma", "out": "tau", "shape": 2.0, "rate": "rate"},
+    {"node": "Gaussian", "for": {"i": [0, 5]}, "out": "y[i]", "mean": 0.0, "precision": "tau"}
+  ]
+})json";
+    return t;
+  }();
+  return type;
+}
 
 }  // namespace vfe

@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
 #include "vfe/distributions/gaussian.h"
@@ -7,6 +8,9 @@
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& GaussianNodeType();
+
 namespace {
 
 enum Slot { kOut = 0, kMean = 1, kPrecision = 2 };
@@ -15,16 +19,14 @@ enum Slot { kOut = 0, kMean = 1, kPrecision = 2 };
 /// "location" below is either of them and "other" the one opposite.
 class GaussianNode final : public Node {
  public:
-  const char* type() const override { return "Gaussian"; }
-  std::vector<std::string> slot_names() const override { return {"out", "mean", "precision"}; }
+  const char* type() const override { return GaussianNodeType().name.c_str(); }
+  std::vector<std::string> slot_names() const override { return GaussianNodeType().SlotNames(); }
   Family ObservedFamily(int slot, const PointMass&) const override {
     return slot == kPrecision ? Family::kGamma : Family::kGaussian;
   }
 
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
-    RequireFamily(slots[kOut], {Family::kGaussian}, where);
-    RequireFamily(slots[kMean], {Family::kGaussian}, where);
-    RequireFamily(slots[kPrecision], {Family::kGamma}, where);
+    RequireDeclaredFamilies(GaussianNodeType(), slots, where);
     varying_ = ObservedVaryingSlot(slots);
     if (varying_ == kPrecision) varying_ = -1;
   }
@@ -116,5 +118,37 @@ class GaussianNode final : public Node {
 }  // namespace
 
 std::unique_ptr<Node> MakeGaussianNode() { return std::make_unique<GaussianNode>(); }
+
+
+const NodeType& GaussianNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Gaussian";
+    t.summary = "out ~ N(mean, 1/precision), all scalar";
+    t.formula = "U = ½ log 2π − ½ E[log τ] + ½ E[τ] E[(out − mean)²]";
+    t.parameters = {
+        Variable("out", "the scalar the density is over", {Family::kGaussian}),
+        VariableOrConstant("mean", "its mean", {Family::kGaussian}, ConstantKind::kNumber),
+        VariableOrConstant("precision", "its precision τ = 1/variance", {Family::kGamma},
+                           ConstantKind::kPositiveNumber)};
+    t.make = [](const NodeArguments&) { return MakeGaussianNode(); };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "mu", "family": "Gaussian"},
+    {"name": "tau", "family": "Gamma"},
+    {"name": "y", "observed": [1.2, 0.7, 1.9, 1.1]}
+  ],
+  "factors": [
+    {"node": "Gaussian", "out": "mu", "mean": 0.0, "precision": 0.01},
+    {"node": "Gamma", "out": "tau", "shape": 2.0, "rate": 1.0},
+    {"node": "Gaussian", "for": {"i": [0, 4]}, "out": "y[i]", "mean": "mu", "precision": "tau"}
+  ]
+})json";
+    return t;
+  }();
+  return type;
+}
 
 }  // namespace vfe

@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "nodes/chunk_cache.h"
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
 #include "vfe/distributions/mv_gaussian.h"
@@ -10,6 +11,9 @@
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& GaussianMixtureNodeType();
+
 namespace {
 
 /// GaussianMixture(out | switch, means[K], precisions[K]) = Π_k N(out | μ_k, Λ_k⁻¹)^{z_k}:
@@ -31,12 +35,10 @@ namespace {
 class GaussianMixtureNode final : public Node {
  public:
   explicit GaussianMixtureNode(int num_components) : k_(num_components) {}
-  const char* type() const override { return "GaussianMixture"; }
+  const char* type() const override { return GaussianMixtureNodeType().name.c_str(); }
   std::vector<std::string> slot_names() const override {
-    std::vector<std::string> names = {"out", "switch"};
-    for (int k = 0; k < k_; ++k) names.push_back("mean " + std::to_string(k));
-    for (int k = 0; k < k_; ++k) names.push_back("precision " + std::to_string(k));
-    return names;
+    const size_t k = static_cast<size_t>(std::max(k_, 0));
+    return GaussianMixtureNodeType().SlotNames({{"means", k}, {"precisions", k}});
   }
   Family ObservedFamily(int slot, const PointMass& value) const override {
     if (slot == kSwitch) return Family::kCategorical;
@@ -47,13 +49,12 @@ class GaussianMixtureNode final : public Node {
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
     if (k_ < 1) throw GraphError(where + ": a mixture needs at least one component, got " +
                                  std::to_string(k_));
-    RequireFamily(slots[kOut], {Family::kGaussian, Family::kMvGaussian}, where);
+    RequireDeclaredFamilies(GaussianMixtureNodeType(), slots, where);
     const bool scalar = slots[kOut].family == Family::kGaussian;
     dim_ = slots[kOut].dim;
     if (dim_ > kMaxDim)
       throw GraphError(where + ": components of dimension at most " + std::to_string(kMaxDim) +
                        " are supported, got " + std::to_string(dim_));
-    RequireFamily(slots[kSwitch], {Family::kCategorical}, where);
     RequireDim(slots[kSwitch], k_, where);
     shared_components_ = true;
     for (int k = 0; k < k_; ++k) {
@@ -336,6 +337,55 @@ class GaussianMixtureNode final : public Node {
 
 std::unique_ptr<Node> MakeGaussianMixtureNode(int num_components) {
   return std::make_unique<GaussianMixtureNode>(num_components);
+}
+
+
+const NodeType& GaussianMixtureNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "GaussianMixture";
+    t.summary = "out ~ N(means[k], precisions[k]⁻¹) with k ~ switch: a mixture of K Gaussians";
+    t.formula = "U = −Σ_k E[z_k] (½ E[log|Λ_k|] − (D/2) log 2π − ½ tr(E[Λ_k] E[(out − μ_k)(out − "
+                "μ_k)ᵀ]))";
+    t.parameters = {
+        Variable("out", "the data point (scalar or D-vector)",
+                 {Family::kGaussian, Family::kMvGaussian}),
+        Variable("switch", "the component, Categorical with K outcomes", {Family::kCategorical}),
+        WholeArray("means", "the K component means (an array variable, all of it)",
+                   {Family::kGaussian, Family::kMvGaussian}),
+        WholeArray("precisions", "the K component precisions (an array variable, all of it)",
+                   {Family::kGamma, Family::kWishart})};
+    t.make = [](const NodeArguments& a) {
+      const size_t k = a.count("means");
+      if (a.count("precisions") != k)
+        a.Fail("precisions", "expected " + std::to_string(k) + " precisions (one per mean), found " +
+                                 std::to_string(a.count("precisions")));
+      return MakeGaussianMixtureNode(static_cast<int>(k));
+    };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "pi", "family": "Dirichlet", "dim": 2},
+    {"name": "mu", "family": "Gaussian", "shape": [2]},
+    {"name": "tau", "family": "Gamma", "shape": [2]},
+    {"name": "z", "family": "Categorical", "dim": 2, "shape": [6]},
+    {"name": "y", "observed": [-2.1, -1.8, -2.4, 1.9, 2.3, 2.0]}
+  ],
+  "factors": [
+    {"node": "Dirichlet", "out": "pi", "alpha": [1.0, 1.0]},
+    {"node": "Gaussian", "for": {"k": [0, 2]}, "out": "mu[k]", "mean": 0.0, "precision": 0.1},
+    {"node": "Gamma", "for": {"k": [0, 2]}, "out": "tau[k]", "shape": 2.0, "rate": 1.0},
+    {"node": "Categorical", "for": {"n": [0, 6]}, "out": "z[n]", "p": "pi"},
+    {"node": "GaussianMixture", "for": {"n": [0, 6]}, "out": "y[n]", "switch": "z[n]",
+     "means": "mu", "precisions": "tau"}
+  ],
+  "inference": {"initial": {"z": [{"p": [0.9, 0.1]}, {"p": [0.8, 0.2]}, {"p": [0.7, 0.3]},
+                                  {"p": [0.3, 0.7]}, {"p": [0.2, 0.8]}, {"p": [0.1, 0.9]}]}}
+})json";
+    return t;
+  }();
+  return type;
 }
 
 }  // namespace vfe

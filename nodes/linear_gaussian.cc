@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/core/special.h"
 #include "vfe/distributions/mv_gaussian.h"
@@ -7,6 +8,10 @@
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& MvGaussianNodeType();
+const NodeType& LinearGaussianNodeType();
+
 namespace {
 
 enum Slot { kOut = 0, kIn = 1, kPrecision = 2, kPair = 3 };
@@ -41,13 +46,11 @@ class LinearGaussianNode final : public Node {
     }
   }
 
-  const char* type() const override {
-    return kind_ == Matrices::kIdentity ? "MvGaussian" : "LinearGaussian";
+  const NodeType& declaration() const {
+    return kind_ == Matrices::kIdentity ? MvGaussianNodeType() : LinearGaussianNodeType();
   }
-  std::vector<std::string> slot_names() const override {
-    if (kind_ == Matrices::kIdentity) return {"out", "mean", "precision"};
-    return {"out", "in", "precision"};
-  }
+  const char* type() const override { return declaration().name.c_str(); }
+  std::vector<std::string> slot_names() const override { return declaration().SlotNames(); }
   Family ObservedFamily(int slot, const PointMass& value) const override {
     if (slot == kPrecision) return value.is_scalar() ? Family::kGamma : Family::kWishart;
     if (kind_ == Matrices::kIdentity) return Family::kMvGaussian;
@@ -57,15 +60,13 @@ class LinearGaussianNode final : public Node {
   void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
             const std::string& where) override {
     if (kind_ == Matrices::kIdentity) {
-      RequireFamily(slots[kOut], {Family::kMvGaussian}, where);
-      RequireFamily(slots[kIn], {Family::kMvGaussian}, where);
+      RequireDeclaredFamilies(declaration(), slots, where);
       RequireDim(slots[kIn], slots[kOut].dim, where);
       out_dim_ = in_dim_ = slots[kOut].dim;
       matrices_.assign(static_cast<size_t>(out_dim_) * out_dim_, 0.0);
       MatrixMap(matrices_.data(), out_dim_, out_dim_).setIdentity();
     } else {
-      RequireFamily(slots[kOut], {Family::kGaussian, Family::kMvGaussian}, where);
-      RequireFamily(slots[kIn], {Family::kGaussian, Family::kMvGaussian}, where);
+      RequireDeclaredFamilies(declaration(), slots, where);
       if (!ConstVectorMap(matrices_.data(), matrices_.size()).allFinite())
         throw ModelError(where + ": the matrix must be finite");
       if (kind_ == Matrices::kRows && rows_ != num_factors)
@@ -79,7 +80,6 @@ class LinearGaussianNode final : public Node {
                        " of dimension " + std::to_string(slots[kOut].dim) + " and '" +
                        slots[kIn].name + "' is " + slots[kIn].variable + " of dimension " +
                        std::to_string(slots[kIn].dim));
-    RequireFamily(slots[kPrecision], {Family::kGamma, Family::kWishart}, where);
     scalar_precision_ = slots[kPrecision].family == Family::kGamma;
     precision_shared_ = slots[kPrecision].shared;
     if (!scalar_precision_) RequireDim(slots[kPrecision], out_dim_, where);
@@ -325,6 +325,83 @@ std::unique_ptr<Node> MakeLinearGaussianNode(const Matrix& matrix) {
 
 std::unique_ptr<Node> MakeLinearGaussianRowsNode(const Matrix& design) {
   return std::make_unique<LinearGaussianNode>(LinearGaussianNode::Matrices::kRows, design);
+}
+
+
+const NodeType& MvGaussianNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "MvGaussian";
+    t.summary = "out ~ N(mean, precision⁻¹) over D-vectors";
+    t.formula = "U = (D/2) log 2π − ½ E[log|W|] + ½ tr(E[W] E[(out − mean)(out − mean)ᵀ])";
+    t.parameters = {
+        Variable("out", "the D-vector the density is over", {Family::kMvGaussian}),
+        VariableOrConstant("mean", "its mean", {Family::kMvGaussian}, ConstantKind::kValue),
+        VariableOrConstant("precision", "W: a Wishart matrix, or τ·I with τ a Gamma variable",
+                           {Family::kWishart, Family::kGamma}, ConstantKind::kPrecision)};
+    t.make = [](const NodeArguments&) { return MakeMvGaussianNode(); };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "x", "family": "MvGaussian", "dim": 2},
+    {"name": "W", "family": "Wishart", "dim": 2},
+    {"name": "y", "dim": 2, "observed": [[0.5, -0.2], [1.1, 0.4], [-0.3, 0.9]]}
+  ],
+  "factors": [
+    {"node": "MvGaussian", "out": "x", "mean": [0.0, 0.0], "precision": [[1.0, 0.0], [0.0, 1.0]]},
+    {"node": "Wishart", "out": "W", "dof": 3.0, "scale": [[1.0, 0.0], [0.0, 1.0]]},
+    {"node": "MvGaussian", "for": {"i": [0, 3]}, "out": "y[i]", "mean": "x", "precision": "W"}
+  ]
+})json";
+    return t;
+  }();
+  return type;
+}
+
+const NodeType& LinearGaussianNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "LinearGaussian";
+    t.summary = "out ~ N(matrix·in, precision⁻¹): regression, state-space transitions";
+    t.formula = "U = (M/2) log 2π − ½ E[log|W|] + ½ tr(E[W] E[(out − A·in)(out − A·in)ᵀ])";
+    Parameter matrix = Constant("matrix", "A (M x K), or data with one 1 x K row per factor",
+                                ConstantKind::kMatrix);
+    matrix.rows_per_factor = true;
+    t.parameters = {
+        Variable("out", "the M-vector (a scalar when M = 1)",
+                 {Family::kGaussian, Family::kMvGaussian}),
+        VariableOrConstant("in", "the K-vector A multiplies",
+                           {Family::kGaussian, Family::kMvGaussian}, ConstantKind::kValue),
+        matrix,
+        VariableOrConstant("precision", "W: a Wishart matrix, or τ·I with τ a Gamma variable",
+                           {Family::kWishart, Family::kGamma}, ConstantKind::kPrecision)};
+    t.make = [](const NodeArguments& a) {
+      const Matrix& m = a.matrix("matrix");
+      // Rows of data for a plate of one factor are that factor's matrix.
+      if (a.constant("matrix").kind == ConstantValue::Kind::kRows && a.num_factors() > 1)
+        return MakeLinearGaussianRowsNode(m);
+      return MakeLinearGaussianNode(m);
+    };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "w", "family": "MvGaussian", "dim": 2},
+    {"name": "tau", "family": "Gamma"},
+    {"name": "X", "shape": [4], "dim": 2, "observed": [[1.0, 0.5], [1.0, -1.0], [1.0, 2.0], [1.0, 0.0]]},
+    {"name": "y", "observed": [1.3, -0.4, 2.9, 0.8]}
+  ],
+  "factors": [
+    {"node": "MvGaussian", "out": "w", "mean": [0.0, 0.0], "precision": [[0.1, 0.0], [0.0, 0.1]]},
+    {"node": "Gamma", "out": "tau", "shape": 1.0, "rate": 1.0},
+    {"node": "LinearGaussian", "for": {"n": [0, 4]}, "out": "y[n]", "in": "w", "matrix": "X[n]",
+     "precision": "tau"}
+  ]
+})json";
+    return t;
+  }();
+  return type;
 }
 
 }  // namespace vfe

@@ -9,11 +9,12 @@
 
 #include "vfe/core/error.h"
 #include "vfe/nodes/node.h"
+#include "vfe/nodes/registry.h"
 
 namespace vfe {
 
 /// Throws GraphError unless `slot` is connected to one of `families`.
-inline void RequireFamily(const SlotInfo& slot, std::initializer_list<Family> families,
+inline void RequireFamily(const SlotInfo& slot, const std::vector<Family>& families,
                           const std::string& where) {
   for (Family f : families)
     if (slot.family == f) return;
@@ -21,6 +22,17 @@ inline void RequireFamily(const SlotInfo& slot, std::initializer_list<Family> fa
   for (Family f : families) expected += std::string(expected.empty() ? "" : " or ") + FamilyName(f);
   throw GraphError(where + ": '" + slot.name + "' expects a " + expected + " variable, got " +
                    slot.variable + " (" + FamilyName(slot.family) + ")");
+}
+
+/// Throws GraphError unless every slot is connected to a family that its parameter in the
+/// declaration `type` accepts (slot "means[3]" is parameter "means"): the families are
+/// declared once, in the node type.
+inline void RequireDeclaredFamilies(const NodeType& type, const std::vector<SlotInfo>& slots,
+                                    const std::string& where) {
+  for (const SlotInfo& slot : slots) {
+    const Parameter* parameter = type.Find(slot.name.substr(0, slot.name.find('[')));
+    if (parameter && !parameter->families.empty()) RequireFamily(slot, parameter->families, where);
+  }
 }
 
 /// Throws GraphError unless `slot` has event dimension `dim`.

@@ -3,12 +3,17 @@
 #include <cmath>
 #include <type_traits>
 
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/core/format.h"
 #include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& PotentialNodeType();
+const NodeType& TransitionNodeType();
+
 namespace {
 
 /// The most variables one potential may join (the table has Π K_i entries).
@@ -22,17 +27,17 @@ constexpr int kMaxVariables = 16;
 ///   U = −Σ_x T[x] Π_j q_j(x_j)   (configurations of probability 0 count 0)
 class PotentialNode final : public Node {
  public:
-  PotentialNode(int num_variables, std::vector<double> log_tables,
-                const char* type = "Potential", bool directed = false)
+  /// `declaration`: Potential, or Transition for a known matrix (directed, out and in).
+  PotentialNode(int num_variables, std::vector<double> log_tables, const NodeType& declaration,
+                bool directed)
       : num_variables_(num_variables),
         tables_(std::move(log_tables)),
-        type_(type),
+        declaration_(declaration),
         directed_(directed) {}
-  const char* type() const override { return type_; }
+  const char* type() const override { return declaration_.name.c_str(); }
   std::vector<std::string> slot_names() const override {
-    std::vector<std::string> names = {"out"};
-    for (int i = 1; i < num_variables_; ++i) names.push_back("variable " + std::to_string(i));
-    return names;
+    return declaration_.SlotNames(
+        {{"variables", static_cast<size_t>(std::max(num_variables_, 0))}, {"matrix", 0}});
   }
   Family ObservedFamily(int, const PointMass&) const override { return Family::kCategorical; }
   bool IsDirected() const override { return directed_; }
@@ -224,7 +229,7 @@ class PotentialNode final : public Node {
   int num_variables_;
   std::vector<double> tables_;
   size_t num_tables_ = 1;  // set by Bind
-  const char* type_;
+  const NodeType& declaration_;
   bool directed_;
   std::array<int, kMaxVariables> cardinality_{};
   size_t table_size_ = 0;
@@ -248,11 +253,54 @@ std::unique_ptr<Node> MakeTransitionNode(const Matrix& matrix) {
   for (Eigen::Index j = 0; j < matrix.rows(); ++j)
     for (Eigen::Index k = 0; k < matrix.cols(); ++k)
       log_table[static_cast<size_t>(j * matrix.cols() + k)] = std::log(matrix(j, k));
-  return std::make_unique<PotentialNode>(2, std::move(log_table), "Transition", true);
+  return std::make_unique<PotentialNode>(2, std::move(log_table), TransitionNodeType(), true);
 }
 
 std::unique_ptr<Node> MakePotentialNode(int num_variables, std::vector<double> log_tables) {
-  return std::make_unique<PotentialNode>(num_variables, std::move(log_tables));
+  return std::make_unique<PotentialNode>(num_variables, std::move(log_tables),
+                                         PotentialNodeType(), false);
+}
+
+
+const NodeType& PotentialNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Potential";
+    t.summary = "exp T[x₁, …, xₙ] over Categorical variables: an undirected factor (Ising, "
+                "Potts, libDAI factors)";
+    t.formula = "U = −Σ_x T[x] Π_i q_i(x_i)";
+    Parameter variables = Variable("variables", "the n Categorical variables it joins",
+                                   {Family::kCategorical});
+    variables.connection = Connection::kList;
+    t.parameters = {
+        variables,
+        Optional(Constant("log_table", "one table for every factor: nested arrays, one level "
+                          "per variable, the last fastest; \"-inf\" for impossible entries",
+                          ConstantKind::kTable)),
+        Optional(Constant("log_tables", "one table per factor, one after another (or CSV, a "
+                          "row per factor)", ConstantKind::kTables))};
+    t.exactly_one_of = {{"log_table", "log_tables"}};
+    t.make = [](const NodeArguments& a) {
+      const Vector table = a.vector(a.has("log_table") ? "log_table" : "log_tables");
+      return MakePotentialNode(static_cast<int>(a.count("variables")),
+                               std::vector<double>(table.data(), table.data() + table.size()));
+    };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [{"name": "s", "family": "Categorical", "dim": 2, "shape": [2, 2]}],
+  "factors": [
+    {"node": "Potential", "variables": ["s[0][0]", "s[0][1]"], "log_table": [[0.5, -0.5], [-0.5, 0.5]]},
+    {"node": "Potential", "variables": ["s[1][0]", "s[1][1]"], "log_table": [[0.5, -0.5], [-0.5, 0.5]]},
+    {"node": "Potential", "for": {"j": [0, 2]}, "variables": ["s[0][j]", "s[1][j]"],
+     "log_tables": [[[0.8, -0.8], [-0.8, 0.8]], [[-0.3, 0.3], [0.3, -0.3]]]},
+    {"node": "Potential", "for": {"i": [0, 2], "j": [0, 2]}, "variables": ["s[i][j]"],
+     "log_table": [0.2, "-inf"]}
+  ]
+})json";
+    return t;
+  }();
+  return type;
 }
 
 }  // namespace vfe

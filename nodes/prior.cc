@@ -3,12 +3,20 @@
 #include <cmath>
 #include <functional>
 
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/distributions/distributions.h"
 #include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& WishartNodeType();
+const NodeType& BetaNodeType();
+const NodeType& DirichletNodeType();
+const NodeType& BernoulliNodeType();
+const NodeType& CategoricalNodeType();
+
 namespace {
 
 /// A density of `family` with constant parameters, as a factor of its one variable "out": the
@@ -21,10 +29,10 @@ class PriorNode final : public Node {
   /// dimension, natural parameters, log-partition and pointwise log-density.
   using Maker = std::function<void(int& dim, std::vector<double>& natural, double& log_partition,
                                    PointDensity& log_density)>;
-  PriorNode(const char* type, Family family, Maker make)
-      : type_(type), family_(family), make_(std::move(make)) {}
-  const char* type() const override { return type_; }
-  std::vector<std::string> slot_names() const override { return {"out"}; }
+  PriorNode(const NodeType& declaration, Family family, Maker make)
+      : declaration_(declaration), family_(family), make_(std::move(make)) {}
+  const char* type() const override { return declaration_.name.c_str(); }
+  std::vector<std::string> slot_names() const override { return declaration_.SlotNames(); }
   Family ObservedFamily(int, const PointMass&) const override { return family_; }
 
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
@@ -62,7 +70,7 @@ class PriorNode final : public Node {
   }
 
  private:
-  const char* type_;
+  const NodeType& declaration_;
   Family family_;
   Maker make_;
   std::vector<double> natural_;
@@ -98,18 +106,79 @@ PriorNode::Maker MakerOf(Build build) {
 }  // namespace
 
 std::unique_ptr<Node> MakeWishartNode(double dof, const Matrix& scale) {
-  return std::make_unique<PriorNode>("Wishart", Family::kWishart,
+  return std::make_unique<PriorNode>(WishartNodeType(), Family::kWishart,
                                      MakerOf<Wishart>([=] { return Wishart(dof, scale); }));
 }
 
 std::unique_ptr<Node> MakeBetaNode(double a, double b) {
-  return std::make_unique<PriorNode>("Beta", Family::kBeta,
+  return std::make_unique<PriorNode>(BetaNodeType(), Family::kBeta,
                                      MakerOf<Beta>([=] { return Beta(a, b); }));
 }
 
 std::unique_ptr<Node> MakeDirichletNode(const Vector& alpha) {
-  return std::make_unique<PriorNode>("Dirichlet", Family::kDirichlet,
+  return std::make_unique<PriorNode>(DirichletNodeType(), Family::kDirichlet,
                                      MakerOf<Dirichlet>([=] { return Dirichlet(alpha); }));
+}
+
+
+const NodeType& WishartNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Wishart";
+    t.summary = "out ~ Wishart(dof, scale): a D x D positive-definite matrix, mean dof·scale";
+    t.formula = "U = A(η) − η·E[T(Λ)], T(Λ) = (Λ, log|Λ|)";
+    t.parameters = {Variable("out", "the precision matrix", {Family::kWishart}),
+                    Constant("dof", "the degrees of freedom ν > D − 1", ConstantKind::kPositiveNumber),
+                    Constant("scale", "the D x D scale V", ConstantKind::kMatrix)};
+    t.make = [](const NodeArguments& a) { return MakeWishartNode(a.number("dof"), a.matrix("scale")); };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "W", "family": "Wishart", "dim": 2},
+    {"name": "y", "dim": 2, "observed": [[0.5, -0.2], [1.1, 0.4], [-0.3, 0.9]]}
+  ],
+  "factors": [
+    {"node": "Wishart", "out": "W", "dof": 3.0, "scale": [[1.0, 0.2], [0.2, 0.5]]},
+    {"node": "MvGaussian", "for": {"i": [0, 3]}, "out": "y[i]", "mean": [0.0, 0.0], "precision": "W"}
+  ]
+})json";
+    return t;
+  }();
+  return type;
+}
+
+const NodeType& BetaNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Beta";
+    t.summary = "out ~ Beta(a, b): a probability, mean a/(a + b)";
+    t.formula = "U = A(η) − η·E[T(p)], T(p) = (log p, log(1 − p))";
+    t.parameters = {Variable("out", "the probability", {Family::kBeta}),
+                    Constant("a", "the first shape", ConstantKind::kPositiveNumber),
+                    Constant("b", "the second shape", ConstantKind::kPositiveNumber)};
+    t.make = [](const NodeArguments& a) { return MakeBetaNode(a.number("a"), a.number("b")); };
+    t.example = BernoulliNodeType().example;
+    return t;
+  }();
+  return type;
+}
+
+const NodeType& DirichletNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Dirichlet";
+    t.summary = "out ~ Dirichlet(alpha): K probabilities that sum to 1";
+    t.formula = "U = A(η) − η·E[log p], η = α − 1";
+    t.parameters = {Variable("out", "the probabilities", {Family::kDirichlet}),
+                    Constant("alpha", "the K concentrations", ConstantKind::kPositiveVector)};
+    t.make = [](const NodeArguments& a) { return MakeDirichletNode(a.vector("alpha")); };
+    t.example = CategoricalNodeType().example;
+    return t;
+  }();
+  return type;
 }
 
 }  // namespace vfe

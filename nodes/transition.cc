@@ -1,12 +1,17 @@
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
+#include "nodes/declare.h"
 #include "nodes/node_checks.h"
 #include "vfe/distributions/categorical.h"
 #include "vfe/distributions/point_values.h"
 #include "vfe/nodes/nodes.h"
 
 namespace vfe {
+
+const NodeType& TransitionNodeType();
+
 namespace {
 
 /// Transition(out | in, A) = Π_jk A_jk^{out_j in_k} with a learned matrix: out and in
@@ -22,26 +27,22 @@ namespace {
 class LearnedTransitionNode final : public Node {
  public:
   explicit LearnedTransitionNode(int num_columns) : columns_(num_columns) {}
-  const char* type() const override { return "Transition"; }
+  const char* type() const override { return TransitionNodeType().name.c_str(); }
   std::vector<std::string> slot_names() const override {
-    std::vector<std::string> names = {"out", "in"};
-    for (int k = 0; k < columns_; ++k) names.push_back("matrix column " + std::to_string(k));
-    return names;
+    return TransitionNodeType().SlotNames({{"matrix", static_cast<size_t>(std::max(columns_, 0))}});
   }
   Family ObservedFamily(int slot, const PointMass&) const override {
     return slot < kColumn0 ? Family::kCategorical : Family::kDirichlet;
   }
 
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
-    RequireFamily(slots[kOut], {Family::kCategorical}, where);
-    RequireFamily(slots[kIn], {Family::kCategorical}, where);
+    RequireDeclaredFamilies(TransitionNodeType(), slots, where);
     rows_ = slots[kOut].dim;
     if (slots[kIn].dim != columns_)
       throw GraphError(where + ": the matrix has " + std::to_string(columns_) +
                        " columns, but 'in' is " + slots[kIn].variable + " with " +
                        std::to_string(slots[kIn].dim) + " categories");
     for (int k = 0; k < columns_; ++k) {
-      RequireFamily(slots[kColumn0 + k], {Family::kDirichlet}, where);
       RequireDim(slots[kColumn0 + k], rows_, where);
     }
     columns_shared_ = true;
@@ -320,6 +321,49 @@ class LearnedTransitionNode final : public Node {
 
 std::unique_ptr<Node> MakeLearnedTransitionNode(int num_columns) {
   return std::make_unique<LearnedTransitionNode>(num_columns);
+}
+
+
+const NodeType& TransitionNodeType() {
+  static const NodeType type = [] {
+    using namespace declare;
+    NodeType t;
+    t.name = "Transition";
+    t.summary = "p(out = j | in = k) = A[j][k]: hidden Markov chains, A known or learned";
+    t.formula = "U = −Σ_jk E[out_j] E[in_k] E[log A_jk]";
+    Parameter matrix = WholeArray("matrix", "A (K x L, columns sum to 1), or a MatrixDirichlet "
+                                  "variable (its L Dirichlet columns)", {Family::kDirichlet});
+    matrix.constant = ConstantKind::kMatrix;
+    t.parameters = {Variable("out", "the next state or the symbol, K outcomes",
+                             {Family::kCategorical}),
+                    Variable("in", "the state, L outcomes", {Family::kCategorical}), matrix};
+    t.make = [](const NodeArguments& a) -> std::unique_ptr<Node> {
+      if (a.is_variable("matrix"))
+        return MakeLearnedTransitionNode(static_cast<int>(a.count("matrix")));
+      try {
+        return MakeTransitionNode(a.matrix("matrix"));
+      } catch (const ModelError& e) {
+        a.Fail("matrix", e.what());
+      }
+    };
+    t.example = R"json({
+  "format": "vfe-model/1",
+  "variables": [
+    {"name": "A", "family": "MatrixDirichlet", "dim": [2, 2]},
+    {"name": "x", "family": "Categorical", "dim": 2, "shape": [4]},
+    {"name": "y", "family": "Categorical", "dim": 3, "observed": [0, 2, 2, 1]}
+  ],
+  "factors": [
+    {"node": "MatrixDirichlet", "out": "A", "alpha": [[2.0, 1.0], [1.0, 2.0]]},
+    {"node": "Categorical", "out": "x[0]", "p": [0.5, 0.5]},
+    {"node": "Transition", "for": {"t": [1, 4]}, "out": "x[t]", "in": "x[t-1]", "matrix": "A"},
+    {"node": "Transition", "for": {"t": [0, 4]}, "out": "y[t]", "in": "x[t]",
+     "matrix": [[0.7, 0.1], [0.2, 0.2], [0.1, 0.7]]}
+  ]
+})json";
+    return t;
+  }();
+  return type;
 }
 
 }  // namespace vfe

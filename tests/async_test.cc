@@ -13,7 +13,7 @@
 
 #include "bench/models.h"
 #include "tests/testing/textbook.h"
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
 namespace vfe {

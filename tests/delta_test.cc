@@ -15,7 +15,7 @@
 #include "tests/testing/allocation_counter.h"
 #include "vfe/core/special.h"
 #include "vfe/core/splitmix.h"
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
 namespace vfe {

@@ -12,7 +12,7 @@
 #include <random>
 #include <string>
 
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
 namespace vfe {

@@ -14,7 +14,7 @@
 #include "tests/testing/reference.h"
 #include "tests/testing/textbook.h"
 #include "vfe/distributions/dispatch.h"
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
 namespace vfe {

@@ -729,7 +729,7 @@ TEST(Errors, EveryBadInputThrowsAVfeErrorInsteadOfCrashing) {
          FactorGraph g;
          g.AddFactor(MakeGaussianNode(), {0.0, 1.0});
        }},
-      {"no node", [] { FactorGraph().AddFactor(nullptr, {}); }},
+      {"no node", [] { FactorGraph().AddFactor(std::unique_ptr<Node>(), {}); }},
       {"stray element", [] {
          FactorGraph other;
          const Variable big = other.AddVariableArray("big", Family::kGaussian, {1000});

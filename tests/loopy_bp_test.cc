@@ -15,7 +15,7 @@
 
 #include "bench/models.h"
 #include "tests/testing/allocation_counter.h"
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
 namespace vfe {

@@ -15,7 +15,7 @@
 #include <random>
 
 #include "tests/testing/reference.h"
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
 namespace vfe {

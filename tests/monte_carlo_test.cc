@@ -18,7 +18,7 @@
 #include <memory>
 #include <string>
 
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
 namespace vfe {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "bench/models.h"
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
 namespace vfe {

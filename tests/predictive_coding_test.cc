@@ -829,24 +829,6 @@ TEST(PredictiveCodingFile, BadFilesNameThePointer) {
          "\"isotropic\"");
 }
 
-TEST(PredictiveCodingFile, CommandWritesTheResultOrAUsageError) {
-  std::ostringstream out, err;
-  EXPECT_EQ(PredictiveCodingCommand({"--epochs", "zero", "x.json"}, out, err), 2);
-  EXPECT_NE(err.str().find("--epochs: expected a positive integer, found \"zero\""),
-            std::string::npos)
-      << err.str();
-  err.str("");
-  EXPECT_EQ(PredictiveCodingCommand({}, out, err), 2);
-  EXPECT_NE(err.str().find("missing the network file"), std::string::npos) << err.str();
-  out.str("");
-  EXPECT_EQ(PredictiveCodingCommand({std::string(VFE_SOURCE_DIR) + "/examples/predictive_coding.json",
-                                     "--epochs", "2", "--threads", "2"},
-                                    out, err),
-            0);
-  EXPECT_EQ(nlohmann::json::parse(out.str())["learning"]["free_energy"].size(), 2u);
-  EXPECT_THROW(PredictiveCodingCommand({"no-such-file.json"}, out, err), ModelError);
-}
-
 // ---- errors ---------------------------------------------------------------------------------
 
 TEST(PredictiveCodingErrors, BadSpecsNameTheLevelAndTheProblem) {

@@ -278,7 +278,7 @@ TEST(CsvMinibatches, StreamsTheRowsOfAFileInOrder) {
     CsvMinibatches bad(path, g, y);
     FAIL() << "expected ModelError";
   } catch (const ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find(":3: expected 2 numbers, found 1"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("' line 3: expected 2 numbers, found 1"), std::string::npos)
         << e.what();
   }
   std::remove(path.c_str());

@@ -1,31 +1,32 @@
-// vfe: run, check and draw factor-graph models written in JSON (docs/json-format.md).
+// vfe: run, check and draw factor-graph models written in JSON (docs/json-format.md), run
+// active inference agents and predictive coding networks.
 //
 // Exit codes: 0 success, 1 model error, 2 usage error, 3 numerical failure.
 
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "tools/cli.h"
 #include "vfe/core/format.h"
-#include "vfe/graph/model_json.h"
-#include "vfe/predictive/predictive_coding_file.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
+namespace vfe::cli {
 namespace {
 
-constexpr int kModelError = 1;
-constexpr int kUsageError = 2;
-constexpr int kNumericalFailure = 3;
 constexpr const char* kVersion = "0.1.0";
 
 const char* const kUsage =
@@ -35,6 +36,7 @@ const char* const kUsage =
     "  run MODEL.json     run inference and write the result JSON\n"
     "  check MODEL.json   validate the model and print a summary\n"
     "  dot MODEL.json     print the factor graph in Graphviz DOT\n"
+    "  nodes [TYPE]       list the node types a model may use, or describe one\n"
     "  agent AGENT.json   run an active inference agent and write its per-step trace\n"
     "  predictive-coding NETWORK.json\n"
     "                     infer or learn with a predictive coding network\n"
@@ -86,51 +88,57 @@ const char* const kDotUsage =
     "Prints the factor graph in Graphviz DOT: variables as circles (observed shaded), factors\n"
     "as boxes. For example: vfe dot model.json | dot -Tsvg > model.svg\n";
 
-struct UsageError {
-  std::string message;
-};
+/// The one model file of `check` and `dot`; empty after --help (the usage is printed).
+std::string SingleModelArgument(const std::vector<std::string>& args, const char* command,
+                                const char* usage) {
+  std::string path;
+  for (const std::string& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << usage;
+      return "";
+    }
+    if (!a.empty() && a[0] == '-')
+      throw UsageError{std::string(command) + ": unknown option " + a, usage};
+    if (!path.empty()) throw UsageError{std::string(command) + ": expected one model file", usage};
+    path = a;
+  }
+  if (path.empty()) throw UsageError{std::string(command) + ": missing the model file", usage};
+  return path;
+}
 
-double ParseNumber(const std::string& option, const std::string& text) {
+}  // namespace
+
+double ParseNumber(const std::string& option, const std::string& text, const char* usage) {
   char* end = nullptr;
   const double x = std::strtod(text.c_str(), &end);
   if (text.empty() || *end != '\0' || !std::isfinite(x))
-    throw UsageError{option + ": expected a number, found \"" + text + "\""};
+    throw UsageError{option + ": expected a number, found \"" + text + "\"", usage};
   return x;
 }
 
-long ParseInteger(const std::string& option, const std::string& text) {
+long ParseInteger(const std::string& option, const std::string& text, long min, long max,
+                  const std::string& what, const char* usage) {
   char* end = nullptr;
+  errno = 0;
   const long x = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0') throw UsageError{option + ": expected an integer, found \"" + text + "\""};
+  if (text.empty() || *end != '\0' || errno == ERANGE)
+    throw UsageError{option + ": expected " + what + ", found \"" + text + "\"", usage};
+  if (x < min || x > max)
+    throw UsageError{option + ": expected " + what + ", found " + std::to_string(x), usage};
   return x;
 }
 
-/// Loopy BP with the run's iteration cap, tolerance (on the beliefs) and progress callback.
-vfe::Result RunBeliefPropagation(vfe::FactorGraph& graph, const vfe::SchedulerOptions& options,
-                                 bool flooding, int threads, double damping) {
-  vfe::BeliefPropagationOptions bp;
-  bp.schedule = flooding ? vfe::BpSchedule::kFlooding : vfe::BpSchedule::kSequential;
-  bp.max_iterations = options.max_iterations;
-  bp.tolerance = options.tolerance;
-  bp.threads = threads;
-  bp.damping = damping;
-  bp.callback = options.callback;
-  return vfe::BeliefPropagation(bp).Run(graph);
-}
-
-int Run(const std::vector<std::string>& args) {
+int RunCommand(const std::vector<std::string>& args) {
   std::string model_path, output_path;
   bool quiet = false;
-  std::optional<int> iterations, threads;
-  std::optional<double> tolerance, threshold;
-  std::optional<std::string> scheduler;
-  std::optional<std::string> algorithm;
-  std::optional<double> damping;
-  std::optional<long> monte_carlo;
+  std::optional<long> iterations, threads, monte_carlo;
+  std::optional<double> tolerance, threshold, damping;
+  std::optional<SchedulerKind> scheduler;
+  std::optional<Algorithm> algorithm;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError{a + ": missing its value"};
+      if (i + 1 >= args.size()) throw UsageError{a + ": missing its value", kRunUsage};
       return args[++i];
     };
     if (a == "--help" || a == "-h") {
@@ -141,84 +149,79 @@ int Run(const std::vector<std::string>& args) {
     } else if (a == "--quiet" || a == "-q") {
       quiet = true;
     } else if (a == "--iterations") {
-      const long k = ParseInteger(a, value());
-      if (k < 1 || k > 100000000) throw UsageError{"--iterations: expected a positive integer, found " + std::to_string(k)};
-      iterations = static_cast<int>(k);
+      iterations = ParseInteger(a, value(), 1, 100000000, "a positive integer", kRunUsage);
     } else if (a == "--tolerance") {
-      const double t = ParseNumber(a, value());
-      if (t < 0) throw UsageError{"--tolerance: expected a number >= 0, found " + vfe::FormatNumber(t)};
-      tolerance = t;
+      tolerance = ParseNumber(a, value(), kRunUsage);
+      if (*tolerance < 0)
+        throw UsageError{"--tolerance: expected a number >= 0, found " +
+                         FormatNumber(*tolerance), kRunUsage};
     } else if (a == "--threads") {
-      const long t = ParseInteger(a, value());
-      if (t < 0) throw UsageError{"--threads: expected an integer >= 0, found " + std::to_string(t)};
-      threads = static_cast<int>(t);
+      threads = ParseInteger(a, value(), 0, 100000000, "an integer >= 0", kRunUsage);
     } else if (a == "--scheduler") {
-      scheduler = value();
-      if (*scheduler != "sequential" && *scheduler != "parallel" && *scheduler != "async")
-        throw UsageError{"--scheduler: expected sequential, parallel or async, found \"" +
-                         *scheduler + "\""};
+      const std::string name = value();
+      scheduler = ParseSchedulerKind(name);
+      if (!scheduler)
+        throw UsageError{"--scheduler: expected sequential, parallel or async, found \"" + name +
+                         "\"", kRunUsage};
     } else if (a == "--threshold") {
-      const double x = ParseNumber(a, value());
-      if (x < 0) throw UsageError{"--threshold: expected a number >= 0, found " + vfe::FormatNumber(x)};
-      threshold = x;
+      threshold = ParseNumber(a, value(), kRunUsage);
+      if (*threshold < 0)
+        throw UsageError{"--threshold: expected a number >= 0, found " +
+                         FormatNumber(*threshold), kRunUsage};
     } else if (a == "--algorithm") {
-      algorithm = value();
-      if (*algorithm != "vmp" && *algorithm != "bp")
-        throw UsageError{"--algorithm: expected vmp or bp, found \"" + *algorithm + "\""};
+      const std::string name = value();
+      algorithm = ParseAlgorithm(name);
+      if (!algorithm)
+        throw UsageError{"--algorithm: expected vmp or bp, found \"" + name + "\"", kRunUsage};
     } else if (a == "--damping") {
-      const double d = ParseNumber(a, value());
-      if (!(d >= 0 && d < 1))
-        throw UsageError{"--damping: expected a number in [0, 1), found " + vfe::FormatNumber(d)};
-      damping = d;
+      damping = ParseNumber(a, value(), kRunUsage);
+      if (!(*damping >= 0 && *damping < 1))
+        throw UsageError{"--damping: expected a number in [0, 1), found " +
+                         FormatNumber(*damping), kRunUsage};
     } else if (a == "--monte-carlo") {
-      const long s = ParseInteger(a, value());
-      if (s < 2 || s > 100000000)
-        throw UsageError{"--monte-carlo: expected a number of draws >= 2, found " + std::to_string(s)};
-      monte_carlo = s;
+      monte_carlo =
+          ParseInteger(a, value(), 2, 100000000, "a number of draws >= 2", kRunUsage);
     } else if (!a.empty() && a[0] == '-') {
-      throw UsageError{"run: unknown option " + a};
+      throw UsageError{"run: unknown option " + a, kRunUsage};
     } else if (model_path.empty()) {
       model_path = a;
     } else {
-      throw UsageError{"run: expected one model file, found a second: " + a};
+      throw UsageError{"run: expected one model file, found a second: " + a, kRunUsage};
     }
   }
-  if (model_path.empty()) throw UsageError{"run: missing the model file"};
+  if (model_path.empty()) throw UsageError{"run: missing the model file", kRunUsage};
+  const bool belief_propagation = algorithm && *algorithm == Algorithm::kBeliefPropagation;
+  if (damping && !belief_propagation)
+    throw UsageError{"--damping: only belief propagation (--algorithm bp) damps its messages",
+                     kRunUsage};
 
-  vfe::Model model = vfe::LoadModel(model_path);
-  vfe::SchedulerOptions options = model.inference.options;
-  if (iterations) options.max_iterations = *iterations;
-  if (tolerance) options.tolerance = *tolerance;
-  const std::string scheduler_name = scheduler ? *scheduler : model.inference.scheduler;
-  const int thread_count = threads ? *threads : model.inference.threads;
+  Model model = LoadModel(model_path);
+  InferenceSettings& settings = model.inference;
+  if (iterations) settings.options.max_iterations = static_cast<int>(*iterations);
+  if (tolerance) settings.options.tolerance = *tolerance;
+  if (scheduler) settings.scheduler = *scheduler;
+  if (threads) settings.threads = static_cast<int>(*threads);
+  if (threshold) settings.threshold = *threshold;
+  if (algorithm) settings.algorithm = *algorithm;
+  if (damping) settings.damping = *damping;
+  if (settings.algorithm == Algorithm::kBeliefPropagation &&
+      settings.scheduler == SchedulerKind::kAsync)
+    throw UsageError{"--algorithm bp: expected the scheduler sequential or parallel (flooding), "
+                     "found async", kRunUsage};
   const bool progress = !quiet && isatty(STDERR_FILENO);
   if (progress) {
-    options.callback = [](const vfe::IterationInfo& info) {
+    settings.options.callback = [](const IterationInfo& info) {
       std::fprintf(stderr, "\rsweep %d  F = %.10g  dF = %.3g  %.1f ms   ", info.iteration,
                    info.free_energy, info.change, info.elapsed_ms);
       std::fflush(stderr);
       return true;
     };
   }
-  const bool belief_propagation = algorithm && *algorithm == "bp";
-  if (damping && !belief_propagation)
-    throw UsageError{"--damping: only belief propagation (--algorithm bp) damps its messages"};
-  if (belief_propagation && scheduler_name == "async")
-    throw UsageError{"--algorithm bp: expected the scheduler sequential or parallel (flooding), "
-                     "found async"};
-  vfe::AsyncOptions async;
-  async.threads = thread_count;
-  if (threshold) async.threshold = *threshold;
-  const vfe::Result result =
-      belief_propagation ? RunBeliefPropagation(model.graph, options, scheduler_name == "parallel",
-                                                thread_count, damping.value_or(0.0))
-      : scheduler_name == "async"    ? vfe::AsyncScheduler(options, async).Run(model.graph)
-      : scheduler_name == "parallel" ? vfe::ParallelScheduler(options, thread_count).Run(model.graph)
-                                     : vfe::SequentialScheduler(options).Run(model.graph);
+  const Result result = Infer(model);
   if (progress) std::fprintf(stderr, "\n%s\n", result.message.c_str());
-  std::string text = vfe::ResultJson(model, result) + "\n";
-  if (monte_carlo && result.termination != vfe::Termination::kNumericalFailure) {
-    const vfe::FactorGraph::MonteCarloEstimate mc =
+  std::string text = ResultJson(model, result) + "\n";
+  if (monte_carlo && result.termination != Termination::kNumericalFailure) {
+    const FactorGraph::MonteCarloEstimate mc =
         model.graph.MonteCarloFreeEnergy(static_cast<size_t>(*monte_carlo));
     nlohmann::ordered_json document = nlohmann::ordered_json::parse(text);
     document["free_energy_monte_carlo"] = {{"estimate", mc.free_energy},
@@ -235,50 +238,33 @@ int Run(const std::vector<std::string>& args) {
       return kUsageError;
     }
   }
-  if (result.termination == vfe::Termination::kNumericalFailure) {
+  if (result.termination == Termination::kNumericalFailure) {
     std::cerr << "vfe: numerical failure: " << result.message << "\n";
     return kNumericalFailure;
   }
   return 0;
 }
 
-std::string SingleModelArgument(const std::vector<std::string>& args, const char* command,
-                                const char* usage, bool& help) {
-  std::string path;
-  for (const std::string& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << usage;
-      help = true;
-      return "";
-    }
-    if (!a.empty() && a[0] == '-') throw UsageError{std::string(command) + ": unknown option " + a};
-    if (!path.empty()) throw UsageError{std::string(command) + ": expected one model file"};
-    path = a;
-  }
-  if (path.empty()) throw UsageError{std::string(command) + ": missing the model file"};
-  return path;
-}
-
-int Check(std::vector<std::string> args) {
+int CheckCommand(const std::vector<std::string>& arguments) {
+  std::vector<std::string> args = arguments;
   const auto normalise_flag = std::find(args.begin(), args.end(), "--normalise");
   const bool normalise = normalise_flag != args.end();
   if (normalise) args.erase(normalise_flag);
-  bool help = false;
-  const std::string path = SingleModelArgument(args, "check", kCheckUsage, help);
-  if (help) return 0;
-  const vfe::Model model = vfe::LoadModel(path);
+  const std::string path = SingleModelArgument(args, "check", kCheckUsage);
+  if (path.empty()) return 0;
+  const Model model = LoadModel(path);
   if (normalise) {
-    std::cout << vfe::NormalisedModelJson(model) << "\n";
+    std::cout << NormalisedModelJson(model) << "\n";
     return 0;
   }
-  const vfe::FactorGraph& g = model.graph;
+  const FactorGraph& g = model.graph;
   size_t hidden = 0, observed = 0, hidden_elements = 0, observed_elements = 0;
-  for (const vfe::Variable& v : model.variables) {
+  for (const Variable& v : model.variables) {
     (g.observed(v) ? observed : hidden) += 1;
     (g.observed(v) ? observed_elements : hidden_elements) += v.size();
   }
   std::map<std::string, size_t> by_type;
-  for (vfe::PlateId p = 0; p < g.num_plates(); ++p) by_type[g.node(p).type()] += g.plate_size(p);
+  for (PlateId p = 0; p < g.num_plates(); ++p) by_type[g.node(p).type()] += g.plate_size(p);
   std::cout << path << ": valid model\n"
             << "variables: " << hidden + observed << " (" << hidden << " hidden with "
             << hidden_elements << " elements, " << observed << " observed with "
@@ -287,89 +273,30 @@ int Check(std::vector<std::string> args) {
   for (const auto& [type, count] : by_type) std::cout << "  " << type << ": " << count << "\n";
   // Colours of each hidden array: the parallel scheduler updates a colour's elements at once.
   std::cout << "colours (elements that share a factor differ):";
-  for (const vfe::Variable& v : model.variables)
+  for (const Variable& v : model.variables)
     if (!g.observed(v))
       std::cout << " " << g.variable_name(v.id()) << " " << g.num_colours(v);
   std::cout << "\n";
-  std::cout << "inference: " << model.inference.scheduler << ", at most "
+  std::cout << "inference: " << SchedulerName(model.inference.scheduler) << ", at most "
             << model.inference.options.max_iterations << " sweeps, tolerance "
-            << vfe::FormatNumber(model.inference.options.tolerance) << "\n"
-            << "build: " << vfe::FormatNumber(model.build_ms) << " ms\n";
+            << FormatNumber(model.inference.options.tolerance) << "\n"
+            << "build: " << FormatNumber(model.build_ms) << " ms\n";
   return 0;
 }
 
-const char* const kAgentUsage =
-    "usage: vfe agent AGENT.json [--steps T] [--observations OBS.json] [-o TRACE.json]\n"
-    "\n"
-    "Runs the active inference agent of AGENT.json (vfe-agent/1: its generative model in\n"
-    "pymdp's layout, settings and environment) and writes the trace (vfe-agent-trace/1): per\n"
-    "step the observation, the state posterior, its free energy, every policy's G (pymdp's\n"
-    "negative expected free energy) with risk, ambiguity, utility and information gains, q(pi),\n"
-    "the action marginals and the action. Without --observations the agent acts in the file's\n"
-    "environment for T steps per episode (default: the file's \"run\" block); with it, it\n"
-    "replays the observations (a list of outcome lists, or {\"observations\": [...],\n"
-    "\"actions\": [...]} to also impose the actions taken).\n";
-
-int AgentCommand(const std::vector<std::string>& args) {
-  std::string path, observations_path, output;
-  long steps = -1;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError{a + ": missing its value"};
-      return args[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::cout << kAgentUsage;
-      return 0;
-    } else if (a == "--steps") {
-      steps = ParseInteger(a, value());
-      if (steps < 1 || steps > 100000000)
-        throw UsageError{"--steps: expected a positive integer, found " + std::to_string(steps)};
-    } else if (a == "--observations") {
-      observations_path = value();
-    } else if (a == "-o") {
-      output = value();
-    } else if (!a.empty() && a[0] == '-') {
-      throw UsageError{"agent: unknown option " + a};
-    } else if (!path.empty()) {
-      throw UsageError{"agent: expected one agent file, found a second: " + a};
-    } else {
-      path = a;
-    }
-  }
-  if (path.empty()) throw UsageError{"agent: missing the agent file"};
-  const vfe::agents::AgentFile file = vfe::agents::LoadAgentFile(path);
-  std::vector<std::vector<int>> observations, actions;
-  if (!observations_path.empty()) {
-    vfe::agents::LoadObservations(observations_path, observations, actions);
-    if (steps > 0 && static_cast<size_t>(steps) < observations.size()) observations.resize(steps);
-  }
-  std::ofstream file_out;
-  if (!output.empty()) {
-    file_out.open(output);
-    if (!file_out) throw vfe::ModelError(output + ": cannot write the trace");
-  }
-  std::ostream& out = output.empty() ? std::cout : file_out;
-  vfe::agents::RunAgent(file, steps > 0 ? static_cast<int>(steps) : file.steps,
-                        observations_path.empty() ? nullptr : &observations,
-                        actions.empty() ? nullptr : &actions, out);
-  return 0;
-}
-
-int Dot(const std::vector<std::string>& args) {
-  bool help = false;
-  const std::string path = SingleModelArgument(args, "dot", kDotUsage, help);
-  if (help) return 0;
-  const vfe::Model model = vfe::LoadModel(path);
+int DotCommand(const std::vector<std::string>& args) {
+  const std::string path = SingleModelArgument(args, "dot", kDotUsage);
+  if (path.empty()) return 0;
+  const Model model = LoadModel(path);
   model.graph.WriteGraphviz(std::cout);
   return 0;
 }
 
-}  // namespace
+}  // namespace vfe::cli
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+  using namespace vfe::cli;
+  const std::vector<std::string> args(argv + 1, argv + argc);
   try {
     if (args.empty()) throw UsageError{"missing a command"};
     const std::string command = args[0];
@@ -382,19 +309,16 @@ int main(int argc, char** argv) {
       std::cout << "vfe " << kVersion << "\n";
       return 0;
     }
-    if (command == "run") return Run(rest);
-    if (command == "check") return Check(rest);
-    if (command == "dot") return Dot(rest);
+    if (command == "run") return RunCommand(rest);
+    if (command == "check") return CheckCommand(rest);
+    if (command == "dot") return DotCommand(rest);
     if (command == "agent") return AgentCommand(rest);
-    if (command == "predictive-coding")
-      return vfe::predictive::PredictiveCodingCommand(rest, std::cout, std::cerr);
+    if (command == "predictive-coding") return PredictiveCodingCommand(rest);
+    if (command == "nodes") return NodesCommand(rest);
     throw UsageError{"unknown command '" + command + "'"};
   } catch (const UsageError& e) {
-    std::cerr << "vfe: " << e.message << "\n\n" << kUsage;
+    std::cerr << "vfe: " << e.message << "\n\n" << (e.usage ? e.usage : kUsage);
     return kUsageError;
-  } catch (const vfe::Error& e) {
-    std::cerr << "vfe: " << e.what() << "\n";
-    return kModelError;
   } catch (const std::exception& e) {
     std::cerr << "vfe: " << e.what() << "\n";
     return kModelError;

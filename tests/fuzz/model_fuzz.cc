@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/schedulers/sequential.h"
 
 namespace {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "vfe/graph/model_json.h"
+#include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
 namespace {

@@ -13,6 +13,7 @@
 #include "vfe/core/types.h"
 #include "vfe/distributions/distributions.h"
 #include "vfe/nodes/node.h"
+#include "vfe/nodes/registry.h"
 
 namespace vfe {
 
@@ -60,6 +61,43 @@ class Argument {
  private:
   Variable variable_;
   std::optional<PointMass> constant_;
+};
+
+/// A value given to a parameter of a registered node type (FactorGraph::AddFactor by type
+/// name): a variable (one element shared by every factor, a run with one element per factor,
+/// or, for a parameter that takes a whole array, all of its elements), a list of variables,
+/// or a constant (a number, a vector, a matrix, a name, or rows of data per factor).
+class ParameterValue {
+ public:
+  enum class VariableKind { kNone, kOne, kList };
+  ParameterValue(const Variable& variable);          // NOLINT: implicit by design
+  ParameterValue(std::vector<Variable> variables);   // NOLINT
+  ParameterValue(double value);                      // NOLINT
+  ParameterValue(int value);                         // NOLINT
+  ParameterValue(const Vector& value);               // NOLINT
+  ParameterValue(const std::vector<double>& value);  // NOLINT
+  ParameterValue(const Matrix& value);               // NOLINT
+  ParameterValue(const std::string& name);           // NOLINT
+  ParameterValue(const char* name);                  // NOLINT
+  ParameterValue(ConstantValue constant);            // NOLINT
+  /// One row of data per factor (Parameter::rows_per_factor): row n is factor n's.
+  static ParameterValue Rows(const Matrix& rows);
+
+  bool is_variable() const { return variable_kind_ != VariableKind::kNone; }
+  VariableKind variable_kind() const { return variable_kind_; }
+  const std::vector<Variable>& variables() const { return variables_; }
+  const ConstantValue& constant() const { return constant_; }
+
+ private:
+  VariableKind variable_kind_ = VariableKind::kNone;
+  std::vector<Variable> variables_;
+  ConstantValue constant_;
+};
+
+/// An argument of a factor by name: {"precision", tau}.
+struct NamedArgument {
+  std::string name;
+  ParameterValue value;
 };
 
 /// Index of a plate of factors in its graph.
@@ -165,6 +203,16 @@ class FactorGraph {
   /// factor n their element n. Returns the plate's id. `name` (optional) is used in errors.
   PlateId AddFactor(std::unique_ptr<Node> node, const std::vector<Argument>& args,
                     const std::string& name = "");
+  /// Adds a plate of factors of the registered node type `type` (NodeTypes(); the JSON
+  /// node names), its arguments by name as the type declares them:
+  ///   graph.AddFactor("Gaussian", {{"out", y}, {"mean", mu}, {"precision", tau}});
+  /// Each argument is checked against its parameter (families of hidden variables, kinds and
+  /// values of constants), the type's factory builds the node and the arguments become its
+  /// slots; one factor per element of the longest element argument, as above. Throws
+  /// GraphError for an unknown type, ParameterError naming the parameter for a bad argument
+  /// (an unknown or missing name, a wrong family, an invalid constant).
+  PlateId AddFactor(const std::string& type, const std::vector<NamedArgument>& arguments,
+                    const std::string& name = "");
   /// out ~ N(mean, 1/precision): scalar Gaussian; precision a Gamma variable or a constant.
   PlateId AddGaussian(Argument out, Argument mean, Argument precision,
                       const std::string& name = "");
@@ -215,9 +263,10 @@ class FactorGraph {
   PlateId AddTransition(Argument out, Argument in, const Variable& matrix,
                         const std::string& name = "");
   /// matrix ~ MatrixDirichlet(alpha): column k of the K x L matrix, the Dirichlet variable
-  /// matrix[k] (of dimension K), gets the prior Dirichlet(alpha.col(k)). One plate per column.
-  void AddMatrixDirichlet(const Variable& matrix, const Matrix& alpha,
-                          const std::string& name = "");
+  /// matrix[k] (of dimension K), gets the prior Dirichlet(alpha.col(k)); one factor over the
+  /// L columns (MakeMatrixDirichletNode).
+  PlateId AddMatrixDirichlet(const Variable& matrix, const Matrix& alpha,
+                             const std::string& name = "");
   /// exp log_table[x_1, …, x_n] over Categorical variables (row-major, the last variable
   /// fastest; −∞ for impossible configurations): one table shared by the plate, or the
   /// tables of its factors one after another (Ising couplings J_ij, one per edge).

@@ -73,6 +73,11 @@ class Node {
   /// out at the parents' starting values is a sensible start for out (the prior). Undirected
   /// potentials say false: their variables start at the standard density (uniform).
   virtual bool IsDirected() const { return true; }
+  /// True when `slot` is an output of the factor's density: Finalize starts the variable there
+  /// from this factor's message, with the other slots (its parents) at their starting values.
+  /// Slot 0 of a directed node by default; every slot of a joint prior with constant
+  /// parameters (MatrixDirichlet, the columns of one matrix).
+  virtual bool IsOutput(int slot) const { return slot == 0 && IsDirected(); }
   /// Called once the moments of observed variables are in place: a node may cache sufficient
   /// statistics of observed data here.
   virtual void Prepare(const SlotView* /*q*/, size_t /*num_factors*/) {}

@@ -42,6 +42,11 @@ std::unique_ptr<Node> MakeWishartNode(double dof, const Matrix& scale);
 std::unique_ptr<Node> MakeBetaNode(double a, double b);
 /// Dirichlet(out | α) with a constant α (K entries > 0): U = A(η) − η·E[log p].
 std::unique_ptr<Node> MakeDirichletNode(const Vector& alpha);
+/// MatrixDirichlet(out[0], …, out[L−1] | α): the L columns of a K x L matrix, independent
+/// Dirichlet variables of dimension K, with the constant concentrations α (K x L, every entry
+/// > 0): p(A) = Π_k Dir(A_·k | α_·k). Every slot is an output (Node::IsOutput).
+///   U = Σ_k (A(η_k) − η_k·E[log A_·k]), η_k = α_·k − 1.
+std::unique_ptr<Node> MakeMatrixDirichletNode(const Matrix& alpha);
 /// Bernoulli(out, p), p a Beta variable or a constant in (0, 1):
 ///   U = −E[x] E[log p] − (1 − E[x]) E[log(1 − p)].
 std::unique_ptr<Node> MakeBernoulliNode();

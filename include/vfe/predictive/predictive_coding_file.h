@@ -35,12 +35,6 @@ PredictiveCodingFile LoadPredictiveCodingFile(const std::string& path);
 /// and per level, and every observation's posterior.
 void RunPredictiveCodingFile(const PredictiveCodingFile& file, std::ostream& out);
 
-/// `vfe predictive-coding NETWORK.json [-o RESULT.json] [--epochs E] [--threads N]`: `args`
-/// follow the command name. Usage errors are written to `err` with the usage text and return
-/// 2; model errors are thrown (ModelError, OptionsError). Returns the exit code.
-int PredictiveCodingCommand(const std::vector<std::string>& args, std::ostream& out,
-                            std::ostream& err);
-
 }  // namespace predictive
 }  // namespace vfe
 

@@ -3,7 +3,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -53,35 +52,6 @@ class MatrixMinibatches final : public MinibatchSource {
   uint64_t pass_ = 0;
   std::vector<size_t> order_;
   size_t position_ = 0;
-  Matrix batch_;
-};
-
-/// Minibatches streamed from a CSV file of numbers, B rows at a time in file order (shuffle
-/// the file once if it is sorted), so that the data never has to fit in memory: a first pass
-/// counts the rows, then only one minibatch is held. A first line that is not numeric is a
-/// header. Every row must have as many columns as a data point has numbers (1 for scalar
-/// data); an error names the file, the line and what was found.
-class CsvMinibatches final : public MinibatchSource {
- public:
-  CsvMinibatches(const std::string& path, const FactorGraph& graph, const Variable& data);
-  size_t size() const override { return rows_; }
-  size_t batch_size() const override { return data_.size(); }
-  Variable data() const override { return data_; }
-  void Next(FactorGraph& graph) override;
-  void Rewind() override;
-
- private:
-  /// Reads the next data row into `row`, wrapping at the end of the file.
-  void ReadRow(double* row);
-  std::string path_;
-  Variable data_;
-  int width_ = 1;
-  bool vector_data_ = false;
-  size_t rows_ = 0;
-  size_t line_ = 0;
-  bool header_ = false;
-  std::ifstream in_;
-  std::string text_;
   Matrix batch_;
 };
 

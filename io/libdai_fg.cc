@@ -10,7 +10,8 @@
 #include <sstream>
 
 #include "vfe/core/format.h"
-#include "vfe/graph/model_json.h"
+#include "io/model_document.h"
+#include "vfe/io/model_json.h"
 
 namespace vfe {
 namespace {
@@ -79,10 +80,6 @@ class Tokens {
   std::vector<Token> tokens_;
   size_t next_ = 0;
 };
-
-/// The most numbers the factors' tables and the variables' states may hold together: as for
-/// JSON models (kMaxNumbers in model_json.cc), 2^28 doubles (2 GiB).
-constexpr size_t kMaxNumbers = size_t{1} << 28;
 
 struct FgFactor {
   std::vector<long> labels;

@@ -1,10 +1,11 @@
-#ifndef VFE_GRAPH_MODEL_JSON_H_
-#define VFE_GRAPH_MODEL_JSON_H_
+#ifndef VFE_IO_MODEL_JSON_H_
+#define VFE_IO_MODEL_JSON_H_
 
 // Models in the JSON format "vfe-model/1" (docs/json-format.md), and results in
 // "vfe-result/1".
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,14 +14,34 @@
 
 namespace vfe {
 
-/// The "inference" block of a model.
+/// The scheduler of a run: SequentialScheduler, ParallelScheduler or AsyncScheduler (for
+/// belief propagation, a sequential or a flooding schedule).
+enum class SchedulerKind { kSequential, kParallel, kAsync };
+/// "sequential", "parallel" or "async", as models and the vfe program write them.
+const char* SchedulerName(SchedulerKind scheduler);
+/// The scheduler of that name, or nullopt.
+std::optional<SchedulerKind> ParseSchedulerKind(const std::string& name);
+
+/// What a run computes: variational message passing, or loopy belief propagation (Categorical
+/// variables and fixed discrete factors only; BeliefPropagation).
+enum class Algorithm { kVariationalMessagePassing, kBeliefPropagation };
+/// "vmp" or "bp".
+const char* AlgorithmName(Algorithm algorithm);
+std::optional<Algorithm> ParseAlgorithm(const std::string& name);
+
+/// The "inference" block of a model: everything Infer needs to run it.
 struct InferenceSettings {
-  SchedulerOptions options;                ///< iterations, tolerance, order
-  std::string scheduler = "sequential";    ///< "sequential" or "parallel"
-  int threads = 0;                         ///< of the parallel scheduler; 0: all cores
+  SchedulerOptions options;  ///< iterations, tolerance, order, callback
+  SchedulerKind scheduler = SchedulerKind::kSequential;
+  int threads = 0;  ///< of the parallel and async schedulers and of flooding BP; 0: all cores
+  Algorithm algorithm = Algorithm::kVariationalMessagePassing;
+  double threshold = 1e-9;  ///< the async scheduler's AsyncOptions::threshold
+  /// Belief propagation's damping in [0, 1); its tolerance bounds the change of any belief
+  /// probability in a sweep (BeliefPropagationOptions::tolerance).
+  double damping = 0.0;
 };
 
-/// What a JSON document says beyond the graph it builds (defined in model_json.cc): the
+/// What a JSON document says beyond the graph it builds (io/model_document.h): the
 /// document as parsed, the declared variables as written (matrix Dirichlets, observed values
 /// read from CSV) and the other CSV tables it read. ResultJson and NormalisedModelJson use it.
 struct ModelDocument;
@@ -54,6 +75,11 @@ Model LoadModel(const std::string& path);
 /// or 0, are −∞). Errors name `source` and the line. Inference settings are the defaults.
 Model ParseLibDaiFactorGraph(const std::string& text, const std::string& source);
 
+/// Runs inference on the model as its settings say (model.inference: algorithm, scheduler,
+/// threads, options) and returns the result; the posteriors stay in model.graph. Throws
+/// OptionsError for settings no scheduler takes (belief propagation on the async scheduler).
+Result Infer(Model& model);
+
 /// The result of a run as "vfe-result/1" JSON: convergence, the free-energy trace, every hidden
 /// variable's posterior (arrays as arrays; a MatrixDirichlet variable as one K x L "alpha") and
 /// the timings.
@@ -70,4 +96,4 @@ std::string NormalisedModelJson(const Model& model, int indent = 2);
 
 }  // namespace vfe
 
-#endif  // VFE_GRAPH_MODEL_JSON_H_
+#endif  // VFE_IO_MODEL_JSON_H_

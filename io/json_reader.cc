@@ -1,0 +1,157 @@
+#include "io/json_reader.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "vfe/core/format.h"
+
+namespace vfe {
+
+Json JsonReader::Parse(const std::string& text) const {
+  try {
+    return Json::parse(text);
+  } catch (const Json::exception& e) {
+    // A syntax error, or a number too large for a double ("1e400"). Drop the library's
+    // "[json.exception.parse_error.101] " tag.
+    const std::string what = e.what();
+    const size_t tag_end = what.find("] ");
+    Fail("", "not valid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2)));
+  }
+}
+
+void JsonReader::Fail(const std::string& pointer, const std::string& message) const {
+  throw ModelError((where_.empty() ? "" : where_ + ": ") + (pointer.empty() ? "/" : pointer) +
+                   ": " + message);
+}
+
+void JsonReader::Expected(const Json& value, const std::string& pointer,
+                          const std::string& what) const {
+  Fail(pointer, "expected " + what + ", found " + Found(value));
+}
+
+std::string JsonReader::Found(const Json& value) {
+  switch (value.type()) {
+    case Json::value_t::null: return "null";
+    case Json::value_t::boolean: return value.get<bool>() ? "true" : "false";
+    case Json::value_t::string: return "the string \"" + value.get<std::string>() + "\"";
+    case Json::value_t::array: return "an array of " + std::to_string(value.size());
+    case Json::value_t::object: return "an object";
+    default: return FormatNumber(value.get<double>());
+  }
+}
+
+void JsonReader::RequireObject(const Json& value, const std::string& pointer,
+                               const std::string& what) const {
+  if (!value.is_object()) Expected(value, pointer, what);
+}
+
+void JsonReader::CheckKeys(const Json& object, const std::string& pointer,
+                           const std::vector<std::string>& allowed) const {
+  RequireObject(object, pointer);
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    if (std::find(allowed.begin(), allowed.end(), it.key()) != allowed.end()) continue;
+    Fail(pointer + "/" + it.key(), "unknown key '" + it.key() + "'" +
+                                       DidYouMean(it.key(), allowed) + "; expected one of " +
+                                       JoinQuoted(allowed));
+  }
+}
+
+const Json& JsonReader::Required(const Json& object, const std::string& key,
+                                 const std::string& pointer) const {
+  auto it = object.find(key);
+  if (it == object.end()) Fail(pointer, "missing required key '" + key + "'");
+  return *it;
+}
+
+double JsonReader::Number(const Json& value, const std::string& pointer,
+                          const std::string& what) const {
+  if (!value.is_number()) Expected(value, pointer, what);
+  const double x = value.get<double>();
+  if (!std::isfinite(x)) Fail(pointer, "expected " + what + ", found " + FormatNumber(x));
+  return x;
+}
+
+double JsonReader::PositiveNumber(const Json& value, const std::string& pointer,
+                                  const std::string& what) const {
+  const double x = Number(value, pointer, what);
+  if (!(x > 0)) Fail(pointer, "expected " + what + ", found " + FormatNumber(x));
+  return x;
+}
+
+long JsonReader::IntegerIn(const Json& value, const std::string& pointer,
+                           const std::string& what, long min, long max) const {
+  if (!value.is_number_integer()) Expected(value, pointer, what);
+  if (value.is_number_unsigned() && value.get<unsigned long>() > static_cast<unsigned long>(max))
+    Fail(pointer, "expected " + what + ", found " + value.dump());
+  const long x = value.get<long>();
+  if (x < min || x > max) Fail(pointer, "expected " + what + ", found " + std::to_string(x));
+  return x;
+}
+
+bool JsonReader::Bool(const Json& value, const std::string& pointer) const {
+  if (!value.is_boolean()) Expected(value, pointer, "true or false");
+  return value.get<bool>();
+}
+
+std::string JsonReader::String(const Json& value, const std::string& pointer,
+                               const std::string& what) const {
+  if (!value.is_string()) Expected(value, pointer, what);
+  return value.get<std::string>();
+}
+
+size_t JsonReader::Choice(const Json& value, const std::string& pointer,
+                          const std::vector<std::string>& names) const {
+  const std::string expected = "one of " + JoinQuoted(names);
+  if (!value.is_string()) Expected(value, pointer, expected);
+  const std::string text = value.get<std::string>();
+  const auto it = std::find(names.begin(), names.end(), text);
+  if (it == names.end())
+    Fail(pointer, "expected " + expected + ", found " + Found(value) + DidYouMean(text, names));
+  return static_cast<size_t>(it - names.begin());
+}
+
+const Json& JsonReader::Array(const Json& value, const std::string& pointer,
+                              const std::string& what) const {
+  if (!value.is_array()) Expected(value, pointer, what);
+  return value;
+}
+
+bool JsonReader::IsNumberArray(const Json& value) {
+  return value.is_array() && !value.empty() &&
+         std::all_of(value.begin(), value.end(), [](const Json& x) { return x.is_number(); });
+}
+
+Vector JsonReader::Numbers(const Json& value, const std::string& pointer, bool allow_empty) const {
+  if (!(IsNumberArray(value) || (allow_empty && value.is_array() && value.empty())))
+    Expected(value, pointer,
+             allow_empty ? "an array of numbers" : "a non-empty array of numbers");
+  Vector v(static_cast<Eigen::Index>(value.size()));
+  for (size_t i = 0; i < value.size(); ++i)
+    v[static_cast<Eigen::Index>(i)] = Number(value[i], pointer + "/" + std::to_string(i));
+  return v;
+}
+
+std::vector<int> JsonReader::Integers(const Json& value, const std::string& pointer) const {
+  Array(value, pointer, "an array of integers");
+  std::vector<int> out;
+  for (size_t i = 0; i < value.size(); ++i)
+    out.push_back(Integer<int>(value[i], pointer + "/" + std::to_string(i)));
+  return out;
+}
+
+Matrix JsonReader::Rows(const Json& value, const std::string& pointer) const {
+  if (!value.is_array() || value.empty() || !value[0].is_array())
+    Expected(value, pointer, "a matrix (an array of rows)");
+  const size_t cols = value[0].size();
+  Matrix m(static_cast<Eigen::Index>(value.size()), static_cast<Eigen::Index>(cols));
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string row_pointer = pointer + "/" + std::to_string(i);
+    if (!value[i].is_array() || value[i].size() != cols)
+      Expected(value[i], row_pointer,
+               "a row of " + std::to_string(cols) + " numbers (the length of the first row)");
+    m.row(static_cast<Eigen::Index>(i)) = Numbers(value[i], row_pointer).transpose();
+  }
+  return m;
+}
+
+}  // namespace vfe
