@@ -1,7 +1,8 @@
 // Loopy belief propagation: the time of one sweep (every message and belief once, then the
 // Bethe free energy) per variable, on libDAI's 100 x 100 Ising grid and on a 300 x 300 grid
 // (bench/models.h), for the sequential schedule and for flooding on 1 and 2 threads. libDAI's
-// loopy BP takes 1.5 µs per variable per sweep on the 100 x 100 grid (shared/reference).
+// loopy BP takes 1.5 µs per variable per sweep on the 100 x 100 grid
+// (tests/data/reference/README.md).
 //
 // Each benchmark iteration is one run of `kSweeps` sweeps from uniform messages; the time
 // between the end of the first sweep and the end of the last (from the run's callback), so

@@ -2,13 +2,14 @@
 //
 //   BM_MixtureSweep   the Gaussian mixture of examples/gaussian_mixture.cc (K = 5, D = 2),
 //                     N = 100,000 points from the generator of BayesPy's reference case
-//                     shared/reference/bayespy/gmm_N10000.json (its centres, covariances and
-//                     weights) drawn with SplitMix64 seed 30002 instead of NumPy's seed 30001.
+//                     tests/data/reference/bayespy/gmm_N10000.json (its centres,
+//                     covariances and weights) drawn with SplitMix64 seed 30002 instead of
+//                     NumPy's seed 30001.
 //                     A sweep updates μ, Λ, the weights and every z_n, then computes F, as
 //                     SequentialScheduler does with the reference case's order.
 //   BM_IsingSweep     mean field on an open-boundary 300 × 300 Ising grid (spins ±1,
 //                     Categorical with two outcomes), J and h ~ N(0, 0.5²) as in libDAI's
-//                     shared/reference/libdai/ising_grid_100x100.fg, SplitMix64 seed 1001:
+//                     tests/data/reference/libdai/ising_grid_100x100.fg, SplitMix64 seed 1001:
 //                     one update of every spin in raster order. Reported per variable update.
 //   BM_IsingHandWritten  the baseline for the Ising sweep: the same raster Gauss–Seidel
 //                     mean-field update written by hand over flat arrays (q(s = +1) per spin,

@@ -1,9 +1,9 @@
 // Time per sweep of the Gaussian model with unknown mean and precision,
 //   μ ~ N(0, precision 1e-2),  τ ~ Gamma(1e-3, 1e-3),  y_n ~ N(μ, 1/τ),  q(μ)q(τ),
 // the model of examples/gaussian_mean_precision.cc, at N = 10³ and 10⁶. The data and priors
-// are those of BayesPy's reference cases shared/reference/bayespy/gauss_N<N>.json (their
+// are those of BayesPy's reference cases tests/data/reference/bayespy/gauss_N<N>.json (their
 // "generator" and "model" blocks: SplitMix64 Box–Muller, seed 1 for N = 10³ and seed 2 for
-// N = 10⁶, N(3, 2²)); without the reference folder the same constants are used.
+// N = 10⁶, N(3, 2²)); without the reference file the same constants are used.
 //
 //   BM_EngineSweep          one sweep as SequentialScheduler runs it: UpdateElement(μ),
 //                           UpdateElement(τ), FreeEnergy. The likelihood plate's "out" is

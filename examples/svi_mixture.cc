@@ -29,7 +29,7 @@ namespace {
 
 constexpr int kComponents = 5;
 
-/// The generator of the reference mixture (shared/reference/bayespy/gmm_N10000.json):
+/// The generator of the reference mixture (tests/data/reference/bayespy/gmm_N10000.json):
 /// weights, centres and covariances of its five components.
 void WritePoints(const std::string& path, size_t n, uint64_t seed) {
   const double weights[kComponents] = {0.3, 0.25, 0.2, 0.15, 0.1};

@@ -100,7 +100,6 @@ class TmazeReference : public ::testing::TestWithParam<Method> {};
 /// action; pymdp's action is then taken, so that the next prior is pymdp's.
 void Replay(const std::string& file, const Method& method) {
   const Json reference = vfe::testing::LoadReference(file);
-  VFE_REQUIRE_REFERENCE(reference, file);
   const bool learning = reference["settings"]["use_param_info_gain"].get<bool>();
   for (const Json& episode : reference["episodes"]) {
     AgentSettings settings = ReferenceSettings(reference["settings"]);
@@ -838,7 +837,6 @@ TEST(AgentJson, ReplayWithActionsReproducesPymdpsLearnedCounts) {
   // The learning reference through the trace writer: its observations and pymdp's actions
   // (which include random tie-breaks) replayed; the final counts are pymdp's.
   const Json reference = vfe::testing::LoadReference("pymdp/tmaze_learning.json");
-  VFE_REQUIRE_REFERENCE(reference, "pymdp/tmaze_learning.json");
   AgentFile file;
   file.model = ReferenceModel(reference["model"]);
   file.settings = ReferenceSettings(reference["settings"]);

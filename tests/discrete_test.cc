@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <random>
 
@@ -1069,7 +1068,6 @@ TEST(MarkovRandomField, TablesOfTheWrongSizeAreRefused) {
 
 TEST(MarkovRandomField, IsingGridMeanFieldAgreesWithLibDai) {
   const std::string path = testing::ReferencePath("libdai/ising_grid_100x100.fg");
-  if (!std::ifstream(path)) GTEST_SKIP() << "reference file not found: " << path;
   Model model = LoadModel(path);
   EXPECT_EQ(model.graph.num_variables(), 10000u);
   EXPECT_EQ(model.graph.num_factors(), 29800u);

@@ -8,13 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "bench/models.h"
 #include "tests/testing/allocation_counter.h"
+#include "tests/testing/reference.h"
 #include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
@@ -515,8 +515,7 @@ TEST(LoopyBp, HigherOrderLoopsWithZerosMatchTextbookLbp) {
 constexpr double kLibDaiBetheLogZ = 10255.4312769;
 
 TEST(LoopyBp, LibDaiIsingGridGivesLibDaisBetheLogZ) {
-  const std::string path = std::string(VFE_REFERENCE_DIR) + "/libdai/ising_grid_100x100.fg";
-  if (!std::ifstream(path)) GTEST_SKIP() << "reference file not found: " << path;
+  const std::string path = testing::ReferencePath("libdai/ising_grid_100x100.fg");
   for (BpSchedule schedule : {BpSchedule::kSequential, BpSchedule::kFlooding}) {
     Model model = LoadModel(path);
     BeliefPropagationOptions options = Options(schedule, 1e-9, 1000);
