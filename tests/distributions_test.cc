@@ -346,6 +346,27 @@ TEST(PointMass, MomentsAreTheStatisticsOfItsValue) {
   EXPECT_EQ(PointMass(1.0).Entropy(), 0.0);
 }
 
+TEST(PointMass, SampleIsTheWholeValue) {
+  std::mt19937_64 rng(1);
+  const Vector vector = (Vector(3) << 1.5, -2.0, 4.0).finished();
+  const Matrix drawn_vector = PointMass(vector).Sample(rng);
+  ASSERT_EQ(drawn_vector.rows(), 3);
+  ASSERT_EQ(drawn_vector.cols(), 1);
+  EXPECT_EQ(drawn_vector(0, 0), 1.5);
+  EXPECT_EQ(drawn_vector(1, 0), -2.0);
+  EXPECT_EQ(drawn_vector(2, 0), 4.0);
+  Matrix matrix(2, 2);
+  matrix << 2.0, 0.5, 0.5, 3.0;
+  const Matrix drawn_matrix = PointMass(matrix).Sample(rng);
+  ASSERT_EQ(drawn_matrix.rows(), 2);
+  ASSERT_EQ(drawn_matrix.cols(), 2);
+  EXPECT_EQ(drawn_matrix(1, 0), 0.5);
+  EXPECT_EQ(drawn_matrix(1, 1), 3.0);
+  const Matrix drawn_scalar = PointMass(-0.25).Sample(rng);
+  ASSERT_EQ(drawn_scalar.size(), 1);
+  EXPECT_EQ(drawn_scalar(0, 0), -0.25);
+}
+
 template <class F>
 std::string ErrorOf(F make) {
   try {

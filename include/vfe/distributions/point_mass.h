@@ -36,7 +36,9 @@ class PointMass {
   const Matrix& value() const { return value_; }
   bool is_scalar() const { return is_scalar_; }
   double Entropy() const { return 0.0; }
-  double Sample(std::mt19937_64&) const { return value_(0, 0); }
+  /// A draw is the value itself, whole (1x1 for a scalar, Dx1 for a vector, the matrix for
+  /// a matrix); it takes nothing from `rng`.
+  const Matrix& Sample(std::mt19937_64& /*rng*/) const { return value_; }
 
   /// Throws ModelError (prefixed by `what`) unless the value lies in the support of `family`
   /// with event dimension `dim`: finite; > 0 for Gamma; symmetric positive definite for Wishart;
