@@ -25,8 +25,9 @@ ParameterValue::ParameterValue(const Vector& value) {
   constant_.matrix = value;
 }
 ParameterValue::ParameterValue(const std::vector<double>& value)
-    : ParameterValue(Vector(Eigen::Map<const Vector>(value.data(),
-                                                     static_cast<Eigen::Index>(value.size())))) {}
+    : ParameterValue(
+          Vector(Eigen::Map<const Vector>(value.data(), static_cast<Eigen::Index>(value.size())))) {
+}
 ParameterValue::ParameterValue(const Matrix& value) {
   constant_.kind = ConstantValue::Kind::kMatrix;
   constant_.matrix = value;
@@ -71,9 +72,9 @@ PlateId FactorGraph::AddFactor(const std::string& type_name,
     throw GraphError("unknown node type '" + type_name + "'" +
                      DidYouMean(type_name, NodeTypeNames()) + "; expected one of " +
                      JoinQuoted(NodeTypeNames()));
-  const std::string where = name.empty() ? "factor #" + std::to_string(g.plates.size()) + " (" +
-                                               type_name + ")"
-                                         : "factor '" + name + "' (" + type_name + ")";
+  const std::string where =
+      name.empty() ? "factor #" + std::to_string(g.plates.size()) + " (" + type_name + ")"
+                   : "factor '" + name + "' (" + type_name + ")";
   if (g.finalized) throw GraphError(where + ": the graph is already finalised");
   std::vector<std::string> given;
   for (const NamedArgument& a : arguments) given.push_back(a.name);
@@ -130,20 +131,20 @@ PlateId FactorGraph::AddFactor(const std::string& type_name,
     if (p.connection == Connection::kNone ||
         (value->variable_kind() == ParameterValue::VariableKind::kList) !=
             (p.connection == Connection::kList))
-      throw ParameterError(where, p.name, "",
-                           "expected " + AcceptedText(p) + ", found " +
-                               (value->variables().size() == 1 &&
-                                        value->variable_kind() == ParameterValue::VariableKind::kOne
-                                    ? "the variable '" +
-                                          g.variables[g.Checked(value->variables()[0]).id()].name +
-                                          "'"
-                                    : "a list of variables"));
+      throw ParameterError(
+          where, p.name, "",
+          "expected " + AcceptedText(p) + ", found " +
+              (value->variables().size() == 1 &&
+                       value->variable_kind() == ParameterValue::VariableKind::kOne
+                   ? "the variable '" + g.variables[g.Checked(value->variables()[0]).id()].name +
+                         "'"
+                   : "a list of variables"));
     if (value->variables().empty())
       throw ParameterError(where, p.name, "", "expected " + AcceptedText(p) + ", found none");
     for (const Variable& v : value->variables()) {
       const VariableInfo& info = g.variables[g.Checked(v).id()];
-      if (info.observed || std::find(p.families.begin(), p.families.end(), info.family) !=
-                               p.families.end())
+      if (info.observed ||
+          std::find(p.families.begin(), p.families.end(), info.family) != p.families.end())
         continue;
       throw ParameterError(where, p.name, "",
                            "expected " + AcceptedText(p) + ", found '" + info.name + "' (" +

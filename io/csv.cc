@@ -54,8 +54,8 @@ std::string Where(const std::string& path, size_t line) {
 void CheckRow(const std::string& path, size_t line, const double* values, size_t fields,
               size_t cols) {
   if (fields != cols)
-    throw ModelError(Where(path, line) + ": expected " + std::to_string(cols) +
-                     " columns, found " + std::to_string(fields));
+    throw ModelError(Where(path, line) + ": expected " + std::to_string(cols) + " columns, found " +
+                     std::to_string(fields));
   for (size_t i = 0; i < fields; ++i)
     if (!std::isfinite(values[i]))
       throw ModelError(Where(path, line) + ": expected finite numbers, found " +

@@ -12,8 +12,10 @@ CsvMinibatches::CsvMinibatches(const std::string& path, const FactorGraph& graph
     throw GraphError("CsvMinibatches: variable '" + graph.variable_name(data.id()) +
                      "' is not observed");
   if (data.size() < 2)
-    throw GraphError("CsvMinibatches: the data variable needs at least 2 elements (the batch "
-                     "size), got " + std::to_string(data.size()));
+    throw GraphError(
+        "CsvMinibatches: the data variable needs at least 2 elements (the batch "
+        "size), got " +
+        std::to_string(data.size()));
   vector_data_ = graph.family(data) == Family::kMvGaussian;
   width_ = vector_data_ ? graph.dim(data) : 1;
   reader_ = std::make_unique<CsvRows>(path);
@@ -41,7 +43,8 @@ void CsvMinibatches::ReadRow() {
   if (!reader_->Next(row_)) {
     reader_->Rewind();
     if (!reader_->Next(row_))
-      throw ModelError("CSV '" + reader_->path() + "': no data rows left (the file changed "
+      throw ModelError("CSV '" + reader_->path() +
+                       "': no data rows left (the file changed "
                        "while it was read)");
   }
   if (static_cast<int>(row_.size()) != width_)

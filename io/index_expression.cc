@@ -25,8 +25,8 @@ Reference ParseReference(const JsonReader& reader, const std::string& text,
   if (ref.name.empty()) reader.Fail(pointer, "expected a variable name, found \"" + text + "\"");
   size_t pos = bracket;
   while (pos != std::string::npos && pos < text.size()) {
-    if (text[pos] != '[') reader.Fail(pointer, "expected '[' in \"" + text + "\" at position " +
-                                            std::to_string(pos));
+    if (text[pos] != '[')
+      reader.Fail(pointer, "expected '[' in \"" + text + "\" at position " + std::to_string(pos));
     const size_t close = text.find(']', pos);
     if (close == std::string::npos) reader.Fail(pointer, "missing ']' in \"" + text + "\"");
     const std::string inside = text.substr(pos + 1, close - pos - 1);
@@ -56,8 +56,9 @@ Reference ParseReference(const JsonReader& reader, const std::string& text,
                     __builtin_add_overflow(index.constant, number, &index.constant);
         if (overflow)
           reader.Fail(pointer, "cannot read the index \"" + inside + "\" in \"" + text +
-                            "\": expected integers in [" + std::to_string(LONG_MIN) + ", " +
-                            std::to_string(LONG_MAX) + "], found " + inside.substr(i, j - i));
+                                   "\": expected integers in [" + std::to_string(LONG_MIN) + ", " +
+                                   std::to_string(LONG_MAX) + "], found " +
+                                   inside.substr(i, j - i));
         i = j;
         expect_term = false;
       } else if ((std::isalpha(static_cast<unsigned char>(c)) || c == '_') && expect_term) {
@@ -69,20 +70,22 @@ Reference ParseReference(const JsonReader& reader, const std::string& text,
         auto it = std::find_if(loops.begin(), loops.end(),
                                [&](const LoopRange& l) { return l.name == loop; });
         if (it == loops.end())
-          reader.Fail(pointer, "\"" + text + "\" uses '" + loop + "', which is not a loop variable of " +
-                            "this factor" +
-                            (loops.empty() ? " (it has no \"for\")"
-                                           : " (loops: " + JoinQuoted(LoopNames(loops)) + ")"));
+          reader.Fail(pointer,
+                      "\"" + text + "\" uses '" + loop + "', which is not a loop variable of " +
+                          "this factor" +
+                          (loops.empty() ? " (it has no \"for\")"
+                                         : " (loops: " + JoinQuoted(LoopNames(loops)) + ")"));
         index.terms.emplace_back(static_cast<int>(it - loops.begin()), sign);
         i = j;
         expect_term = false;
       } else {
         reader.Fail(pointer, "cannot read the index \"" + inside + "\" in \"" + text +
-                          "\": expected integers and loop variables joined by + or -");
+                                 "\": expected integers and loop variables joined by + or -");
       }
       if (!expect_term) sign = 1;
     }
-    if (expect_term) reader.Fail(pointer, "the index \"" + inside + "\" in \"" + text + "\" is incomplete");
+    if (expect_term)
+      reader.Fail(pointer, "the index \"" + inside + "\" in \"" + text + "\" is incomplete");
     ref.indices.push_back(index);
     pos = close + 1;
   }
@@ -111,10 +114,10 @@ std::vector<size_t> ReferencedElements(const JsonReader& reader, const Reference
         for (size_t l = 0; l < loops.size(); ++l)
           at += (l ? ", " : "") + loops[l].name + "=" + std::to_string(loop_value[l]);
         reader.Fail(pointer, "index " + std::to_string(d) + " of \"" + text + "\" is " +
-                          (overflow ? "beyond a 64-bit integer" : std::to_string(value)) +
-                          (at.empty() ? "" : " at " + at) +
-                          ", outside [0, " + std::to_string(shape[d]) + ") (shape of '" +
-                          reference.name + "' is " + ShapeText(shape) + ")");
+                                 (overflow ? "beyond a 64-bit integer" : std::to_string(value)) +
+                                 (at.empty() ? "" : " at " + at) + ", outside [0, " +
+                                 std::to_string(shape[d]) + ") (shape of '" + reference.name +
+                                 "' is " + ShapeText(shape) + ")");
       }
       flat = flat * shape[d] + static_cast<size_t>(value);
     }

@@ -11,16 +11,19 @@ namespace vfe {
 
 const char* SchedulerName(SchedulerKind scheduler) {
   switch (scheduler) {
-    case SchedulerKind::kSequential: return "sequential";
-    case SchedulerKind::kParallel: return "parallel";
-    case SchedulerKind::kAsync: return "async";
+    case SchedulerKind::kSequential:
+      return "sequential";
+    case SchedulerKind::kParallel:
+      return "parallel";
+    case SchedulerKind::kAsync:
+      return "async";
   }
   return "?";
 }
 
 std::optional<SchedulerKind> ParseSchedulerKind(const std::string& name) {
-  for (SchedulerKind s : {SchedulerKind::kSequential, SchedulerKind::kParallel,
-                          SchedulerKind::kAsync})
+  for (SchedulerKind s :
+       {SchedulerKind::kSequential, SchedulerKind::kParallel, SchedulerKind::kAsync})
     if (name == SchedulerName(s)) return s;
   return std::nullopt;
 }
@@ -39,8 +42,9 @@ Result Infer(Model& model) {
   const InferenceSettings& settings = model.inference;
   if (settings.algorithm == Algorithm::kBeliefPropagation) {
     if (settings.scheduler == SchedulerKind::kAsync)
-      throw OptionsError("belief propagation runs on the sequential or the parallel (flooding) "
-                         "scheduler, not async");
+      throw OptionsError(
+          "belief propagation runs on the sequential or the parallel (flooding) "
+          "scheduler, not async");
     BeliefPropagationOptions bp;
     bp.schedule = settings.scheduler == SchedulerKind::kParallel ? BpSchedule::kFlooding
                                                                  : BpSchedule::kSequential;

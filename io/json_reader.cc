@@ -31,12 +31,18 @@ void JsonReader::Expected(const Json& value, const std::string& pointer,
 
 std::string JsonReader::Found(const Json& value) {
   switch (value.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::boolean: return value.get<bool>() ? "true" : "false";
-    case Json::value_t::string: return "the string \"" + value.get<std::string>() + "\"";
-    case Json::value_t::array: return "an array of " + std::to_string(value.size());
-    case Json::value_t::object: return "an object";
-    default: return FormatNumber(value.get<double>());
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return value.get<bool>() ? "true" : "false";
+    case Json::value_t::string:
+      return "the string \"" + value.get<std::string>() + "\"";
+    case Json::value_t::array:
+      return "an array of " + std::to_string(value.size());
+    case Json::value_t::object:
+      return "an object";
+    default:
+      return FormatNumber(value.get<double>());
   }
 }
 
@@ -78,8 +84,8 @@ double JsonReader::PositiveNumber(const Json& value, const std::string& pointer,
   return x;
 }
 
-long JsonReader::IntegerIn(const Json& value, const std::string& pointer,
-                           const std::string& what, long min, long max) const {
+long JsonReader::IntegerIn(const Json& value, const std::string& pointer, const std::string& what,
+                           long min, long max) const {
   if (!value.is_number_integer()) Expected(value, pointer, what);
   if (value.is_number_unsigned() && value.get<unsigned long>() > static_cast<unsigned long>(max))
     Fail(pointer, "expected " + what + ", found " + value.dump());
@@ -123,8 +129,7 @@ bool JsonReader::IsNumberArray(const Json& value) {
 
 Vector JsonReader::Numbers(const Json& value, const std::string& pointer, bool allow_empty) const {
   if (!(IsNumberArray(value) || (allow_empty && value.is_array() && value.empty())))
-    Expected(value, pointer,
-             allow_empty ? "an array of numbers" : "a non-empty array of numbers");
+    Expected(value, pointer, allow_empty ? "an array of numbers" : "a non-empty array of numbers");
   Vector v(static_cast<Eigen::Index>(value.size()));
   for (size_t i = 0; i < value.size(); ++i)
     v[static_cast<Eigen::Index>(i)] = Number(value[i], pointer + "/" + std::to_string(i));

@@ -58,8 +58,7 @@ class JsonReader {
                         const std::string& what = "a positive number") const;
   /// An integer written as one (not 2.0) in [min, max] of T.
   template <class T = long>
-  T Integer(const Json& value, const std::string& pointer,
-            const std::string& what = "an integer",
+  T Integer(const Json& value, const std::string& pointer, const std::string& what = "an integer",
             T min = std::numeric_limits<T>::min(), T max = std::numeric_limits<T>::max()) const {
     return static_cast<T>(IntegerIn(value, pointer, what, min, max));
   }
@@ -82,8 +81,8 @@ class JsonReader {
   Matrix Rows(const Json& value, const std::string& pointer) const;
 
  private:
-  long IntegerIn(const Json& value, const std::string& pointer, const std::string& what,
-                 long min, long max) const;
+  long IntegerIn(const Json& value, const std::string& pointer, const std::string& what, long min,
+                 long max) const;
   std::string where_;
 };
 

@@ -1,16 +1,16 @@
 // libDAI's .fg factor-graph files: Categorical variables joined by Potential factors.
 
-#include <chrono>
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
 
-#include "vfe/core/format.h"
 #include "io/model_document.h"
+#include "vfe/core/format.h"
 #include "vfe/io/model_json.h"
 
 namespace vfe {
@@ -152,7 +152,8 @@ Model ParseLibDaiFactorGraph(const std::string& text, const std::string& source)
   Model model;
   std::map<long, Variable> variable_of;
   for (const auto& [label, k] : cardinality_of) {
-    const Variable v = model.graph.AddVariable("x" + std::to_string(label), Family::kCategorical, k);
+    const Variable v =
+        model.graph.AddVariable("x" + std::to_string(label), Family::kCategorical, k);
     variable_of[label] = v;
     model.variables.push_back(v);
   }

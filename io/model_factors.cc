@@ -72,17 +72,14 @@ void Loader::AddFactor(const Json& spec, const std::string& pointer) {
   std::optional<size_t> product = 1;
   for (const LoopRange& l : loops)
     if (product)
-      product =
-          CheckedProduct(*product, static_cast<size_t>(l.end) - static_cast<size_t>(l.begin));
+      product = CheckedProduct(*product, static_cast<size_t>(l.end) - static_cast<size_t>(l.begin));
   if (!product || *product > kMaxNumbers - num_factors_)
-    Fail(pointer + "/for", "expected at most " + std::to_string(kMaxNumbers) +
-                               " factors in the model, found " +
-                               (product ? std::to_string(*product)
-                                        : "more than " + std::to_string(SIZE_MAX)) +
-                               " in this loop" +
-                               (num_factors_ ? " and " + std::to_string(num_factors_) +
-                                                   " before it"
-                                             : std::string()));
+    Fail(
+        pointer + "/for",
+        "expected at most " + std::to_string(kMaxNumbers) + " factors in the model, found " +
+            (product ? std::to_string(*product) : "more than " + std::to_string(SIZE_MAX)) +
+            " in this loop" +
+            (num_factors_ ? " and " + std::to_string(num_factors_) + " before it" : std::string()));
   const size_t count = *product;
   num_factors_ += count;
 
@@ -125,7 +122,8 @@ void Loader::AddFactor(const Json& spec, const std::string& pointer) {
     }
     auto step_of = [&](const FactorArgument& a) {
       const auto it = std::find(varying.begin(), varying.end(), &a);
-      return it == varying.end() ? 0L : std::max(step[static_cast<size_t>(it - varying.begin())], 0L);
+      return it == varying.end() ? 0L
+                                 : std::max(step[static_cast<size_t>(it - varying.begin())], 0L);
     };
     std::vector<NamedArgument> plate;
     for (const FactorArgument& a : arguments) {
@@ -143,8 +141,7 @@ void Loader::AddFactor(const Json& spec, const std::string& pointer) {
     try {
       model_.graph.AddFactor(type->name, plate, name);
     } catch (const ParameterError& e) {
-      Fail(pointer + "/" + e.parameter() + (e.entry().empty() ? "" : "/" + e.entry()),
-           e.detail());
+      Fail(pointer + "/" + e.parameter() + (e.entry().empty() ? "" : "/" + e.entry()), e.detail());
     } catch (const Error& e) {
       throw ModelError(Located(id, e.what()));
     }
@@ -190,19 +187,23 @@ Loader::FactorArgument Loader::ReadArgument(const Parameter& parameter, const Js
   ConstantValue constant;
   switch (parameter.constant) {
     case ConstantKind::kNone:
-    case ConstantKind::kName: Expected(value, pointer, expected);
+    case ConstantKind::kName:
+      Expected(value, pointer, expected);
     case ConstantKind::kTable: {
       std::vector<double> table;
       FlattenTable(value, pointer, table);
       constant.kind = ConstantValue::Kind::kVector;
-      constant.matrix = Eigen::Map<const Vector>(table.data(), static_cast<Eigen::Index>(table.size()));
+      constant.matrix =
+          Eigen::Map<const Vector>(table.data(), static_cast<Eigen::Index>(table.size()));
       break;
     }
     case ConstantKind::kTables:
       constant = ReadLogTables(value, pointer, count);
       argument.per_factor_size = static_cast<size_t>(constant.matrix.rows()) / count;
       break;
-    default: constant = ReadConstant(value, pointer); break;
+    default:
+      constant = ReadConstant(value, pointer);
+      break;
   }
   argument.constant = constant;
   return argument;
@@ -230,12 +231,13 @@ void Loader::ReadVariable(FactorArgument& argument, const std::string& text,
   if (entry.matrix_dirichlet && ref.indices.empty())
     Fail(pointer, "expected a variable or one element, found the MatrixDirichlet '" + ref.name +
                       "' (whole, it is only the 'matrix' of a Transition or the 'out' of its "
-                      "prior; its column k, a Dirichlet variable, is \"" + ref.name + "[k]\")");
+                      "prior; its column k, a Dirichlet variable, is \"" +
+                      ref.name + "[k]\")");
   GraphVariable(ref.name, entry);
   if (ref.indices.empty()) return;
   if (ref.indices.size() != shape.size())
-    Fail(pointer, "\"" + text + "\" has " + std::to_string(ref.indices.size()) +
-                      " indices, but '" + ref.name + "' has shape " + ShapeText(shape) +
+    Fail(pointer, "\"" + text + "\" has " + std::to_string(ref.indices.size()) + " indices, but '" +
+                      ref.name + "' has shape " + ShapeText(shape) +
                       (shape.empty() ? " (a single element: write \"" + ref.name + "\")" : ""));
   argument.per_factor = true;
   argument.elements = ReferencedElements(*this, ref, text, pointer, shape, loops, count);
@@ -250,8 +252,10 @@ void Loader::ReadData(FactorArgument& argument, const std::string& text,
     Fail(pointer, "unknown variable '" + ref.name + "'" + DidYouMean(ref.name, names_));
   VariableEntry& x = it->second;
   if (!x.observed)
-    Fail(pointer, "expected " + AcceptedText(*argument.parameter) + ", found the hidden variable "
-                  "in \"" + text + "\"");
+    Fail(pointer, "expected " + AcceptedText(*argument.parameter) +
+                      ", found the hidden variable "
+                      "in \"" +
+                      text + "\"");
   x.used = true;
   ConstantValue constant;
   if (ref.indices.empty()) {
@@ -262,8 +266,8 @@ void Loader::ReadData(FactorArgument& argument, const std::string& text,
     return;
   }
   if (ref.indices.size() != x.shape.size())
-    Fail(pointer, "\"" + text + "\" has " + std::to_string(ref.indices.size()) +
-                      " indices, but '" + ref.name + "' has shape " + ShapeText(x.shape));
+    Fail(pointer, "\"" + text + "\" has " + std::to_string(ref.indices.size()) + " indices, but '" +
+                      ref.name + "' has shape " + ShapeText(x.shape));
   const std::vector<size_t> elements =
       ReferencedElements(*this, ref, text, pointer, x.shape, loops, count);
   // Factor n reads the row X[element n] as its 1 x K matrix.
@@ -276,8 +280,7 @@ void Loader::ReadData(FactorArgument& argument, const std::string& text,
   argument.per_factor_size = 1;
 }
 
-ParameterValue Loader::PlateValue(const FactorArgument& a, size_t first, size_t last,
-                                  long step) {
+ParameterValue Loader::PlateValue(const FactorArgument& a, size_t first, size_t last, long step) {
   if (a.constant) {
     if (!a.per_factor_size) return ParameterValue(*a.constant);
     // The rows or tables of factors [first, last).
@@ -294,8 +297,7 @@ ParameterValue Loader::PlateValue(const FactorArgument& a, size_t first, size_t 
   return step == 1 ? ParameterValue(v.Slice(e0, e0 + (last - first))) : ParameterValue(v[e0]);
 }
 
-ConstantValue Loader::ReadLogTables(const Json& value, const std::string& pointer,
-                                    size_t count) {
+ConstantValue Loader::ReadLogTables(const Json& value, const std::string& pointer, size_t count) {
   ConstantValue constant;
   constant.kind = ConstantValue::Kind::kVector;
   std::vector<double> out;

@@ -14,8 +14,10 @@ namespace vfe {
 void Loader::ReadFactorisation(const Json& value) {
   const std::string pointer = "/factorisation";
   if (!value.is_array())
-    Fail(pointer, "expected an array of clusters (lists of variable names, or objects "
-                  "{\"variables\": [...], \"solver\": ...}), found " + Found(value));
+    Fail(pointer,
+         "expected an array of clusters (lists of variable names, or objects "
+         "{\"variables\": [...], \"solver\": ...}), found " +
+             Found(value));
   std::map<std::string, std::string> listed;  // name -> where
   for (size_t i = 0; i < value.size(); ++i) {
     const std::string p = pointer + "/" + std::to_string(i);
@@ -30,8 +32,10 @@ void Loader::ReadFactorisation(const Json& value) {
       if (value[i].contains("solver"))
         solver = ReadClusterSolver(value[i]["solver"], p + "/solver");
     } else if (!value[i].is_array()) {
-      Fail(p, "expected a list of variable names or an object {\"variables\": [...], "
-              "\"solver\": ...}, found " + Found(value[i]));
+      Fail(p,
+           "expected a list of variable names or an object {\"variables\": [...], "
+           "\"solver\": ...}, found " +
+               Found(value[i]));
     }
     if (!names->is_array() || names->empty())
       Fail(names_pointer, "expected a list of variable names, found " + Found(*names));
@@ -51,8 +55,8 @@ void Loader::ReadFactorisation(const Json& value) {
     if (names->size() > 1)
       Fail(names_pointer,
            "expected one variable per cluster (the joint posterior over the elements of "
-           "an array variable, e.g. [\"x\"]), found " + Found(*names) +
-               "; clusters of several variables are not supported yet");
+           "an array variable, e.g. [\"x\"]), found " +
+               Found(*names) + "; clusters of several variables are not supported yet");
     const std::string name = (*names)[0].get<std::string>();
     const VariableEntry& entry = entries_.at(name);
     if (entry.observed)
@@ -75,8 +79,8 @@ ClusterSolver Loader::ReadClusterSolver(const Json& value, const std::string& po
   const std::string name = value.get<std::string>();
   if (name == "sequential") return ClusterSolver::kSequential;
   if (name == "parallel_scan") return ClusterSolver::kParallelScan;
-  Fail(pointer, "unknown solver \"" + name + "\"" + DidYouMean(name, known) +
-                    "; expected one of " + JoinQuoted(known));
+  Fail(pointer, "unknown solver \"" + name + "\"" + DidYouMean(name, known) + "; expected one of " +
+                    JoinQuoted(known));
 }
 
 std::string Loader::SolverInJsonTerms(std::string message) {
@@ -92,8 +96,9 @@ std::string Loader::SolverInJsonTerms(std::string message) {
 
 void Loader::ReadInference(const Json& value, const std::string& pointer) {
   RequireObject(value, pointer, "an object");
-  CheckKeys(value, pointer, {"iterations", "tolerance", "scheduler", "threads", "algorithm",
-                             "threshold", "damping", "order", "initial"});
+  CheckKeys(value, pointer,
+            {"iterations", "tolerance", "scheduler", "threads", "algorithm", "threshold", "damping",
+             "order", "initial"});
   InferenceSettings& s = model_.inference;
   if (value.contains("iterations"))
     s.options.max_iterations = Integer<int>(value["iterations"], pointer + "/iterations",
@@ -104,8 +109,8 @@ void Loader::ReadInference(const Json& value, const std::string& pointer) {
     s.options.tolerance = t;
   }
   if (value.contains("scheduler"))
-    s.scheduler = static_cast<SchedulerKind>(Choice(
-        value["scheduler"], pointer + "/scheduler", {"sequential", "parallel", "async"}));
+    s.scheduler = static_cast<SchedulerKind>(
+        Choice(value["scheduler"], pointer + "/scheduler", {"sequential", "parallel", "async"}));
   if (value.contains("threads"))
     s.threads = Integer<int>(value["threads"], pointer + "/threads", "an integer >= 0", 0);
   if (value.contains("algorithm"))
@@ -115,8 +120,9 @@ void Loader::ReadInference(const Json& value, const std::string& pointer) {
     const double t = Number(value["threshold"], pointer + "/threshold", "a number >= 0");
     if (t < 0) Fail(pointer + "/threshold", "expected a number >= 0, found " + FormatNumber(t));
     if (s.scheduler != SchedulerKind::kAsync)
-      Fail(pointer + "/threshold", "only the async scheduler takes a threshold (add "
-                                   "\"scheduler\": \"async\")");
+      Fail(pointer + "/threshold",
+           "only the async scheduler takes a threshold (add "
+           "\"scheduler\": \"async\")");
     s.threshold = t;
   }
   if (value.contains("damping")) {
@@ -124,13 +130,15 @@ void Loader::ReadInference(const Json& value, const std::string& pointer) {
     if (!(d >= 0 && d < 1))
       Fail(pointer + "/damping", "expected a number in [0, 1), found " + FormatNumber(d));
     if (s.algorithm != Algorithm::kBeliefPropagation)
-      Fail(pointer + "/damping", "only belief propagation damps its messages (add "
-                                 "\"algorithm\": \"bp\")");
+      Fail(pointer + "/damping",
+           "only belief propagation damps its messages (add "
+           "\"algorithm\": \"bp\")");
     s.damping = d;
   }
   if (s.algorithm == Algorithm::kBeliefPropagation && s.scheduler == SchedulerKind::kAsync)
-    Fail(pointer + "/scheduler", "expected \"sequential\" or \"parallel\" (flooding) for "
-                                 "belief propagation, found \"async\"");
+    Fail(pointer + "/scheduler",
+         "expected \"sequential\" or \"parallel\" (flooding) for "
+         "belief propagation, found \"async\"");
   if (value.contains("order")) {
     const Json& order = value["order"];
     if (!order.is_array())
@@ -149,14 +157,13 @@ void Loader::ReadInference(const Json& value, const std::string& pointer) {
 }
 
 std::vector<Matrix> Loader::PerElement(const Json& value, const std::string& pointer, size_t size,
-                               int rows, int cols, const std::string& what) {
+                                       int rows, int cols, const std::string& what) {
   auto read_one = [&](const Json& v, const std::string& p) -> Matrix {
     if (rows == 1 && cols == 1) return Matrix::Constant(1, 1, Number(v, p, what));
     if (cols == 1) {
       const Vector x = Numbers(v, p);
       if (x.size() != rows)
-        Fail(p, "expected " + std::to_string(rows) + " numbers, found " +
-                    std::to_string(x.size()));
+        Fail(p, "expected " + std::to_string(rows) + " numbers, found " + std::to_string(x.size()));
       return x;
     }
     const Matrix m = Rows(v, p);
@@ -181,15 +188,16 @@ std::vector<Matrix> Loader::PerElement(const Json& value, const std::string& poi
     return out;
   }
   const bool one_for_all = (rows == 1 && cols == 1) ? value.is_number()
-                           : (cols == 1)           ? IsNumberArray(value)
-                                                   : (value.is_array() && !value.empty() &&
-                                                      IsNumberArray(value[0]));
+                           : (cols == 1)
+                               ? IsNumberArray(value)
+                               : (value.is_array() && !value.empty() && IsNumberArray(value[0]));
   if (one_for_all) return std::vector<Matrix>(size, read_one(value, pointer));
   if (!value.is_array() || value.size() != size)
-    Fail(pointer, "expected " + what + " for all elements or an array of " +
-                      std::to_string(size) + " (one per element), found " + Found(value));
+    Fail(pointer, "expected " + what + " for all elements or an array of " + std::to_string(size) +
+                      " (one per element), found " + Found(value));
   std::vector<Matrix> out;
-  for (size_t i = 0; i < size; ++i) out.push_back(read_one(value[i], pointer + "/" + std::to_string(i)));
+  for (size_t i = 0; i < size; ++i)
+    out.push_back(read_one(value[i], pointer + "/" + std::to_string(i)));
   return out;
 }
 
@@ -210,9 +218,8 @@ void Loader::ReadInitial(const Json& value, const std::string& pointer) {
     // One posterior object per element, as a result gives them (nested for [N, M]).
     const bool nested = entry.shape.size() == 2;
     if (q.size() != entry.shape[0])
-      Fail(p, "expected an object of parameters or an array of " +
-                  std::to_string(entry.shape[0]) + " posteriors (shape " +
-                  ShapeText(entry.shape) + "), found " + Found(q));
+      Fail(p, "expected an object of parameters or an array of " + std::to_string(entry.shape[0]) +
+                  " posteriors (shape " + ShapeText(entry.shape) + "), found " + Found(q));
     for (size_t i = 0; i < q.size(); ++i) {
       const std::string pi = p + "/" + std::to_string(i);
       if (!nested) {
@@ -230,13 +237,13 @@ void Loader::ReadInitial(const Json& value, const std::string& pointer) {
 }
 
 void Loader::SetInitial(const std::string& name, const VariableEntry& entry, const Json& q,
-                const std::string& p, const Variable& target) {
+                        const std::string& p, const Variable& target) {
   RequireObject(q, p, "a distribution object");
   const Family family = entry.family;
   const std::string family_name = entry.matrix_dirichlet ? kMatrixDirichlet : FamilyName(family);
   if (q.contains("family") && q["family"] != family_name)
-    Fail(p + "/family", "expected \"" + family_name + "\" (the family of '" + name +
-                            "'), found " + Found(q["family"]));
+    Fail(p + "/family", "expected \"" + family_name + "\" (the family of '" + name + "'), found " +
+                            Found(q["family"]));
   const size_t size = target.size();
   const int d = entry.dim;
   try {
@@ -245,10 +252,9 @@ void Loader::SetInitial(const std::string& name, const VariableEntry& entry, con
       CheckKeys(q, p, {"family", "alpha", "mean"});
       const Matrix alpha = Rows(Required(q, "alpha", p), p + "/alpha");
       if (alpha.rows() != d || static_cast<size_t>(alpha.cols()) != size)
-        Fail(p + "/alpha", "expected " + std::to_string(d) + " rows of " +
-                               std::to_string(size) + " (dim [" + std::to_string(d) + ", " +
-                               std::to_string(size) + "]), found " +
-                               std::to_string(alpha.rows()) + " rows of " +
+        Fail(p + "/alpha", "expected " + std::to_string(d) + " rows of " + std::to_string(size) +
+                               " (dim [" + std::to_string(d) + ", " + std::to_string(size) +
+                               "]), found " + std::to_string(alpha.rows()) + " rows of " +
                                std::to_string(alpha.cols()));
       Matrix mean(alpha.rows(), alpha.cols());
       for (size_t k = 0; k < size; ++k) {
@@ -268,15 +274,14 @@ void Loader::SetInitial(const std::string& name, const VariableEntry& entry, con
       for (size_t i = 0; i < size; ++i) {
         const double x = s[i](0, 0);
         if (!(x > 0)) Fail(p + "/" + spread, "expected positive numbers, found " + FormatNumber(x));
-        model_.graph.SetPosterior(target[i],
-                                  Gaussian(mean[i](0, 0), by_variance ? 1 / x : x));
+        model_.graph.SetPosterior(target[i], Gaussian(mean[i](0, 0), by_variance ? 1 / x : x));
       }
     } else if (family == Family::kGamma) {
       CheckKeys(q, p, {"family", "shape", "rate", "mean"});
-      const auto shape = PerElement(Required(q, "shape", p), p + "/shape", size, 1, 1,
-                                    "a positive number");
-      const auto rate = PerElement(Required(q, "rate", p), p + "/rate", size, 1, 1,
-                                   "a positive number");
+      const auto shape =
+          PerElement(Required(q, "shape", p), p + "/shape", size, 1, 1, "a positive number");
+      const auto rate =
+          PerElement(Required(q, "rate", p), p + "/rate", size, 1, 1, "a positive number");
       std::vector<Matrix> means;
       for (size_t i = 0; i < size; ++i) {
         const Gamma q_i(shape[i](0, 0), rate[i](0, 0));
@@ -331,8 +336,7 @@ void Loader::SetInitial(const std::string& name, const VariableEntry& entry, con
     } else if (family == Family::kCategorical) {
       CheckKeys(q, p, {"family", "p"});
       const auto prob = PerElement(Required(q, "p", p), p + "/p", size, d, 1, "probabilities");
-      for (size_t i = 0; i < size; ++i)
-        model_.graph.SetPosterior(target[i], Categorical(prob[i]));
+      for (size_t i = 0; i < size; ++i) model_.graph.SetPosterior(target[i], Categorical(prob[i]));
     } else if (family == Family::kDirichlet) {
       CheckKeys(q, p, {"family", "alpha", "mean"});
       const auto alpha = PerElement(Required(q, "alpha", p), p + "/alpha", size, d, 1, "a vector");
@@ -355,13 +359,13 @@ void Loader::SetInitial(const std::string& name, const VariableEntry& entry, con
 }
 
 void Loader::CheckDerivedMean(const std::vector<Matrix>& given, const std::vector<Matrix>& means,
-                             const std::string& pointer) {
+                              const std::string& pointer) {
   for (size_t i = 0; i < means.size(); ++i) {
     const std::string element = means.size() > 1 ? " of element " + std::to_string(i) : "";
     if (given[i].rows() != means[i].rows() || given[i].cols() != means[i].cols())
       Fail(pointer + "/mean", "expected a " + std::to_string(means[i].rows()) + "x" +
-                                  std::to_string(means[i].cols()) + " mean" + element +
-                                  ", found " + std::to_string(given[i].rows()) + "x" +
+                                  std::to_string(means[i].cols()) + " mean" + element + ", found " +
+                                  std::to_string(given[i].rows()) + "x" +
                                   std::to_string(given[i].cols()));
     for (Eigen::Index r = 0; r < means[i].rows(); ++r)
       for (Eigen::Index c = 0; c < means[i].cols(); ++c) {
@@ -370,9 +374,8 @@ void Loader::CheckDerivedMean(const std::vector<Matrix>& given, const std::vecto
           Fail(pointer + "/mean",
                "expected the mean the other parameters give" + element + ", " + FormatNumber(m) +
                    ", found " + FormatNumber(g) +
-                   (means[i].size() > 1
-                        ? " (entry " + std::to_string(r * means[i].cols() + c) + ")"
-                        : std::string()));
+                   (means[i].size() > 1 ? " (entry " + std::to_string(r * means[i].cols() + c) + ")"
+                                        : std::string()));
       }
   }
 }

@@ -1,5 +1,7 @@
 // The model loader (io/model_loader.h): the document and its variables.
 
+#include "io/model_loader.h"
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -12,7 +14,6 @@
 #include <sstream>
 #include <string_view>
 
-#include "io/model_loader.h"
 #include "vfe/core/format.h"
 #include "vfe/io/model_json.h"
 
@@ -50,11 +51,10 @@ Model Loader::Load(const std::string& text) {
   const auto start = std::chrono::steady_clock::now();
   Json doc = Parse(text);
   RequireObject(doc, "", "a JSON object with \"format\", \"variables\" and \"factors\"");
-  CheckKeys(doc, "", {"format", "description", "variables", "factors", "factorisation",
-                      "inference"});
+  CheckKeys(doc, "",
+            {"format", "description", "variables", "factors", "factorisation", "inference"});
   const Json& format = Required(doc, "format", "");
-  if (format != "vfe-model/1")
-    Fail("/format", "expected \"vfe-model/1\", found " + Found(format));
+  if (format != "vfe-model/1") Fail("/format", "expected \"vfe-model/1\", found " + Found(format));
   if (doc.contains("description") && !doc["description"].is_string())
     Fail("/description", "expected a string, found " + Found(doc["description"]));
 
@@ -106,8 +106,7 @@ Model Loader::Load(const std::string& text) {
     document_->variables.push_back(std::move(entries_.at(name)));
   model_.document = std::move(document_);
   model_.build_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-          .count();
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return std::move(model_);
 }
 
@@ -156,8 +155,8 @@ void Loader::AddVariable(const Json& spec, const std::string& pointer) {
     Fail(pointer + "/name", "expected a name of letters, digits and '_' (not starting with a " +
                                 std::string("digit), found \"") + name + "\"");
   if (entries_.count(name))
-    Fail(pointer + "/name", "the name '" + name + "' is already declared at " +
-                                entries_[name].pointer);
+    Fail(pointer + "/name",
+         "the name '" + name + "' is already declared at " + entries_[name].pointer);
   VariableEntry entry;
   entry.pointer = pointer;
   // The family first: what "shape" and "dim" may be depends on it.
@@ -182,8 +181,8 @@ void Loader::AddVariable(const Json& spec, const std::string& pointer) {
     if (!shape.is_array() || shape.empty() || shape.size() > 2)
       Fail(pointer + "/shape", "expected [N] or [N, M], found " + Found(shape));
     for (size_t k = 0; k < shape.size(); ++k) {
-      const long n = Integer(shape[k], pointer + "/shape/" + std::to_string(k),
-                             "a positive integer");
+      const long n =
+          Integer(shape[k], pointer + "/shape/" + std::to_string(k), "a positive integer");
       if (n < 1)
         Fail(pointer + "/shape/" + std::to_string(k),
              "expected a positive integer, found " + std::to_string(n));
@@ -199,8 +198,8 @@ void Loader::AddVariable(const Json& spec, const std::string& pointer) {
     const long d = Integer(spec["dim"], pointer + "/dim", "a positive integer");
     if (d < 1) Fail(pointer + "/dim", "expected a positive integer, found " + std::to_string(d));
     if (static_cast<size_t>(d) > kMaxNumbers)
-      Fail(pointer + "/dim", "expected a positive integer at most " +
-                                 std::to_string(kMaxNumbers) + ", found " + std::to_string(d));
+      Fail(pointer + "/dim", "expected a positive integer at most " + std::to_string(kMaxNumbers) +
+                                 ", found " + std::to_string(d));
     entry.dim = static_cast<int>(d);
   }
   const size_t size = *NumElements(entry.shape);
@@ -217,8 +216,10 @@ void Loader::AddVariable(const Json& spec, const std::string& pointer) {
       if (family == Family::kCategorical) CheckOutcomes(spec, pointer, entry);
       CountNumbers(name, pointer, entry);
     } else {
-      if (!family) Fail(pointer, "missing required key 'family' (a hidden variable needs one; "
-                                 "an observed one needs 'observed')");
+      if (!family)
+        Fail(pointer,
+             "missing required key 'family' (a hidden variable needs one; "
+             "an observed one needs 'observed')");
       entry.family = *family;
       if (entry.dim != 1 && !HasDimension(*family))
         Fail(pointer + "/dim", std::string("expected 1 for a ") + FamilyName(*family) +
@@ -237,28 +238,34 @@ void Loader::AddVariable(const Json& spec, const std::string& pointer) {
   names_.push_back(name);
 }
 
-void Loader::DeclareMatrixDirichlet(const std::string& name, const Json& spec, const std::string& pointer,
-                            VariableEntry& entry) {
+void Loader::DeclareMatrixDirichlet(const std::string& name, const Json& spec,
+                                    const std::string& pointer, VariableEntry& entry) {
   if (spec.contains("shape"))
-    Fail(pointer + "/shape", "expected no 'shape' for a MatrixDirichlet variable (one matrix, "
-                             "sized by 'dim': [K, L]), found " + Found(spec["shape"]));
+    Fail(pointer + "/shape",
+         "expected no 'shape' for a MatrixDirichlet variable (one matrix, "
+         "sized by 'dim': [K, L]), found " +
+             Found(spec["shape"]));
   if (spec.contains("observed"))
-    Fail(pointer + "/observed", "expected a hidden MatrixDirichlet variable (a known matrix is "
-                                "the 'matrix' of its Transition), found observed values");
+    Fail(pointer + "/observed",
+         "expected a hidden MatrixDirichlet variable (a known matrix is "
+         "the 'matrix' of its Transition), found observed values");
   if (!spec.contains("dim"))
-    Fail(pointer, "missing required key 'dim' ([K, L]: L columns, each a Dirichlet over K "
-                  "outcomes)");
+    Fail(pointer,
+         "missing required key 'dim' ([K, L]: L columns, each a Dirichlet over K "
+         "outcomes)");
   const Json& dim = spec["dim"];
   if (!dim.is_array() || dim.size() != 2)
-    Fail(pointer + "/dim", "expected [K, L] (L columns, each a Dirichlet over K outcomes), "
-                           "found " + Found(dim));
+    Fail(pointer + "/dim",
+         "expected [K, L] (L columns, each a Dirichlet over K outcomes), "
+         "found " +
+             Found(dim));
   size_t sizes[2];
   for (size_t k = 0; k < 2; ++k) {
     const std::string p = pointer + "/dim/" + std::to_string(k);
     const long n = Integer(dim[k], p, "a positive integer");
     if (n < 1 || static_cast<size_t>(n) > kMaxNumbers)
-      Fail(p, "expected a positive integer at most " + std::to_string(kMaxNumbers) +
-                  ", found " + std::to_string(n));
+      Fail(p, "expected a positive integer at most " + std::to_string(kMaxNumbers) + ", found " +
+                  std::to_string(n));
     sizes[k] = static_cast<size_t>(n);
   }
   entry.matrix_dirichlet = true;
@@ -282,16 +289,23 @@ std::optional<size_t> Loader::NumElements(const std::vector<size_t>& shape) {
 }
 
 void Loader::CountNumbers(const std::string& name, const std::string& pointer,
-                  const VariableEntry& entry) {
+                          const VariableEntry& entry) {
   const size_t d = static_cast<size_t>(entry.dim);
   size_t elements = *NumElements(entry.shape), per_element = 2;
   if (!entry.observed) {
     switch (entry.family) {
-      case Family::kMvGaussian: per_element = d + d * d; break;
-      case Family::kWishart: per_element = d * d + 1; break;
+      case Family::kMvGaussian:
+        per_element = d + d * d;
+        break;
+      case Family::kWishart:
+        per_element = d * d + 1;
+        break;
       case Family::kCategorical:
-      case Family::kDirichlet: per_element = d; break;
-      default: break;
+      case Family::kDirichlet:
+        per_element = d;
+        break;
+      default:
+        break;
     }
   } else if (entry.categorical) {
     elements = static_cast<size_t>(entry.rows.rows());
@@ -306,20 +320,19 @@ void Loader::CountNumbers(const std::string& name, const std::string& pointer,
   }
   const std::optional<size_t> numbers = CheckedProduct(elements, per_element);
   if (!numbers || *numbers > kMaxNumbers - num_numbers_)
-    Fail(pointer, "expected at most " + std::to_string(kMaxNumbers) +
-                      " numbers in the variables of the model, found " + CountText(numbers) +
-                      " in '" + name + "' (" + std::to_string(elements) +
-                      (elements == 1 ? " element of " : " elements of ") +
-                      std::to_string(per_element) + ")" +
-                      (num_numbers_ ? " and " + std::to_string(num_numbers_) + " before it"
-                                    : std::string()));
+    Fail(
+        pointer,
+        "expected at most " + std::to_string(kMaxNumbers) +
+            " numbers in the variables of the model, found " + CountText(numbers) + " in '" + name +
+            "' (" + std::to_string(elements) + (elements == 1 ? " element of " : " elements of ") +
+            std::to_string(per_element) + ")" +
+            (num_numbers_ ? " and " + std::to_string(num_numbers_) + " before it" : std::string()));
   num_numbers_ += *numbers;
 }
 
 CsvTable Loader::ReadCsvSpec(const Json& value, const std::string& pointer) const {
   CheckKeys(value, pointer, {"csv", "column", "columns"});
-  const std::string file = String(Required(value, "csv", pointer), pointer + "/csv",
-                                  "a file name");
+  const std::string file = String(Required(value, "csv", pointer), pointer + "/csv", "a file name");
   const std::string path = !file.empty() && file[0] != '/' ? base_ + "/" + file : file;
   CsvTable table;
   try {
@@ -332,7 +345,7 @@ CsvTable Loader::ReadCsvSpec(const Json& value, const std::string& pointer) cons
 }
 
 void Loader::SelectColumns(CsvTable& table, const Json& spec, const std::string& pointer,
-                   const std::string& path) const {
+                           const std::string& path) const {
   if (spec.contains("column") && spec.contains("columns"))
     Fail(pointer, "expected one of 'column' and 'columns', found both");
   const char* key = spec.contains("column") ? "column" : "columns";
@@ -343,14 +356,15 @@ void Loader::SelectColumns(CsvTable& table, const Json& spec, const std::string&
     wanted.push_back(&selection);
   } else {
     if (!selection.is_array() || selection.empty())
-      Fail(pointer + "/columns", "expected a non-empty array of column indices or names, found " +
-                                     Found(selection));
+      Fail(pointer + "/columns",
+           "expected a non-empty array of column indices or names, found " + Found(selection));
     for (const Json& c : selection) wanted.push_back(&c);
   }
   std::vector<size_t> columns;
   for (size_t k = 0; k < wanted.size(); ++k) {
     const Json& c = *wanted[k];
-    const std::string p = pointer + "/" + key + (std::string(key) == "column" ? "" : "/" + std::to_string(k));
+    const std::string p =
+        pointer + "/" + key + (std::string(key) == "column" ? "" : "/" + std::to_string(k));
     if (c.is_string()) {
       auto it = std::find(table.header.begin(), table.header.end(), c.get<std::string>());
       if (it == table.header.end())
@@ -393,7 +407,7 @@ ConstantValue Loader::ReadConstant(const Json& value, const std::string& pointer
 }
 
 void Loader::AddObserved(const std::string& name, const Json& value, const std::string& pointer,
-                 size_t size, bool has_shape, VariableEntry& entry) {
+                         size_t size, bool has_shape, VariableEntry& entry) {
   if (value.is_object()) {
     CsvTable table = ReadCsvSpec(value, pointer);
     const size_t rows = table.rows();
@@ -401,10 +415,10 @@ void Loader::AddObserved(const std::string& name, const Json& value, const std::
       Fail(pointer + "/csv", "expected " + std::to_string(size) + " rows (shape " +
                                  ShapeText(entry.shape) + "), found " + std::to_string(rows));
     if (!has_shape && rows > 1) entry.shape = {rows};
-    entry.rows = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic,
-                                                Eigen::RowMajor>>(
-        table.values.data(), static_cast<Eigen::Index>(rows),
-        static_cast<Eigen::Index>(table.cols));
+    entry.rows =
+        Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+            table.values.data(), static_cast<Eigen::Index>(rows),
+            static_cast<Eigen::Index>(table.cols));
     DeclareObservedRows(name, pointer, entry);
     return;
   }
@@ -484,8 +498,8 @@ void Loader::CheckOutcomes(const Json& spec, const std::string& pointer, Variabl
   if (!spec.contains("dim"))
     Fail(pointer, "missing required key 'dim' (the number of categories of Categorical data)");
   if (entry.rows.cols() != 1)
-    Fail(pointer + "/observed", "expected one outcome per element, found rows of " +
-                                    std::to_string(entry.rows.cols()));
+    Fail(pointer + "/observed",
+         "expected one outcome per element, found rows of " + std::to_string(entry.rows.cols()));
   for (Eigen::Index i = 0; i < entry.rows.rows(); ++i) {
     const double k = entry.rows(i, 0);
     if (k != std::floor(k) || k < 0 || k >= entry.dim)
@@ -503,7 +517,7 @@ double Loader::ObservedNumber(const Json& value, const std::string& pointer) {
 }
 
 void Loader::DeclareObservedRows(const std::string& /*name*/, const std::string& pointer,
-                         VariableEntry& entry) {
+                                 VariableEntry& entry) {
   if (entry.dim > 1 && entry.rows.cols() != entry.dim)
     Fail(pointer, "expected rows of " + std::to_string(entry.dim) + " values (dim), found " +
                       std::to_string(entry.rows.cols()));

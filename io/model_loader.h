@@ -31,7 +31,8 @@ class Loader : public JsonReader {
   Model Load(const std::string& text);
   /// A graph error located by the factor or variable it names: "factor 'lik' (Gaussian): ..."
   /// becomes "/factors/2: factor 'lik' (Gaussian): ...", and for a factor without a name
-  /// ("factor #4 (Gaussian): ..." in the graph's words) "/factors/2 (Gaussian): ...". An error about a cluster
+  /// ("factor #4 (Gaussian): ..." in the graph's words) "/factors/2 (Gaussian): ...". An error
+  /// about a cluster
   /// ("cluster 'x' has a cycle ...", "cluster 'x' (parallel-scan solver, ...): ...") that names
   /// no factor goes to its entry of "factorisation" ("/factorisation/0: cluster 'x' ...").
   std::string LocateGraphError(const std::string& message) const;
@@ -78,7 +79,7 @@ class Loader : public JsonReader {
     std::string pointer;
     VariableEntry* entry = nullptr;  ///< the variable, if one
     std::string variable_name;
-    bool per_factor = false;         ///< one element per factor: elements[n]
+    bool per_factor = false;  ///< one element per factor: elements[n]
     std::vector<size_t> elements;
     std::vector<FactorArgument> list;  ///< the entries of a list of variables
     std::optional<ConstantValue> constant;
@@ -99,8 +100,7 @@ class Loader : public JsonReader {
   void ReadData(FactorArgument& argument, const std::string& text,
                 const std::vector<LoopRange>& loops, size_t count);
   /// The value of `argument` for the plate of factors [first, last).
-  ParameterValue PlateValue(const FactorArgument& argument, size_t first, size_t last,
-                            long step);
+  ParameterValue PlateValue(const FactorArgument& argument, size_t first, size_t last, long step);
   /// "log_tables": one table per factor of the loop, in loop order: an array of `count`
   /// tables (each written like "log_table") or {"csv": ...} with one row per factor.
   ConstantValue ReadLogTables(const Json& value, const std::string& pointer, size_t count);
@@ -109,8 +109,7 @@ class Loader : public JsonReader {
   /// variables' categories when the graph is finalised.
   /// A log-table written as nested arrays (one level per variable), row-major; entries are
   /// numbers or "-inf" (an impossible configuration), appended to `out`.
-  void FlattenTable(const Json& value, const std::string& pointer,
-                    std::vector<double>& out) const;
+  void FlattenTable(const Json& value, const std::string& pointer, std::vector<double>& out) const;
 
   // ---- factorisation and inference (model_inference.cc) ----
   // ---- factorisation and inference ----
@@ -138,7 +137,7 @@ class Loader : public JsonReader {
   /// MatrixDirichlet posterior may be given back; it must then be the mean the parameters
   /// give (to 1e-9 relative: a written mean was rounded once). Entries are numbered row-major.
   void CheckDerivedMean(const std::vector<Matrix>& given, const std::vector<Matrix>& means,
-                               const std::string& pointer);
+                        const std::string& pointer);
 
  private:
   std::string base_;

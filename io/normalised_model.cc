@@ -23,7 +23,6 @@ Json CsvValuesJson(const ModelDocument::CsvValues& csv) {
   return out;
 }
 
-
 /// graph variable: one entry per element (a number, an integer outcome, or a row), nested for
 /// shape [N, M]; a single element as itself; a single matrix as its rows.
 Json ObservedJson(const VariableEntry& entry) {
@@ -48,13 +47,13 @@ Json ObservedJson(const VariableEntry& entry) {
   return out;
 }
 
-
 }  // namespace
 
 std::string NormalisedModelJson(const Model& model, int indent) {
   if (!model.document)
-    throw ModelError("the model was not read from a vfe-model/1 document (a libDAI file?): "
-                     "there is no document to write");
+    throw ModelError(
+        "the model was not read from a vfe-model/1 document (a libDAI file?): "
+        "there is no document to write");
   const ModelDocument& document = *model.document;
   const Json& read = document.json;
   // The CSV tables other than observed values, at their pointers.

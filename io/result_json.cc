@@ -44,8 +44,12 @@ Json PosteriorJson(const FactorGraph& graph, const Variable& element) {
       q["mean"] = g.mean();
       break;
     }
-    case Family::kBernoulli: q["p"] = graph.Posterior<Bernoulli>(element).p(); break;
-    case Family::kCategorical: q["p"] = VectorJson(graph.Posterior<Categorical>(element).p()); break;
+    case Family::kBernoulli:
+      q["p"] = graph.Posterior<Bernoulli>(element).p();
+      break;
+    case Family::kCategorical:
+      q["p"] = VectorJson(graph.Posterior<Categorical>(element).p());
+      break;
     case Family::kDirichlet: {
       const Dirichlet g = graph.Posterior<Dirichlet>(element);
       q["alpha"] = VectorJson(g.alpha());
@@ -65,9 +69,8 @@ Json MatrixDirichletJson(const FactorGraph& graph, const Variable& matrix) {
   Matrix mean(q.alpha().rows(), q.alpha().cols());
   for (size_t k = 0; k < columns.size(); ++k)
     mean.col(static_cast<Eigen::Index>(k)) = columns[k].mean();
-  return {{"family", kMatrixDirichlet},
-          {"alpha", MatrixJson(q.alpha())},
-          {"mean", MatrixJson(mean)}};
+  return {
+      {"family", kMatrixDirichlet}, {"alpha", MatrixJson(q.alpha())}, {"mean", MatrixJson(mean)}};
 }
 
 }  // namespace
@@ -104,7 +107,8 @@ std::string ResultJson(const Model& model, const Result& result, int indent) {
     } else {
       for (size_t i = 0; i < shape[0]; ++i) {
         Json row = Json::array();
-        for (size_t j = 0; j < shape[1]; ++j) row.push_back(PosteriorJson(graph, v[i * shape[1] + j]));
+        for (size_t j = 0; j < shape[1]; ++j)
+          row.push_back(PosteriorJson(graph, v[i * shape[1] + j]));
         all.push_back(row);
       }
     }

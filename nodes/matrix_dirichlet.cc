@@ -70,14 +70,13 @@ class MatrixDirichletNode final : public Node {
   double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
     double log_f = 0.0;
     for (size_t k = 0; k < columns_.size(); ++k)
-      log_f += columns_[k].LogDensity(
-          point_values::Probabilities(columns_[k].dim(), q[k].At(n)));
+      log_f += columns_[k].LogDensity(point_values::Probabilities(columns_[k].dim(), q[k].At(n)));
     return log_f;
   }
 
  private:
   Matrix alpha_;
-  std::vector<Dirichlet> columns_;     // for LogFactor
+  std::vector<Dirichlet> columns_;      // for LogFactor
   std::vector<double> log_partitions_;  // A(η_k) of each column
 };
 
@@ -92,8 +91,9 @@ const NodeType& MatrixDirichletNodeType() {
     using namespace declare;
     NodeType t;
     t.name = "MatrixDirichlet";
-    t.summary = "out ~ MatrixDirichlet(alpha): a K x L matrix of L independent Dirichlet "
-                "columns, the prior of a learned transition matrix";
+    t.summary =
+        "out ~ MatrixDirichlet(alpha): a K x L matrix of L independent Dirichlet "
+        "columns, the prior of a learned transition matrix";
     t.formula = "U = Σ_k (A(η_k) − η_k·E[log A_·k]), η_k = α_·k − 1";
     t.parameters = {WholeArray("out", "the matrix: a MatrixDirichlet variable (its L columns)",
                                {Family::kDirichlet}),

@@ -81,21 +81,24 @@ std::vector<std::string> NodeType::SlotNames(
 
 std::string ConstantValue::Describe() const {
   switch (kind) {
-    case Kind::kNumber: return FormatNumber(matrix(0, 0));
-    case Kind::kVector: return "a vector of " + std::to_string(matrix.rows());
+    case Kind::kNumber:
+      return FormatNumber(matrix(0, 0));
+    case Kind::kVector:
+      return "a vector of " + std::to_string(matrix.rows());
     case Kind::kMatrix:
-      return "a " + std::to_string(matrix.rows()) + "x" + std::to_string(matrix.cols()) +
-             " matrix";
-    case Kind::kName: return "the name \"" + name + "\"";
-    case Kind::kRows: return std::to_string(matrix.rows()) + " rows of data";
+      return "a " + std::to_string(matrix.rows()) + "x" + std::to_string(matrix.cols()) + " matrix";
+    case Kind::kName:
+      return "the name \"" + name + "\"";
+    case Kind::kRows:
+      return std::to_string(matrix.rows()) + " rows of data";
   }
   return "?";
 }
 
-ParameterError::ParameterError(const std::string& where, std::string parameter,
-                               std::string entry, std::string detail)
-    : ModelError(where + ": '" + parameter + "'" + (entry.empty() ? "" : " entry " + entry) +
-                 ": " + detail),
+ParameterError::ParameterError(const std::string& where, std::string parameter, std::string entry,
+                               std::string detail)
+    : ModelError(where + ": '" + parameter + "'" + (entry.empty() ? "" : " entry " + entry) + ": " +
+                 detail),
       parameter_(std::move(parameter)),
       entry_(std::move(entry)),
       detail_(std::move(detail)) {}
@@ -112,9 +115,9 @@ std::optional<ArgumentNameProblem> CheckArgumentNames(const NodeType& type,
       grouped |= std::find(group.begin(), group.end(), p.name) != group.end();
     (p.required && !grouped ? required : optional).push_back(p.name);
   }
-  const std::string takes =
-      type.name + " takes " + (required.empty() ? "no required arguments" : JoinQuoted(required)) +
-      (optional.empty() ? "" : " and optionally " + JoinQuoted(optional));
+  const std::string takes = type.name + " takes " +
+                            (required.empty() ? "no required arguments" : JoinQuoted(required)) +
+                            (optional.empty() ? "" : " and optionally " + JoinQuoted(optional));
   for (size_t i = 0; i < given.size(); ++i) {
     if (!type.Find(given[i]))
       return ArgumentNameProblem{given[i], "unknown argument '" + given[i] + "'" +
@@ -137,8 +140,10 @@ std::optional<ArgumentNameProblem> CheckArgumentNames(const NodeType& type,
     std::string options;
     for (size_t i = 0; i < group.size(); ++i) {
       const Parameter* p = type.Find(group[i]);
-      options += (i == 0 ? "" : i + 1 == group.size() ? " or " : ", ") + ("'" + group[i] + "'") +
-                 (p && !p->help.empty() ? " (" + p->help + ")" : "");
+      options += (i == 0                  ? ""
+                  : i + 1 == group.size() ? " or "
+                                          : ", ") +
+                 ("'" + group[i] + "'") + (p && !p->help.empty() ? " (" + p->help + ")" : "");
     }
     return ArgumentNameProblem{"", found.empty() ? "missing one of " + options
                                                  : "expected one of " + JoinQuoted(group) +
@@ -153,21 +158,36 @@ namespace {
 
 std::string ConstantText(const Parameter& p) {
   switch (p.constant) {
-    case ConstantKind::kNone: return "";
-    case ConstantKind::kNumber: return "a finite number";
-    case ConstantKind::kPositiveNumber: return "a positive number";
-    case ConstantKind::kProbability: return "a probability in (0, 1)";
-    case ConstantKind::kPositiveInteger: return "a positive integer";
-    case ConstantKind::kCount: return "an integer >= 0";
-    case ConstantKind::kValue: return "a number or a vector";
-    case ConstantKind::kPositiveVector: return "a vector of positive numbers";
-    case ConstantKind::kProbabilities: return "probabilities (numbers >= 0 that sum to 1)";
-    case ConstantKind::kMatrix: return "a matrix (an array of rows)";
-    case ConstantKind::kPositiveMatrix: return "a matrix of positive numbers";
-    case ConstantKind::kPrecision: return "a positive number or a positive-definite matrix";
-    case ConstantKind::kTable: return "a log-table (numbers or \"-inf\")";
-    case ConstantKind::kTables: return "one log-table per factor";
-    case ConstantKind::kName: return "one of " + JoinQuoted(p.choices);
+    case ConstantKind::kNone:
+      return "";
+    case ConstantKind::kNumber:
+      return "a finite number";
+    case ConstantKind::kPositiveNumber:
+      return "a positive number";
+    case ConstantKind::kProbability:
+      return "a probability in (0, 1)";
+    case ConstantKind::kPositiveInteger:
+      return "a positive integer";
+    case ConstantKind::kCount:
+      return "an integer >= 0";
+    case ConstantKind::kValue:
+      return "a number or a vector";
+    case ConstantKind::kPositiveVector:
+      return "a vector of positive numbers";
+    case ConstantKind::kProbabilities:
+      return "probabilities (numbers >= 0 that sum to 1)";
+    case ConstantKind::kMatrix:
+      return "a matrix (an array of rows)";
+    case ConstantKind::kPositiveMatrix:
+      return "a matrix of positive numbers";
+    case ConstantKind::kPrecision:
+      return "a positive number or a positive-definite matrix";
+    case ConstantKind::kTable:
+      return "a log-table (numbers or \"-inf\")";
+    case ConstantKind::kTables:
+      return "one log-table per factor";
+    case ConstantKind::kName:
+      return "one of " + JoinQuoted(p.choices);
   }
   return "";
 }
@@ -175,7 +195,9 @@ std::string ConstantText(const Parameter& p) {
 std::string FamiliesText(const std::vector<Family>& families) {
   std::string out;
   for (size_t i = 0; i < families.size(); ++i)
-    out += std::string(i == 0 ? "" : i + 1 == families.size() ? " or " : ", ") +
+    out += std::string(i == 0                     ? ""
+                       : i + 1 == families.size() ? " or "
+                                                  : ", ") +
            FamilyName(families[i]);
   return out;
 }
@@ -186,14 +208,17 @@ std::string AcceptedText(const Parameter& p) {
   std::string variable;
   const std::string families = FamiliesText(p.families);
   switch (p.connection) {
-    case Connection::kNone: break;
+    case Connection::kNone:
+      break;
     case Connection::kElement:
       variable = p.families.empty() ? "observed data" : "a " + families + " variable";
       break;
     case Connection::kWhole:
       variable = "an array of " + families + " variables (all of it)";
       break;
-    case Connection::kList: variable = "a list of " + families + " variables"; break;
+    case Connection::kList:
+      variable = "a list of " + families + " variables";
+      break;
   }
   std::string constant = ConstantText(p);
   if (p.rows_per_factor) constant += " or observed data with one row per factor";
@@ -214,12 +239,13 @@ void CheckConstant(const Parameter& p, const ConstantValue& value, const std::st
   // The entry of a vector or matrix, as a JSON pointer suffix.
   auto entry = [&](Eigen::Index r, Eigen::Index c) {
     return value.kind == Kind::kMatrix ? std::to_string(r) + "/" + std::to_string(c)
-                                         : std::to_string(r);
+                                       : std::to_string(r);
   };
   auto each = [&](auto ok, const std::string& what) {
     for (Eigen::Index c = 0; c < m.cols(); ++c)
       for (Eigen::Index r = 0; r < m.rows(); ++r)
-        if (!ok(m(r, c))) fail(entry(r, c), "expected " + what + ", found " + FormatNumber(m(r, c)));
+        if (!ok(m(r, c)))
+          fail(entry(r, c), "expected " + what + ", found " + FormatNumber(m(r, c)));
   };
   const auto finite = [](double x) { return std::isfinite(x); };
   const auto positive = [](double x) { return std::isfinite(x) && x > 0; };
@@ -232,7 +258,9 @@ void CheckConstant(const Parameter& p, const ConstantValue& value, const std::st
     return;
   }
   switch (p.constant) {
-    case ConstantKind::kNone: expected(); break;
+    case ConstantKind::kNone:
+      expected();
+      break;
     case ConstantKind::kNumber:
       if (!number) expected();
       each(finite, "a finite number");
@@ -292,8 +320,11 @@ void CheckConstant(const Parameter& p, const ConstantValue& value, const std::st
     case ConstantKind::kTable:
     case ConstantKind::kTables:
       if (!vector) expected();
-      each([](double x) { return std::isfinite(x) || x == -std::numeric_limits<double>::infinity(); },
-           "a finite number or -inf");
+      each(
+          [](double x) {
+            return std::isfinite(x) || x == -std::numeric_limits<double>::infinity();
+          },
+          "a finite number or -inf");
       break;
     case ConstantKind::kName:
       if (value.kind != Kind::kName) expected();

@@ -57,8 +57,8 @@ const Parameter* ParameterOfSlot(const std::string& type_name, const std::string
 
 TEST_P(NodeProperties, ExampleLoadsRunsAndUsesTheNode) {
   Model model = ParseModel(type().example);
-  EXPECT_FALSE(Plates(model.graph).empty()) << "the example of " << type().name
-                                            << " has no factor of that type";
+  EXPECT_FALSE(Plates(model.graph).empty())
+      << "the example of " << type().name << " has no factor of that type";
   const Result result = Infer(model);
   EXPECT_NE(result.termination, Termination::kNumericalFailure) << result.message;
   EXPECT_TRUE(std::isfinite(result.evidence_lower_bound()));
@@ -105,7 +105,7 @@ TEST_P(NodeProperties, MessagesAreTheGradientOfTheAverageEnergy) {
           const double down = energy();
           m = saved;
           gradient[static_cast<size_t>(k)] = -(up - down) / (2 * h);
-          scale = std::max({scale, std::abs(up), std::abs(down)}) ;
+          scale = std::max({scale, std::abs(up), std::abs(down)});
           EXPECT_TRUE(std::isfinite(up) && std::isfinite(down)) << slots[s] << " entry " << k;
         }
         // Matrix blocks are symmetric: only m_ij + m_ji is defined by the energy.
@@ -141,10 +141,9 @@ TEST_P(NodeProperties, MessagesAreTheGradientOfTheAverageEnergy) {
       }
     }
   }
-  const bool any_conjugate =
-      std::any_of(type().parameters.begin(), type().parameters.end(), [](const Parameter& p) {
-        return p.connection != Connection::kNone && p.conjugate;
-      });
+  const bool any_conjugate = std::any_of(
+      type().parameters.begin(), type().parameters.end(),
+      [](const Parameter& p) { return p.connection != Connection::kNone && p.conjugate; });
   if (any_conjugate) EXPECT_GT(checked, 0) << "no hidden conjugate slot in the example";
 }
 
@@ -153,8 +152,7 @@ TEST_P(NodeProperties, AverageEnergyAgreesWithMonteCarlo) {
     // The node has no pointwise density or approximates its energy: the estimator refuses
     // or differs by design (its own tests check it against other answers).
     const Model model = Example();
-    if (!type().pointwise_density)
-      EXPECT_THROW(model.graph.MonteCarloFreeEnergy(10), ModelError);
+    if (!type().pointwise_density) EXPECT_THROW(model.graph.MonteCarloFreeEnergy(10), ModelError);
     return;
   }
   const Model model = Example();
@@ -190,8 +188,7 @@ TEST_P(NodeProperties, CoordinateUpdatesNeverRaiseTheFreeEnergy) {
     for (const Variable& v : graph.HiddenVariables()) {
       if (!conjugate[v.id()] || graph.clustered(v)) continue;
       for (size_t i = 0; i < v.size(); ++i) {
-        ASSERT_TRUE(graph.UpdateElement(v.id(), v.begin() + i, scratch))
-            << graph.ElementName(v[i]);
+        ASSERT_TRUE(graph.UpdateElement(v.id(), v.begin() + i, scratch)) << graph.ElementName(v[i]);
         const double f = graph.FreeEnergy(scratch);
         EXPECT_LE(f, previous + 1e-10 * (1 + std::abs(previous)))
             << type().name << ": the update of " << graph.ElementName(v[i]) << " in sweep "

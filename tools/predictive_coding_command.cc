@@ -24,7 +24,6 @@ const char* const kPredictiveCodingUsage =
     "--threads N infers the observations on N threads (0: every core); the results do not\n"
     "depend on N.\n";
 
-
 }  // namespace
 
 int PredictiveCodingCommand(const std::vector<std::string>& args) {
@@ -42,8 +41,7 @@ int PredictiveCodingCommand(const std::vector<std::string>& args) {
     } else if (a == "-o") {
       output = value();
     } else if (a == "--epochs") {
-      epochs = ParseInteger(a, value(), 1, 100000000, "a positive integer",
-                            kPredictiveCodingUsage);
+      epochs = ParseInteger(a, value(), 1, 100000000, "a positive integer", kPredictiveCodingUsage);
     } else if (a == "--threads") {
       threads = ParseInteger(a, value(), 0, 100000000, "an integer >= 0", kPredictiveCodingUsage);
     } else if (!a.empty() && a[0] == '-') {

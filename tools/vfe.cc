@@ -13,11 +13,10 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tools/cli.h"
 #include "vfe/core/format.h"
@@ -153,21 +152,22 @@ int RunCommand(const std::vector<std::string>& args) {
     } else if (a == "--tolerance") {
       tolerance = ParseNumber(a, value(), kRunUsage);
       if (*tolerance < 0)
-        throw UsageError{"--tolerance: expected a number >= 0, found " +
-                         FormatNumber(*tolerance), kRunUsage};
+        throw UsageError{"--tolerance: expected a number >= 0, found " + FormatNumber(*tolerance),
+                         kRunUsage};
     } else if (a == "--threads") {
       threads = ParseInteger(a, value(), 0, 100000000, "an integer >= 0", kRunUsage);
     } else if (a == "--scheduler") {
       const std::string name = value();
       scheduler = ParseSchedulerKind(name);
       if (!scheduler)
-        throw UsageError{"--scheduler: expected sequential, parallel or async, found \"" + name +
-                         "\"", kRunUsage};
+        throw UsageError{
+            "--scheduler: expected sequential, parallel or async, found \"" + name + "\"",
+            kRunUsage};
     } else if (a == "--threshold") {
       threshold = ParseNumber(a, value(), kRunUsage);
       if (*threshold < 0)
-        throw UsageError{"--threshold: expected a number >= 0, found " +
-                         FormatNumber(*threshold), kRunUsage};
+        throw UsageError{"--threshold: expected a number >= 0, found " + FormatNumber(*threshold),
+                         kRunUsage};
     } else if (a == "--algorithm") {
       const std::string name = value();
       algorithm = ParseAlgorithm(name);
@@ -176,11 +176,10 @@ int RunCommand(const std::vector<std::string>& args) {
     } else if (a == "--damping") {
       damping = ParseNumber(a, value(), kRunUsage);
       if (!(*damping >= 0 && *damping < 1))
-        throw UsageError{"--damping: expected a number in [0, 1), found " +
-                         FormatNumber(*damping), kRunUsage};
+        throw UsageError{"--damping: expected a number in [0, 1), found " + FormatNumber(*damping),
+                         kRunUsage};
     } else if (a == "--monte-carlo") {
-      monte_carlo =
-          ParseInteger(a, value(), 2, 100000000, "a number of draws >= 2", kRunUsage);
+      monte_carlo = ParseInteger(a, value(), 2, 100000000, "a number of draws >= 2", kRunUsage);
     } else if (!a.empty() && a[0] == '-') {
       throw UsageError{"run: unknown option " + a, kRunUsage};
     } else if (model_path.empty()) {
@@ -206,8 +205,10 @@ int RunCommand(const std::vector<std::string>& args) {
   if (damping) settings.damping = *damping;
   if (settings.algorithm == Algorithm::kBeliefPropagation &&
       settings.scheduler == SchedulerKind::kAsync)
-    throw UsageError{"--algorithm bp: expected the scheduler sequential or parallel (flooding), "
-                     "found async", kRunUsage};
+    throw UsageError{
+        "--algorithm bp: expected the scheduler sequential or parallel (flooding), "
+        "found async",
+        kRunUsage};
   const bool progress = !quiet && isatty(STDERR_FILENO);
   if (progress) {
     settings.options.callback = [](const IterationInfo& info) {
@@ -274,8 +275,7 @@ int CheckCommand(const std::vector<std::string>& arguments) {
   // Colours of each hidden array: the parallel scheduler updates a colour's elements at once.
   std::cout << "colours (elements that share a factor differ):";
   for (const Variable& v : model.variables)
-    if (!g.observed(v))
-      std::cout << " " << g.variable_name(v.id()) << " " << g.num_colours(v);
+    if (!g.observed(v)) std::cout << " " << g.variable_name(v.id()) << " " << g.num_colours(v);
   std::cout << "\n";
   std::cout << "inference: " << SchedulerName(model.inference.scheduler) << ", at most "
             << model.inference.options.max_iterations << " sweeps, tolerance "

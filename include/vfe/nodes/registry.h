@@ -115,9 +115,9 @@ class NodeArguments {
   struct Argument {
     const Parameter* parameter = nullptr;
     bool is_variable = false;
-    ConstantValue constant;  ///< when not a variable
-    int dim = 1;           ///< event dimension of its (first) variable, or the constant's size
-    size_t count = 1;      ///< slots it connects: elements of a whole array, variables of a list
+    ConstantValue constant;   ///< when not a variable
+    int dim = 1;              ///< event dimension of its (first) variable, or the constant's size
+    size_t count = 1;         ///< slots it connects: elements of a whole array, variables of a list
     std::string description;  ///< "'x' (MvGaussian)", "a constant"
     bool defaulted = false;   ///< not given: the parameter's default
   };
