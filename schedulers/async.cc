@@ -171,11 +171,6 @@ class Plan {
   size_t told_size_ = 0;
 };
 
-/// "1 round", "3 rounds".
-std::string RoundsText(int count) {
-  return std::to_string(count) + (count == 1 ? " round" : " rounds");
-}
-
 /// How far moments moved from the ones told: max_k |m_k − t_k| / max(1, |t_k|).
 double MomentChange(const double* moments, const double* told, int size) {
   double change = 0.0;
@@ -326,9 +321,9 @@ AsyncScheduler::~AsyncScheduler() = default;
 int AsyncScheduler::threads() const { return arena_->arena.max_concurrency(); }
 
 Result AsyncScheduler::Run(FactorGraph& graph) const {
-  using Clock = std::chrono::steady_clock;
   const std::vector<Variable> order = SweepOrder(graph, options_);
-  const Clock::time_point start = Clock::now();
+  // The plan's building counts in the time of the run.
+  const auto start = std::chrono::steady_clock::now();
   Plan plan(graph, order);
   Rounds rounds(graph, plan, async_);
   std::vector<double> energy_blocks(graph.num_free_energy_blocks());
@@ -367,67 +362,31 @@ Result AsyncScheduler::Run(FactorGraph& graph) const {
       if (first) tbb::flow::make_edge(begin_round, *nodes[b]);
     }
 
-    result.free_energy.reserve(options_.max_iterations);
-    result.initial_free_energy = free_energy();
-    double previous = NAN;
-    result.termination = Termination::kMaxIterations;
-    for (int round = 1; round <= options_.max_iterations; ++round) {
+    auto round = [&](int number) {
       begin_round.try_put(tbb::flow::continue_msg());
       flow.wait_for_all();
-      if (rounds.failed()) {
-        result.termination = Termination::kNumericalFailure;
-        result.message = "round " + std::to_string(round) + ": the update of " +
-                         rounds.failure() +
-                         " gave an improper posterior (its messages do not sum to a proper " +
-                         FamilyName(rounds.failed_family()) + ")";
-        break;
-      }
-      const double energy = free_energy();
-      result.free_energy.push_back(energy);
-      result.iterations = round;
-      if (!std::isfinite(energy)) {
-        result.termination = Termination::kNumericalFailure;
-        result.message =
-            "round " + std::to_string(round) + ": the free energy is " + FormatNumber(energy);
-        break;
-      }
-      IterationInfo info;
-      info.iteration = round;
-      info.free_energy = energy;
-      info.change = energy - previous;
-      const double scale = 0.5 * (std::abs(energy) + std::abs(previous));
-      info.relative_change = info.change == 0 ? 0.0 : std::abs(info.change) / scale;
-      info.elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-      if (info.change > 1e-9 * std::abs(energy)) ++result.free_energy_increases;
-      previous = energy;
-      if (options_.callback && !options_.callback(info)) {
-        result.termination = Termination::kStopped;
-        result.message = "stopped by the callback after " + RoundsText(round);
-        break;
-      }
-      if (rounds.capped()) {
-        result.message = "stopped at the cap of " + std::to_string(async_.max_updates) +
-                         " element updates, in round " + std::to_string(round);
-        break;
-      }
-      if (!rounds.Pending()) {
-        result.termination = Termination::kConverged;
-        result.message = "quiescent after " + RoundsText(round) +
-                         ": no posterior moved by more than the threshold (" +
-                         FormatNumber(async_.threshold) + ")";
-        break;
-      }
-      if (round >= 2 && info.relative_change < options_.tolerance) {
-        result.termination = Termination::kConverged;
-        result.message = "converged after " + RoundsText(round);
-        break;
-      }
-    }
+      if (rounds.failed())
+        return StepOutcome::Failed(ImproperPosteriorText(rounds.failure(),
+                                                         rounds.failed_family()));
+      // RunLoop applies these ends once the round's F is recorded and the callback has seen it.
+      if (rounds.capped())
+        return StepOutcome::Finished(Termination::kMaxIterations,
+                                     "stopped at the cap of " +
+                                         std::to_string(async_.max_updates) +
+                                         " element updates, in round " + std::to_string(number));
+      if (!rounds.Pending())
+        return StepOutcome::Finished(Termination::kConverged,
+                                     "quiescent after " + kRoundWords.Count(number) +
+                                         ": no posterior moved by more than the threshold (" +
+                                         FormatNumber(async_.threshold) + ")");
+      return StepOutcome::Done();
+    };
+    const LoopRules rules(options_.max_iterations, options_.tolerance, options_.callback,
+                          kRoundWords);
+    result = RunLoop(rules, start, round, free_energy);
   });
-  if (result.message.empty())
-    result.message =
-        "stopped at the cap of " + RoundsText(result.iterations) + " without converging";
-  result.inference_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  // The time of the run includes taking the flow graph down.
+  result.inference_ms = ElapsedMs(start);
   return result;
 }
 

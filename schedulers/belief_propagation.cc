@@ -16,6 +16,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "schedulers/sweeps.h"
 #include "vfe/core/format.h"
 
 namespace vfe {
@@ -641,8 +642,8 @@ BeliefPropagation::~BeliefPropagation() = default;
 int BeliefPropagation::threads() const { return arena_->arena.max_concurrency(); }
 
 Result BeliefPropagation::Run(FactorGraph& graph) const {
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point start = Clock::now();
+  // Building the flat graph counts in the time of the run.
+  const auto start = std::chrono::steady_clock::now();
   LoopyGraph bp(graph, options_.damping);
   const bool flooding = options_.schedule == BpSchedule::kFlooding;
   const size_t num_vars = bp.num_variables(), num_factors = bp.num_factors();
@@ -677,106 +678,67 @@ Result BeliefPropagation::Run(FactorGraph& graph) const {
     return f;
   };
 
-  Result result;
-  // Reserved up to a bound: a cap of 10^8 sweeps must not reserve 800 MB up front.
-  result.free_energy.reserve(std::min(options_.max_iterations, 4096));
-  result.termination = Termination::kMaxIterations;
-  std::string failure;
-  arena_->arena.execute([&] {
-    result.initial_free_energy = free_energy();
-    double previous = NAN;
-    for (int iteration = 1; iteration <= options_.max_iterations; ++iteration) {
-      auto sweep = [iteration] { return "sweep " + std::to_string(iteration) + ": "; };
-      // Messages, then beliefs.
-      if (flooding) {
-        std::fill(factor_failed.begin(), factor_failed.end(), 0);
-        for_range(num_factors, [&](size_t begin, size_t end) {
-          BpScratch& s = scratch.local();
-          for (size_t a = begin; a < end; ++a)
-            factor_failed[a] = !bp.UpdateMessagesOutOf(a, next_messages.data(), s);
-        });
-        const auto bad = std::find(factor_failed.begin(), factor_failed.end(), 1);
-        if (bad != factor_failed.end()) {
-          failure = sweep() + "the messages of " +
-                    bp.FactorName(graph, static_cast<size_t>(bad - factor_failed.begin())) +
-                    " give probability 0 to every outcome of one of its variables "
-                    "(contradictory factors)";
-          break;
-        }
-        bp.messages().swap(next_messages);
-        for_range(num_vars, [&](size_t begin, size_t end) {
-          for (size_t i = begin; i < end; ++i) changes[i] = bp.UpdateBelief(i);
-        });
-      } else {
+  // One sweep: messages, then beliefs. Ends the run when no belief moved by the tolerance.
+  auto sweep = [&](int iteration) {
+    if (flooding) {
+      std::fill(factor_failed.begin(), factor_failed.end(), 0);
+      for_range(num_factors, [&](size_t begin, size_t end) {
         BpScratch& s = scratch.local();
-        for (size_t i = 0; i < num_vars; ++i) {
-          if (!bp.UpdateMessagesInto(i, s)) {
-            failure = sweep() + "a message into " + bp.VariableName(graph, i) +
-                      " gives probability 0 to every outcome (contradictory factors)";
-            break;
-          }
-          changes[i] = bp.UpdateBelief(i);
-          if (std::isnan(changes[i])) break;  // named below
-        }
-        if (!failure.empty()) break;
-      }
-      double change = 0.0;
+        for (size_t a = begin; a < end; ++a)
+          factor_failed[a] = !bp.UpdateMessagesOutOf(a, next_messages.data(), s);
+      });
+      const auto bad = std::find(factor_failed.begin(), factor_failed.end(), 1);
+      if (bad != factor_failed.end())
+        return StepOutcome::Failed(
+            "the messages of " +
+            bp.FactorName(graph, static_cast<size_t>(bad - factor_failed.begin())) +
+            " give probability 0 to every outcome of one of its variables "
+            "(contradictory factors)");
+      bp.messages().swap(next_messages);
+      for_range(num_vars, [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) changes[i] = bp.UpdateBelief(i);
+      });
+    } else {
+      BpScratch& s = scratch.local();
       for (size_t i = 0; i < num_vars; ++i) {
-        if (std::isnan(changes[i])) {
-          failure = sweep() + "the messages into " + bp.VariableName(graph, i) +
-                    " give probability 0 to every outcome (contradictory factors)";
-          break;
-        }
-        change = std::max(change, changes[i]);
-      }
-      if (!failure.empty()) break;
-
-      const double f = free_energy();
-      result.free_energy.push_back(f);
-      result.iterations = iteration;
-      if (!std::isfinite(f)) {
-        failure = sweep() + "the free energy is " + FormatNumber(f);
-        break;
-      }
-      IterationInfo info;
-      info.iteration = iteration;
-      info.free_energy = f;
-      info.change = f - previous;
-      const double scale = 0.5 * (std::abs(f) + std::abs(previous));
-      info.relative_change = info.change == 0 ? 0.0 : std::abs(info.change) / scale;
-      info.elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-      if (info.change > 1e-9 * std::abs(f)) ++result.free_energy_increases;
-      previous = f;
-      if (options_.callback && !options_.callback(info)) {
-        result.termination = Termination::kStopped;
-        result.message = "stopped by the callback after " + std::to_string(iteration) + " sweeps";
-        break;
-      }
-      if (change < options_.tolerance) {
-        result.termination = Termination::kConverged;
-        result.message = "converged after " + std::to_string(iteration) +
-                         " sweeps: the largest change of a belief was " + FormatNumber(change);
-        break;
-      }
-      if (iteration >= 2 && info.relative_change < options_.free_energy_tolerance) {
-        result.termination = Termination::kConverged;
-        result.message = "converged after " + std::to_string(iteration) +
-                         " sweeps: the relative change of F was " +
-                         FormatNumber(info.relative_change);
-        break;
+        if (!bp.UpdateMessagesInto(i, s))
+          return StepOutcome::Failed("a message into " + bp.VariableName(graph, i) +
+                                     " gives probability 0 to every outcome (contradictory "
+                                     "factors)");
+        changes[i] = bp.UpdateBelief(i);
+        if (std::isnan(changes[i])) break;  // named below
       }
     }
-  });
-  if (!failure.empty()) {
-    result.termination = Termination::kNumericalFailure;
-    result.message = failure + "; the posteriors are left as they were";
+    double change = 0.0;
+    for (size_t i = 0; i < num_vars; ++i) {
+      if (std::isnan(changes[i]))
+        return StepOutcome::Failed("the messages into " + bp.VariableName(graph, i) +
+                                   " give probability 0 to every outcome (contradictory "
+                                   "factors)");
+      change = std::max(change, changes[i]);
+    }
+    if (change < options_.tolerance)
+      return StepOutcome::Finished(Termination::kConverged,
+                                   "converged after " + kSweepWords.Count(iteration) +
+                                       ": the largest change of a belief was " +
+                                       FormatNumber(change));
+    return StepOutcome::Done();
+  };
+
+  LoopRules rules(options_.max_iterations, options_.free_energy_tolerance, options_.callback,
+                  kSweepWords);
+  rules.name_relative_change = true;
+  // Reserved up to a bound: a cap of 10^8 sweeps must not reserve 800 MB up front.
+  rules.reserved_iterations = std::min(options_.max_iterations, 4096);
+  Result result;
+  arena_->arena.execute([&] { result = RunLoop(rules, start, sweep, free_energy); });
+  if (result.termination == Termination::kNumericalFailure) {
+    result.message += "; the posteriors are left as they were";
   } else {
     bp.WriteBeliefs(graph);
-    if (result.message.empty())
-      result.message = "stopped at the cap of " + std::to_string(result.iterations) +
-                       " sweeps without converging";
   }
-  result.inference_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  // The time of the run includes writing the beliefs.
+  result.inference_ms = ElapsedMs(start);
   return result;
 }
 

@@ -1,11 +1,13 @@
 #ifndef VFE_SCHEDULERS_SWEEPS_H_
 #define VFE_SCHEDULERS_SWEEPS_H_
 
-// The loop every sweep scheduler shares: order checks, the free-energy trace, the stopping
-// rule, the callback and the result's words. A scheduler supplies how a variable is updated
-// and how F is evaluated.
+// The loop every scheduler shares: the free-energy trace, the iteration reports, the
+// callback, the stopping rule, numerical failures, the timing and the result's words. A
+// scheduler supplies one sweep (or round), how F is evaluated, and its own ends of a run.
 
+#include <chrono>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "vfe/graph/factor_graph.h"
@@ -13,9 +15,86 @@
 
 namespace vfe {
 
+/// What one sweep (or round) of a scheduler did; RunLoop decides what follows.
+struct StepOutcome {
+  enum class Kind {
+    kDone,    ///< F is evaluated and the shared rules apply
+    kFailed,  ///< a numerical failure: the run ends before F is evaluated
+    /// A rule of the scheduler's own (the change of BP's beliefs, quiescence, a cap on updates)
+    /// ends the run once F is recorded and the callback has had its say.
+    kFinished,
+  };
+  /// The sweep ran; the shared rules decide.
+  static StepOutcome Done() { return StepOutcome(); }
+  /// `what` failed; the message is "sweep N: " + what.
+  static StepOutcome Failed(std::string what);
+  /// The run ends with `termination` and `message`, unless F is not finite or the callback
+  /// stops it first.
+  static StepOutcome Finished(Termination termination, std::string message);
+
+  Kind kind = Kind::kDone;
+  Termination termination = Termination::kConverged;  ///< of kFinished
+  std::string message;  ///< kFailed: what failed; kFinished: the result's message
+};
+
+/// How the loop counts and words what a scheduler runs.
+struct LoopWords {
+  const char* unit;  ///< "sweep": a failure reads "sweep 3: the free energy is nan"
+  /// After a count of one: "sweeps" (the sweep schedulers' wording, "after 1 sweeps") or
+  /// "round"; after any other count: "sweeps" or "rounds".
+  const char* one;
+  const char* many;
+  /// "3 sweeps", "1 round".
+  std::string Count(int n) const;
+};
+
+/// Sweeps: the wording of the sequential, parallel and belief-propagation schedulers.
+inline constexpr LoopWords kSweepWords{"sweep", "sweeps", "sweeps"};
+/// Rounds: the wording of the asynchronous scheduler.
+inline constexpr LoopWords kRoundWords{"round", "round", "rounds"};
+
+/// What the loop takes from a scheduler's options.
+struct LoopRules {
+  /// `callback` (which may be empty) must outlive the run.
+  LoopRules(int max_iterations, double tolerance, const IterationCallback& callback,
+            LoopWords words)
+      : max_iterations(max_iterations),
+        tolerance(tolerance),
+        callback(&callback),
+        words(words),
+        reserved_iterations(max_iterations) {}
+
+  int max_iterations;
+  /// Stop when the relative change of F falls below this, from the second sweep on.
+  double tolerance;
+  const IterationCallback* callback;
+  LoopWords words;
+  /// "converged after 9 sweeps: the relative change of F was 3e-10" rather than "converged
+  /// after 9 sweeps" (belief propagation, where it is one of two rules).
+  bool name_relative_change = false;
+  int reserved_iterations;  ///< F values reserved up front (all max_iterations by default)
+};
+
 /// The hidden variables a sweep updates: options.order, or every hidden variable. Throws
 /// OptionsError for an order entry that is observed or not of this graph.
 std::vector<Variable> SweepOrder(const FactorGraph& graph, const SchedulerOptions& options);
+
+/// Milliseconds since `start`.
+double ElapsedMs(std::chrono::steady_clock::time_point start);
+
+/// "the update of x[3] gave an improper posterior (its messages do not sum to a proper
+/// Gaussian)": what failed when an update of `element` (a name) found no posterior.
+std::string ImproperPosteriorText(const std::string& element, Family family);
+
+/// Evaluates F, then runs `step(n)` for sweeps n = 1, 2, ... and F after each until one of:
+/// a failed step or a non-finite F (kNumericalFailure; a failed step is not counted and adds no
+/// F), the callback returning false (kStopped), the step's own end (kFinished), a relative
+/// change of F below rules.tolerance from the second sweep on (kConverged), or
+/// rules.max_iterations sweeps (kMaxIterations). The callback sees every sweep whose F is
+/// finite, before any rule that ends the run. Times from `start`.
+Result RunLoop(const LoopRules& rules, std::chrono::steady_clock::time_point start,
+               const std::function<StepOutcome(int)>& step,
+               const std::function<double()>& free_energy);
 
 /// Runs sweeps until convergence, the cap, the callback or a numerical failure.
 /// `update(v)` updates every element of v (elements v.begin() .. v.begin() + v.size() − 1 of
