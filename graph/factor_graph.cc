@@ -313,8 +313,19 @@ PlateId FactorGraph::AddTransition(Argument out, Argument in, const Variable& ma
 
 PlateId FactorGraph::AddMatrixDirichlet(const Variable& matrix, const Matrix& alpha,
                                         const std::string& name) {
+  const std::string label = "MatrixDirichlet prior of '" +
+                            variable_name(impl_->Checked(matrix).id()) + "'";
+  if (static_cast<size_t>(alpha.cols()) != matrix.size())
+    throw GraphError(label + ": alpha has " + std::to_string(alpha.cols()) +
+                     " columns, but the matrix variable has " + std::to_string(matrix.size()) +
+                     " (one Dirichlet element per column)");
+  try {
+    MatrixDirichlet check(alpha);  // every entry > 0, named
+  } catch (const ModelError& e) {
+    throw ModelError(label + ": " + e.what());
+  }
   std::vector<Argument> columns;
-  for (size_t k = 0; k < impl_->Checked(matrix).size(); ++k) columns.push_back(matrix[k]);
+  for (size_t k = 0; k < matrix.size(); ++k) columns.push_back(matrix[k]);
   return AddFactor(MakeMatrixDirichletNode(alpha), columns, name);
 }
 

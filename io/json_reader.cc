@@ -152,8 +152,7 @@ Matrix JsonReader::Rows(const Json& value, const std::string& pointer) const {
   for (size_t i = 0; i < value.size(); ++i) {
     const std::string row_pointer = pointer + "/" + std::to_string(i);
     if (!value[i].is_array() || value[i].size() != cols)
-      Expected(value[i], row_pointer,
-               "a row of " + std::to_string(cols) + " numbers (the length of the first row)");
+      Expected(value[i], row_pointer, "a row of " + std::to_string(cols) + " numbers");
     m.row(static_cast<Eigen::Index>(i)) = Numbers(value[i], row_pointer).transpose();
   }
   return m;

@@ -7,6 +7,7 @@
 // ("/factors/2/precision: expected a positive number or a Gamma variable, found -1").
 // Private to the library.
 
+#include <algorithm>
 #include <climits>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -60,7 +61,12 @@ class JsonReader {
   template <class T = long>
   T Integer(const Json& value, const std::string& pointer, const std::string& what = "an integer",
             T min = std::numeric_limits<T>::min(), T max = std::numeric_limits<T>::max()) const {
-    return static_cast<T>(IntegerIn(value, pointer, what, min, max));
+    // The bounds as longs (an unsigned T's may not fit).
+    const long low = static_cast<long>(
+        std::max(static_cast<long double>(min), static_cast<long double>(LONG_MIN)));
+    const long high = static_cast<long>(
+        std::min(static_cast<long double>(max), static_cast<long double>(LONG_MAX)));
+    return static_cast<T>(IntegerIn(value, pointer, what, low, high));
   }
   bool Bool(const Json& value, const std::string& pointer) const;
   std::string String(const Json& value, const std::string& pointer,

@@ -90,11 +90,24 @@ void Loader::AddFactor(const Json& spec, const std::string& pointer) {
 
   // The arguments that give each factor its own element, lists included.
   std::vector<const FactorArgument*> varying;
+  bool any_per_factor = false;
   for (const FactorArgument& a : arguments) {
     if (a.per_factor) varying.push_back(&a);
     for (const FactorArgument& entry : a.list)
       if (entry.per_factor) varying.push_back(&entry);
+    any_per_factor |= a.per_factor || a.per_factor_size > 0;
   }
+  // A loop that no argument follows would repeat one factor: the factor raised to a power,
+  // never what was meant.
+  if (!loops.empty() && varying.empty() && !any_per_factor)
+    Fail(pointer + "/for", "no argument uses the loop variables (" +
+                               JoinQuoted([&] {
+                                 std::vector<std::string> names;
+                                 for (const LoopRange& l : loops) names.push_back(l.name);
+                                 return names;
+                               }()) +
+                               "), so the loop would repeat one factor " + std::to_string(count) +
+                               " times; index an argument by them or remove \"for\"");
   // Split the factors into runs in which every per-factor argument is either one element or
   // consecutive elements: each run becomes one plate.
   size_t first = 0;

@@ -51,10 +51,17 @@ Model Loader::Load(const std::string& text) {
   const auto start = std::chrono::steady_clock::now();
   Json doc = Parse(text);
   RequireObject(doc, "", "a JSON object with \"format\", \"variables\" and \"factors\"");
+  // The format first: another of the library's documents is named for what it is.
+  const Json& format = Required(doc, "format", "");
+  if (format != "vfe-model/1") {
+    const std::string hint =
+        format == "vfe-agent/1"                ? " (an agent file: run it with `vfe agent`)"
+        : format == "vfe-predictive-coding/1" ? " (a network: run it with `vfe predictive-coding`)"
+                                              : "";
+    Fail("/format", "expected \"vfe-model/1\", found " + Found(format) + hint);
+  }
   CheckKeys(doc, "",
             {"format", "description", "variables", "factors", "factorisation", "inference"});
-  const Json& format = Required(doc, "format", "");
-  if (format != "vfe-model/1") Fail("/format", "expected \"vfe-model/1\", found " + Found(format));
   if (doc.contains("description") && !doc["description"].is_string())
     Fail("/description", "expected a string, found " + Found(doc["description"]));
 

@@ -103,7 +103,8 @@ const NodeType& MatrixDirichletNodeType() {
       if (static_cast<size_t>(a.matrix("alpha").cols()) != a.count("out") ||
           a.matrix("alpha").rows() != a.dim("out"))
         a.Fail("alpha", "expected " + std::to_string(a.dim("out")) + " rows of " +
-                            std::to_string(a.count("out")) + " (a column per column of " +
+                            std::to_string(a.count("out")) +
+                            " (an outcome per row, a column per column of the matrix " +
                             a.describe("out") + "), found " +
                             std::to_string(a.matrix("alpha").rows()) + " rows of " +
                             std::to_string(a.matrix("alpha").cols()));

@@ -275,11 +275,8 @@ const NodeType& PotentialNodeType() {
     variables.connection = Connection::kList;
     t.parameters = {
         variables,
-        Optional(Constant("log_table", "one table for every factor: nested arrays, one level "
-                          "per variable, the last fastest; \"-inf\" for impossible entries",
-                          ConstantKind::kTable)),
-        Optional(Constant("log_tables", "one table per factor, one after another (or CSV, a "
-                          "row per factor)", ConstantKind::kTables))};
+        Optional(Constant("log_table", "one table for every factor", ConstantKind::kTable)),
+        Optional(Constant("log_tables", "one table per factor", ConstantKind::kTables))};
     t.exactly_one_of = {{"log_table", "log_tables"}};
     t.make = [](const NodeArguments& a) {
       const Vector table = a.vector(a.has("log_table") ? "log_table" : "log_tables");

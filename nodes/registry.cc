@@ -88,7 +88,7 @@ std::string ConstantValue::Describe() const {
     case Kind::kMatrix:
       return "a " + std::to_string(matrix.rows()) + "x" + std::to_string(matrix.cols()) + " matrix";
     case Kind::kName:
-      return "the name \"" + name + "\"";
+      return "the string \"" + name + "\"";
     case Kind::kRows:
       return std::to_string(matrix.rows()) + " rows of data";
   }
@@ -145,9 +145,12 @@ std::optional<ArgumentNameProblem> CheckArgumentNames(const NodeType& type,
                                           : ", ") +
                  ("'" + group[i] + "'") + (p && !p->help.empty() ? " (" + p->help + ")" : "");
     }
-    return ArgumentNameProblem{"", found.empty() ? "missing one of " + options
-                                                 : "expected one of " + JoinQuoted(group) +
-                                                       ", found " + JoinQuoted(found)};
+    const std::string names = group.size() == 2 ? "'" + group[0] + "' and '" + group[1] + "'"
+                                                : JoinQuoted(group);
+    return ArgumentNameProblem{
+        "", found.empty() ? "missing required argument " + options
+                          : "expected one of " + names + ", found " +
+                                (found.size() == 2 ? std::string("both") : JoinQuoted(found))};
   }
   return std::nullopt;
 }
@@ -183,9 +186,11 @@ std::string ConstantText(const Parameter& p) {
     case ConstantKind::kPrecision:
       return "a positive number or a positive-definite matrix";
     case ConstantKind::kTable:
-      return "a log-table (numbers or \"-inf\")";
+      return "a log-table (nested arrays, one level per variable, the last fastest; numbers or "
+             "\"-inf\")";
     case ConstantKind::kTables:
-      return "one log-table per factor";
+      return "one log-table per factor (an array of tables, or {\"csv\": ...} with a row per "
+             "factor)";
     case ConstantKind::kName:
       return "one of " + JoinQuoted(p.choices);
   }
@@ -214,7 +219,10 @@ std::string AcceptedText(const Parameter& p) {
       variable = p.families.empty() ? "observed data" : "a " + families + " variable";
       break;
     case Connection::kWhole:
-      variable = "an array of " + families + " variables (all of it)";
+      // A matrix Dirichlet is, to the graph, the array of its Dirichlet columns.
+      variable = p.families == std::vector<Family>{Family::kDirichlet}
+                     ? "a MatrixDirichlet variable"
+                     : "an array of " + families + " variables (all of it)";
       break;
     case Connection::kList:
       variable = "a list of " + families + " variables";
@@ -329,7 +337,7 @@ void CheckConstant(const Parameter& p, const ConstantValue& value, const std::st
     case ConstantKind::kName:
       if (value.kind != Kind::kName) expected();
       if (std::find(p.choices.begin(), p.choices.end(), value.name) == p.choices.end())
-        fail("", "expected one of " + JoinQuoted(p.choices) + ", found \"" + value.name + "\"" +
+        fail("", "expected one of " + JoinQuoted(p.choices) + ", found " + value.Describe() +
                      DidYouMean(value.name, p.choices));
       break;
   }

@@ -338,8 +338,25 @@ const NodeType& TransitionNodeType() {
                              {Family::kCategorical}),
                     Variable("in", "the state, L outcomes", {Family::kCategorical}), matrix};
     t.make = [](const NodeArguments& a) -> std::unique_ptr<Node> {
-      if (a.is_variable("matrix"))
-        return MakeLearnedTransitionNode(static_cast<int>(a.count("matrix")));
+      // Rows of the matrix are out's outcomes, columns in's states.
+      const bool learned = a.is_variable("matrix");
+      const size_t rows = learned ? static_cast<size_t>(a.dim("matrix"))
+                                  : static_cast<size_t>(a.matrix("matrix").rows());
+      const size_t cols = learned ? a.count("matrix")
+                                  : static_cast<size_t>(a.matrix("matrix").cols());
+      const std::string matrix =
+          (learned ? "the matrix " + a.describe("matrix") + ", " : std::string("the ")) +
+          std::to_string(rows) + "x" + std::to_string(cols) + (learned ? "" : " matrix");
+      for (const std::string slot : {"out", "in"}) {
+        const bool out = slot == "out";
+        const size_t expected = out ? rows : cols;
+        if (a.is_variable(slot) && static_cast<size_t>(a.dim(slot)) != expected)
+          a.Fail(slot, "expected a Categorical variable with " + std::to_string(expected) +
+                           " outcomes (the " + (out ? "rows" : "columns") + " of " + matrix +
+                           "), found " + a.describe(slot) + " with " +
+                           std::to_string(a.dim(slot)));
+      }
+      if (learned) return MakeLearnedTransitionNode(static_cast<int>(cols));
       try {
         return MakeTransitionNode(a.matrix("matrix"));
       } catch (const ModelError& e) {

@@ -806,17 +806,18 @@ TEST(AgentJson, ErrorsNameTheJsonPointer) {
   };
   const std::string head = R"({"format": "vfe-agent/1", "model": {"B": [[[[1.0], [0.0]], [[0.0], [1.0]]]], )";
   expect(head + R"("A": [[[1.0, 0.5], [0.0, 0.5, 0.0]]]}})",
-         "agent.json: /model/A/0/1: expected 2 entries (the shape set by the first entries), got 3");
+         "agent.json: /model/A/0/1: expected 2 entries (the shape set by the first entries), found 3");
   expect(head + R"("A": [[[1.0, 0.5], [0.0, 0.5]]], "Q": 1}})",
          "agent.json: /model/Q: unknown key");
   expect(head + R"("A": [[[1.0, 0.5], [0.0, 0.4]]]}})",
          "agent.json: /model: A[0][:, 1]: must sum to 1 over the first axis (p(o | s)), sums to 0.9");
   expect(head + R"("A": [[[1.0, 0.5], [0.0, 0.5]]]}, "settings": {"gamma": "high"}})",
-         "agent.json: /settings/gamma: expected a number, got \"high\"");
+         "agent.json: /settings/gamma: expected a finite number, found the string \"high\"");
   expect(head + R"("A": [[[1.0, 0.5], [0.0, 0.5]]]}, "settings": {"state_inference": {"method": "bp"}}})",
-         "agent.json: /settings/state_inference/method: expected \"fixed_point\" or \"factor_graph\", got \"bp\"");
+         "agent.json: /settings/state_inference/method: expected one of 'fixed_point', "
+         "'factor_graph', found the string \"bp\"");
   expect(R"({"format": "vfe-agent/2", "model": {}})",
-         "agent.json: /format: expected \"vfe-agent/1\", got \"vfe-agent/2\"");
+         "agent.json: /format: expected \"vfe-agent/1\", found the string \"vfe-agent/2\"");
   expect(head + R"("A": [[[1.0, 0.5], [0.0, 0.5]]]}, "environment": {"initial_state": [3]}})",
          "agent.json: /environment: environment initial_state[0]: expected a state in 0..1, got 3");
 }

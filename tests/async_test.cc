@@ -411,11 +411,11 @@ std::string CoinWithInference(const std::string& inference) {
 
 TEST(AsyncScheduler, JsonSelectsTheAsyncScheduler) {
   const Model model = ParseModel(CoinWithInference(R"({"scheduler": "async", "threads": 2})"));
-  EXPECT_EQ(model.inference.scheduler, "async");
+  EXPECT_EQ(model.inference.scheduler, SchedulerKind::kAsync);
   EXPECT_EQ(model.inference.threads, 2);
   EXPECT_THAT([] { ParseModel(CoinWithInference(R"({"scheduler": "asynchronous"})")); },
               ThrowsMessage<ModelError>(HasSubstr(
-                  "/inference/scheduler: expected \"sequential\", \"parallel\" or \"async\", "
+                  "/inference/scheduler: expected one of 'sequential', 'parallel', 'async', "
                   "found the string \"asynchronous\"")));
 }
 

@@ -661,7 +661,7 @@ TEST(LoopyBp, RefusesContinuousVariablesAndLearnedMatricesNamingThem) {
     } catch (const GraphError& e) {
       EXPECT_THAT(e.what(), HasSubstr("factor 'chain' (Transition), element 0 of its plate, is "
                                       "not a discrete factor with a fixed table"));
-      EXPECT_THAT(e.what(), HasSubstr("slot 'matrix column 0' holds variable 'A' (Dirichlet)"));
+      EXPECT_THAT(e.what(), HasSubstr("slot 'matrix[0]' holds variable 'A' (Dirichlet)"));
     }
   }
   {

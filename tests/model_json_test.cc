@@ -346,8 +346,7 @@ TEST(ModelJson, DiscreteModelsLoadWithCategoricalDataAndInitialPosteriors) {
   EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
     "variables": [{"name": "c", "family": "Categorical", "dim": 2, "observed": [0, 1]}],
     "factors": [{"node": "Categorical", "out": "c", "p": [0.5, 0.6]}]})"),
-            "/factors/0 (Categorical): constant p: expected probabilities that sum to 1, got "
-            "[0.5 0.6] (sum 1.1)");
+            "/factors/0/p: expected probabilities that sum to 1, found a sum of 1.1");
   EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
     "variables": [{"name": "x", "observed": [0, 1]}],
     "factors": [{"node": "Bernoulli", "out": "x", "p": 1.5}]})"),
@@ -355,7 +354,7 @@ TEST(ModelJson, DiscreteModelsLoadWithCategoricalDataAndInitialPosteriors) {
   EXPECT_EQ(LoadError(R"({"format": "vfe-model/1",
     "variables": [{"name": "w", "family": "Dirichlet", "dim": 2}],
     "factors": [{"node": "Dirichlet", "out": "w", "alpha": [1, -1]}]})"),
-            "/factors/0 (Dirichlet): Dirichlet: alpha[1] must be > 0 and finite, got -1");
+            "/factors/0/alpha/1: expected a positive number, found -1");
 }
 
 TEST(ModelJson, MixtureAndPotentialsMatchTheCppModels) {
@@ -978,25 +977,26 @@ TEST(ModelJson, MatrixDirichletAndLogTableErrorsNameThePointer) {
        "'MatrixDirichlet'?); expected one of 'Gaussian', 'MvGaussian', 'Gamma', 'Wishart', "
        "'Beta', 'Bernoulli', 'Categorical', 'Dirichlet', 'MatrixDirichlet'"},
       {hmm_error([](json& m) { m["factors"][1]["alpha"] = {{3, 1, 1, 2}, {1, 3, 1, 1}, {1, 1, 3, 2}}; }),
-       "/factors/1/alpha: expected 4 rows of 3 (an outcome per row, a column per column of 'B', "
-       "dim [4, 3]), found 3 rows of 4"},
+       "/factors/1/alpha: expected 4 rows of 3 (an outcome per row, a column per column of the "
+       "matrix 'B' (Dirichlet)), found 3 rows of 4"},
       {hmm_error([](json& m) { m["factors"][0]["alpha"][1][2] = -1; }),
        "/factors/0/alpha/1/2: expected a positive number, found -1"},
       {hmm_error([](json& m) { m["factors"][0]["out"] = "x"; }),
        "/factors/0/out: expected a MatrixDirichlet variable, found 'x' (Categorical)"},
       {hmm_error([](json& m) { m["factors"][0]["out"] = "A[0]"; }),
-       "/factors/0/out: expected the whole MatrixDirichlet variable 'A', found \"A[0]\" (one of "
-       "its columns)"},
+       "/factors/0/out: expected a MatrixDirichlet variable, found \"A[0]\" (one element: name "
+       "the whole variable, \"A\")"},
       {hmm_error([](json& m) { m["factors"][0]["for"] = {{"k", {0, 3}}}; }),
-       "/factors/0/for: unknown key 'for'; expected one of 'node', 'name', 'out', 'alpha'"},
+       "/factors/0/for: no argument uses the loop variables ('k'), so the loop would repeat one "
+       "factor 3 times; index an argument by them or remove \"for\""},
       {hmm_error([](json& m) { m["factors"][3]["matrix"] = "x"; }),
-       "/factors/3/matrix: expected a constant matrix (an array of rows) or a MatrixDirichlet "
-       "variable, found 'x' (Categorical)"},
+       "/factors/3/matrix: expected a matrix (an array of rows) or a MatrixDirichlet variable, "
+       "found 'x' (Categorical)"},
       {hmm_error([](json& m) { m["factors"][3]["matrix"] = "AA"; }),
        "/factors/3/matrix: unknown variable 'AA' (did you mean 'A'?)"},
       {hmm_error([](json& m) { m["factors"][4]["matrix"] = "A"; }),
-       "/factors/4/out: expected a Categorical variable with 3 outcomes (the rows of the "
-       "MatrixDirichlet 'A', dim [3, 3]), found 'y' (observed) with 4"},
+       "/factors/4/out: expected a Categorical variable with 3 outcomes (the rows of the matrix "
+       "'A' (Dirichlet), 3x3), found 'y' (observed) with 4"},
       {hmm_error([](json& m) {
          m["factors"][4]["matrix"] = {{0.25, 0.25}, {0.25, 0.25}, {0.25, 0.25}, {0.25, 0.25}};
        }),
@@ -1024,17 +1024,15 @@ TEST(ModelJson, MatrixDirichletAndLogTableErrorsNameThePointer) {
          m["factors"][1].erase("log_tables");
          return m.dump();
        }()),
-       "/factors/1: missing required key 'log_table' (one table for every factor) or "
+       "/factors/1: missing required argument 'log_table' (one table for every factor) or "
        "'log_tables' (one table per factor)"},
       {LoadError(PairsModel({{0, 0, 0, 0}, {0, 0, 0, 0}}).dump()),
        "/factors/1/log_tables: expected an array of 3 tables (one per factor of the loop) or "
        "{\"csv\": ...}, found an array of 2"},
       {LoadError(PairsModel({{0, 0, 0, 0}, {0, 0, 0}, {0, 0, 0, 0}}).dump()),
-       "/factors/1/log_tables/1: expected a table of 4 entries (the product of the variables' "
-       "categories), found 3"},
+       "/factors/1/log_tables/1: expected a table of 4 entries (the size of the first), found 3"},
       {LoadError(PairsModel({{"csv", bad_csv}}).dump()),
-       "/factors/1/log_tables/csv: expected 3 rows (one per factor of the loop) of 4 entries (the "
-       "product of the variables' categories), found 2 rows of 4"},
+       "/factors/1/log_tables/csv: expected 3 rows (one per factor of the loop), found 2"},
   };
   std::remove(bad_csv.c_str());
   for (const auto& [error, expected] : cases) EXPECT_EQ(error, expected);
@@ -1152,7 +1150,7 @@ TEST(ModelJson, NormalisedDocumentInlinesCsvInTheLoadersLayout) {
   EXPECT_EQ(normalised["inference"],
             json::parse(R"({"initial": {"x": {"mean": [1.0, 2.0, 3.0], "variance": 0.5}},
                             "iterations": 100, "tolerance": 1e-8, "scheduler": "sequential",
-                            "threads": 0})"));
+                            "threads": 0, "algorithm": "vmp"})"));
   ExpectRoundTrip(model);
 }
 
@@ -1327,7 +1325,7 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
        "'MatrixDirichlet', 'Bernoulli', 'Categorical', 'GaussianMixture', 'Transition', "
        "'Potential', 'Delta', 'Sum', 'MatrixProduct'"},
       {"missing argument", WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "mu"})"),
-       "/factors/2: missing required key 'precision' (Gaussian takes 'out', 'mean', "
+       "/factors/2: missing required argument 'precision' (Gaussian takes 'out', 'mean', "
        "'precision')"},
       {"unknown argument key",
        WithLikelihood(
@@ -1390,10 +1388,10 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
        "variables joined by + or -"},
       {"constant as out",
        WithLikelihood(R"({"node": "Gaussian", "out": 1.0, "mean": "mu", "precision": "tau"})"),
-       "/factors/2/out: expected a variable name, found 1"},
+       "/factors/2/out: expected a Gaussian variable, found 1"},
       {"wrong family at a slot",
        WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "tau", "precision": 1})"),
-       "/factors/2 (Gaussian): 'mean' expects a Gaussian variable, got variable 'tau' (Gamma)"},
+       "/factors/2/mean: expected a finite number or a Gaussian variable, found 'tau' (Gamma)"},
       {"hidden variable with no factor", WithVariable(R"({"name": "z", "family": "Gaussian"})"),
        "/variables/3: variable 'z' is not connected to any factor"},
       {"inference: bad iterations", Patched({{"inference", {{"iterations", 0}}}}),
@@ -1401,13 +1399,14 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"inference: negative tolerance", Patched({{"inference", {{"tolerance", -1}}}}),
        "/inference/tolerance: expected a number >= 0, found -1"},
       {"inference: unknown scheduler", Patched({{"inference", {{"scheduler", "fast"}}}}),
-       "/inference/scheduler: expected \"sequential\", \"parallel\" or \"async\", found "
-       "the string \"fast\""},
+       "/inference/scheduler: expected one of 'sequential', 'parallel', 'async', found the "
+       "string \"fast\""},
       {"inference: order names observed", Patched({{"inference", {{"order", {"mu", "y"}}}}}),
        "/inference/order/1: 'y' is observed and has nothing to update"},
       {"inference: unknown key", Patched({{"inference", {{"iteration", 5}}}}),
        "/inference/iteration: unknown key 'iteration' (did you mean 'iterations'?); expected one "
-       "of 'iterations', 'tolerance', 'scheduler', 'threads', 'order', 'initial'"},
+       "of 'iterations', 'tolerance', 'scheduler', 'threads', 'algorithm', 'threshold', "
+       "'damping', 'order', 'initial'"},
       {"initial: wrong family",
        Patched({{"inference", {{"initial", {{"tau", {{"family", "Gaussian"}}}}}}}}),
        "/inference/initial/tau/family: expected \"Gamma\" (the family of 'tau'), found the "
@@ -1443,12 +1442,12 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
 TEST(ModelJson, ErrorsFromTheGraphNameThePointerTheFactorAndTheVariable) {
   EXPECT_EQ(
       LoadError(WithLikelihood(
-          R"({"node": "Gaussian", "name": "lik", "out": "y", "mean": "tau", "precision": "tau"})")),
-      "/factors/2: factor 'lik' (Gaussian): variable 'tau' is connected to both 'mean' and "
-      "'precision' of one factor (a factor must see distinct variables)");
+          R"({"node": "Gaussian", "name": "lik", "out": "y", "mean": "y", "precision": "tau"})")),
+      "/factors/2: factor 'lik' (Gaussian): variable 'y' is connected to both 'out' and "
+      "'mean' of one factor (a factor must see distinct variables)");
   EXPECT_EQ(LoadError(WithLikelihood(
-                R"({"node": "Gaussian", "out": "y", "mean": "tau", "precision": "tau"})")),
-            "/factors/2 (Gaussian): variable 'tau' is connected to both 'mean' and 'precision' "
+                R"({"node": "Gaussian", "out": "y", "mean": "y", "precision": "tau"})")),
+            "/factors/2 (Gaussian): variable 'y' is connected to both 'out' and 'mean' "
             "of one factor (a factor must see distinct variables)");
 }
 

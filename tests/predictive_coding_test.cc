@@ -807,7 +807,8 @@ TEST(PredictiveCodingFile, BadFilesNameThePointer) {
     ExpectModelError([&] { ParsePredictiveCodingJson(j.dump(), "bad.json"); }, fragment);
   };
   expect([](nlohmann::json& j) { j["format"] = "vfe-model/1"; },
-         "bad.json: /format: expected \"vfe-predictive-coding/1\", got \"vfe-model/1\"");
+         "bad.json: /format: expected \"vfe-predictive-coding/1\", found the string "
+         "\"vfe-model/1\"");
   expect([](nlohmann::json& j) { j["network"]["levels"][0]["weight"] = 1; },
          "bad.json: /network/levels/0/weight: unknown key");
   expect([](nlohmann::json& j) { j["network"]["levels"][1]["function"] = "relu"; },
@@ -816,17 +817,17 @@ TEST(PredictiveCodingFile, BadFilesNameThePointer) {
   expect([](nlohmann::json& j) { j["network"]["levels"][0]["precision"] = {2, -3, 4}; },
          "level 1 (x_0 from x_1): precision must be positive definite");
   expect([](nlohmann::json& j) { j["observations"][1] = {1, 2}; },
-         "bad.json: /observations/1: expected a row of 3 numbers (the length of the first row), "
-         "got 2");
+         "bad.json: /observations/1: expected a row of 3 numbers, found an array of 2");
   expect([](nlohmann::json& j) { j["observations"] = {{1, 2}}; },
-         "bad.json: /observations: expected rows of 3 numbers (the dimension of y), got 2");
+         "bad.json: /observations: expected rows of 3 numbers (the dimension of y), found 2");
   expect([](nlohmann::json& j) { j["inference"] = {{"method", "newton"}}; },
-         "bad.json: /inference/method: expected \"gauss_newton\" or \"gradient\"");
+         "bad.json: /inference/method: expected one of 'gauss_newton', 'gradient', found the "
+         "string \"newton\"");
   expect([](nlohmann::json& j) { j["learning"] = {{"epochs", 0}}; },
          "bad.json: /learning: learning options: epochs must be >= 1, got 0");
   expect([](nlohmann::json& j) { j["network"]["prior"]["precision_form"] = "spherical"; },
-         "bad.json: /network/prior/precision_form: expected \"full\", \"diagonal\" or "
-         "\"isotropic\"");
+         "bad.json: /network/prior/precision_form: expected one of 'full', 'diagonal', "
+         "'isotropic', found the string \"spherical\"");
 }
 
 // ---- errors ---------------------------------------------------------------------------------

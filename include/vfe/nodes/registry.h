@@ -85,7 +85,7 @@ struct ConstantValue {
   Kind kind = Kind::kNumber;
   Matrix matrix;     ///< a number as 1x1, a vector as Dx1, a matrix or the rows as given
   std::string name;  ///< for kName
-  /// "-1", "a vector of 3", "a 2x2 matrix", "the name \"sin\"", "4 rows of data".
+  /// "-1", "a vector of 3", "a 2x2 matrix", "the string \"sin\"", "4 rows of data".
   std::string Describe() const;
 };
 
