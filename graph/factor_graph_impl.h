@@ -285,7 +285,7 @@ struct FactorGraph::Impl {
   double EvaluateBlock(const EnergyBlock& block, Scratch& scratch) const;
   /// F from the values of free_energy_blocks (value(b) of block b), in their order:
   /// Σ_plates (Σ of the plate's blocks) − Σ entropy blocks. Plate sums go to `plate_energy`
-  /// and the entropy to `entropy` when they are not null. (Defined in factor_graph.cc.)
+  /// and the entropy to `entropy` when they are not null. (Defined in free_energy.cc.)
   template <class Value>
   double CombineBlocks(Value value, std::vector<double>* plate_energy, double* entropy) const;
   void Initialise(Scratch& scratch);
