@@ -96,13 +96,13 @@ void FactorGraph::Impl::FindColourRuns() {
 
 size_t FactorGraph::num_colours(const Variable& v) const {
   if (!impl_->finalized) throw GraphError("num_colours: finalise the graph first");
-  return impl_->num_colours[impl_->Checked(v).id()];
+  return impl_->num_colours[impl_->Checked(v, "num_colours").id()];
 }
 
 std::vector<std::vector<size_t>> FactorGraph::ColourClasses(const Variable& v) const {
   const Impl& g = *impl_;
   if (!g.finalized) throw GraphError("ColourClasses: finalise the graph first");
-  if (g.variables[g.Checked(v).id()].observed) return {};
+  if (g.variables[g.Checked(v, "ColourClasses").id()].observed) return {};
   return g.ColourClassesOf(v.id(), v.begin(), v.begin() + v.size());
 }
 

@@ -47,6 +47,10 @@ void CheckDim(Family family, int dim, const std::string& name) {
                      " variable is scalar, got dimension " + std::to_string(dim));
 }
 
+std::string CountOf(size_t count, const char* noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
 }  // namespace
 
 uint32_t FactorGraph::Impl::Declare(VariableInfo info) {
@@ -114,7 +118,8 @@ Variable FactorGraph::AddObservedCategorical(const std::string& name,
                                              const std::vector<int>& outcomes,
                                              int num_categories) {
   if (num_categories < 1)
-    throw GraphError("observed variable '" + name + "': the number of categories must be >= 1, got " +
+    throw GraphError("observed variable '" + name +
+                     "': the number of categories must be >= 1, got " +
                      std::to_string(num_categories));
   if (outcomes.empty()) throw GraphError("observed variable '" + name + "' has no values");
   VariableInfo info;
@@ -348,19 +353,26 @@ size_t FactorGraph::num_factors() const {
   return total;
 }
 const std::string& FactorGraph::variable_name(uint32_t id) const {
-  return impl_->variables.at(id).name;
+  impl_->CheckVariableId(id, "variable_name");
+  return impl_->variables[id].name;
 }
 std::string FactorGraph::ElementName(const Variable& element) const {
-  return impl_->ElementName(impl_->Checked(element).id(), element.begin());
+  const Impl& g = *impl_;
+  const VariableInfo& info = g.variables[g.Checked(element, "ElementName").id()];
+  if (element.size() != 1)
+    throw GraphError("ElementName: elements [" + std::to_string(element.begin()) + ", " +
+                     std::to_string(element.begin() + element.size()) + ") of '" + info.name +
+                     "' are " + CountOf(element.size(), "element") + ": ask for one");
+  return g.ElementName(element.id(), element.begin());
 }
 Family FactorGraph::family(const Variable& v) const {
-  return impl_->variables[impl_->Checked(v).id()].family;
+  return impl_->variables[impl_->Checked(v, "family").id()].family;
 }
 int FactorGraph::dim(const Variable& v) const {
-  return impl_->variables[impl_->Checked(v).id()].dim;
+  return impl_->variables[impl_->Checked(v, "dim").id()].dim;
 }
 bool FactorGraph::observed(const Variable& v) const {
-  return impl_->variables[impl_->Checked(v).id()].observed;
+  return impl_->variables[impl_->Checked(v, "observed").id()].observed;
 }
 std::vector<Variable> FactorGraph::HiddenVariables() const {
   std::vector<Variable> result;
@@ -370,18 +382,76 @@ std::vector<Variable> FactorGraph::HiddenVariables() const {
   }
   return result;
 }
-const Node& FactorGraph::node(PlateId plate) const { return *impl_->plates.at(plate).node; }
-const std::string& FactorGraph::plate_name(PlateId plate) const {
-  return impl_->plates.at(plate).name;
+const Node& FactorGraph::node(PlateId plate) const {
+  return *impl_->CheckedPlate(plate, "node").node;
 }
-size_t FactorGraph::plate_size(PlateId plate) const { return impl_->plates.at(plate).size; }
+const std::string& FactorGraph::plate_name(PlateId plate) const {
+  return impl_->CheckedPlate(plate, "plate_name").name;
+}
+size_t FactorGraph::plate_size(PlateId plate) const {
+  return impl_->CheckedPlate(plate, "plate_size").size;
+}
 
-const Variable& FactorGraph::Impl::Checked(const Variable& v) const {
-  if (!v.valid() || v.id() >= variables.size())
-    throw GraphError("not a variable of this graph");
-  if (v.begin() + v.size() > variables[v.id()].size)
-    throw GraphError("not a variable of this graph: " + OutOfRange(v));
+// ---- Checks ---------------------------------------------------------------------------------
+
+const Variable& FactorGraph::Impl::Checked(const Variable& v, const char* what) const {
+  const std::string call = what ? std::string(what) + ": " : "";
+  if (!v.valid())
+    throw GraphError(call + "an empty Variable handle is not a variable of this graph");
+  if (v.id() >= variables.size())
+    throw GraphError(call + "variable id " + std::to_string(v.id()) +
+                     " is not a variable of this graph (it has " +
+                     CountOf(variables.size(), "variable") + ")");
+  // Written so that begin + size cannot wrap around.
+  if (v.begin() > variables[v.id()].size || v.size() > variables[v.id()].size - v.begin())
+    throw GraphError(call + "not a variable of this graph: " + OutOfRange(v));
   return v;
+}
+
+const Plate& FactorGraph::Impl::CheckedPlate(PlateId plate, const char* what) const {
+  if (plate >= plates.size())
+    throw GraphError(std::string(what) + ": plate " + std::to_string(plate) +
+                     " is out of range (the graph has " + CountOf(plates.size(), "plate") + ")");
+  return plates[plate];
+}
+
+void FactorGraph::Impl::ThrowBadVariableId(uint32_t id, const char* what) const {
+  throw GraphError(std::string(what) + ": variable id " + std::to_string(id) +
+                   " is out of range (the graph has " + CountOf(variables.size(), "variable") +
+                   ")");
+}
+
+void FactorGraph::Impl::ThrowNotFinalized(const char* what) const {
+  throw GraphError(std::string(what) + ": finalise the graph first");
+}
+
+void FactorGraph::Impl::ThrowBadHidden(uint32_t variable, size_t begin, size_t end,
+                                       bool one_element, const char* what) const {
+  if (variable >= variables.size()) ThrowBadVariableId(variable, what);
+  const VariableInfo& info = variables[variable];
+  const std::string call = std::string(what) + ": ";
+  const std::string name = "'" + info.name + "'";
+  if (!finalized) throw GraphError(call + "finalise the graph first (variable " + name + ")");
+  if (info.constant)
+    throw GraphError(call + "variable id " + std::to_string(variable) + " is " + info.name +
+                     ", which has no posterior to update");
+  if (info.observed) throw GraphError(call + name + " is observed and has no posterior to update");
+  const std::string has = " (it has " + CountOf(info.size, "element") + ")";
+  if (one_element)
+    throw GraphError(call + "element " + std::to_string(begin) + " of " + name +
+                     " is out of range" + has);
+  const std::string range = "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
+  if (begin > end)
+    throw GraphError(call + "elements " + range + " of " + name +
+                     " are not a range: begin > end");
+  throw GraphError(call + "elements " + range + " of " + name + " are out of range" + has);
+}
+
+void FactorGraph::Impl::ThrowBadBlock(size_t block, const char* what) const {
+  CheckFinalized(what);
+  throw GraphError(std::string(what) + ": block " + std::to_string(block) +
+                   " is out of range (the graph has " +
+                   CountOf(free_energy_blocks.size(), "free-energy block") + ")");
 }
 
 std::string FactorGraph::Impl::OutOfRange(const Variable& v) const {
@@ -392,22 +462,26 @@ std::string FactorGraph::Impl::OutOfRange(const Variable& v) const {
 
 int FactorGraph::CheckedDim(const Variable& element, Family family) const {
   const Impl& g = *impl_;
-  const VariableInfo& info = g.variables[g.Checked(element).id()];
-  if (!g.finalized) throw GraphError("posteriors exist once the graph is finalised");
+  const VariableInfo& info = g.variables[g.Checked(element, "Posterior").id()];
+  if (!g.finalized)
+    throw GraphError("Posterior: variable '" + info.name +
+                     "': posteriors exist once the graph is finalised");
   if (element.size() != 1)
-    throw GraphError("variable '" + info.name + "' has " + std::to_string(element.size()) +
-                     " elements: ask for one, e.g. " + g.ElementName(element.id(), 0));
-  if (info.observed) throw GraphError(g.Describe(element.id()) + " has no posterior");
+    throw GraphError("Posterior: variable '" + info.name + "' has " +
+                     std::to_string(element.size()) + " elements: ask for one, e.g. " +
+                     g.ElementName(element.id(), 0));
+  if (info.observed)
+    throw GraphError("Posterior: " + g.Describe(element.id()) + " has no posterior");
   if (info.family != family)
-    throw GraphError("variable '" + info.name + "' is " + FamilyName(info.family) + ", not " +
-                     FamilyName(family));
+    throw GraphError("Posterior: variable '" + info.name + "' is " + FamilyName(info.family) +
+                     ", not " + FamilyName(family));
   return info.dim;
 }
 
 const double* FactorGraph::PosteriorNatural(const Variable& element) const {
   // Posterior() may evaluate this before CheckedDim: check the handle here too, and leave the
   // other errors to CheckedDim (which throws before the pointer is read).
-  const VariableInfo& info = impl_->variables[impl_->Checked(element).id()];
+  const VariableInfo& info = impl_->variables[impl_->Checked(element, "Posterior").id()];
   if (!impl_->finalized || info.observed) return nullptr;
   return impl_->natural.data() + info.natural_offset + element.begin() * info.stat_size;
 }
@@ -415,8 +489,9 @@ const double* FactorGraph::PosteriorNatural(const Variable& element) const {
 void FactorGraph::SetPosteriorNatural(const Variable& v, Family family, int dim,
                                       const double* eta) {
   Impl& g = *impl_;
-  const VariableInfo& info = g.variables[g.Checked(v).id()];
-  if (!g.finalized) throw GraphError("SetPosterior: finalise the graph first");
+  const VariableInfo& info = g.variables[g.Checked(v, "SetPosterior").id()];
+  if (!g.finalized)
+    throw GraphError("SetPosterior: finalise the graph first (variable '" + info.name + "')");
   if (info.observed) throw GraphError("SetPosterior: " + g.Describe(v.id()) + " is observed");
   if (info.family != family || info.dim != dim)
     throw GraphError("SetPosterior: variable '" + info.name + "' is " + FamilyName(info.family) +
@@ -435,7 +510,7 @@ void FactorGraph::SetPosteriorNatural(const Variable& v, Family family, int dim,
 }
 
 std::string FactorGraph::DescribePosterior(const Variable& element) const {
-  const VariableInfo& info = impl_->variables[impl_->Checked(element).id()];
+  const VariableInfo& info = impl_->variables[impl_->Checked(element, "DescribePosterior").id()];
   switch (info.family) {
     case Family::kGaussian: return Posterior<Gaussian>(element).ToString();
     case Family::kMvGaussian: return Posterior<MvGaussian>(element).ToString();
@@ -464,7 +539,7 @@ void FactorGraph::Impl::ReprepareReaders(uint32_t id) {
 
 void FactorGraph::SetObservedValues(const Variable& v, const std::vector<double>& values) {
   Impl& g = *impl_;
-  const uint32_t id = g.Checked(v).id();
+  const uint32_t id = g.Checked(v, "SetObservedValues").id();
   g.RequireObserved(id, "SetObservedValues");
   VariableInfo& info = g.variables[id];
   if (info.value_rows * info.value_cols != 1)
@@ -492,7 +567,7 @@ void FactorGraph::SetObservedValues(const Variable& v, const std::vector<double>
 
 void FactorGraph::SetObservedRows(const Variable& v, const Matrix& rows) {
   Impl& g = *impl_;
-  const uint32_t id = g.Checked(v).id();
+  const uint32_t id = g.Checked(v, "SetObservedRows").id();
   g.RequireObserved(id, "SetObservedRows");
   VariableInfo& info = g.variables[id];
   if (info.value_cols != 1 || rows.cols() != info.value_rows ||
@@ -521,12 +596,10 @@ void FactorGraph::SetObservedRows(const Variable& v, const Matrix& rows) {
 
 void FactorGraph::SetPlateWeight(PlateId p, double weight) {
   Impl& g = *impl_;
-  if (p >= g.plates.size())
-    throw GraphError("SetPlateWeight: no plate " + std::to_string(p) + " (the graph has " +
-                     std::to_string(g.plates.size()) + ")");
+  g.CheckedPlate(p, "SetPlateWeight");
   if (!(weight > 0.0) || !std::isfinite(weight))
-    throw GraphError("SetPlateWeight: " + g.PlateLabel(p) + ": the weight must be > 0 and finite, got " +
-                     FormatNumber(weight));
+    throw GraphError("SetPlateWeight: " + g.PlateLabel(p) +
+                     ": the weight must be > 0 and finite, got " + FormatNumber(weight));
   if (weight != 1.0 && g.plates[p].node->KeepsMessages())
     throw GraphError("SetPlateWeight: " + g.PlateLabel(p) + " is a " + g.plates[p].node->type() +
                      " node, whose sum-product messages cannot stand for several copies; its "
@@ -535,8 +608,7 @@ void FactorGraph::SetPlateWeight(PlateId p, double weight) {
 }
 
 double FactorGraph::plate_weight(PlateId p) const {
-  if (p >= impl_->plates.size()) throw GraphError("plate_weight: no plate " + std::to_string(p));
-  return impl_->plates[p].weight;
+  return impl_->CheckedPlate(p, "plate_weight").weight;
 }
 
 }  // namespace vfe

@@ -67,16 +67,20 @@ double FactorGraph::Impl::CombineBlocks(Value value, std::vector<double>* plate_
 }
 
 size_t FactorGraph::num_free_energy_blocks() const {
+  impl_->CheckFinalized("num_free_energy_blocks");
   return impl_->free_energy_blocks.size();
 }
 
 double FactorGraph::FreeEnergyBlock(size_t block, Scratch& scratch) const {
+  // There are no blocks before Finalize: one compare covers both errors.
+  if (block >= impl_->free_energy_blocks.size()) impl_->ThrowBadBlock(block, "FreeEnergyBlock");
   return impl_->EvaluateBlock(impl_->free_energy_blocks[block], scratch);
 }
 
 double FactorGraph::FreeEnergyBlockPosition(size_t block) const {
   const Impl& g = *impl_;
-  const EnergyBlock& b = g.free_energy_blocks.at(block);
+  if (block >= g.free_energy_blocks.size()) g.ThrowBadBlock(block, "FreeEnergyBlockPosition");
+  const EnergyBlock& b = g.free_energy_blocks[block];
   const size_t middle = b.begin + (b.end - b.begin) / 2;
   if (b.entropy)
     return static_cast<double>(middle) / static_cast<double>(g.variables[b.index].size);
@@ -96,6 +100,7 @@ double FactorGraph::FreeEnergyBlockPosition(size_t block) const {
 }
 
 double FactorGraph::FreeEnergyFromBlocks(const std::vector<double>& values) const {
+  impl_->CheckFinalized("FreeEnergyFromBlocks");
   if (values.size() != impl_->free_energy_blocks.size())
     throw GraphError("FreeEnergyFromBlocks: " + std::to_string(values.size()) +
                      " values for " + std::to_string(impl_->free_energy_blocks.size()) +
@@ -105,6 +110,7 @@ double FactorGraph::FreeEnergyFromBlocks(const std::vector<double>& values) cons
 
 FactorGraph::FreeEnergyTerms FactorGraph::FreeEnergyParts(Scratch& scratch) const {
   const Impl& g = *impl_;
+  g.CheckFinalized("FreeEnergyParts");
   FreeEnergyTerms terms;
   terms.variable_entropy.assign(g.variables.size(), 0.0);
   g.CombineBlocks(
@@ -120,6 +126,7 @@ FactorGraph::FreeEnergyTerms FactorGraph::FreeEnergyParts(Scratch& scratch) cons
 
 double FactorGraph::FreeEnergy(Scratch& scratch) const {
   const Impl& g = *impl_;
+  g.CheckFinalized("FreeEnergy");
   return g.CombineBlocks(
       [&](size_t b) { return g.EvaluateBlock(g.free_energy_blocks[b], scratch); }, nullptr,
       nullptr);

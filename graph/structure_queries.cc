@@ -13,12 +13,9 @@ namespace {
 
 // A template, so that it may take the private FactorGraph::Impl without naming it.
 template <class GraphImpl>
-const Plate& CheckedPlate(const GraphImpl& g, PlateId plate, size_t n, const char* what) {
-  if (!g.finalized) throw GraphError(std::string(what) + ": finalise the graph first");
-  if (plate >= g.plates.size())
-    throw GraphError(std::string(what) + ": plate " + std::to_string(plate) +
-                     " is out of range: the graph has " + std::to_string(g.plates.size()));
-  const Plate& p = g.plates[plate];
+const Plate& CheckedFactor(const GraphImpl& g, PlateId plate, size_t n, const char* what) {
+  g.CheckFinalized(what);
+  const Plate& p = g.CheckedPlate(plate, what);
   if (n >= p.size)
     throw GraphError(std::string(what) + ": factor " + std::to_string(n) + " is out of range: " +
                      g.PlateLabel(plate) + " has " + std::to_string(p.size));
@@ -28,7 +25,7 @@ const Plate& CheckedPlate(const GraphImpl& g, PlateId plate, size_t n, const cha
 }  // namespace
 
 Variable FactorGraph::FactorArgument(PlateId plate, size_t n, size_t slot) const {
-  const Plate& p = CheckedPlate(*impl_, plate, n, "FactorArgument");
+  const Plate& p = CheckedFactor(*impl_, plate, n, "FactorArgument");
   if (slot >= p.bindings.size())
     throw GraphError("FactorArgument: slot " + std::to_string(slot) + " is out of range: " +
                      impl_->PlateLabel(plate) + " has " + std::to_string(p.bindings.size()));
@@ -38,7 +35,7 @@ Variable FactorGraph::FactorArgument(PlateId plate, size_t n, size_t slot) const
 
 const double* FactorGraph::Moments(const Variable& element) const {
   const Impl& g = *impl_;
-  const VariableInfo& info = g.variables[g.Checked(element).id()];
+  const VariableInfo& info = g.variables[g.Checked(element, "Moments").id()];
   if (!g.finalized) throw GraphError("Moments: finalise the graph first");
   if (element.size() != 1)
     throw GraphError("Moments: variable '" + info.name + "' has " +
@@ -48,14 +45,14 @@ const double* FactorGraph::Moments(const Variable& element) const {
 }
 
 const double* FactorGraph::FactorLogTable(PlateId plate, size_t n) const {
-  const Plate& p = CheckedPlate(*impl_, plate, n, "FactorLogTable");
+  const Plate& p = CheckedFactor(*impl_, plate, n, "FactorLogTable");
   return p.node->LogTable(n, p.views.data());
 }
 
 std::vector<FactorGraph::ElementRange> FactorGraph::HiddenNeighbours(const Variable& v) const {
   const Impl& g = *impl_;
   if (!g.finalized) throw GraphError("HiddenNeighbours: finalise the graph first");
-  const VariableInfo& info = g.variables[g.Checked(v).id()];
+  const VariableInfo& info = g.variables[g.Checked(v, "HiddenNeighbours").id()];
   std::vector<ElementRange> ranges;
   if (info.observed) return ranges;
   auto by_position = [](const ElementRange& a, const ElementRange& b) {

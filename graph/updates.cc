@@ -166,6 +166,7 @@ size_t FactorGraph::Impl::UpdateRun(uint32_t v, size_t first, size_t step, size_
 
 Scratch FactorGraph::MakeScratch() const {
   const Impl& g = *impl_;
+  g.CheckFinalized("MakeScratch");
   Scratch scratch;
   scratch.by_dim.resize(g.max_dim + 1);
   for (int d : g.dims_in_use) scratch.by_dim[d].Resize(d);
@@ -181,8 +182,9 @@ Scratch FactorGraph::MakeScratch() const {
 
 namespace {
 
-[[noreturn]] void ThrowClusterElement(const FactorGraph& graph, uint32_t variable) {
-  throw GraphError("UpdateElement: variable '" + graph.variable_name(variable) +
+[[noreturn]] void ThrowClusterElement(const FactorGraph& graph, uint32_t variable,
+                                      const char* what) {
+  throw GraphError(std::string(what) + ": variable '" + graph.variable_name(variable) +
                    "' is a cluster with one joint posterior: update all of its elements "
                    "with UpdateElements");
 }
@@ -190,13 +192,15 @@ namespace {
 }  // namespace
 
 bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch) {
-  if (impl_->cluster_of[variable] >= 0) ThrowClusterElement(*this, variable);
+  impl_->CheckHiddenElement(variable, index, "UpdateElement");
+  if (impl_->cluster_of[variable] >= 0) ThrowClusterElement(*this, variable, "UpdateElement");
   return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch);
 }
 
 bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch,
                                 const BlockRunner& runner) {
-  if (impl_->cluster_of[variable] >= 0) ThrowClusterElement(*this, variable);
+  impl_->CheckHiddenElement(variable, index, "UpdateElement");
+  if (impl_->cluster_of[variable] >= 0) ThrowClusterElement(*this, variable, "UpdateElement");
   return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch, &runner);
 }
 
@@ -204,12 +208,20 @@ size_t FactorGraph::UpdateListedElements(uint32_t variable, const size_t* elemen
                                          size_t count, Scratch& scratch,
                                          const BlockRunner* runner) {
   Impl& g = *impl_;
-  if (g.cluster_of[variable] >= 0) ThrowClusterElement(*this, variable);
+  g.CheckHiddenRange(variable, 0, 0, "UpdateListedElements");
+  if (g.cluster_of[variable] >= 0) ThrowClusterElement(*this, variable, "UpdateListedElements");
+  if (!elements && count > 0)
+    throw GraphError("UpdateListedElements: variable '" + g.variables[variable].name +
+                     "': no list given (elements is null, count " + std::to_string(count) + ")");
   const size_t h0 = g.variables[variable].hidden_ordinal;
+  const size_t size = g.variables[variable].size;
   size_t failed = SIZE_MAX;
   for (size_t i = 0; i < count;) {
-    // The longest stretch of the list from elements[i] that follows its colour run.
+    // The longest stretch of the list from elements[i] that follows its colour run. Only its
+    // first element needs a check: the run's others lie in its colour run, inside the variable.
     const size_t first = elements[i];
+    if (first >= size)
+      g.ThrowBadHidden(variable, first, first + 1, /*one_element=*/true, "UpdateListedElements");
     const Impl::ColourRunPlace place = g.colour_run[h0 + first];
     const size_t most = std::min<size_t>(place.left, count - i);
     size_t run = 1;
@@ -227,12 +239,13 @@ size_t FactorGraph::UpdateListedElements(uint32_t variable, const size_t* elemen
 
 bool FactorGraph::updates_in_blocks(const Variable& v) const {
   if (!impl_->finalized) throw GraphError("updates_in_blocks: finalise the graph first");
-  return impl_->updates_in_blocks[impl_->Checked(v).id()] != 0;
+  return impl_->updates_in_blocks[impl_->Checked(v, "updates_in_blocks").id()] != 0;
 }
 
 size_t FactorGraph::UpdateElements(uint32_t variable, size_t begin, size_t end,
                                    Scratch& scratch) {
   Impl& g = *impl_;
+  g.CheckHiddenRange(variable, begin, end, "UpdateElements");
   if (g.cluster_of[variable] >= 0) {
     Cluster& cluster = g.clusters[g.cluster_of[variable]];
     if (begin != 0 || end != cluster.size)
@@ -257,6 +270,7 @@ size_t FactorGraph::UpdateElements(uint32_t variable, size_t begin, size_t end,
 size_t FactorGraph::UpdateElementsNaturalGradient(uint32_t variable, size_t begin, size_t end,
                                                    double step, Scratch& scratch) {
   Impl& g = *impl_;
+  g.CheckHiddenRange(variable, begin, end, "UpdateElementsNaturalGradient");
   if (!(step > 0.0 && step <= 1.0))
     throw GraphError("UpdateElementsNaturalGradient: the step must be in (0, 1], got " +
                      FormatNumber(step));
@@ -292,8 +306,9 @@ size_t FactorGraph::UpdateElementsNaturalGradient(uint32_t variable, size_t begi
 
 std::vector<double> FactorGraph::NaturalParameters(const Variable& v) const {
   const Impl& g = *impl_;
-  const VariableInfo& info = g.variables[g.Checked(v).id()];
-  if (!g.finalized) throw GraphError("NaturalParameters: finalise the graph first");
+  const VariableInfo& info = g.variables[g.Checked(v, "NaturalParameters").id()];
+  if (!g.finalized)
+    throw GraphError("NaturalParameters: finalise the graph first (variable '" + info.name + "')");
   if (info.observed) throw GraphError("NaturalParameters: " + g.Describe(v.id()) + " is observed");
   const double* eta = g.natural.data() + info.natural_offset + v.begin() * info.stat_size;
   return std::vector<double>(eta, eta + v.size() * info.stat_size);
@@ -301,8 +316,10 @@ std::vector<double> FactorGraph::NaturalParameters(const Variable& v) const {
 
 void FactorGraph::SetNaturalParameters(const Variable& v, const std::vector<double>& eta) {
   Impl& g = *impl_;
-  const VariableInfo& info = g.variables[g.Checked(v).id()];
-  if (!g.finalized) throw GraphError("SetNaturalParameters: finalise the graph first");
+  const VariableInfo& info = g.variables[g.Checked(v, "SetNaturalParameters").id()];
+  if (!g.finalized)
+    throw GraphError("SetNaturalParameters: finalise the graph first (variable '" + info.name +
+                     "')");
   if (info.observed)
     throw GraphError("SetNaturalParameters: " + g.Describe(v.id()) + " is observed");
   const size_t stat = static_cast<size_t>(info.stat_size);
