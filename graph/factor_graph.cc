@@ -47,6 +47,31 @@ void CheckDim(Family family, int dim, const std::string& name) {
                      " variable is scalar, got dimension " + std::to_string(dim));
 }
 
+// Observed data are checked as they arrive, so that a NaN or an infinity is refused by the
+// call that brought it, named by variable and element, rather than found at Finalize or
+// carried into the moments by SetObservedValues; Finalize checks each family's support.
+
+/// "observed variable 'y' at y[3]", or "observed variable 'y'" for a one-element variable.
+std::string ObservedElement(const std::string& name, size_t size, size_t index) {
+  std::string where = "observed variable '" + name + "'";
+  if (size != 1) where += " at " + name + "[" + std::to_string(index) + "]";
+  return where;
+}
+
+/// Throws ModelError unless the `width` numbers of each of the `size` elements (one after
+/// another in `data`) are finite; `what` names the call.
+void CheckFiniteData(const char* what, const std::string& name, const double* data, size_t size,
+                     size_t width) {
+  for (size_t k = 0; k < size * width; ++k) {
+    if (std::isfinite(data[k])) continue;
+    std::string where = std::string(what) + ": " + ObservedElement(name, size, k / width);
+    if (width == 1)
+      throw ModelError(where + ": value must be finite, got " + FormatNumber(data[k]));
+    throw ModelError(where + ": entry " + std::to_string(k % width) + " must be finite, got " +
+                     FormatNumber(data[k]));
+  }
+}
+
 std::string CountOf(size_t count, const char* noun) {
   return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
 }
@@ -97,6 +122,7 @@ Variable FactorGraph::AddObserved(const std::string& name, const std::vector<dou
   info.scalar_values = true;
   if (values.size() != 1) info.shape = {values.size()};
   if (info.size == 0) throw GraphError("observed variable '" + name + "' has no values");
+  CheckFiniteData("AddObserved", name, values.data(), values.size(), 1);
   const uint32_t id = impl_->Declare(std::move(info));
   return Variable(id, 0, impl_->variables[id].size);
 }
@@ -110,6 +136,12 @@ Variable FactorGraph::AddObserved(const std::string& name, const Matrix& value) 
   info.value_cols = static_cast<int>(value.cols());
   info.values.assign(value.data(), value.data() + value.size());
   if (value.size() == 0) throw GraphError("observed variable '" + name + "' is empty");
+  for (Eigen::Index c = 0; c < value.cols(); ++c)
+    for (Eigen::Index r = 0; r < value.rows(); ++r)
+      if (!std::isfinite(value(r, c)))
+        throw ModelError("AddObserved: observed variable '" + name + "': entry (" +
+                         std::to_string(r) + ", " + std::to_string(c) +
+                         ") must be finite, got " + FormatNumber(value(r, c)));
   const uint32_t id = impl_->Declare(std::move(info));
   return Variable(id, 0, 1);
 }
@@ -122,6 +154,11 @@ Variable FactorGraph::AddObservedCategorical(const std::string& name,
                      "': the number of categories must be >= 1, got " +
                      std::to_string(num_categories));
   if (outcomes.empty()) throw GraphError("observed variable '" + name + "' has no values");
+  for (size_t i = 0; i < outcomes.size(); ++i)
+    if (outcomes[i] < 0 || outcomes[i] >= num_categories)
+      throw ModelError("AddObservedCategorical: " + ObservedElement(name, outcomes.size(), i) +
+                       ": expected an outcome in 0.." + std::to_string(num_categories - 1) +
+                       ", got " + std::to_string(outcomes[i]));
   VariableInfo info;
   info.name = name;
   info.observed = true;
@@ -146,6 +183,8 @@ Variable FactorGraph::AddObservedRows(const std::string& name, const Matrix& row
   info.value_cols = 1;
   if (rows.size() == 0) throw GraphError("observed variable '" + name + "' is empty");
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = rows;
+  CheckFiniteData("AddObservedRows", name, row_major.data(), info.size,
+                  static_cast<size_t>(rows.cols()));
   info.values.assign(row_major.data(), row_major.data() + row_major.size());
   const uint32_t id = impl_->Declare(std::move(info));
   return Variable(id, 0, impl_->variables[id].size);
@@ -548,13 +587,14 @@ void FactorGraph::SetObservedValues(const Variable& v, const std::vector<double>
   if (values.size() != v.size())
     throw GraphError("SetObservedValues: " + g.Describe(id) + ": expected " +
                      std::to_string(v.size()) + " values, got " + std::to_string(values.size()));
-  if (g.finalized) {
-    for (size_t i = 0; i < values.size(); ++i) {
-      const std::string problem = PointMass::ScalarProblem(info.family, info.dim, values[i]);
-      if (!problem.empty())
-        throw ModelError(g.Describe(id) + " at " + g.ElementName(id, v.begin() + i) + ": " +
-                         problem);
-    }
+  // Before Finalize an observed variable's family is known only for categorical data; the
+  // Gaussian's support is every finite number, so that the others are checked for finiteness.
+  const Family family = g.finalized || info.family_known ? info.family : Family::kGaussian;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string problem = PointMass::ScalarProblem(family, info.dim, values[i]);
+    if (!problem.empty())
+      throw ModelError("SetObservedValues: " + g.Describe(id) + " at " +
+                       g.ElementName(id, v.begin() + i) + ": " + problem);
   }
   std::copy(values.begin(), values.end(), info.values.begin() + v.begin());
   if (!g.finalized) return;
@@ -581,7 +621,16 @@ void FactorGraph::SetObservedRows(const Variable& v, const Matrix& rows) {
     for (Eigen::Index i = 0; i < rows.rows(); ++i)
       PointMass(Vector(rows.row(i).transpose()))
           .Validate(info.family, info.dim,
-                    g.Describe(id) + " at " + g.ElementName(id, v.begin() + i));
+                    "SetObservedRows: " + g.Describe(id) + " at " +
+                        g.ElementName(id, v.begin() + i));
+  } else {
+    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = rows;
+    for (size_t k = 0; k < static_cast<size_t>(row_major.size()); ++k)
+      if (!std::isfinite(row_major.data()[k]))
+        throw ModelError("SetObservedRows: " + g.Describe(id) + " at " +
+                         g.ElementName(id, v.begin() + k / width) + ": entry " +
+                         std::to_string(k % width) + " must be finite, got " +
+                         FormatNumber(row_major.data()[k]));
   }
   for (Eigen::Index i = 0; i < rows.rows(); ++i)
     for (size_t c = 0; c < width; ++c)

@@ -149,6 +149,10 @@ class FactorGraph {
   /// GraphError for a shape with no elements.
   Variable AddVariableArray(const std::string& name, Family family,
                             const std::vector<size_t>& shape, int dim = 1);
+  // Observed data: GraphError for no values, ModelError naming the element (and the entry of
+  // a vector or matrix) for a NaN or an infinity. Finalize checks the rest of each family's
+  // support (a Gamma value > 0, ...), once the factors have told the family.
+
   /// An observed scalar.
   Variable AddObserved(const std::string& name, double value);
   /// An observed array of scalars (shape [N]).
@@ -156,7 +160,8 @@ class FactorGraph {
   /// An observed vector or matrix (one element): a column vector is read as an MvGaussian
   /// value, a square matrix as a Wishart value.
   Variable AddObserved(const std::string& name, const Matrix& value);
-  /// Observed categorical data (shape [N]): outcomes in 0..num_categories−1.
+  /// Observed categorical data (shape [N]): outcomes in 0..num_categories−1 (ModelError naming
+  /// the element otherwise; GraphError for num_categories < 1).
   Variable AddObservedCategorical(const std::string& name, const std::vector<int>& outcomes,
                                   int num_categories);
   /// An observed array of vectors (shape [rows]): row n is the value of element n.
@@ -238,7 +243,8 @@ class FactorGraph {
   /// Finalize does and the nodes that cache sums of their data recompute them, so that the
   /// same graph serves minibatch after minibatch. Throws GraphError for a hidden variable, a
   /// handle of another graph or a count that differs from v.size(), ModelError for a value
-  /// outside the family's support (nothing changes then).
+  /// outside the family's support, or before Finalize for a NaN or an infinity (nothing
+  /// changes then).
   void SetObservedValues(const Variable& v, const std::vector<double>& values);
   /// The same for an observed array of vectors: row n of `rows` is element v.begin() + n.
   void SetObservedRows(const Variable& v, const Matrix& rows);
