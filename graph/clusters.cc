@@ -15,8 +15,9 @@ namespace vfe {
 
 void FactorGraph::AddCluster(const Variable& v, ClusterSolver solver) {
   Impl& g = *impl_;
-  const VariableInfo& info = g.variables[g.Checked(v).id()];
-  if (g.finalized) throw GraphError("AddCluster: the graph is already finalised");
+  const VariableInfo& info = g.variables[g.Checked(v, "AddCluster").id()];
+  if (g.finalized)
+    throw GraphError("AddCluster: variable '" + info.name + "': the graph is already finalised");
   if (g.cluster_of.size() < g.variables.size()) g.cluster_of.resize(g.variables.size(), -1);
   if (g.cluster_of[v.id()] >= 0)
     throw GraphError("AddCluster: variable '" + info.name + "' is already in a cluster");
@@ -36,7 +37,7 @@ void FactorGraph::AddCluster(const Variable& v, ClusterSolver solver) {
 }
 
 bool FactorGraph::clustered(const Variable& v) const {
-  const uint32_t id = impl_->Checked(v).id();
+  const uint32_t id = impl_->Checked(v, "clustered").id();
   return id < impl_->cluster_of.size() && impl_->cluster_of[id] >= 0;
 }
 

@@ -94,4 +94,27 @@ void FactorGraph::Impl::FindColourRuns() {
   }
 }
 
+size_t FactorGraph::num_colours(const Variable& v) const {
+  if (!impl_->finalized) throw GraphError("num_colours: finalise the graph first");
+  return impl_->num_colours[impl_->Checked(v, "num_colours").id()];
+}
+
+std::vector<std::vector<size_t>> FactorGraph::ColourClasses(const Variable& v) const {
+  const Impl& g = *impl_;
+  if (!g.finalized) throw GraphError("ColourClasses: finalise the graph first");
+  if (g.variables[g.Checked(v, "ColourClasses").id()].observed) return {};
+  return g.ColourClassesOf(v.id(), v.begin(), v.begin() + v.size());
+}
+
+std::vector<std::vector<size_t>> FactorGraph::Impl::ColourClassesOf(uint32_t v, size_t begin,
+                                                                    size_t end) const {
+  std::vector<std::vector<size_t>> classes(num_colours[v]);
+  for (size_t i = begin; i < end; ++i)
+    classes[element_colour[variables[v].hidden_ordinal + i]].push_back(i);
+  classes.erase(std::remove_if(classes.begin(), classes.end(),
+                               [](const std::vector<size_t>& c) { return c.empty(); }),
+                classes.end());
+  return classes;
+}
+
 }  // namespace vfe

@@ -211,8 +211,42 @@ struct FactorGraph::Impl {
   std::string PlateLabel(PlateId p) const;
   std::string ElementName(uint32_t id, size_t index) const;
   std::string Describe(uint32_t id) const;
-  /// Throws GraphError unless `v` is a run of elements of a variable of this graph.
-  const Variable& Checked(const Variable& v) const;
+  /// Throws GraphError unless `v` is a run of elements of a variable of this graph; `what`,
+  /// if given, names the call in the message.
+  const Variable& Checked(const Variable& v, const char* what = nullptr) const;
+  /// Throws GraphError unless `plate` is a plate of this graph; `what` names the call.
+  const Plate& CheckedPlate(PlateId plate, const char* what) const;
+  /// Throws GraphError unless `id` is a declared variable (or constant) of this graph.
+  void CheckVariableId(uint32_t id, const char* what) const {
+    if (id >= variables.size()) ThrowBadVariableId(id, what);
+  }
+  /// Throws GraphError before Finalize; `what` names the call.
+  void CheckFinalized(const char* what) const {
+    if (!finalized) ThrowNotFinalized(what);
+  }
+  // The checks of the engine interface, which schedulers call in their loops: a few compares
+  // on the way in, and the message is built only when one fails.
+  /// Throws GraphError unless the graph is finalised, `variable` is a hidden variable of it
+  /// and begin <= end <= its number of elements; `what` names the call.
+  void CheckHiddenRange(uint32_t variable, size_t begin, size_t end, const char* what) const {
+    if (!finalized || variable >= variables.size() || variables[variable].observed ||
+        begin > end || end > variables[variable].size)
+      ThrowBadHidden(variable, begin, end, /*one_element=*/false, what);
+  }
+  /// The same for element `index` of `variable`.
+  void CheckHiddenElement(uint32_t variable, size_t index, const char* what) const {
+    if (!finalized || variable >= variables.size() || variables[variable].observed ||
+        index >= variables[variable].size)
+      ThrowBadHidden(variable, index, index + 1, /*one_element=*/true, what);
+  }
+  /// The messages of the checks above (graph/factor_graph.cc).
+  [[noreturn]] void ThrowBadVariableId(uint32_t id, const char* what) const;
+  [[noreturn]] void ThrowNotFinalized(const char* what) const;
+  [[noreturn]] void ThrowBadHidden(uint32_t variable, size_t begin, size_t end, bool one_element,
+                                   const char* what) const;
+  /// Throws GraphError for free-energy block `block`, out of range or asked for before
+  /// Finalize.
+  [[noreturn]] void ThrowBadBlock(size_t block, const char* what) const;
   /// "elements [b, e) of variable 'x', which has N elements": for a handle from another graph.
   std::string OutOfRange(const Variable& v) const;
   PointMass ObservedValue(const VariableInfo& info, size_t index) const;
@@ -271,13 +305,15 @@ struct FactorGraph::Impl {
                           Scratch& scratch) const;
   /// Calls Prepare again on every plate that reads variable `id` (its data changed).
   void ReprepareReaders(uint32_t id);
-  /// Throws GraphError unless variable `id` is observed data (not a constant); `what` names
-  /// the call.
+  /// Node::Prepare of plate p; a ModelError it throws is named by the plate.
+  void Prepare(PlateId p);
   /// ForgetMessages on every plate that keeps messages and binds `variable` (its posterior
   /// was set from outside).
   void ForgetKeptMessages(uint32_t variable);
   /// True when a plate that keeps its messages binds `variable`; its label into plate_label.
   bool KeptMessagesReach(uint32_t variable, std::string* plate_label) const;
+  /// Throws GraphError unless variable `id` is observed data (not a constant); `what` names
+  /// the call.
   void RequireObserved(uint32_t id, const char* what) const;
   void SplitFreeEnergyBlocks();
   /// Plates and variables larger than this are split into free-energy blocks.
@@ -285,7 +321,7 @@ struct FactorGraph::Impl {
   double EvaluateBlock(const EnergyBlock& block, Scratch& scratch) const;
   /// F from the values of free_energy_blocks (value(b) of block b), in their order:
   /// Σ_plates (Σ of the plate's blocks) − Σ entropy blocks. Plate sums go to `plate_energy`
-  /// and the entropy to `entropy` when they are not null. (Defined in factor_graph.cc.)
+  /// and the entropy to `entropy` when they are not null. (Defined in free_energy.cc.)
   template <class Value>
   double CombineBlocks(Value value, std::vector<double>* plate_energy, double* entropy) const;
   void Initialise(Scratch& scratch);

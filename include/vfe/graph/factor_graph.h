@@ -177,12 +177,20 @@ class FactorGraph {
 
   // ---- Variables ------------------------------------------------------------------------
 
+  // Every Add* method throws GraphError after Finalize, naming what it was adding.
+
   /// A hidden variable with one element of `family` (event dimension `dim` for MvGaussian and
-  /// Wishart). Names must be unique and non-empty.
+  /// Wishart). Names must be unique and non-empty; GraphError for a repeated or empty name or a
+  /// dimension the family does not take.
   Variable AddVariable(const std::string& name, Family family, int dim = 1);
-  /// A hidden array variable of the given shape ([N] or [N, M]): N·M independent elements.
+  /// A hidden array variable of the given shape ([N] or [N, M]): N·M independent elements;
+  /// GraphError for a shape with no elements.
   Variable AddVariableArray(const std::string& name, Family family,
                             const std::vector<size_t>& shape, int dim = 1);
+  // Observed data: GraphError for no values, ModelError naming the element (and the entry of
+  // a vector or matrix) for a NaN or an infinity. Finalize checks the rest of each family's
+  // support (a Gamma value > 0, ...), once the factors have told the family.
+
   /// An observed scalar.
   Variable AddObserved(const std::string& name, double value);
   /// An observed array of scalars (shape [N]).
@@ -190,7 +198,8 @@ class FactorGraph {
   /// An observed vector or matrix (one element): a column vector is read as an MvGaussian
   /// value, a square matrix as a Wishart value.
   Variable AddObserved(const std::string& name, const Matrix& value);
-  /// Observed categorical data (shape [N]): outcomes in 0..num_categories−1.
+  /// Observed categorical data (shape [N]): outcomes in 0..num_categories−1 (ModelError naming
+  /// the element otherwise; GraphError for num_categories < 1).
   Variable AddObservedCategorical(const std::string& name, const std::vector<int>& outcomes,
                                   int num_categories);
   /// An observed array of vectors (shape [rows]): row n is the value of element n.
@@ -201,6 +210,10 @@ class FactorGraph {
   /// Adds a plate of factors of `node`'s type, one per element of the longest argument:
   /// arguments with one element are shared by every factor, arguments with N elements give
   /// factor n their element n. Returns the plate's id. `name` (optional) is used in errors.
+  /// Throws GraphError, leaving the graph as it was, after Finalize, for a wrong number of
+  /// arguments, or for an argument that is not a variable of this graph or has neither one
+  /// element nor one per factor. The helpers below build a node and call AddFactor: they throw
+  /// as it does, and ModelError for a bad constant.
   PlateId AddFactor(std::unique_ptr<Node> node, const std::vector<Argument>& args,
                     const std::string& name = "");
   /// Adds a plate of factors of the registered node type `type` (NodeTypes(); the JSON
@@ -277,9 +290,10 @@ class FactorGraph {
   /// Replaces the values of the observed variable `v` (a run of it), one number per element
   /// as AddObserved and AddObservedCategorical take them. After Finalize they are validated as
   /// Finalize does and the nodes that cache sums of their data recompute them, so that the
-  /// same graph serves minibatch after minibatch. Throws GraphError for a hidden variable or a
-  /// count that differs from v.size(), ModelError for a value outside the family's support
-  /// (nothing changes then).
+  /// same graph serves minibatch after minibatch. Throws GraphError for a hidden variable, a
+  /// handle of another graph or a count that differs from v.size(), ModelError for a value
+  /// outside the family's support, or before Finalize for a NaN or an infinity (nothing
+  /// changes then).
   void SetObservedValues(const Variable& v, const std::vector<double>& values);
   /// The same for an observed array of vectors: row n of `rows` is element v.begin() + n.
   void SetObservedRows(const Variable& v, const Matrix& rows);
@@ -288,9 +302,10 @@ class FactorGraph {
   /// weight N/B): its messages to elements that all of its factors share (global parameters)
   /// are multiplied by `weight`; its messages to one factor's own elements (local variables)
   /// are not. The free energy is not weighted (FreeEnergyParts gives the terms to weight).
-  /// Cluster updates ignore the weight. Default 1; throws GraphError unless weight > 0 and
-  /// finite.
+  /// Cluster updates ignore the weight. Default 1; throws GraphError for a plate out of range
+  /// and unless weight > 0 and finite.
   void SetPlateWeight(PlateId p, double weight);
+  /// The weight of plate `p`; GraphError for a plate out of range.
   double plate_weight(PlateId p) const;
 
   // ---- Factorisation --------------------------------------------------------------------
@@ -302,8 +317,9 @@ class FactorGraph {
   /// is solved exactly by sum-product (forward–backward on a chain, the Kalman filter and RTS
   /// smoother for Gaussian states), with VMP messages from everything outside it. The free
   /// energy then uses the pairs' joint posteriors (the Bethe form, exact on a tree). Call
-  /// before Finalize; Finalize throws GraphError naming a cycle, or a factor that cannot join
-  /// two elements.
+  /// before Finalize (GraphError after it, and for an observed variable, a part of one, a
+  /// family other than those three, or a variable already clustered); Finalize throws
+  /// GraphError naming a cycle, or a factor that cannot join two elements.
   ///
   /// `solver` chooses how the sum-product of the cluster runs (see ClusterSolver); both give
   /// the same posteriors, pairs and free energy.
@@ -313,7 +329,8 @@ class FactorGraph {
   /// the variable or factor at fault. Starts every hidden variable at its prior: the product
   /// of the messages of the factors that have it as "out", with their other arguments at their
   /// starting values (ancestral order); a variable no such factor reaches starts at the
-  /// standard density of its family (N(0, 1), N(0, I), Gamma(1, 1), Wishart(D, I)).
+  /// standard density of its family (N(0, 1), N(0, I), Gamma(1, 1), Wishart(D, I)). Throws
+  /// GraphError when called a second time.
   void Finalize();
   bool finalized() const;
 
@@ -325,7 +342,11 @@ class FactorGraph {
   size_t num_plates() const;
   /// Total number of factors over all plates.
   size_t num_factors() const;
-  /// The name of declared variable `id`, and of one element ("x[3]", "x[1][2]").
+  // The queries that take a Variable throw GraphError unless it is a run of elements of a
+  // variable of this graph, naming the call; those that take a plate, for a plate out of range.
+
+  /// The name of declared variable `id` (GraphError for an id out of range), and of one
+  /// element ("x[3]", "x[1][2]"; GraphError for a run of another size).
   const std::string& variable_name(uint32_t id) const;
   std::string ElementName(const Variable& element) const;
   Family family(const Variable& v) const;
@@ -346,7 +367,9 @@ class FactorGraph {
   D Posterior(const Variable& element) const {
     return D::FromFlat(CheckedDim(element, D::kFamily), PosteriorNatural(element));
   }
-  /// Sets the posterior of every element of `v` to `q` (a starting point for a run).
+  /// Sets the posterior of every element of `v` to `q` (a starting point for a run). Throws
+  /// GraphError before Finalize, for an observed variable, or when `q` is of another family
+  /// or dimension.
   template <class D>
   void SetPosterior(const Variable& v, const D& q) {
     std::vector<double> eta(StatSize(D::kFamily, q.dim()));
@@ -363,7 +386,13 @@ class FactorGraph {
 
   // ---- Engine interface (for schedulers) -------------------------------------------------
 
+  // The updates below check their arguments with a few integer compares, so that schedulers
+  // call them in their loops: each throws GraphError, naming the call and the variable, before
+  // Finalize, for a variable id out of range, an observed variable (no posterior to update), or
+  // elements out of range. A Scratch must come from MakeScratch of this graph (not checked).
+
   /// Scratch space sized for this graph (allocates; make one per thread, outside sweeps).
+  /// Throws GraphError before Finalize.
   Scratch MakeScratch() const;
   /// The VMP update of one hidden element: η = Σ incoming messages, then its moments.
   /// Returns false, leaving the element unchanged, if η is not a proper density. Throws
@@ -381,7 +410,8 @@ class FactorGraph {
   /// alike, such as every other square of a grid's row, are updated together: their
   /// connections are read once, and nodes compute the messages of the run in one call. A
   /// colour class in index order is the list that gains most. `runner`, if given, runs the
-  /// blocks of large message sums, as in UpdateElement.
+  /// blocks of large message sums, as in UpdateElement. An element out of range throws when
+  /// the list reaches it, the ones before it updated.
   size_t UpdateListedElements(uint32_t variable, const size_t* elements, size_t count,
                               Scratch& scratch, const BlockRunner* runner = nullptr);
   /// UpdateElement for elements [begin, end) of `variable`, in index order; returns the index
@@ -391,7 +421,7 @@ class FactorGraph {
   /// are computed in blocks, so that nodes share work between factors; the result is the
   /// same, bit for bit. The elements of a cluster are updated together by sum-product over
   /// the whole cluster: [begin, end) must cover them all (GraphError otherwise), and on
-  /// failure none of them changes.
+  /// failure none of them changes. GraphError for begin > end.
   size_t UpdateElements(uint32_t variable, size_t begin, size_t end, Scratch& scratch);
   /// The stochastic natural-gradient step of SVI for elements [begin, end): η ← (1 − step)·η
   /// + step·η̂, where η̂ is the VMP update (the sum of the incoming messages, plate weights
@@ -407,14 +437,18 @@ class FactorGraph {
   /// for a size mismatch or an observed variable, ModelError for an improper density.
   std::vector<double> NaturalParameters(const Variable& v) const;
   void SetNaturalParameters(const Variable& v, const std::vector<double>& eta);
-  /// True when UpdateElements updates `v`'s elements in blocks (set by Finalize).
+  /// True when UpdateElements updates `v`'s elements in blocks (set by Finalize; GraphError
+  /// before).
   bool updates_in_blocks(const Variable& v) const;
+  // The free-energy methods throw GraphError before Finalize, and for a block out of range.
+
   /// F = Σ_plates Σ_n U_n − Σ_hidden H[q]: the variational free energy (deterministic order).
   double FreeEnergy(Scratch& scratch) const;
   /// F as a sum of blocks (the average energy of up to 8192 factors of a plate, or the
   /// entropy of up to 8192 elements of a variable) combined in a fixed order: evaluating the
   /// blocks concurrently (each thread with its own Scratch) and combining them with
-  /// FreeEnergyFromBlocks gives FreeEnergy() bit for bit.
+  /// FreeEnergyFromBlocks gives FreeEnergy() bit for bit (GraphError unless it is given one
+  /// value per block).
   size_t num_free_energy_blocks() const;
   double FreeEnergyBlock(size_t block, Scratch& scratch) const;
   double FreeEnergyFromBlocks(const std::vector<double>& values) const;
@@ -426,9 +460,11 @@ class FactorGraph {
   double FreeEnergyBlockPosition(size_t block) const;
   /// The colours of `v`'s elements (elements that share a factor never share one), as
   /// classes of element indices in increasing order, restricted to v's run; a colour's
-  /// elements can be updated concurrently, with the result of updating them one by one.
+  /// elements can be updated concurrently, with the result of updating them one by one. None
+  /// for an observed variable. GraphError before Finalize.
   std::vector<std::vector<size_t>> ColourClasses(const Variable& v) const;
-  /// The number of colours of the elements of `v`'s variable (1 when no factor joins two).
+  /// The number of colours of the elements of `v`'s variable (1 when no factor joins two, 0
+  /// for an observed variable). GraphError before Finalize.
   size_t num_colours(const Variable& v) const;
   /// The plates' average energies and the entropy sum that make up FreeEnergy().
   struct FreeEnergyTerms {
