@@ -6,6 +6,7 @@
 // observed values read from CSV) and the other CSV tables it read. Private to io/.
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,6 +24,18 @@ namespace vfe {
 /// not fit in a workstation's memory, and is refused before anything is allocated (instead of
 /// std::bad_alloc, or sizes that wrap around).
 constexpr size_t kMaxNumbers = size_t{1} << 28;
+
+/// a · b, or nullopt if it does not fit in size_t.
+inline std::optional<size_t> CheckedProduct(size_t a, size_t b) {
+  size_t product = 0;
+  if (__builtin_mul_overflow(a, b, &product)) return std::nullopt;
+  return product;
+}
+
+/// A count in an error: the number, or "more than SIZE_MAX" when it overflowed.
+inline std::string CountText(std::optional<size_t> count) {
+  return count ? std::to_string(*count) : "more than " + std::to_string(SIZE_MAX);
+}
 
 /// A matrix Dirichlet is not a family of the engine (the graph holds it as an array of
 /// Dirichlet columns), but it is one in JSON.

@@ -11,16 +11,6 @@
 #include "vfe/core/format.h"
 
 namespace vfe {
-namespace {
-
-/// a · b, or nullopt if it does not fit in size_t.
-std::optional<size_t> CheckedProduct(size_t a, size_t b) {
-  size_t product = 0;
-  if (__builtin_mul_overflow(a, b, &product)) return std::nullopt;
-  return product;
-}
-
-}  // namespace
 
 std::vector<LoopRange> Loader::ReadLoops(const Json& spec, const std::string& pointer) const {
   std::vector<LoopRange> loops;
@@ -77,7 +67,7 @@ void Loader::AddFactor(const Json& spec, const std::string& pointer) {
     Fail(
         pointer + "/for",
         "expected at most " + std::to_string(kMaxNumbers) + " factors in the model, found " +
-            (product ? std::to_string(*product) : "more than " + std::to_string(SIZE_MAX)) +
+            CountText(product) +
             " in this loop" +
             (num_factors_ ? " and " + std::to_string(num_factors_) + " before it" : std::string()));
   const size_t count = *product;

@@ -20,17 +20,6 @@
 namespace vfe {
 namespace {
 
-/// a · b, or nullopt if it does not fit in size_t.
-std::optional<size_t> CheckedProduct(size_t a, size_t b) {
-  size_t product = 0;
-  if (__builtin_mul_overflow(a, b, &product)) return std::nullopt;
-  return product;
-}
-
-std::string CountText(std::optional<size_t> count) {
-  return count ? std::to_string(*count) : "more than " + std::to_string(SIZE_MAX);
-}
-
 std::optional<Family> ParseFamily(const std::string& name) {
   for (Family f : kAllFamilies)
     if (name == FamilyName(f)) return f;

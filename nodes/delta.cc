@@ -674,11 +674,13 @@ const NodeType& DeltaNodeType() {
   "format": "vfe-model/1",
   "variables": [
     {"name": "x", "family": "Gaussian"},
+    {"name": "tau", "family": "Gamma"},
     {"name": "y", "observed": [0.4, 0.9, 0.6]}
   ],
   "factors": [
     {"node": "Gaussian", "out": "x", "mean": 0.0, "precision": 1.0},
-    {"node": "Delta", "for": {"i": [0, 3]}, "out": "y[i]", "in": "x", "precision": 4.0,
+    {"node": "Gamma", "out": "tau", "shape": 4.0, "rate": 1.0},
+    {"node": "Delta", "for": {"i": [0, 3]}, "out": "y[i]", "in": "x", "precision": "tau",
      "function": "tanh", "matrix": [[1.5]], "offset": 0.2}
   ]
 })json";

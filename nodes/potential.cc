@@ -292,7 +292,7 @@ const NodeType& PotentialNodeType() {
     {"node": "Potential", "for": {"j": [0, 2]}, "variables": ["s[0][j]", "s[1][j]"],
      "log_tables": [[[0.8, -0.8], [-0.8, 0.8]], [[-0.3, 0.3], [0.3, -0.3]]]},
     {"node": "Potential", "for": {"i": [0, 2], "j": [0, 2]}, "variables": ["s[i][j]"],
-     "log_table": [0.2, "-inf"]}
+     "log_table": [0.2, -0.2]}
   ]
 })json";
     return t;

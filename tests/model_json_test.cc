@@ -1440,15 +1440,21 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
 }
 
 TEST(ModelJson, ErrorsFromTheGraphNameThePointerTheFactorAndTheVariable) {
-  EXPECT_EQ(
-      LoadError(WithLikelihood(
-          R"({"node": "Gaussian", "name": "lik", "out": "y", "mean": "y", "precision": "tau"})")),
-      "/factors/2: factor 'lik' (Gaussian): variable 'y' is connected to both 'out' and "
-      "'mean' of one factor (a factor must see distinct variables)");
-  EXPECT_EQ(LoadError(WithLikelihood(
-                R"({"node": "Gaussian", "out": "y", "mean": "y", "precision": "tau"})")),
-            "/factors/2 (Gaussian): variable 'y' is connected to both 'out' and 'mean' "
-            "of one factor (a factor must see distinct variables)");
+  // A factor that connects one hidden variable twice: the arguments are each of a family the
+  // node takes, and the graph finds the double connection when it is finalised.
+  auto with_prior_of_mu = [](const std::string& factor) {
+    json model = json::parse(Patched(json::object()));
+    model["factors"][0] = json::parse(factor);
+    return model.dump();
+  };
+  EXPECT_EQ(LoadError(with_prior_of_mu(
+                R"({"node": "Gaussian", "name": "prior", "out": "mu", "mean": "mu", "precision": 1})")),
+            "/factors/0: factor 'prior' (Gaussian): variable 'mu' is connected to both 'out' and "
+            "'mean' of one factor (a factor must see distinct variables)");
+  EXPECT_EQ(LoadError(with_prior_of_mu(
+                R"({"node": "Gaussian", "out": "mu", "mean": "mu", "precision": 1})")),
+            "/factors/0 (Gaussian): variable 'mu' is connected to both 'out' and 'mean' of one "
+            "factor (a factor must see distinct variables)");
 }
 
 // ---- The solver of a cluster -----------------------------------------------------------------

@@ -181,6 +181,12 @@ TEST_P(NodeProperties, CoordinateUpdatesNeverRaiseTheFreeEnergy) {
         conjugate[graph.FactorArgument(p, n, s).id()] = false;
     }
   }
+  // A node with no conjugate slot (a deterministic node) promises nothing here.
+  const bool any_conjugate =
+      std::any_of(type().parameters.begin(), type().parameters.end(), [](const Parameter& p) {
+        return p.connection != Connection::kNone && p.conjugate;
+      });
+  if (!any_conjugate) return;
   Scratch scratch = graph.MakeScratch();
   double previous = graph.FreeEnergy(scratch);
   int updates = 0;
@@ -221,6 +227,23 @@ TEST_P(NodeProperties, WrongArgumentsAreRefusedAtTheFactorAndParameter) {
       EXPECT_THAT(e.what(), StartsWith(pointer + parameter)) << what;
     }
   };
+  // A variable of `family` shaped like the one `value` names, and `value` naming it instead,
+  // with the same indices ("z[i]" becomes "wrong_family[i]"), so that the factor keeps its
+  // loop.
+  auto replace_variable = [&](Json& document, Json& value, Family family) {
+    std::string text = value.is_string() ? value.get<std::string>() : "";
+    const std::string name = text.substr(0, text.find('['));
+    Json variable = {{"name", "wrong_family"}, {"family", FamilyName(family)}};
+    for (const Json& v : document["variables"])
+      if (v["name"] == name) {
+        if (v.contains("shape")) variable["shape"] = v["shape"];
+        else if (v.contains("observed") && v["observed"].is_array())
+          variable["shape"] = {v["observed"].size()};
+      }
+    if (family == Family::kCategorical) variable["dim"] = 2;
+    document["variables"].push_back(variable);
+    value = "wrong_family" + (text.find('[') == std::string::npos ? "" : text.substr(text.find('[')));
+  };
   for (const Parameter& p : type().parameters) {
     if (p.connection != Connection::kNone && !p.families.empty()) {
       // A hidden variable of a family the parameter does not take.
@@ -231,17 +254,28 @@ TEST_P(NodeProperties, WrongArgumentsAreRefusedAtTheFactorAndParameter) {
           break;
         }
       Json document = example;
-      Json variable = {{"name", "wrong_family"}, {"family", FamilyName(wrong)}};
-      if (wrong == Family::kCategorical) variable["dim"] = 2;
-      if (p.connection == Connection::kWhole) variable["shape"] = {2};
-      document["variables"].push_back(variable);
-      document["factors"][f][p.name] =
-          p.connection == Connection::kList ? Json::array({"wrong_family"}) : Json("wrong_family");
+      Json& factor = document["factors"][f];
+      if (!factor.contains(p.name)) continue;  // an optional parameter the example leaves out
+      Json& value = p.connection == Connection::kList ? factor[p.name][0] : factor[p.name];
+      if (p.connection == Connection::kWhole) {
+        document["variables"].push_back(
+            {{"name", "wrong_family"}, {"family", FamilyName(wrong)}, {"shape", {2}}});
+        if (wrong == Family::kCategorical) document["variables"].back()["dim"] = 2;
+        value = "wrong_family";
+      } else {
+        replace_variable(document, value, wrong);
+      }
       expect_refused(document, p.name, std::string("a ") + FamilyName(wrong) + " variable");
     }
     if (p.constant != ConstantKind::kNone) {
       Json document = example;
-      document["factors"][f][p.name] =
+      Json& factor = document["factors"][f];
+      // The other members of its exactly-one-of group make way.
+      for (const auto& group : type().exactly_one_of)
+        if (std::find(group.begin(), group.end(), p.name) != group.end())
+          for (const std::string& other : group)
+            if (other != p.name) factor.erase(other);
+      factor[p.name] =
           p.constant == ConstantKind::kName ? Json("no_such_choice") : Json::object({{"x", 1}});
       expect_refused(document, p.name, "a constant of the wrong kind");
     }
