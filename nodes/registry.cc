@@ -22,6 +22,7 @@
   X(MatrixDirichlet)      \
   X(Bernoulli)            \
   X(Categorical)          \
+  X(Poisson)              \
   X(GaussianMixture)      \
   X(Transition)           \
   X(Potential)            \
