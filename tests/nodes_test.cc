@@ -6,6 +6,7 @@
 // variables' q by sampling (common samples for x1 and x2).
 // Average energy: the plate's U = −E_q[log f] against sampling every connected variable.
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <Eigen/LU>
@@ -1635,6 +1636,82 @@ TEST(ChunkCache, RangesGetTheirDirectSumsAndStaleChunksAreSummedAgain) {
   cache.Reset(n, 1);  // forgets everything
   EXPECT_EQ(sum(1024, 2048), expected(1024, 2048) + 1000.0);
   EXPECT_EQ(fills, 9);
+}
+
+// ---- Poisson: counts with a Gamma rate, by type name ----------------------------------------
+
+TEST(PoissonNode, GammaRatePosteriorAndEvidenceAreTheClosedForms) {
+  // y_i ~ Poisson(λ), λ ~ Gamma(a, b): q(λ) = Gamma(a + Σy, b + n) and, the graph being a tree
+  // with exact q, −F = log p(y) = log Γ(a + Σy) − log Γ(a) + a log b − (a + Σy) log(b + n)
+  //   − Σ log y_i!.
+  const double a = 2.0, b = 0.5;
+  const std::vector<double> counts = {3, 1, 4, 0, 7};
+  FactorGraph graph;
+  const Variable rate = graph.AddVariable("rate", Family::kGamma);
+  const Variable y = graph.AddObserved("y", counts);
+  graph.AddGamma(rate, a, b);
+  graph.AddFactor("Poisson", {{"out", y}, {"rate", rate}}, "counts");
+  graph.Finalize();
+  SchedulerOptions options;
+  options.tolerance = 0;
+  options.max_iterations = 3;
+  const Result result = SequentialScheduler(options).Run(graph);
+  double sum = 0, log_factorials = 0;
+  for (double c : counts) {
+    sum += c;
+    log_factorials += std::lgamma(c + 1);
+  }
+  const double n = static_cast<double>(counts.size());
+  const Gamma q = graph.Posterior<Gamma>(rate);
+  EXPECT_NEAR(q.shape(), a + sum, 1e-12);
+  EXPECT_NEAR(q.rate(), b + n, 1e-12);
+  const double log_evidence = std::lgamma(a + sum) - std::lgamma(a) + a * std::log(b) -
+                              (a + sum) * std::log(b + n) - log_factorials;
+  EXPECT_NEAR(result.evidence_lower_bound(), log_evidence, 1e-10 * std::abs(log_evidence));
+}
+
+TEST(PoissonNode, CountsThatAreNotIntegersAreRefusedNamingTheFactor) {
+  FactorGraph graph;
+  const Variable rate = graph.AddVariable("rate", Family::kGamma);
+  const Variable y = graph.AddObserved("y", std::vector<double>{3, 1.5});
+  graph.AddGamma(rate, 2.0, 1.0);
+  graph.AddFactor("Poisson", {{"out", y}, {"rate", rate}}, "counts");
+  EXPECT_THAT([&] { graph.Finalize(); },
+              ::testing::ThrowsMessage<ModelError>(::testing::HasSubstr(
+                  "factor 'counts' (Poisson): 'out' expects counts (integers >= 0), got 1.5 at "
+                  "factor 1")));
+  EXPECT_FALSE(graph.finalized());
+
+  // After Finalize, new data that the node refuses leave the old data in place.
+  FactorGraph good;
+  const Variable r = good.AddVariable("rate", Family::kGamma);
+  const Variable counts = good.AddObserved("y", std::vector<double>{3, 1});
+  good.AddGamma(r, 2.0, 1.0);
+  good.AddFactor("Poisson", {{"out", counts}, {"rate", r}});
+  good.Finalize();
+  Scratch scratch = good.MakeScratch();
+  const double before = good.FreeEnergy(scratch);
+  EXPECT_THROW(good.SetObservedValues(counts, {2, -1}), ModelError);
+  EXPECT_EQ(good.FreeEnergy(scratch), before);
+  ASSERT_TRUE(good.UpdateElement(r.id(), 0, scratch));
+  EXPECT_NEAR(good.Posterior<Gamma>(r).shape(), 2.0 + 4.0, 1e-12);
+}
+
+TEST(PoissonNode, HiddenOutOrAWrongRateFamilyIsRefusedNamingTheParameter) {
+  FactorGraph graph;
+  const Variable rate = graph.AddVariable("rate", Family::kGaussian);
+  const Variable hidden = graph.AddVariable("x", Family::kGaussian);
+  EXPECT_THAT([&] { graph.AddFactor("Poisson", {{"out", hidden}, {"rate", 1.0}}); },
+              ::testing::ThrowsMessage<ParameterError>(::testing::HasSubstr(
+                  "'out': expected observed data, found 'x' (Gaussian)")));
+  const Variable y = graph.AddObserved("y", 2.0);
+  EXPECT_THAT([&] { graph.AddFactor("Poisson", {{"out", y}, {"rate", rate}}, "c"); },
+              ::testing::ThrowsMessage<ParameterError>(::testing::HasSubstr(
+                  "factor 'c' (Poisson): 'rate': expected a positive number or a Gamma variable, "
+                  "found 'rate' (Gaussian)")));
+  EXPECT_THAT([&] { graph.AddFactor("Poisson", {{"out", y}, {"rat", 1.0}}); },
+              ::testing::ThrowsMessage<ParameterError>(::testing::HasSubstr(
+                  "unknown argument 'rat' (did you mean 'rate'?)")));
 }
 
 }  // namespace
