@@ -28,13 +28,16 @@ class Loader : public JsonReader {
  public:
   explicit Loader(std::string base_directory)
       : base_(std::move(base_directory)), document_(std::make_shared<ModelDocument>()) {}
+  /// Reads the document; the loader is used once.
   Model Load(const std::string& text);
+
+ private:
   /// A graph error located by the factor or variable it names: "factor 'lik' (Gaussian): ..."
   /// becomes "/factors/2: factor 'lik' (Gaussian): ...", and for a factor without a name
   /// ("factor #4 (Gaussian): ..." in the graph's words) "/factors/2 (Gaussian): ...". An error
-  /// about a cluster
-  /// ("cluster 'x' has a cycle ...", "cluster 'x' (parallel-scan solver, ...): ...") that names
-  /// no factor goes to its entry of "factorisation" ("/factorisation/0: cluster 'x' ...").
+  /// about a cluster ("cluster 'x' has a cycle ...", "cluster 'x' (parallel-scan solver, ...):
+  /// ...") that names no factor goes to its entry of "factorisation" ("/factorisation/0:
+  /// cluster 'x' ...").
   std::string LocateGraphError(const std::string& message) const;
   /// A message about one plate, at the pointer of the factor entry that made it.
   std::string Located(PlateId plate, const std::string& message) const;
@@ -64,6 +67,7 @@ class Loader : public JsonReader {
   /// Categorical data: integers 0..K−1, K given by "dim".
   void CheckOutcomes(const Json& spec, const std::string& pointer, VariableEntry& entry);
   double ObservedNumber(const Json& value, const std::string& pointer);
+  /// Refuses observed rows that are not of the declared dimension.
   void DeclareObservedRows(const std::string& /*name*/, const std::string& pointer,
                            VariableEntry& entry);
   /// The graph variable of an entry. Observed variables enter the graph when a factor first
@@ -112,6 +116,7 @@ class Loader : public JsonReader {
   void FlattenTable(const Json& value, const std::string& pointer, std::vector<double>& out) const;
 
   // ---- factorisation and inference (model_inference.cc) ----
+
   // ---- factorisation and inference ----
   /// Each entry names the variables that share one joint posterior: a list of names, or an
   /// object {"variables": [...], "solver": "sequential" | "parallel_scan"} that also chooses
@@ -139,7 +144,6 @@ class Loader : public JsonReader {
   void CheckDerivedMean(const std::vector<Matrix>& given, const std::vector<Matrix>& means,
                         const std::string& pointer);
 
- private:
   std::string base_;
   std::shared_ptr<ModelDocument> document_;
   size_t num_numbers_ = 0;  // statistics of the variables declared so far (kMaxNumbers)
