@@ -54,7 +54,7 @@ int main() {
   options.max_iterations = 500;
   options.order = {mu, lambda, weights, z};
   const vfe::Result result = vfe::SequentialScheduler(options).Run(graph);
-  std::printf("%s; F = %.6f\n", result.message.c_str(), result.free_energy.back());
+  std::printf("%s; F = %.9f\n", result.message.c_str(), result.free_energy.back());
   const vfe::Vector w = graph.Posterior<vfe::Dirichlet>(weights).mean();
   for (int c = 0; c < k; ++c) {
     const vfe::Vector m = graph.Posterior<vfe::MvGaussian>(mu[c]).mean();

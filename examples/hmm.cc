@@ -59,7 +59,7 @@ int main() {
   options.tolerance = 1e-10;
   options.order = {a, b, x};
   const vfe::Result result = vfe::SequentialScheduler(options).Run(graph);
-  std::printf("%s; F %.6f after the first sweep, %.6f at the end (%.3f ms per sweep)\n",
+  std::printf("%s; F %.9f after the first sweep, %.9f at the end (%.3f ms per sweep)\n",
               result.message.c_str(), result.free_energy.front(), result.free_energy.back(),
               result.inference_ms / result.iterations);
 

@@ -57,7 +57,7 @@ int main() {
   options.max_iterations = 200;
   options.tolerance = 1e-10;
   const vfe::Result result = vfe::SequentialScheduler(options).Run(graph);
-  std::printf("%s; F %.6f after the first sweep, %.6f at the end\n", result.message.c_str(),
+  std::printf("%s; F %.9f after the first sweep, %.9f at the end\n", result.message.c_str(),
               result.free_energy.front(), result.free_energy.back());
 
   const vfe::Wishart q_noise = graph.Posterior<vfe::Wishart>(noise);

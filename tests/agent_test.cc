@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/testing/allocation_counter.h"
+#include "tests/testing/expect.h"
 #include "tests/testing/reference.h"
 #include "vfe/agents/agent.h"
 
@@ -21,6 +22,7 @@ namespace vfe::agents {
 namespace {
 
 using Json = nlohmann::json;
+using vfe::testing::ExpectMatrixNear;
 
 // ---- Reading pymdp's reference files ---------------------------------------------------
 
@@ -80,13 +82,6 @@ AgentSettings ReferenceSettings(const Json& s) {
   return settings;
 }
 
-void ExpectVectorNear(const Vector& actual, const Json& expected, double tolerance,
-                      const std::string& what) {
-  ASSERT_EQ(actual.size(), static_cast<Eigen::Index>(expected.size())) << what;
-  for (Eigen::Index i = 0; i < actual.size(); ++i)
-    EXPECT_NEAR(actual[i], expected[i].get<double>(), tolerance) << what << "[" << i << "]";
-}
-
 struct Method {
   const char* name;
   StateInferenceMethod method;
@@ -112,20 +107,22 @@ void Replay(const std::string& file, const Method& method) {
       agent.InferStates(step["obs"].get<std::vector<int>>());
       const StepResult& r = agent.result();
       for (size_t f = 0; f < r.qs.size(); ++f)
-        ExpectVectorNear(r.qs[f], step["qs"][f], 1e-6, "qs[" + std::to_string(f) + "]");
+        ExpectMatrixNear(r.qs[f], ToVector(step["qs"][f]), 1e-6, "qs[" + std::to_string(f) + "]");
       agent.InferPolicies();
       const PolicyEvaluation& e = r.policies;
       const Json& parts = step["G_decomposition"];
-      ExpectVectorNear(e.neg_efe, step["G_neg_efe"], 1e-6, "G");
-      ExpectVectorNear(e.utility, parts["utility"], 1e-6, "utility");
-      ExpectVectorNear(e.state_info_gain, parts["state_info_gain"], 1e-6, "state_info_gain");
-      ExpectVectorNear(e.risk, parts["risk"], 1e-6, "risk");
-      ExpectVectorNear(e.ambiguity, parts["ambiguity"], 1e-6, "ambiguity");
-      if (learning) ExpectVectorNear(e.pA_info_gain, parts["pA_info_gain"], 1e-6, "pA_info_gain");
-      ExpectVectorNear(e.q_pi, step["q_pi"], 1e-6, "q_pi");
+      ExpectMatrixNear(e.neg_efe, ToVector(step["G_neg_efe"]), 1e-6, "G");
+      ExpectMatrixNear(e.utility, ToVector(parts["utility"]), 1e-6, "utility");
+      ExpectMatrixNear(e.state_info_gain, ToVector(parts["state_info_gain"]), 1e-6,
+                       "state_info_gain");
+      ExpectMatrixNear(e.risk, ToVector(parts["risk"]), 1e-6, "risk");
+      ExpectMatrixNear(e.ambiguity, ToVector(parts["ambiguity"]), 1e-6, "ambiguity");
+      if (learning)
+        ExpectMatrixNear(e.pA_info_gain, ToVector(parts["pA_info_gain"]), 1e-6, "pA_info_gain");
+      ExpectMatrixNear(e.q_pi, ToVector(step["q_pi"]), 1e-6, "q_pi");
       const std::vector<int> action = agent.SelectAction();
       for (size_t f = 0; f < action.size(); ++f) {
-        ExpectVectorNear(r.action_marginals[f], step["action_marginals"][f], 1e-6,
+        ExpectMatrixNear(r.action_marginals[f], ToVector(step["action_marginals"][f]), 1e-6,
                          "action_marginals");
         const std::vector<int> ties = step["argmax_action_ties"][f];
         // Among tied actions pymdp draws at random; vfe takes the lowest index.
@@ -726,12 +723,8 @@ TEST(AgentLearning, EpisodeScheduleAppliesTheSummedIncrementsAtTheEnd) {
 void ExpectModelError(GenerativeModel model, const std::string& message, int policy_len = 1) {
   AgentSettings settings;
   settings.policy_len = policy_len;
-  try {
-    Agent agent(std::move(model), settings);
-    ADD_FAILURE() << "expected ModelError: " << message;
-  } catch (const ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
-  }
+  vfe::testing::ExpectErrorMentioning<ModelError>(
+      [&] { Agent agent(std::move(model), settings); }, {message});
 }
 
 TEST(AgentErrors, BadModelsNameThePartExpectedAndFound) {
@@ -782,12 +775,8 @@ TEST(AgentErrors, BadModelsNameThePartExpectedAndFound) {
     ExpectModelError(m, "pA[0][:, 0, 0]: Dirichlet counts must have a positive sum, sum to 0");
   }
   Agent agent(good, AgentSettings());
-  try {
-    agent.Step({0, 5, 0});
-    ADD_FAILURE();
-  } catch (const ModelError& e) {
-    EXPECT_STREQ(e.what(), "observation[1]: expected an outcome in 0..2, got 5");
-  }
+  EXPECT_EQ(vfe::testing::ErrorMessage<ModelError>([&] { agent.Step({0, 5, 0}); }),
+            "observation[1]: expected an outcome in 0..2, got 5");
   AgentSettings engine;
   engine.method = StateInferenceMethod::kFactorGraph;
   EXPECT_THROW(Agent(good, engine), OptionsError);  // the engine updates factors sequentially
@@ -797,12 +786,8 @@ TEST(AgentErrors, BadModelsNameThePartExpectedAndFound) {
 
 TEST(AgentJson, ErrorsNameTheJsonPointer) {
   auto expect = [](const std::string& text, const std::string& message) {
-    try {
-      ParseAgentJson(text, "agent.json");
-      ADD_FAILURE() << "expected ModelError: " << message;
-    } catch (const ModelError& e) {
-      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
-    }
+    vfe::testing::ExpectErrorMentioning<ModelError>(
+        [&] { ParseAgentJson(text, "agent.json"); }, {message});
   };
   const std::string head = R"({"format": "vfe-agent/1", "model": {"B": [[[[1.0], [0.0]], [[0.0], [1.0]]]], )";
   expect(head + R"("A": [[[1.0, 0.5], [0.0, 0.5, 0.0]]]}})",
@@ -857,8 +842,8 @@ TEST(AgentJson, ReplayWithActionsReproducesPymdpsLearnedCounts) {
   for (size_t i = 0; i < learned.size(); ++i)
     EXPECT_NEAR(learned[i], expected.data[i], 1e-9 * std::max(1.0, expected.data[i])) << i;
   const Json& last = trace["episodes"][0]["steps"].back();
-  ExpectVectorNear(Vector(Eigen::Map<const Vector>(last["q_pi"].get<std::vector<double>>().data(), 4)),
-                   reference["episodes"][0]["steps"].back()["q_pi"], 1e-6, "last q_pi");
+  ExpectMatrixNear(Vector(ToVector(last["q_pi"]).head(4)),
+                   ToVector(reference["episodes"][0]["steps"].back()["q_pi"]), 1e-6, "last q_pi");
 }
 
 TEST(AgentJson, TraceOfAReplayEqualsTheAgentsOwnSteps) {

@@ -12,81 +12,31 @@
 #include <Eigen/LU>
 
 #include "tests/testing/clusters.h"
+#include "tests/testing/expect.h"
+#include "tests/testing/models.h"
+#include "tests/testing/textbook.h"
 #include "vfe/model.h"
 
 namespace vfe {
 namespace {
 
 using ::testing::HasSubstr;
-using testing::FinalizeError;
+using testing::ErrorMessage;
+using testing::ForwardBackward;
+using testing::ForwardBackwardResult;
+using testing::Hmm;
+using testing::KalmanSmoother;
+using testing::MatrixNear;
+using testing::Norm;
+using testing::RandomHmm;
+using testing::Scale;
+using testing::Smoothed;
+using testing::StateSpace;
 
 // ---- Hidden Markov chains --------------------------------------------------------------------
 
-/// x_0 ~ π, x_t ~ A[:, x_{t−1}], y_t ~ B[:, x_t], with q(x_0, …, x_{T−1}) one joint posterior.
-struct Hmm {
-  Vector pi;
-  Matrix a, b;
-  std::vector<int> y;
-};
-
-Hmm RandomHmm(int states, int symbols, size_t length, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> uniform(0.05, 1.0);
-  auto stochastic = [&](int rows, int cols) {
-    Matrix m(rows, cols);
-    for (int k = 0; k < cols; ++k) {
-      for (int j = 0; j < rows; ++j) m(j, k) = uniform(rng);
-      m.col(k) /= m.col(k).sum();
-    }
-    return m;
-  };
-  Hmm hmm;
-  hmm.pi = stochastic(states, 1).col(0);
-  hmm.a = stochastic(states, states);
-  hmm.b = stochastic(symbols, states);
-  // Observations drawn from the model itself, so that the posterior is not degenerate.
-  int state = 0;
-  for (size_t t = 0; t < length; ++t) {
-    const Vector& column = t == 0 ? hmm.pi : Vector(hmm.a.col(state));
-    double u = std::uniform_real_distribution<double>(0, 1)(rng);
-    state = 0;
-    while (state + 1 < states && u >= column[state]) u -= column[state++];
-    double w = std::uniform_real_distribution<double>(0, 1)(rng);
-    int symbol = 0;
-    while (symbol + 1 < symbols && w >= hmm.b(symbol, state)) w -= hmm.b(symbol++, state);
-    hmm.y.push_back(symbol);
-  }
-  return hmm;
-}
-
-/// The scaled forward–backward algorithm: log p(y) and the smoothed marginals γ_t.
-struct ForwardBackward {
-  double log_evidence = 0;
-  std::vector<Vector> gamma;
-};
-
-ForwardBackward RunForwardBackward(const Hmm& hmm) {
-  const size_t t_max = hmm.y.size();
-  std::vector<Vector> alpha(t_max), beta(t_max);
-  std::vector<double> scale(t_max);
-  ForwardBackward out;
-  for (size_t t = 0; t < t_max; ++t) {
-    const Vector prior = t == 0 ? hmm.pi : Vector(hmm.a * alpha[t - 1]);
-    alpha[t] = hmm.b.row(hmm.y[t]).transpose().cwiseProduct(prior);
-    scale[t] = alpha[t].sum();
-    alpha[t] /= scale[t];
-    out.log_evidence += std::log(scale[t]);
-  }
-  beta[t_max - 1] = Vector::Ones(hmm.pi.size());
-  for (size_t t = t_max - 1; t-- > 0;)
-    beta[t] = hmm.a.transpose() * hmm.b.row(hmm.y[t + 1]).transpose().cwiseProduct(beta[t + 1]) /
-              scale[t + 1];
-  for (size_t t = 0; t < t_max; ++t) {
-    Vector g = alpha[t].cwiseProduct(beta[t]);
-    out.gamma.push_back(g / g.sum());
-  }
-  return out;
-}
+// The states x_0, …, x_{T−1} of a hidden Markov chain (testing::Hmm) share one joint
+// posterior, checked against the forward–backward algorithm.
 
 struct HmmGraph {
   FactorGraph graph;
@@ -112,7 +62,7 @@ TEST(Clusters, HiddenMarkovChainGivesTheForwardAlgorithmsEvidenceAndMarginals) {
   for (uint64_t seed : {1, 2, 3}) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     const Hmm hmm = RandomHmm(3, 4, 1000, seed);
-    const ForwardBackward exact = RunForwardBackward(hmm);
+    const ForwardBackwardResult exact = ForwardBackward(hmm);
     std::unique_ptr<HmmGraph> m = MakeHmmGraph(hmm, /*cluster=*/true);
     SchedulerOptions options;
     options.max_iterations = 3;
@@ -120,7 +70,7 @@ TEST(Clusters, HiddenMarkovChainGivesTheForwardAlgorithmsEvidenceAndMarginals) {
     const Result result = SequentialScheduler(options).Run(m->graph);
     ASSERT_EQ(result.iterations, 3) << result.message;
     // One sweep solves the chain: F = −log p(y), and it stays there.
-    for (double f : result.free_energy) EXPECT_NEAR(f, -exact.log_evidence, 1e-9 * std::abs(f));
+    for (double f : result.free_energy) EXPECT_NEAR(f, -exact.log_z, 1e-9 * std::abs(f));
     for (size_t t = 0; t < hmm.y.size(); ++t) {
       const Vector p = m->graph.Posterior<Categorical>(m->x[t]).p();
       for (Eigen::Index k = 0; k < p.size(); ++k)
@@ -131,7 +81,7 @@ TEST(Clusters, HiddenMarkovChainGivesTheForwardAlgorithmsEvidenceAndMarginals) {
     options.max_iterations = 200;
     options.tolerance = 1e-12;
     const Result mf = SequentialScheduler(options).Run(mean_field->graph);
-    EXPECT_GT(mf.free_energy.back(), -exact.log_evidence + 1.0);
+    EXPECT_GT(mf.free_energy.back(), -exact.log_z + 1.0);
   }
 }
 
@@ -143,13 +93,13 @@ TEST(Clusters, ChainWithImpossibleTransitionsIsExact) {
   hmm.a(1, 0) = hmm.a(2, 1) = hmm.a(0, 2) = 1.0;
   hmm.b = (Matrix(2, 3) << 0.9, 0.5, 0.2, 0.1, 0.5, 0.8).finished();
   hmm.y = {0, 1, 1, 0, 0, 1, 0};
-  const ForwardBackward exact = RunForwardBackward(hmm);
+  const ForwardBackwardResult exact = ForwardBackward(hmm);
   std::unique_ptr<HmmGraph> m = MakeHmmGraph(hmm, true);
   SchedulerOptions options;
   options.max_iterations = 2;
   const Result result = SequentialScheduler(options).Run(m->graph);
   ASSERT_FALSE(result.free_energy.empty()) << result.message;
-  EXPECT_NEAR(result.free_energy.back(), -exact.log_evidence, 1e-12);
+  EXPECT_NEAR(result.free_energy.back(), -exact.log_z, 1e-12);
   for (size_t t = 0; t < hmm.y.size(); ++t)
     EXPECT_NEAR(m->graph.Posterior<Categorical>(m->x[t]).p()[static_cast<Eigen::Index>(t % 3)],
                 1.0, 1e-15);
@@ -207,6 +157,17 @@ TEST(Clusters, AsyncSchedulerReachesTheSequentialFixedPoint) {
   }
 }
 
+/// Σ_{t ≥ 1} ξ_t(x_t = j, x_{t−1} = k): the expected transition counts of the chain `hmm`
+/// with its transition matrix replaced by `psi` (the sub-stochastic exp E[log A] of a learned
+/// A), by the forward–backward algorithm.
+Matrix ExpectedTransitionCounts(Hmm hmm, const Matrix& psi) {
+  hmm.a = psi;
+  const ForwardBackwardResult pairs = ForwardBackward(hmm);
+  Matrix counts = Matrix::Zero(psi.rows(), psi.cols());
+  for (size_t t = 1; t < hmm.y.size(); ++t) counts += pairs.xi[t];
+  return counts;
+}
+
 TEST(Clusters, LearnedTransitionMatrixNeverRaisesTheFreeEnergy) {
   // The transition matrix A ~ MatrixDirichlet learned by VMP outside the chain's cluster: its
   // message counts the pairs' joint posteriors, and F never rises after either update.
@@ -236,29 +197,9 @@ TEST(Clusters, LearnedTransitionMatrixNeverRaisesTheFreeEnergy) {
   // q(A) = prior + the expected transition counts Σ_t q(x_t = j, x_{t−1} = k) of the pairs'
   // joint posteriors, which an independent forward–backward with exp E[log A] gives.
   ASSERT_EQ(graph.UpdateElements(x.id(), 0, t_max, scratch), t_max);
-  Matrix counts = Matrix::Zero(3, 3);
   Matrix log_a(3, 3);
   for (int k = 0; k < 3; ++k) log_a.col(k) = graph.Posterior<Dirichlet>(a[k]).mean_log();
-  // Forward–backward with the sub-stochastic exp E[log A] gives the pairs.
-  std::vector<Vector> alpha(t_max), beta(t_max);
-  const Matrix e_a = log_a.array().exp().matrix();
-  for (size_t t = 0; t < t_max; ++t) {
-    const Vector prior = t == 0 ? hmm.pi : Vector(e_a * alpha[t - 1]);
-    alpha[t] = hmm.b.row(hmm.y[t]).transpose().cwiseProduct(prior);
-    alpha[t] /= alpha[t].sum();
-  }
-  beta[t_max - 1] = Vector::Ones(3);
-  for (size_t t = t_max - 1; t-- > 0;) {
-    beta[t] = e_a.transpose() * hmm.b.row(hmm.y[t + 1]).transpose().cwiseProduct(beta[t + 1]);
-    beta[t] /= beta[t].sum();
-  }
-  for (size_t t = 1; t < t_max; ++t) {
-    Matrix pair(3, 3);
-    for (int j = 0; j < 3; ++j)
-      for (int k = 0; k < 3; ++k)
-        pair(j, k) = alpha[t - 1][k] * e_a(j, k) * hmm.b(hmm.y[t], j) * beta[t][j];
-    counts += pair / pair.sum();
-  }
+  const Matrix counts = ExpectedTransitionCounts(hmm, log_a.array().exp().matrix());
   ASSERT_EQ(graph.UpdateElements(a.id(), 0, 3, scratch), 3u);
   for (int k = 0; k < 3; ++k) {
     const Vector alpha_k = graph.Posterior<Dirichlet>(a[k]).alpha();
@@ -268,89 +209,6 @@ TEST(Clusters, LearnedTransitionMatrixNeverRaisesTheFreeEnergy) {
 
 // ---- Linear Gaussian state-space models ------------------------------------------------------
 
-/// x_0 ~ N(m0, P0), x_t = A x_{t−1} + N(0, Q), y_t = C x_t + N(0, R).
-struct StateSpace {
-  Vector m0;
-  Matrix p0, a, q, c, r;
-  Matrix y;  // T x M
-};
-
-StateSpace Tracking(size_t length, uint64_t seed) {
-  // A 2-D target observed in position: state (position, velocity) per axis, with positions
-  // drawn back towards the origin and velocities damped, so that the state stays of order
-  // one. (A target drifting to positions of 10³ loses digits in E[x xᵀ] − A E[x x′ᵀ]…: the
-  // average energies are sums of second moments that cancel.)
-  StateSpace s;
-  const double dt = 0.1;
-  s.a = Matrix::Identity(4, 4);
-  s.a(0, 0) = s.a(1, 1) = 0.99;
-  s.a(2, 2) = s.a(3, 3) = 0.95;
-  s.a(0, 2) = s.a(1, 3) = dt;
-  s.q = Matrix::Identity(4, 4) * 0.01;
-  s.q(0, 0) = s.q(1, 1) = 0.001;
-  s.c = Matrix::Zero(2, 4);
-  s.c(0, 0) = s.c(1, 1) = 1.0;
-  s.r = (Matrix(2, 2) << 0.25, 0.05, 0.05, 0.16).finished();
-  s.m0 = Vector::Zero(4);
-  s.p0 = Matrix::Identity(4, 4);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  auto draw = [&](const Matrix& cov) {
-    Vector z(cov.rows());
-    for (Eigen::Index i = 0; i < z.size(); ++i) z[i] = normal(rng);
-    return Vector(cov.llt().matrixL() * z);
-  };
-  Vector x = s.m0 + draw(s.p0);
-  s.y.resize(static_cast<Eigen::Index>(length), 2);
-  for (size_t t = 0; t < length; ++t) {
-    if (t > 0) x = s.a * x + draw(s.q);
-    s.y.row(static_cast<Eigen::Index>(t)) = (s.c * x + draw(s.r)).transpose();
-  }
-  return s;
-}
-
-/// The textbook Kalman filter (covariance form) and RTS smoother.
-struct Smoothed {
-  double log_likelihood = 0;
-  std::vector<Vector> mean;
-  std::vector<Matrix> cov;
-  std::vector<Matrix> lag_one;  ///< Cov(x_{t+1}, x_t | y)
-};
-
-Smoothed KalmanSmoother(const StateSpace& s) {
-  const size_t t_max = static_cast<size_t>(s.y.rows());
-  std::vector<Vector> mf(t_max), mp(t_max);
-  std::vector<Matrix> pf(t_max), pp(t_max);
-  Smoothed out;
-  for (size_t t = 0; t < t_max; ++t) {
-    mp[t] = t == 0 ? s.m0 : Vector(s.a * mf[t - 1]);
-    pp[t] = t == 0 ? s.p0 : Matrix(s.a * pf[t - 1] * s.a.transpose() + s.q);
-    const Vector y = s.y.row(static_cast<Eigen::Index>(t)).transpose();
-    const Matrix cov = s.c * pp[t] * s.c.transpose() + s.r;
-    const Vector residual = y - s.c * mp[t];
-    const Eigen::LLT<Matrix> llt(cov);
-    const Matrix l = llt.matrixL();
-    out.log_likelihood += -0.5 * residual.dot(llt.solve(residual)) -
-                          l.diagonal().array().log().sum() -
-                          0.5 * static_cast<double>(y.size()) * std::log(2 * M_PI);
-    const Matrix gain = pp[t] * s.c.transpose() * llt.solve(Matrix::Identity(y.size(), y.size()));
-    mf[t] = mp[t] + gain * residual;
-    // The Joseph form keeps the covariance symmetric and positive definite over long runs.
-    const Matrix keep = Matrix::Identity(s.a.rows(), s.a.rows()) - gain * s.c;
-    pf[t] = keep * pp[t] * keep.transpose() + gain * s.r * gain.transpose();
-  }
-  out.mean = mf;
-  out.cov = pf;
-  out.lag_one.resize(t_max - 1);
-  for (size_t t = t_max - 1; t-- > 0;) {
-    const Matrix g = pf[t] * s.a.transpose() * pp[t + 1].inverse();
-    out.mean[t] = mf[t] + g * (out.mean[t + 1] - mp[t + 1]);
-    out.lag_one[t] = out.cov[t + 1] * g.transpose();
-    out.cov[t] = pf[t] + g * (out.cov[t + 1] - pp[t + 1]) * g.transpose();
-  }
-  return out;
-}
-
 struct StateSpaceGraph {
   FactorGraph graph;
   Variable x;
@@ -359,7 +217,8 @@ struct StateSpaceGraph {
 std::unique_ptr<StateSpaceGraph> MakeStateSpaceGraph(const StateSpace& s) {
   auto m = std::make_unique<StateSpaceGraph>();
   const size_t t_max = static_cast<size_t>(s.y.rows());
-  m->x = m->graph.AddVariableArray("x", Family::kMvGaussian, {t_max}, 4);
+  m->x = m->graph.AddVariableArray("x", Family::kMvGaussian, {t_max},
+                                   static_cast<int>(s.a.rows()));
   m->graph.AddMvGaussian(m->x[0], s.m0, Matrix(s.p0.inverse()), "initial");
   m->graph.AddLinearGaussian(m->x.Slice(1, t_max), m->x.Slice(0, t_max - 1), s.a,
                              Matrix(s.q.inverse()), "dynamics");
@@ -371,7 +230,7 @@ std::unique_ptr<StateSpaceGraph> MakeStateSpaceGraph(const StateSpace& s) {
 }
 
 TEST(Clusters, StateSpaceModelGivesTheKalmanLikelihoodAndTheSmoothedPosteriors) {
-  const StateSpace s = Tracking(1000, 5);
+  const StateSpace s = testing::Tracking(2, 1000, 5);
   const Smoothed exact = KalmanSmoother(s);
   std::unique_ptr<StateSpaceGraph> m = MakeStateSpaceGraph(s);
   SchedulerOptions options;
@@ -383,8 +242,11 @@ TEST(Clusters, StateSpaceModelGivesTheKalmanLikelihoodAndTheSmoothedPosteriors) 
     EXPECT_NEAR(f, -exact.log_likelihood, 1e-9 * std::abs(exact.log_likelihood));
   for (size_t t = 0; t < 1000; ++t) {
     const MvGaussian q = m->graph.Posterior<MvGaussian>(m->x[t]);
-    ASSERT_LT((q.mean() - exact.mean[t]).norm(), 1e-9 * (1 + exact.mean[t].norm())) << t;
-    ASSERT_LT((q.covariance() - exact.cov[t]).norm(), 1e-9 * exact.cov[t].norm()) << t;
+    ASSERT_TRUE(MatrixNear(q.mean(), exact.mean[t], 1e-9, Scale::kOnePlusRelative, Norm::kFrobenius)
+        )
+        << t;
+    ASSERT_TRUE(MatrixNear(q.covariance(), exact.cov[t], 1e-9, Scale::kRelative, Norm::kFrobenius))
+        << t;
   }
 }
 
@@ -499,7 +361,7 @@ TEST(Clusters, CycleIsRefusedNamingIt) {
   graph.AddPotential({x.Slice(1, 4), x.Slice(0, 3)}, coupling, "chain");
   graph.AddPotential({x[3], x[0]}, coupling, "closing");
   graph.AddCluster(x);
-  EXPECT_THAT(FinalizeError(graph),
+  EXPECT_THAT(ErrorMessage<Error>([&] { graph.Finalize(); }),
               HasSubstr("cluster 'x' has a cycle (x[3] – x[0] – x[1] – x[2] – x[3]); a cluster "
                         "must be a tree"));
 }
@@ -509,36 +371,20 @@ TEST(Clusters, BadClustersAreRefused) {
     FactorGraph graph;
     const Variable x = graph.AddVariableArray("x", Family::kCategorical, {3}, 2);
     graph.AddCluster(x);
-    try {
-      graph.AddCluster(x);
-      ADD_FAILURE() << "no error";
-    } catch (const GraphError& e) {
-      EXPECT_THAT(e.what(), HasSubstr("variable 'x' is already in a cluster"));
-    }
-    try {
-      graph.AddCluster(x.Slice(0, 2));
-      ADD_FAILURE() << "no error";
-    } catch (const GraphError& e) {
-      EXPECT_THAT(e.what(), HasSubstr("already in a cluster"));
-    }
+    EXPECT_THAT(ErrorMessage<GraphError>([&] { graph.AddCluster(x); }),
+                HasSubstr("variable 'x' is already in a cluster"));
+    EXPECT_THAT(ErrorMessage<GraphError>([&] { graph.AddCluster(x.Slice(0, 2)); }),
+                HasSubstr("already in a cluster"));
   }
   {
     FactorGraph graph;
     const Variable x = graph.AddVariableArray("x", Family::kCategorical, {3}, 2);
-    try {
-      graph.AddCluster(x.Slice(0, 2));
-      ADD_FAILURE() << "no error";
-    } catch (const GraphError& e) {
-      EXPECT_THAT(e.what(), HasSubstr("pass the whole variable 'x' (3 elements)"));
-    }
+    EXPECT_THAT(ErrorMessage<GraphError>([&] { graph.AddCluster(x.Slice(0, 2)); }),
+                HasSubstr("pass the whole variable 'x' (3 elements)"));
     const Variable tau = graph.AddVariable("tau", Family::kGamma);
-    try {
-      graph.AddCluster(tau);
-      ADD_FAILURE() << "no error";
-    } catch (const GraphError& e) {
-      EXPECT_THAT(e.what(), HasSubstr("variable 'tau' is Gamma; a cluster holds Categorical, "
-                                      "Gaussian or MvGaussian elements"));
-    }
+    EXPECT_THAT(ErrorMessage<GraphError>([&] { graph.AddCluster(tau); }),
+                HasSubstr("variable 'tau' is Gamma; a cluster holds Categorical, Gaussian or "
+                          "MvGaussian elements"));
   }
   {
     // A scalar Gaussian random walk through the Gaussian node (mean = x[t−1]) cannot be a
@@ -548,7 +394,7 @@ TEST(Clusters, BadClustersAreRefused) {
     graph.AddGaussian(x[0], 0.0, 1.0);
     graph.AddGaussian(x.Slice(1, 5), x.Slice(0, 4), 1.0, "walk");
     graph.AddCluster(x);
-    EXPECT_THAT(FinalizeError(graph),
+    EXPECT_THAT(ErrorMessage<Error>([&] { graph.Finalize(); }),
                 HasSubstr("factor 'walk' (Gaussian) joins two elements of cluster 'x' through "
                           "slots 'out' and 'mean', but a Gaussian node cannot join a pair"));
   }
@@ -561,12 +407,8 @@ TEST(Clusters, BadClustersAreRefused) {
     EXPECT_THROW(m->graph.UpdateElements(m->x.id(), 1, 6, scratch), GraphError);
     SchedulerOptions options;
     options.order = {m->x.Slice(0, 3)};
-    try {
-      SequentialScheduler(options).Run(m->graph);
-      ADD_FAILURE() << "no error";
-    } catch (const OptionsError& e) {
-      EXPECT_THAT(e.what(), HasSubstr("'x' is a cluster with one joint posterior"));
-    }
+    EXPECT_THAT(ErrorMessage<OptionsError>([&] { SequentialScheduler(options).Run(m->graph); }),
+                HasSubstr("'x' is a cluster with one joint posterior"));
   }
 }
 
@@ -577,12 +419,12 @@ TEST(Clusters, ChainsOfEveryNumberOfStatesGiveTheForwardAlgorithm) {
   for (int k = 2; k <= 10; ++k) {
     SCOPED_TRACE("K = " + std::to_string(k));
     const Hmm hmm = RandomHmm(k, 3, 300, 100 + static_cast<uint64_t>(k));
-    const ForwardBackward exact = RunForwardBackward(hmm);
+    const ForwardBackwardResult exact = ForwardBackward(hmm);
     std::unique_ptr<HmmGraph> m = MakeHmmGraph(hmm, /*cluster=*/true);
     Scratch scratch = m->graph.MakeScratch();
     ASSERT_EQ(m->graph.UpdateElements(m->x.id(), 0, hmm.y.size(), scratch), hmm.y.size());
-    EXPECT_NEAR(m->graph.FreeEnergy(scratch), -exact.log_evidence,
-                1e-11 * std::abs(exact.log_evidence));
+    EXPECT_NEAR(m->graph.FreeEnergy(scratch), -exact.log_z,
+                1e-11 * std::abs(exact.log_z));
     for (size_t t = 0; t < hmm.y.size(); ++t) {
       const Vector p = m->graph.Posterior<Categorical>(m->x[t]).p();
       for (Eigen::Index j = 0; j < p.size(); ++j)
@@ -615,26 +457,7 @@ TEST(Clusters, ChainsOfEveryNumberOfStatesCountTheTextbookPairs) {
     for (int j = 0; j < k; ++j) log_a.col(j) = graph.Posterior<Dirichlet>(a[j]).mean_log();
     ASSERT_EQ(graph.UpdateElements(x.id(), 0, t_max, scratch), t_max);
     ASSERT_EQ(graph.UpdateElements(a.id(), 0, k, scratch), size_t(k));
-    const Matrix e_a = log_a.array().exp().matrix();
-    std::vector<Vector> alpha(t_max), beta(t_max);
-    for (size_t t = 0; t < t_max; ++t) {
-      const Vector before = t == 0 ? hmm.pi : Vector(e_a * alpha[t - 1]);
-      alpha[t] = hmm.b.row(hmm.y[t]).transpose().cwiseProduct(before);
-      alpha[t] /= alpha[t].sum();
-    }
-    beta[t_max - 1] = Vector::Ones(k);
-    for (size_t t = t_max - 1; t-- > 0;) {
-      beta[t] = e_a.transpose() * hmm.b.row(hmm.y[t + 1]).transpose().cwiseProduct(beta[t + 1]);
-      beta[t] /= beta[t].sum();
-    }
-    Matrix counts = Matrix::Zero(k, k);
-    for (size_t t = 1; t < t_max; ++t) {
-      Matrix pair(k, k);
-      for (int j = 0; j < k; ++j)
-        for (int i = 0; i < k; ++i)
-          pair(j, i) = alpha[t - 1][i] * e_a(j, i) * hmm.b(hmm.y[t], j) * beta[t][j];
-      counts += pair / pair.sum();
-    }
+    const Matrix counts = ExpectedTransitionCounts(hmm, log_a.array().exp().matrix());
     for (int i = 0; i < k; ++i) {
       const Vector alpha_i = graph.Posterior<Dirichlet>(a[i]).alpha();
       for (int j = 0; j < k; ++j)

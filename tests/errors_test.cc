@@ -14,36 +14,17 @@
 #include <utility>
 #include <vector>
 
+#include "tests/testing/expect.h"
 #include "vfe/model.h"
 
 namespace vfe {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::ExpectErrorMentioning;
 
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-/// Runs `action`, expecting an exception of type E whose message contains every one of
-/// `parts` (the name of the variable or factor, what was wrong, expected and found values).
-template <class E>
-void ExpectErrorMentioning(const std::function<void()>& action,
-                           const std::vector<std::string>& parts) {
-  static_assert(std::is_base_of<Error, E>::value, "vfe errors derive from vfe::Error");
-  try {
-    action();
-  } catch (const E& e) {
-    for (const std::string& part : parts) EXPECT_THAT(e.what(), HasSubstr(part));
-    return;
-  } catch (const Error& e) {
-    ADD_FAILURE() << "a vfe::Error of the wrong type: " << e.what();
-    return;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not a vfe::Error: " << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no exception";
-}
 
 Vector Zeros(int dim) { return Vector::Zero(dim); }
 Matrix Identity(int dim) { return Matrix::Identity(dim, dim); }

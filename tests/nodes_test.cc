@@ -18,6 +18,7 @@
 #include <random>
 
 #include "nodes/chunk_cache.h"
+#include "tests/testing/expect.h"
 #include "tests/testing/textbook.h"
 #include "vfe/distributions/dispatch.h"
 #include "vfe/model.h"
@@ -25,6 +26,7 @@
 namespace vfe {
 namespace {
 
+using testing::ExpectMatrixNear;
 using testing::LogGammaDensity;
 using testing::LogNormal;
 using testing::LogWishart;
@@ -1063,13 +1065,6 @@ void ExpectEnergyMatches(const PlateCase& c, size_t begin, size_t end, uint64_t 
   EXPECT_NEAR(energy, exact, 1e-9 * (1 + std::abs(exact))) << "closed form";
 }
 
-void ExpectVectorNear(const Vector& actual, const Vector& expected, double tolerance,
-                      const std::string& what) {
-  ASSERT_EQ(actual.size(), expected.size()) << what;
-  for (Eigen::Index i = 0; i < actual.size(); ++i)
-    EXPECT_NEAR(actual[i], expected[i], tolerance) << what << ", entry " << i;
-}
-
 /// Plate consistency for every hidden slot's message and for the energy: [0, N) equals the
 /// sum of the single factors [n, n + 1) and the sum of [0, k) and [k, N) for k = 0, 2, N
 /// (only [0, N) may use sums cached in Prepare); the layout through offsets gives the same.
@@ -1086,13 +1081,13 @@ void ExpectPlateSumsConsistent(const PlateCase& c) {
     const Vector whole = node.Message(s, 0, n);
     Vector singles = Vector::Zero(whole.size());
     for (size_t f = 0; f < n; ++f) singles += node.Message(s, f, f + 1);
-    ExpectVectorNear(singles, whole, tolerance(whole), what + ", single factors");
+    ExpectMatrixNear(singles, whole, tolerance(whole), what + ", single factors");
     for (size_t k : {size_t{0}, std::min<size_t>(2, n), n}) {
       const Vector split = node.Message(s, 0, k) + node.Message(s, k, n);
-      ExpectVectorNear(split, whole, tolerance(whole), what + ", split at " + std::to_string(k));
+      ExpectMatrixNear(split, whole, tolerance(whole), what + ", split at " + std::to_string(k));
     }
-    ExpectVectorNear(reversed.Message(s, 0, n), whole, tolerance(whole), what + ", offsets");
-    ExpectVectorNear(reversed.Message(s, 1, n), node.Message(s, 1, n), tolerance(whole),
+    ExpectMatrixNear(reversed.Message(s, 0, n), whole, tolerance(whole), what + ", offsets");
+    ExpectMatrixNear(reversed.Message(s, 1, n), node.Message(s, 1, n), tolerance(whole),
                      what + ", offsets, factors [1, N)");
   }
   const double whole = node.Energy(0, n);

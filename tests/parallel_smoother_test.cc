@@ -1,7 +1,8 @@
 // The parallel-in-time smoother of Gaussian chains (ClusterSolver::kParallelScan): the same
-// posteriors, pairs and free energy as the sequential cluster solver and as a textbook Kalman
-// filter and RTS smoother written here; learned noise outside the chain; the same result bit
-// for bit on any number of threads; the errors for clusters that are not one Gaussian chain.
+// posteriors, pairs and free energy as the sequential cluster solver and as the textbook Kalman
+// filter and RTS smoother (tests/testing/textbook.h); learned noise outside the chain; the same
+// result bit for bit on any number of threads; the errors for clusters that are not one
+// Gaussian chain.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,99 +14,23 @@
 #include <tbb/task_arena.h>
 
 #include "tests/testing/clusters.h"
+#include "tests/testing/expect.h"
+#include "tests/testing/models.h"
+#include "tests/testing/textbook.h"
 #include "vfe/model.h"
 
 namespace vfe {
 namespace {
 
 using ::testing::HasSubstr;
-using testing::FinalizeError;
-
-/// x_0 ~ N(m0, P0), x_t = A x_{t−1} + N(0, Q), y_t = C x_t + N(0, R).
-struct StateSpace {
-  Vector m0;
-  Matrix p0, a, q, c, r;
-  Matrix y;  // T x M
-};
-
-/// Tracking in `axes` dimensions (1: D = 2, 2: D = 4): (position, velocity) per axis,
-/// positions observed, positions drawn back to the origin and velocities damped.
-StateSpace Tracking(int axes, size_t length, uint64_t seed) {
-  const int d = 2 * axes;
-  StateSpace s;
-  s.a = Matrix::Identity(d, d);
-  s.q = Matrix::Zero(d, d);
-  s.c = Matrix::Zero(axes, d);
-  for (int i = 0; i < axes; ++i) {
-    s.a(i, i) = 0.99;
-    s.a(axes + i, axes + i) = 0.95;
-    s.a(i, axes + i) = 0.1;
-    s.q(i, i) = 0.001;
-    s.q(axes + i, axes + i) = 0.01;
-    s.c(i, i) = 1.0;
-  }
-  s.r = Matrix::Identity(axes, axes) * 0.2;
-  if (axes > 1) s.r(0, 1) = s.r(1, 0) = 0.05;
-  s.m0 = Vector::Zero(d);
-  s.p0 = Matrix::Identity(d, d);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  auto draw = [&](const Matrix& cov) {
-    Vector z(cov.rows());
-    for (Eigen::Index i = 0; i < z.size(); ++i) z[i] = normal(rng);
-    return Vector(cov.llt().matrixL() * z);
-  };
-  Vector x = s.m0 + draw(s.p0);
-  s.y.resize(static_cast<Eigen::Index>(length), axes);
-  for (size_t t = 0; t < length; ++t) {
-    if (t > 0) x = s.a * x + draw(s.q);
-    s.y.row(static_cast<Eigen::Index>(t)) = (s.c * x + draw(s.r)).transpose();
-  }
-  return s;
-}
-
-/// The textbook Kalman filter (covariance form, Joseph update) and RTS smoother, with the
-/// lag-one covariances Cov(x_{t+1}, x_t | y) and log p(y).
-struct Smoothed {
-  double log_likelihood = 0;
-  std::vector<Vector> mean;
-  std::vector<Matrix> cov;
-  std::vector<Matrix> lag_one;
-};
-
-Smoothed KalmanSmoother(const StateSpace& s) {
-  const size_t t_max = static_cast<size_t>(s.y.rows());
-  const Eigen::Index d = s.a.rows();
-  std::vector<Vector> mf(t_max), mp(t_max);
-  std::vector<Matrix> pf(t_max), pp(t_max);
-  Smoothed out;
-  for (size_t t = 0; t < t_max; ++t) {
-    mp[t] = t == 0 ? s.m0 : Vector(s.a * mf[t - 1]);
-    pp[t] = t == 0 ? s.p0 : Matrix(s.a * pf[t - 1] * s.a.transpose() + s.q);
-    const Vector y = s.y.row(static_cast<Eigen::Index>(t)).transpose();
-    const Matrix innovation = s.c * pp[t] * s.c.transpose() + s.r;
-    const Vector residual = y - s.c * mp[t];
-    const Eigen::LLT<Matrix> llt(innovation);
-    const Matrix l = llt.matrixL();
-    out.log_likelihood += -0.5 * residual.dot(llt.solve(residual)) -
-                          l.diagonal().array().log().sum() -
-                          0.5 * static_cast<double>(y.size()) * std::log(2 * M_PI);
-    const Matrix gain = pp[t] * s.c.transpose() * llt.solve(Matrix::Identity(y.size(), y.size()));
-    mf[t] = mp[t] + gain * residual;
-    const Matrix keep = Matrix::Identity(d, d) - gain * s.c;
-    pf[t] = keep * pp[t] * keep.transpose() + gain * s.r * gain.transpose();
-  }
-  out.mean = mf;
-  out.cov = pf;
-  out.lag_one.resize(t_max > 0 ? t_max - 1 : 0);
-  for (size_t t = t_max - 1; t-- > 0;) {
-    const Matrix g = pf[t] * s.a.transpose() * pp[t + 1].inverse();
-    out.mean[t] = mf[t] + g * (out.mean[t + 1] - mp[t + 1]);
-    out.lag_one[t] = out.cov[t + 1] * g.transpose();
-    out.cov[t] = pf[t] + g * (out.cov[t + 1] - pp[t + 1]) * g.transpose();
-  }
-  return out;
-}
+using testing::ErrorMessage;
+using testing::KalmanSmoother;
+using testing::MatrixNear;
+using testing::Norm;
+using testing::Scale;
+using testing::Smoothed;
+using testing::StateSpace;
+using testing::Tracking;
 
 /// The model as a factor graph with the states in one cluster. With `pair_noise`, every
 /// transition has its own noise precision τ_t ~ Gamma(1, 1) (a hidden array, so the pair
@@ -140,16 +65,16 @@ std::unique_ptr<Model> Build(const StateSpace& s, ClusterSolver solver, bool pai
   return m;
 }
 
-double Relative(double a, double b) { return std::abs(a - b) / std::max(1.0, std::abs(b)); }
-
 /// max_t ‖a_t − b_t‖ / max(1, ‖b_t‖) over the means and covariances of two runs.
 void ExpectSamePosteriors(const Model& a, const Model& b, size_t t_max, double tolerance) {
   for (size_t t = 0; t < t_max; ++t) {
     const MvGaussian qa = a.graph.Posterior<MvGaussian>(a.x[t]);
     const MvGaussian qb = b.graph.Posterior<MvGaussian>(b.x[t]);
-    ASSERT_LE((qa.mean() - qb.mean()).norm(), tolerance * std::max(1.0, qb.mean().norm()))
-        << "x[" << t << "]: " << qa.mean().transpose() << " vs " << qb.mean().transpose();
-    ASSERT_LE((qa.covariance() - qb.covariance()).norm(), tolerance * qb.covariance().norm())
+    ASSERT_TRUE(MatrixNear(qa.mean(), qb.mean(), tolerance, Scale::kRelativeAboveOne,
+                           Norm::kFrobenius))
+        << "x[" << t << "]";
+    ASSERT_TRUE(MatrixNear(qa.covariance(), qb.covariance(), tolerance, Scale::kRelative,
+                           Norm::kFrobenius))
         << "x[" << t << "]";
   }
 }
@@ -173,18 +98,24 @@ TEST(ParallelSmoother, MatchesTheSequentialSolverAndTheTextbookSmoother) {
       // information (the entropy): both solvers give −log p(y) of the textbook filter.
       const Smoothed exact = KalmanSmoother(s);
       const double f_scan = scan->graph.FreeEnergy(scratch_b);
-      EXPECT_LE(Relative(f_scan, sequential->graph.FreeEnergy(scratch_a)), 1e-9);
-      EXPECT_LE(Relative(f_scan, -exact.log_likelihood), 1e-9)
+      EXPECT_SCALED_NEAR(f_scan, sequential->graph.FreeEnergy(scratch_a), 1e-9,
+                         Scale::kRelativeAboveOne);
+      EXPECT_SCALED_NEAR(f_scan, -exact.log_likelihood, 1e-9, Scale::kRelativeAboveOne)
           << f_scan << " vs " << -exact.log_likelihood;
       const FactorGraph::FreeEnergyTerms parts_a = sequential->graph.FreeEnergyParts(scratch_a);
       const FactorGraph::FreeEnergyTerms parts_b = scan->graph.FreeEnergyParts(scratch_b);
-      EXPECT_LE(Relative(parts_b.entropy, parts_a.entropy), 1e-9);
+      EXPECT_SCALED_NEAR(parts_b.entropy, parts_a.entropy, 1e-9, Scale::kRelativeAboveOne);
       for (size_t p = 0; p < parts_a.plate_energy.size(); ++p)
-        EXPECT_LE(Relative(parts_b.plate_energy[p], parts_a.plate_energy[p]), 1e-9) << p;
+        EXPECT_SCALED_NEAR(parts_b.plate_energy[p], parts_a.plate_energy[p], 1e-9,
+                           Scale::kRelativeAboveOne) << p;
       for (size_t t = 0; t < t_max; ++t) {
         const MvGaussian q = scan->graph.Posterior<MvGaussian>(scan->x[t]);
-        ASSERT_LE((q.mean() - exact.mean[t]).norm(), 1e-9 * (1 + exact.mean[t].norm())) << t;
-        ASSERT_LE((q.covariance() - exact.cov[t]).norm(), 1e-9 * exact.cov[t].norm()) << t;
+        ASSERT_TRUE(MatrixNear(q.mean(), exact.mean[t], 1e-9, Scale::kOnePlusRelative,
+                               Norm::kFrobenius))
+            << t;
+        ASSERT_TRUE(MatrixNear(q.covariance(), exact.cov[t], 1e-9, Scale::kRelative,
+                               Norm::kFrobenius))
+            << t;
       }
     }
   }
@@ -221,8 +152,10 @@ TEST(ParallelSmoother, PairCrossMomentsMatchTheTextbookLagOneCovariances) {
     const Gamma q = scan->graph.Posterior<Gamma>(scan->tau[t - 1]);
     const Gamma q_sequential = sequential->graph.Posterior<Gamma>(sequential->tau[t - 1]);
     ASSERT_NEAR(q.shape(), 3.0, 1e-12);
-    ASSERT_LE(Relative(q.rate(), 1.0 + 0.5 * expected_square), 1e-9) << "tau[" << t - 1 << "]";
-    ASSERT_LE(Relative(q.rate(), q_sequential.rate()), 1e-9) << "tau[" << t - 1 << "]";
+    ASSERT_SCALED_NEAR(q.rate(), 1.0 + 0.5 * expected_square, 1e-9, Scale::kRelativeAboveOne)
+        << "tau[" << t - 1 << "]";
+    ASSERT_SCALED_NEAR(q.rate(), q_sequential.rate(), 1e-9, Scale::kRelativeAboveOne)
+        << "tau[" << t - 1 << "]";
   }
 }
 
@@ -258,7 +191,8 @@ TEST(ParallelSmoother, LearnedNoiseNeverRaisesTheFreeEnergyAndFollowsTheSequenti
               t_max);
     double after = scan->graph.FreeEnergy(scratch);
     ASSERT_LE(after, before + 1e-10 * std::abs(before)) << "x";
-    ASSERT_LE(Relative(after, sequential->graph.FreeEnergy(scratch_sequential)), 1e-9);
+    ASSERT_SCALED_NEAR(after, sequential->graph.FreeEnergy(scratch_sequential), 1e-9,
+                       Scale::kRelativeAboveOne);
     before = after;
     for (const auto& [scan_variable, sequential_variable] :
          {std::pair<Variable, Variable>{r_scan, r_sequential}, {scan->tau, sequential->tau}}) {
@@ -273,9 +207,9 @@ TEST(ParallelSmoother, LearnedNoiseNeverRaisesTheFreeEnergyAndFollowsTheSequenti
   const Wishart q_r = scan->graph.Posterior<Wishart>(r_scan);
   const Wishart q_r_sequential = sequential->graph.Posterior<Wishart>(r_sequential);
   EXPECT_LE((q_r.mean() - q_r_sequential.mean()).norm(), 1e-8 * q_r_sequential.mean().norm());
-  EXPECT_LE(Relative(scan->graph.Posterior<Gamma>(scan->tau).mean(),
-                     sequential->graph.Posterior<Gamma>(sequential->tau).mean()),
-            1e-8);
+  EXPECT_SCALED_NEAR(scan->graph.Posterior<Gamma>(scan->tau).mean(),
+                     sequential->graph.Posterior<Gamma>(sequential->tau).mean(), 1e-8,
+                     Scale::kRelativeAboveOne);
   ExpectSamePosteriors(*scan, *sequential, t_max, 1e-8);
 }
 
@@ -322,15 +256,15 @@ TEST(ParallelSmoother, ScalarRandomWalkAndLargerStatesMatchTheSequentialSolver) 
     ASSERT_EQ(scan->graph.UpdateElements(scan->x.id(), 0, t_max, scratch), t_max);
     ASSERT_EQ(sequential->graph.UpdateElements(sequential->x.id(), 0, t_max, scratch_sequential),
               t_max);
-    EXPECT_LE(Relative(scan->graph.FreeEnergy(scratch),
-                       sequential->graph.FreeEnergy(scratch_sequential)),
-              1e-9);
+    EXPECT_SCALED_NEAR(scan->graph.FreeEnergy(scratch),
+                       sequential->graph.FreeEnergy(scratch_sequential), 1e-9,
+                       Scale::kRelativeAboveOne);
     for (size_t t = 0; t < t_max; ++t) {
       if (d == 1) {
         const Gaussian qa = scan->graph.Posterior<Gaussian>(scan->x[t]);
         const Gaussian qb = sequential->graph.Posterior<Gaussian>(sequential->x[t]);
-        ASSERT_LE(Relative(qa.mean(), qb.mean()), 1e-9) << t;
-        ASSERT_LE(Relative(qa.variance(), qb.variance()), 1e-9) << t;
+        ASSERT_SCALED_NEAR(qa.mean(), qb.mean(), 1e-9, Scale::kRelativeAboveOne) << t;
+        ASSERT_SCALED_NEAR(qa.variance(), qb.variance(), 1e-9, Scale::kRelativeAboveOne) << t;
       }
     }
     if (d > 1) ExpectSamePosteriors(*scan, *sequential, t_max, 1e-9);
@@ -392,7 +326,8 @@ TEST(ParallelSmoother, ParallelSchedulerGivesTheSameFreeEnergiesOnAnyThreadCount
   std::unique_ptr<Model> sequential = Build(s, ClusterSolver::kSequential, true);
   const Result baseline = SequentialScheduler(options).Run(sequential->graph);
   for (size_t i = 0; i < baseline.free_energy.size(); ++i)
-    EXPECT_LE(Relative(expected.free_energy[i], baseline.free_energy[i]), 1e-9) << i;
+    EXPECT_SCALED_NEAR(expected.free_energy[i], baseline.free_energy[i], 1e-9,
+                       Scale::kRelativeAboveOne) << i;
 }
 
 TEST(ParallelSmoother, UpdatesAfterTheFirstAllocateNothingOnOneThread) {
@@ -412,7 +347,7 @@ TEST(ParallelSmoother, TreeThatIsNotAChainIsRefusedNamingTheBranch) {
   graph.AddLinearGaussian(x.Slice(1, 3), x.Slice(0, 2), Matrix::Identity(1, 1), 1.0, "chain");
   graph.AddLinearGaussian(x[3], x[1], Matrix::Identity(1, 1), 1.0, "branch");
   graph.AddCluster(x, ClusterSolver::kParallelScan);
-  EXPECT_THAT(FinalizeError(graph),
+  EXPECT_THAT(ErrorMessage<Error>([&] { graph.Finalize(); }),
               HasSubstr("cluster 'x' (parallel-scan solver, which needs one chain): x[1] is "
                         "joined to 3 other elements, so the cluster is a tree that is not a "
                         "chain; solve it with ClusterSolver::kSequential"));
@@ -433,7 +368,7 @@ TEST(ParallelSmoother, SeparateChainsAreRefused) {
   graph.AddLinearGaussian(x.Slice(1, 3), x.Slice(0, 2), Matrix::Identity(1, 1), 1.0);
   graph.AddLinearGaussian(x[4], x[3], Matrix::Identity(1, 1), 1.0);
   graph.AddCluster(x, ClusterSolver::kParallelScan);
-  EXPECT_THAT(FinalizeError(graph),
+  EXPECT_THAT(ErrorMessage<Error>([&] { graph.Finalize(); }),
               HasSubstr("no factor joins x[3] to the chain that starts at x[0], so the "
                         "cluster is several separate chains"));
 }

@@ -20,13 +20,19 @@
 #include <vector>
 
 #include "tests/testing/allocation_counter.h"
+#include "tests/testing/expect.h"
+#include "tests/testing/textbook.h"
 #include "vfe/predictive/predictive_coding.h"
 #include "vfe/predictive/predictive_coding_file.h"
 
 namespace vfe::predictive {
 namespace {
 
-constexpr double kLog2PiTest = 1.8378770664093454836;
+using testing::ExpectErrorMentioning;
+using testing::kLogTwoPi;
+using testing::MatrixNear;
+using testing::Norm;
+using testing::Scale;
 
 Matrix RandomMatrix(int rows, int cols, std::mt19937_64& rng, double scale = 1.0) {
   std::normal_distribution<double> normal(0.0, scale);
@@ -116,7 +122,7 @@ ExactPosterior ExactLinearPosterior(const NetworkSpec& spec, const Vector& y) {
   exact.mean = ch + chy * ldlt.solve(r);
   exact.covariance = chh - chy * ldlt.solve(chy.transpose());
   const double log_det = ldlt.vectorD().array().log().sum();
-  exact.log_evidence = -0.5 * r.dot(ldlt.solve(r)) - 0.5 * log_det - 0.5 * dims[0] * kLog2PiTest;
+  exact.log_evidence = -0.5 * r.dot(ldlt.solve(r)) - 0.5 * log_det - 0.5 * dims[0] * kLogTwoPi;
   return exact;
 }
 
@@ -127,10 +133,6 @@ Vector Stack(const std::vector<Vector>& parts) {
   for (int i = 0, offset = 0; i < static_cast<int>(parts.size()); offset += parts[i].size(), ++i)
     out.segment(offset, parts[i].size()) = parts[i];
   return out;
-}
-
-double RelativeError(const Matrix& a, const Matrix& b) {
-  return (a - b).cwiseAbs().maxCoeff() / std::max(1.0, b.cwiseAbs().maxCoeff());
 }
 
 // ---- linear networks: exact posterior and evidence ----------------------------------------
@@ -147,8 +149,9 @@ TEST_P(LinearNetwork, GaussNewtonReachesTheExactPosteriorAndEvidenceInOneStep) {
     const Inference q = network.Infer(y);
     ASSERT_TRUE(q.converged) << q.message;
     EXPECT_EQ(q.iterations, 1);
-    EXPECT_LT(RelativeError(Stack(q.means), exact.mean), 1e-9);
-    EXPECT_LT(RelativeError(q.covariance, exact.covariance), 1e-9);
+    EXPECT_TRUE(MatrixNear(Stack(q.means), exact.mean, 1e-9, Scale::kRelativeAboveOne, Norm::kMax));
+    EXPECT_TRUE(MatrixNear(q.covariance, exact.covariance, 1e-9, Scale::kRelativeAboveOne,
+                           Norm::kMax));
     // Laplace is exact for a linear-Gaussian network: F = −log p(y).
     EXPECT_NEAR(q.free_energy, -exact.log_evidence, 1e-9 * std::abs(exact.log_evidence));
     // The per-level parts add up to F.
@@ -175,8 +178,9 @@ TEST_P(LinearNetwork, GradientDynamicsConvergeToTheExactPosteriorMean) {
   const Inference q = network.Infer(y, options);
   ASSERT_TRUE(q.converged) << q.message;
   EXPECT_GT(q.iterations, 1);
-  EXPECT_LT(RelativeError(Stack(q.means), exact.mean), 1e-8);
-  EXPECT_LT(RelativeError(q.covariance, exact.covariance), 1e-9);
+  EXPECT_TRUE(MatrixNear(Stack(q.means), exact.mean, 1e-8, Scale::kRelativeAboveOne, Norm::kMax));
+  EXPECT_TRUE(
+      MatrixNear(q.covariance, exact.covariance, 1e-9, Scale::kRelativeAboveOne, Norm::kMax));
   EXPECT_NEAR(q.free_energy, -exact.log_evidence, 1e-9 * std::abs(exact.log_evidence));
 }
 
@@ -222,7 +226,7 @@ double TextbookEnergy(const NetworkSpec& spec, const Vector& y, const Vector& x1
   auto neg_log_normal = [](const Vector& x, const Vector& mean, const Matrix& precision) {
     const Vector r = x - mean;
     return 0.5 * r.dot(precision * r) - 0.5 * std::log(precision.determinant()) +
-           0.5 * x.size() * kLog2PiTest;
+           0.5 * x.size() * kLogTwoPi;
   };
   const Vector p0 =
       (spec.levels[0].weights * x1 + spec.levels[0].bias).array().tanh().matrix();
@@ -371,7 +375,7 @@ TEST(PredictiveCoding, CurvatureTermsSumToHalfTheHiddenDimension) {
   // F = E(μ) + ½ log|H| − (N/2) log 2π with log|H| = −log|Σ|.
   const double log_det_h = -std::log(q.covariance.determinant());
   const double energy = network.Energy((Vector(2) << 0.2, 0.7).finished(), q.means);
-  EXPECT_NEAR(q.free_energy, energy + 0.5 * log_det_h - 1.5 * kLog2PiTest, 1e-9);
+  EXPECT_NEAR(q.free_energy, energy + 0.5 * log_det_h - 1.5 * kLogTwoPi, 1e-9);
 }
 
 TEST(PredictiveCoding, NonlinearGaussNewtonAndGradientDynamicsFindTheSameMode) {
@@ -385,7 +389,8 @@ TEST(PredictiveCoding, NonlinearGaussNewtonAndGradientDynamicsFindTheSameMode) {
   options.gradient_tolerance = 1e-10;
   const Inference slow = network.Infer(y, options);
   ASSERT_TRUE(fast.converged && slow.converged) << fast.message << " / " << slow.message;
-  EXPECT_LT(RelativeError(Stack(fast.means), Stack(slow.means)), 1e-8);
+  EXPECT_TRUE(MatrixNear(Stack(fast.means), Stack(slow.means), 1e-8, Scale::kRelativeAboveOne,
+                         Norm::kMax));
   EXPECT_NEAR(fast.free_energy, slow.free_energy, 1e-9 * std::abs(fast.free_energy));
 }
 
@@ -638,16 +643,6 @@ TEST(PredictiveCoding, NonlinearLearningLowersTheFreeEnergy) {
   EXPECT_LT(result.epochs.back().free_energy, result.epochs.front().free_energy - 100.0);
 }
 
-template <typename F>
-void ExpectModelError(F f, const std::string& fragment) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a ModelError containing: " << fragment;
-  } catch (const ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
-}
-
 // ---- JSON files and the command ---------------------------------------------------------------
 
 const char* const kLinearJson = R"({
@@ -804,7 +799,9 @@ TEST(PredictiveCodingFile, BadFilesNameThePointer) {
   auto expect = [](const std::function<void(nlohmann::json&)>& edit, const std::string& fragment) {
     nlohmann::json j = nlohmann::json::parse(kLinearJson);
     edit(j);
-    ExpectModelError([&] { ParsePredictiveCodingJson(j.dump(), "bad.json"); }, fragment);
+    ExpectErrorMentioning<ModelError>(
+        [&] { ParsePredictiveCodingJson(j.dump(), "bad.json"); },
+        {fragment});
   };
   expect([](nlohmann::json& j) { j["format"] = "vfe-model/1"; },
          "bad.json: /format: expected \"vfe-predictive-coding/1\", found the string "
@@ -837,75 +834,89 @@ TEST(PredictiveCodingErrors, BadSpecsNameTheLevelAndTheProblem) {
   {
     NetworkSpec s = good;
     s.levels[0].weights = Matrix::Ones(3, 3);
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); },
-                     "level 1 (x_0 from x_1): weights must have 2 columns (the dimension of "
-                     "x_1), got 3x3");
+    ExpectErrorMentioning<ModelError>(
+        [&] { PredictiveCodingNetwork n(s); },
+        {"level 1 (x_0 from x_1): weights must have 2 columns (the dimension of "
+         "x_1), got 3x3"});
   }
   {
     NetworkSpec s = good;
     s.prior_mean = Vector::Zero(2);
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); },
-                     "level 2 (x_1 from x_2): weights must have 2 columns");
+    ExpectErrorMentioning<ModelError>(
+        [&] { PredictiveCodingNetwork n(s); },
+        {"level 2 (x_1 from x_2): weights must have 2 columns"});
   }
   {
     NetworkSpec s = good;
     s.levels[1].function = "tanhh";
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); },
-                     "level 2 (x_1 from x_2): unknown function \"tanhh\" (expected one of "
-                     "identity, tanh");
+    ExpectErrorMentioning<ModelError>(
+        [&] { PredictiveCodingNetwork n(s); },
+        {"level 2 (x_1 from x_2): unknown function \"tanhh\" (expected one of "
+         "identity, tanh"});
   }
   {
     NetworkSpec s = good;
     s.levels[0].precision(0, 0) = -1.0;
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); },
-                     "level 1 (x_0 from x_1): precision must be positive definite");
+    ExpectErrorMentioning<ModelError>(
+        [&] { PredictiveCodingNetwork n(s); },
+        {"level 1 (x_0 from x_1): precision must be positive definite"});
   }
   {
     NetworkSpec s = good;
     s.levels[0].precision(0, 1) += 0.5;
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); },
-                     "level 1 (x_0 from x_1): precision must be symmetric");
+    ExpectErrorMentioning<ModelError>(
+        [&] { PredictiveCodingNetwork n(s); },
+        {"level 1 (x_0 from x_1): precision must be symmetric"});
   }
   {
     NetworkSpec s = good;
     s.levels[1].precision = Matrix::Identity(3, 3);
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); },
-                     "level 2 (x_1 from x_2): precision must be 2x2, got 3x3");
+    ExpectErrorMentioning<ModelError>(
+        [&] { PredictiveCodingNetwork n(s); },
+        {"level 2 (x_1 from x_2): precision must be 2x2, got 3x3"});
   }
   {
     NetworkSpec s = good;
     s.levels[0].bias = Vector::Zero(2);
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); },
-                     "level 1 (x_0 from x_1): bias must be empty or have 3 entries, got 2");
+    ExpectErrorMentioning<ModelError>(
+        [&] { PredictiveCodingNetwork n(s); },
+        {"level 1 (x_0 from x_1): bias must be empty or have 3 entries, got 2"});
   }
   {
     NetworkSpec s = good;
     s.levels[0].precision_form = PrecisionForm::kIsotropic;
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); }, "must be diagonal");
+    ExpectErrorMentioning<ModelError>([&] { PredictiveCodingNetwork n(s); }, {"must be diagonal"});
   }
   {
     NetworkSpec s = good;
     s.prior_precision = Matrix::Zero(1, 1);
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); },
-                     "prior precision must be positive definite");
+    ExpectErrorMentioning<ModelError>(
+        [&] { PredictiveCodingNetwork n(s); },
+        {"prior precision must be positive definite"});
   }
   {
     NetworkSpec s = good;
     s.levels.clear();
-    ExpectModelError([&] { PredictiveCodingNetwork n(s); }, "needs at least one level");
+    ExpectErrorMentioning<ModelError>(
+        [&] { PredictiveCodingNetwork n(s); },
+        {"needs at least one level"});
   }
 }
 
 TEST(PredictiveCodingErrors, BadObservationsAndOptions) {
   const PredictiveCodingNetwork network(RandomLinearSpec({3, 2, 1}, 1));
-  ExpectModelError([&] { network.Infer(Vector::Zero(2)); },
-                   "observation has dimension 2, expected 3");
-  ExpectModelError([&] { network.Infer(Vector::Constant(3, NAN)); },
-                   "observation must be finite");
-  ExpectModelError([&] { network.InferBatch(Matrix::Zero(2, 5)); },
-                   "observations must have 3 rows (one column per observation), got 2x5");
-  ExpectModelError([&] { network.Energy(Vector::Zero(3), {Vector::Zero(2)}); },
-                   "expected 2 hidden levels, got 1");
+  ExpectErrorMentioning<ModelError>(
+      [&] { network.Infer(Vector::Zero(2)); },
+      {"observation has dimension 2, expected 3"});
+  ExpectErrorMentioning<ModelError>(
+      [&] { network.Infer(Vector::Constant(3, NAN)); },
+      {"observation must be finite"});
+  ExpectErrorMentioning<ModelError>(
+      [&] { network.InferBatch(Matrix::Zero(2, 5)); },
+      {"observations must have 3 rows (one column per observation), got 2x5"});
+  ExpectErrorMentioning<ModelError>(
+      [&] { network.Energy(Vector::Zero(3), {Vector::Zero(2)}); },
+      {"expected 2 hidden levels, got 1"});
   InferenceOptions options;
   options.step_size = 0;
   EXPECT_THROW(network.Infer(Vector::Zero(3), options), OptionsError);

@@ -7,6 +7,7 @@
 #include <Eigen/LU>
 #include <cmath>
 
+#include "tests/testing/expect.h"
 #include "tests/testing/reference.h"
 #include "vfe/model.h"
 
@@ -14,10 +15,6 @@ namespace vfe {
 namespace {
 
 using nlohmann::json;
-
-/// |a − b| ≤ tolerance·|b|, printing both sides.
-#define EXPECT_RELATIVE_NEAR(actual, expected, tolerance) \
-  EXPECT_NEAR(actual, expected, (tolerance) * std::abs(expected))
 
 /// Runs with BayesPy's stopping rule (relative change < 1e-8 from the second sweep).
 Result RunLikeBayesPy(FactorGraph& graph, std::vector<Variable> order) {

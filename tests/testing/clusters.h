@@ -7,22 +7,10 @@
 
 #include <tbb/task_arena.h>
 
-#include <string>
-
 #include "tests/testing/allocation_counter.h"
 #include "vfe/model.h"
 
 namespace vfe::testing {
-
-/// The message of the error Finalize throws, or "no error".
-inline std::string FinalizeError(FactorGraph& graph) {
-  try {
-    graph.Finalize();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 /// After a first update of the whole cluster `x` (its `size` elements), three more on one
 /// thread allocate nothing.
