@@ -145,7 +145,9 @@ TEST_P(NodeProperties, MessagesAreTheGradientOfTheAverageEnergy) {
   const bool any_conjugate = std::any_of(
       type().parameters.begin(), type().parameters.end(),
       [](const Parameter& p) { return p.connection != Connection::kNone && p.conjugate; });
-  if (any_conjugate) EXPECT_GT(checked, 0) << "no hidden conjugate slot in the example";
+  if (any_conjugate) {
+    EXPECT_GT(checked, 0) << "no hidden conjugate slot in the example";
+  }
 }
 
 TEST_P(NodeProperties, AverageEnergyAgreesWithMonteCarlo) {
@@ -153,7 +155,9 @@ TEST_P(NodeProperties, AverageEnergyAgreesWithMonteCarlo) {
     // The node has no pointwise density or approximates its energy: the estimator refuses
     // or differs by design (its own tests check it against other answers).
     const Model model = Example();
-    if (!type().pointwise_density) EXPECT_THROW(model.graph.MonteCarloFreeEnergy(10), ModelError);
+    if (!type().pointwise_density) {
+      EXPECT_THROW(model.graph.MonteCarloFreeEnergy(10), ModelError);
+    }
     return;
   }
   const Model model = Example();
@@ -231,12 +235,14 @@ TEST_P(NodeProperties, WrongArgumentsAreRefusedAtTheFactorAndParameter) {
     std::string text = value.is_string() ? value.get<std::string>() : "";
     const std::string name = text.substr(0, text.find('['));
     Json variable = {{"name", "wrong_family"}, {"family", FamilyName(family)}};
-    for (const Json& v : document["variables"])
-      if (v["name"] == name) {
-        if (v.contains("shape")) variable["shape"] = v["shape"];
-        else if (v.contains("observed") && v["observed"].is_array())
-          variable["shape"] = {v["observed"].size()};
+    for (const Json& v : document["variables"]) {
+      if (v["name"] != name) continue;
+      if (v.contains("shape")) {
+        variable["shape"] = v["shape"];
+      } else if (v.contains("observed") && v["observed"].is_array()) {
+        variable["shape"] = {v["observed"].size()};
       }
+    }
     if (family == Family::kCategorical) variable["dim"] = 2;
     document["variables"].push_back(variable);
     value = "wrong_family" + (text.find('[') == std::string::npos ? "" : text.substr(text.find('[')));
