@@ -1311,10 +1311,9 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"observed but unused", WithVariable(R"({"name": "z", "observed": 1.0})"),
        "/variables/3: observed variable 'z' is not used by any factor"},
       {"unknown node", WithLikelihood(R"({"node": "Gausian", "out": "y"})"),
+       // Every registered node type is offered, in the registry's order.
        "/factors/2/node: unknown node type \"Gausian\" (did you mean 'Gaussian'?); expected one "
-       "of 'Gaussian', 'MvGaussian', 'LinearGaussian', 'Gamma', 'Wishart', 'Beta', 'Dirichlet', "
-       "'MatrixDirichlet', 'Bernoulli', 'Categorical', 'GaussianMixture', 'Transition', "
-       "'Potential', 'Delta', 'Sum', 'MatrixProduct'"},
+       "of " + JoinQuoted(NodeTypeNames())},
       {"missing argument", WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "mu"})"),
        "/factors/2: missing required argument 'precision' (Gaussian takes 'out', 'mean', "
        "'precision')"},
