@@ -434,7 +434,7 @@ size_t FactorGraph::plate_size(PlateId plate) const {
 
 // ---- Checks ---------------------------------------------------------------------------------
 
-const Variable& FactorGraph::Impl::Checked(const Variable& v, const char* what) const {
+void FactorGraph::Impl::ThrowNotAVariable(const Variable& v, const char* what) const {
   const std::string call = what ? std::string(what) + ": " : "";
   if (!v.valid())
     throw GraphError(call + "an empty Variable handle is not a variable of this graph");
@@ -442,10 +442,7 @@ const Variable& FactorGraph::Impl::Checked(const Variable& v, const char* what) 
     throw GraphError(call + "variable id " + std::to_string(v.id()) +
                      " is not a variable of this graph (it has " +
                      CountOf(variables.size(), "variable") + ")");
-  // Written so that begin + size cannot wrap around.
-  if (v.begin() > variables[v.id()].size || v.size() > variables[v.id()].size - v.begin())
-    throw GraphError(call + "not a variable of this graph: " + OutOfRange(v));
-  return v;
+  throw GraphError(call + "not a variable of this graph: " + OutOfRange(v));
 }
 
 const Plate& FactorGraph::Impl::CheckedPlate(PlateId plate, const char* what) const {

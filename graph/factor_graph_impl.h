@@ -212,8 +212,16 @@ struct FactorGraph::Impl {
   std::string ElementName(uint32_t id, size_t index) const;
   std::string Describe(uint32_t id) const;
   /// Throws GraphError unless `v` is a run of elements of a variable of this graph; `what`,
-  /// if given, names the call in the message.
-  const Variable& Checked(const Variable& v, const char* what = nullptr) const;
+  /// if given, names the call in the message. Inline and without strings on success: the
+  /// async scheduler reads Moments() per element.
+  const Variable& Checked(const Variable& v, const char* what = nullptr) const {
+    // Written so that begin + size cannot wrap around.
+    if (!v.valid() || v.id() >= variables.size() || v.begin() > variables[v.id()].size ||
+        v.size() > variables[v.id()].size - v.begin())
+      ThrowNotAVariable(v, what);
+    return v;
+  }
+  [[noreturn]] void ThrowNotAVariable(const Variable& v, const char* what) const;
   /// Throws GraphError unless `plate` is a plate of this graph; `what` names the call.
   const Plate& CheckedPlate(PlateId plate, const char* what) const;
   /// Throws GraphError unless `id` is a declared variable (or constant) of this graph.
