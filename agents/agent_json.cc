@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agents/tensor_ops.h"
+#include "io/input_file.h"
 #include "io/json_reader.h"
 #include "io/json_writer.h"
 #include "vfe/agents/agent.h"
@@ -193,12 +194,98 @@ TraceJson VectorsJson(const std::vector<Vector>& vs) {
   return out;
 }
 
+/// A list of `count` names at `pointer`.
+std::vector<std::string> Names(const Reader& r, const Json& value, const std::string& pointer,
+                               size_t count, const std::string& what) {
+  if (!value.is_array() || value.size() != count)
+    r.Fail(pointer,
+           "expected " + std::to_string(count) + " names (" + what + "), found " + r.Found(value));
+  std::vector<std::string> names;
+  for (size_t i = 0; i < value.size(); ++i)
+    names.push_back(r.String(value[i], pointer + "/" + std::to_string(i)));
+  return names;
+}
+
+/// One list of names per modality or factor, each of that one's size.
+std::vector<std::vector<std::string>> NameLists(const Reader& r, const Json& value,
+                                                const std::string& pointer,
+                                                const std::vector<int>& sizes,
+                                                const std::string& one, const std::string& what) {
+  if (!value.is_array() || value.size() != sizes.size())
+    r.Fail(pointer, "expected " + std::to_string(sizes.size()) + " lists of names (one per " + one +
+                        "), found " + r.Found(value));
+  std::vector<std::vector<std::string>> lists;
+  for (size_t i = 0; i < sizes.size(); ++i)
+    lists.push_back(Names(r, value[i], pointer + "/" + std::to_string(i),
+                          static_cast<size_t>(sizes[i]),
+                          what + " of " + one + " " + std::to_string(i)));
+  return lists;
+}
+
+AgentLabels ReadLabels(const Reader& r, const Json& k, const GenerativeModel& model) {
+  const std::string p = "/labels";
+  r.RequireObject(k, p, "an object of names");
+  r.CheckKeys(k, p, {"modalities", "observations", "factors", "states", "controls"});
+  std::vector<int> num_obs, num_states, num_controls;
+  for (const Tensor& a : model.A) num_obs.push_back(a.shape[0]);
+  for (const Tensor& b : model.B) {
+    num_states.push_back(b.shape[0]);
+    num_controls.push_back(b.shape.back());
+  }
+  AgentLabels labels;
+  if (k.contains("modalities"))
+    labels.modalities = Names(r, k["modalities"], p + "/modalities", num_obs.size(),
+                              "one per observation modality");
+  if (k.contains("observations"))
+    labels.observations =
+        NameLists(r, k["observations"], p + "/observations", num_obs, "modality", "the outcomes");
+  if (k.contains("factors"))
+    labels.factors =
+        Names(r, k["factors"], p + "/factors", num_states.size(), "one per hidden state factor");
+  if (k.contains("states"))
+    labels.states = NameLists(r, k["states"], p + "/states", num_states, "factor", "the states");
+  if (k.contains("controls"))
+    labels.controls =
+        NameLists(r, k["controls"], p + "/controls", num_controls, "factor", "the actions");
+  return labels;
+}
+
 }  // namespace
+
+std::string AgentSummaryLine(const AgentLabels& labels, int episode, int t,
+                             const StepResult& step) {
+  auto name = [](const std::vector<std::string>& names, size_t i, const std::string& prefix) {
+    return i < names.size() ? names[i] : prefix + std::to_string(i);
+  };
+  auto value = [](const std::vector<std::vector<std::string>>& names, size_t i, int v) {
+    return i < names.size() ? names[i][static_cast<size_t>(v)] : std::to_string(v);
+  };
+  std::string line =
+      "episode " + std::to_string(episode) + " step " + std::to_string(t) + ": observed ";
+  for (size_t m = 0; m < step.observation.size(); ++m)
+    line += (m ? ", " : "") + name(labels.modalities, m, "o") + " = " +
+            value(labels.observations, m, step.observation[m]);
+  line += " | most probable: ";
+  for (size_t f = 0; f < step.qs.size(); ++f) {
+    Eigen::Index best = 0;
+    step.qs[f].maxCoeff(&best);
+    char probability[16];
+    std::snprintf(probability, sizeof probability, "%.2f", step.qs[f](best));
+    line += (f ? ", " : "") + name(labels.factors, f, "s") + " = " +
+            value(labels.states, f, static_cast<int>(best)) + " (" + probability + ")";
+  }
+  line += " | action: ";
+  for (size_t f = 0; f < step.action.size(); ++f)
+    line += (f ? ", " : "") + name(labels.factors, f, "u") + " = " +
+            value(labels.controls, f, step.action[f]);
+  return line;
+}
 
 AgentFile ParseAgentJson(const std::string& text, const std::string& where) {
   Reader r(where);
   const Json j = r.Parse(text);
-  r.CheckKeys(j, "", {"format", "description", "model", "settings", "environment", "run"});
+  r.CheckKeys(j, "",
+              {"format", "description", "model", "settings", "environment", "run", "labels"});
   if (r.Required(j, "format", "") != "vfe-agent/1")
     r.Expected(j["format"], "/format", "\"vfe-agent/1\"");
   if (j.contains("description")) r.String(j["description"], "/description");
@@ -238,6 +325,7 @@ AgentFile ParseAgentJson(const std::string& text, const std::string& where) {
       r.Fail("/environment", e.what());
     }
   }
+  if (j.contains("labels")) file.labels = ReadLabels(r, j["labels"], file.model);
   if (j.contains("run")) {
     const Json& k = j["run"];
     r.CheckKeys(k, "/run", {"steps", "episodes"});
@@ -250,21 +338,13 @@ AgentFile ParseAgentJson(const std::string& text, const std::string& where) {
 }
 
 AgentFile LoadAgentFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ModelError(path + ": cannot open the file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return ParseAgentJson(buffer.str(), path);
+  return ParseAgentJson(ReadInputFile(path, "agent file"), path);
 }
 
 void LoadObservations(const std::string& path, std::vector<std::vector<int>>& observations,
                       std::vector<std::vector<int>>& actions) {
-  std::ifstream in(path);
-  if (!in) throw ModelError(path + ": cannot open the file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
   Reader r(path);
-  const Json j = r.Parse(buffer.str());
+  const Json j = r.Parse(ReadInputFile(path, "observations file"));
   observations.clear();
   actions.clear();
   if (j.is_array()) {
@@ -277,7 +357,7 @@ void LoadObservations(const std::string& path, std::vector<std::vector<int>>& ob
 }
 
 void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<int>>* observations,
-              const std::vector<std::vector<int>>* actions, std::ostream& out) {
+              const std::vector<std::vector<int>>* actions, std::ostream& out, bool summary) {
   using Clock = std::chrono::steady_clock;
   Agent agent(file.model, file.settings);
   TraceJson trace;
@@ -293,7 +373,9 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
   double step_ms = 0.0;
   size_t step_count = 0;
 
+  int episode_number = 0;
   auto record = [&](const StepResult& s, int t) {
+    if (summary) out << AgentSummaryLine(file.labels, episode_number, t, s) << "\n";
     TraceJson step;
     step["t"] = t;
     step["observation"] = s.observation;
@@ -365,8 +447,10 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
       }
       agent.EndEpisode();
       episodes.push_back(episode);
+      ++episode_number;
     }
   }
+  if (summary) return;
   trace["episodes"] = episodes;
   const GenerativeModel& model = agent.model();
   if (!model.pA.empty() || !model.pB.empty() || !model.pD.empty()) {

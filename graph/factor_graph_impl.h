@@ -159,6 +159,7 @@ struct FactorGraph::Impl {
   std::unordered_map<std::string, uint32_t> by_name;
   std::vector<Plate> plates;
   bool finalized = false;
+  std::vector<std::string> warnings;  ///< FactorGraph::warnings, set by Finalize
   StructureGraph structure;  ///< set by Finalize
 
   // Flat state, set by Finalize.
@@ -261,6 +262,9 @@ struct FactorGraph::Impl {
   uint32_t HiddenVariableOf(size_t ordinal) const;
 
   // Finalize, in order.
+  /// Fills `warnings` with the hidden variables that have no prior (graph/warnings.cc);
+  /// after the adjacency is built.
+  void FindMissingPriors();
   void InferObservedFamilies();
   void CheckEveryElementConnected() const;
   void CheckNoDoubleConnection() const;

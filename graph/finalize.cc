@@ -373,6 +373,7 @@ void FactorGraph::Finalize() {
   g.FindColourRuns();
   g.SplitFreeEnergyBlocks();
   g.BuildClusterSchedules();
+  g.FindMissingPriors();
   // Nodes see the data first here, and may refuse them (a ModelError naming the factor):
   // the graph is then not finalised.
   for (PlateId p = 0; p < g.plates.size(); ++p) g.Prepare(p);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 
+#include "io/input_file.h"
 #include "vfe/core/error.h"
 #include "vfe/core/format.h"
 
@@ -65,8 +66,7 @@ void CheckRow(const std::string& path, size_t line, const double* values, size_t
 }  // namespace
 
 CsvTable ReadCsv(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw ModelError("cannot read the CSV file '" + path + "'");
+  std::ifstream in = OpenInputFile(path, "CSV file", std::ios::ate);
   // A regular file is read in one piece, its size known; a stream of unknown size (a pipe)
   // character by character.
   std::unique_ptr<char[]> file;  // not zero-filled first: the file overwrites it
@@ -125,8 +125,7 @@ CsvTable ReadCsv(const std::string& path) {
   return table;
 }
 
-CsvRows::CsvRows(const std::string& path) : path_(path), in_(path, std::ios::binary) {
-  if (!in_) throw ModelError("cannot read the CSV file '" + path + "'");
+CsvRows::CsvRows(const std::string& path) : path_(path), in_(OpenInputFile(path, "CSV file")) {
   Rewind();
 }
 

@@ -2,9 +2,12 @@
 #define VFE_IO_INDEX_EXPRESSION_H_
 
 // References to variables in a model's factor arguments: "mu", "y[i]", "x[t-1]", "W[k][j+1]",
-// each index an integer plus or minus loop variables of the factor's "for". Private to io/.
+// each index an integer plus or minus loop variables of the factor's "for", or the value of
+// observed integer data at such an index ("p[coin[n]]": indexing by data). Private to io/.
 
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +29,9 @@ struct Reference {
   struct Index {
     long constant = 0;
     std::vector<std::pair<int, int>> terms;  // (loop variable, +1/−1)
+    /// A data index ("coin[n]"): the value of this reference to observed integers; the
+    /// constant and the terms are then unused.
+    std::shared_ptr<const Reference> data;
   };
   std::vector<Index> indices;
 };
@@ -35,13 +41,22 @@ struct Reference {
 Reference ParseReference(const JsonReader& reader, const std::string& text,
                          const std::string& pointer, const std::vector<LoopRange>& loops);
 
+/// The observed data a data index reads: the shape of variable `name` (failing, through the
+/// reader, for a name that is not observed data) and its value at a flat element.
+struct DataLookup {
+  std::function<std::vector<size_t>(const std::string& name)> shape;
+  std::function<double(const std::string& name, size_t element)> value;
+};
+
 /// The flat element (row-major over `shape`) that `reference` names in each of the `count`
 /// iterations of `loops` (the innermost loop fastest). An index outside the shape is an error
-/// naming the index, the loop values and the shape.
+/// naming the index, the loop values and the shape; so is a data index whose value is not an
+/// integer. `data` is needed only when the reference has data indices.
 std::vector<size_t> ReferencedElements(const JsonReader& reader, const Reference& reference,
                                        const std::string& text, const std::string& pointer,
                                        const std::vector<size_t>& shape,
-                                       const std::vector<LoopRange>& loops, size_t count);
+                                       const std::vector<LoopRange>& loops, size_t count,
+                                       const DataLookup* data = nullptr);
 
 /// "[3, 4]".
 std::string ShapeText(const std::vector<size_t>& shape);

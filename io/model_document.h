@@ -58,6 +58,8 @@ struct VariableEntry {
   /// A MatrixDirichlet (dim [K, L]): in the graph the array of its L columns, Dirichlet
   /// elements of dimension `dim` = K (shape {L}).
   bool matrix_dirichlet = false;
+  /// "fixed": true: kept at its starting posterior, never updated (SchedulerOptions::fixed).
+  bool fixed = false;
 };
 
 /// "'x' (Categorical)", "'y' (observed)": a variable as errors name it.

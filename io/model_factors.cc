@@ -7,10 +7,23 @@
 #include <algorithm>
 #include <cmath>
 
+#include "graph/factor_runs.h"
 #include "io/model_loader.h"
 #include "vfe/core/format.h"
 
 namespace vfe {
+
+LoopRange Loader::ReadRange(const std::string& name, const Json& range,
+                            const std::string& pointer) const {
+  if (!range.is_array() || range.size() != 2)
+    Fail(pointer, "expected a range [begin, end], found " + Found(range));
+  LoopRange loop{name, Integer(range[0], pointer + "/0", "an integer"),
+                 Integer(range[1], pointer + "/1", "an integer")};
+  if (loop.end < loop.begin)
+    Fail(pointer, "expected begin <= end, found [" + std::to_string(loop.begin) + ", " +
+                      std::to_string(loop.end) + "]");
+  return loop;
+}
 
 std::vector<LoopRange> Loader::ReadLoops(const Json& spec, const std::string& pointer) const {
   std::vector<LoopRange> loops;
@@ -18,16 +31,7 @@ std::vector<LoopRange> Loader::ReadLoops(const Json& spec, const std::string& po
   const Json& loops_json = spec["for"];
   RequireObject(loops_json, pointer + "/for", "an object of ranges {\"i\": [begin, end]}");
   for (auto it = loops_json.begin(); it != loops_json.end(); ++it) {
-    const std::string lp = pointer + "/for/" + it.key();
-    const Json& range = it.value();
-    if (!range.is_array() || range.size() != 2)
-      Fail(lp, "expected a range [begin, end], found " + Found(range));
-    LoopRange loop{it.key(), Integer(range[0], lp + "/0", "an integer"),
-                   Integer(range[1], lp + "/1", "an integer")};
-    if (loop.end < loop.begin)
-      Fail(lp, "expected begin <= end, found [" + std::to_string(loop.begin) + ", " +
-                   std::to_string(loop.end) + "]");
-    loops.push_back(loop);
+    loops.push_back(ReadRange(it.key(), it.value(), pointer + "/for/" + it.key()));
   }
   return loops;
 }
@@ -42,7 +46,7 @@ void Loader::AddFactor(const Json& spec, const std::string& pointer) {
     Fail(pointer + "/node", "unknown node type \"" + type_name + "\"" +
                                 DidYouMean(type_name, node_names) + "; expected one of " +
                                 JoinQuoted(node_names));
-  std::vector<std::string> allowed = {"node", "name", "for"};
+  std::vector<std::string> allowed = {"node", "name", "for", "gate", "components"};
   std::vector<std::string> given;
   for (const Parameter& p : type->parameters) {
     allowed.push_back(p.name);
@@ -73,20 +77,56 @@ void Loader::AddFactor(const Json& spec, const std::string& pointer) {
   const size_t count = *product;
   num_factors_ += count;
 
-  std::vector<FactorArgument> arguments;
-  for (const Parameter& p : type->parameters)
-    if (spec.contains(p.name))
-      arguments.push_back(ReadArgument(p, spec[p.name], pointer + "/" + p.name, loops, count));
+  // A gated factor: "gate" names the selector, "components": {"k": [0, K]} the component
+  // loop, which the other arguments may use ("p": "theta[k]").
+  const bool gated = spec.contains("gate");
+  if (spec.contains("components") && !gated)
+    Fail(pointer + "/components",
+         "components need a selector: add \"gate\" (a Categorical variable, e.g. \"z[n]\")");
+  LoopRange component{"", 0, 1};
+  if (gated) component = ReadComponents(spec, pointer, loops);
+  const size_t num_components = static_cast<size_t>(component.end - component.begin);
+
+  // The arguments of each component (one "component" when the factor is not gated).
+  std::vector<std::vector<FactorArgument>> arguments(num_components);
+  for (size_t c = 0; c < num_components; ++c) {
+    std::vector<LoopRange> component_loops = loops;
+    if (gated)
+      component_loops.push_back({component.name, component.begin + static_cast<long>(c),
+                                 component.begin + static_cast<long>(c) + 1});
+    for (const Parameter& p : type->parameters)
+      if (spec.contains(p.name))
+        arguments[c].push_back(
+            ReadArgument(p, spec[p.name], pointer + "/" + p.name, component_loops, count));
+  }
+  static const Parameter gate_parameter = [] {
+    Parameter p;
+    p.name = "gate";
+    p.families = {Family::kCategorical};
+    return p;
+  }();
+  FactorArgument gate;
+  if (gated) {
+    gate.parameter = &gate_parameter;
+    gate.pointer = pointer + "/gate";
+    ReadVariable(gate, String(spec["gate"], gate.pointer, "a Categorical variable"), loops, count);
+    if (gate.entry->observed ? !gate.entry->categorical
+                             : gate.entry->family != Family::kCategorical)
+      Fail(gate.pointer, "expected a Categorical variable (the selector), found " +
+                             Describe(gate.variable_name, *gate.entry));
+  }
 
   // The arguments that give each factor its own element, lists included.
   std::vector<const FactorArgument*> varying;
   bool any_per_factor = false;
-  for (const FactorArgument& a : arguments) {
-    if (a.per_factor) varying.push_back(&a);
-    for (const FactorArgument& entry : a.list)
-      if (entry.per_factor) varying.push_back(&entry);
-    any_per_factor |= a.per_factor || a.per_factor_size > 0;
-  }
+  if (gated && gate.per_factor) varying.push_back(&gate);
+  for (const std::vector<FactorArgument>& of_component : arguments)
+    for (const FactorArgument& a : of_component) {
+      if (a.per_factor) varying.push_back(&a);
+      for (const FactorArgument& entry : a.list)
+        if (entry.per_factor) varying.push_back(&entry);
+      any_per_factor |= a.per_factor || a.per_factor_size > 0;
+    }
   // A loop that no argument follows would repeat one factor: the factor raised to a power,
   // never what was meant.
   if (!loops.empty() && varying.empty() && !any_per_factor)
@@ -100,56 +140,64 @@ void Loader::AddFactor(const Json& spec, const std::string& pointer) {
                                " times; index an argument by them or remove \"for\"");
   // Split the factors into runs in which every per-factor argument is either one element or
   // consecutive elements: each run becomes one plate.
-  size_t first = 0;
-  while (first < count) {
-    size_t last = first + 1;
-    std::vector<long> step(varying.size(), -1);
-    while (last < count) {
-      bool fits = true;
-      for (size_t s = 0; s < varying.size() && fits; ++s) {
-        const long delta = static_cast<long>(varying[s]->elements[last]) -
-                           static_cast<long>(varying[s]->elements[first]);
-        const long run = static_cast<long>(last - first);
-        if (step[s] < 0) {
-          if (delta != 0 && delta != 1) fits = false;
-        } else if (delta != step[s] * run) {
-          fits = false;
-        }
-      }
-      if (!fits) break;
-      if (last == first + 1)
-        for (size_t s = 0; s < varying.size(); ++s)
-          step[s] = static_cast<long>(varying[s]->elements[last]) -
-                    static_cast<long>(varying[s]->elements[first]);
-      ++last;
-    }
+  std::vector<const std::vector<size_t>*> element_lists;
+  for (const FactorArgument* a : varying) element_lists.push_back(&a->elements);
+  for (const FactorRun& run : SplitIntoRuns(element_lists, count)) {
+    const size_t first = run.first, last = run.last;
     auto step_of = [&](const FactorArgument& a) {
       const auto it = std::find(varying.begin(), varying.end(), &a);
-      return it == varying.end() ? 0L
-                                 : std::max(step[static_cast<size_t>(it - varying.begin())], 0L);
+      return it == varying.end() ? 0L : run.steps[static_cast<size_t>(it - varying.begin())];
     };
-    std::vector<NamedArgument> plate;
-    for (const FactorArgument& a : arguments) {
-      if (a.parameter->connection == Connection::kList) {
-        std::vector<Variable> list;
-        for (const FactorArgument& entry : a.list)
-          list.push_back(PlateValue(entry, first, last, step_of(entry)).variables()[0]);
-        plate.push_back({a.parameter->name, ParameterValue(std::move(list))});
-        continue;
+    std::vector<std::vector<NamedArgument>> plates(num_components);
+    for (size_t c = 0; c < num_components; ++c)
+      for (const FactorArgument& a : arguments[c]) {
+        if (a.parameter->connection == Connection::kList) {
+          std::vector<Variable> list;
+          for (const FactorArgument& entry : a.list)
+            list.push_back(PlateValue(entry, first, last, step_of(entry)).variables()[0]);
+          plates[c].push_back({a.parameter->name, ParameterValue(std::move(list))});
+          continue;
+        }
+        plates[c].push_back({a.parameter->name, PlateValue(a, first, last, step_of(a))});
       }
-      plate.push_back({a.parameter->name, PlateValue(a, first, last, step_of(a))});
-    }
     const PlateId id = static_cast<PlateId>(model_.graph.num_plates());
     plate_sources_.push_back({pointer, name});
     try {
-      model_.graph.AddFactor(type->name, plate, name);
+      if (gated) {
+        const Variable selector = PlateValue(gate, first, last, step_of(gate)).variables()[0];
+        model_.graph.AddGatedFactor(type->name, selector, plates, name);
+      } else {
+        model_.graph.AddFactor(type->name, plates[0], name);
+      }
     } catch (const ParameterError& e) {
       Fail(pointer + "/" + e.parameter() + (e.entry().empty() ? "" : "/" + e.entry()), e.detail());
     } catch (const Error& e) {
       throw ModelError(Located(id, e.what()));
     }
-    first = last;
   }
+}
+
+LoopRange Loader::ReadComponents(const Json& spec, const std::string& pointer,
+                                 const std::vector<LoopRange>& loops) const {
+  const std::string p = pointer + "/components";
+  if (!spec.contains("components"))
+    Fail(pointer,
+         "a gated factor needs \"components\": {\"k\": [0, K]} (the component loop, "
+         "which its arguments use: \"theta[k]\")");
+  const Json& value = spec["components"];
+  if (!value.is_object() || value.size() != 1)
+    Fail(p, "expected one loop {\"k\": [0, K]}, found " + Found(value));
+  const std::string name = value.begin().key();
+  const std::string lp = p + "/" + name;
+  const LoopRange loop = ReadRange(name, value.begin().value(), lp);
+  if (loop.end == loop.begin)
+    Fail(lp, "expected at least one component, found [" + std::to_string(loop.begin) + ", " +
+                 std::to_string(loop.end) + "]");
+  if (loop.end - loop.begin > 1000)
+    Fail(lp, "expected at most 1000 components, found " + std::to_string(loop.end - loop.begin));
+  for (const LoopRange& l : loops)
+    if (l.name == name) Fail(lp, "'" + name + "' is already a loop of \"for\"");
+  return loop;
 }
 
 Loader::FactorArgument Loader::ReadArgument(const Parameter& parameter, const Json& value,
@@ -243,7 +291,8 @@ void Loader::ReadVariable(FactorArgument& argument, const std::string& text,
                       ref.name + "' has shape " + ShapeText(shape) +
                       (shape.empty() ? " (a single element: write \"" + ref.name + "\")" : ""));
   argument.per_factor = true;
-  argument.elements = ReferencedElements(*this, ref, text, pointer, shape, loops, count);
+  const DataLookup data = IndexData(pointer, text);
+  argument.elements = ReferencedElements(*this, ref, text, pointer, shape, loops, count, &data);
 }
 
 void Loader::ReadData(FactorArgument& argument, const std::string& text,
@@ -271,8 +320,9 @@ void Loader::ReadData(FactorArgument& argument, const std::string& text,
   if (ref.indices.size() != x.shape.size())
     Fail(pointer, "\"" + text + "\" has " + std::to_string(ref.indices.size()) + " indices, but '" +
                       ref.name + "' has shape " + ShapeText(x.shape));
+  const DataLookup data = IndexData(pointer, text);
   const std::vector<size_t> elements =
-      ReferencedElements(*this, ref, text, pointer, x.shape, loops, count);
+      ReferencedElements(*this, ref, text, pointer, x.shape, loops, count, &data);
   // Factor n reads the row X[element n] as its 1 x K matrix.
   constant.kind = ConstantValue::Kind::kRows;
   constant.matrix.resize(static_cast<Eigen::Index>(count), x.rows.cols());
@@ -281,6 +331,26 @@ void Loader::ReadData(FactorArgument& argument, const std::string& text,
         x.rows.row(static_cast<Eigen::Index>(elements[n]));
   argument.constant = constant;
   argument.per_factor_size = 1;
+}
+
+DataLookup Loader::IndexData(const std::string& pointer, const std::string& text) {
+  DataLookup data;
+  data.shape = [this, pointer, text](const std::string& name) {
+    const auto it = entries_.find(name);
+    if (it == entries_.end())
+      Fail(pointer, "\"" + text + "\" indexes by '" + name + "', which is not a variable" +
+                        DidYouMean(name, names_));
+    VariableEntry& entry = it->second;
+    if (!entry.observed || entry.shape.empty() || entry.rows.cols() != 1)
+      Fail(pointer, "\"" + text + "\" indexes by " + Describe(name, entry) +
+                        "; an index must be an observed array of integers");
+    entry.used = true;
+    return entry.shape;
+  };
+  data.value = [this](const std::string& name, size_t element) {
+    return entries_.at(name).rows(static_cast<Eigen::Index>(element), 0);
+  };
+  return data;
 }
 
 ParameterValue Loader::PlateValue(const FactorArgument& a, size_t first, size_t last, long step) {

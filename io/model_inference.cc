@@ -150,10 +150,61 @@ void Loader::ReadInference(const Json& value, const std::string& pointer) {
       auto it = entries_.find(n);
       if (it == entries_.end()) Fail(p, "unknown variable '" + n + "'" + DidYouMean(n, names_));
       if (it->second.observed) Fail(p, "'" + n + "' is observed and has nothing to update");
+      if (it->second.fixed)
+        Fail(p, "'" + n + "' is declared \"fixed\" (at " + it->second.pointer +
+                    ") and is never updated");
       s.options.order.push_back(it->second.variable);
     }
   }
   if (value.contains("initial")) ReadInitial(value["initial"], pointer + "/initial");
+}
+
+void Loader::SettleOrder(bool order_given) {
+  SchedulerOptions& options = model_.inference.options;
+  std::vector<Variable> started;
+  std::vector<Variable> others;
+  for (const std::string& name : names_) {
+    const VariableEntry& entry = entries_.at(name);
+    if (entry.observed || !entry.variable.valid()) continue;
+    if (entry.fixed) {
+      options.fixed.push_back(entry.variable);
+      continue;
+    }
+    if (order_given) {
+      const bool listed =
+          std::any_of(options.order.begin(), options.order.end(),
+                      [&](const Variable& v) { return v.id() == entry.variable.id(); });
+      if (!listed)
+        Fail("/inference/order",
+             "leaves out hidden variable '" + name +
+                 "', which would then keep its starting posterior; add it to the order, or "
+                 "declare it \"fixed\": true (at " +
+                 entry.pointer + ")");
+      continue;
+    }
+    (initialised_.count(name) ? started : others).push_back(entry.variable);
+  }
+  if (!order_given && !started.empty() && !others.empty()) {
+    options.order = others;
+    options.order.insert(options.order.end(), started.begin(), started.end());
+  }
+}
+
+void Loader::SetRandomInitial(const std::string& name, const VariableEntry& entry, const Json& q,
+                              const std::string& p) {
+  CheckKeys(q, p, {"random"});
+  const Json& random = q["random"];
+  RequireObject(random, p + "/random", "an object {\"seed\": S}");
+  CheckKeys(random, p + "/random", {"seed"});
+  const auto seed = random.contains("seed")
+                        ? Integer<uint64_t>(random["seed"], p + "/random/seed", "an integer >= 0")
+                        : uint64_t{0};
+  if (entry.matrix_dirichlet ||
+      (entry.family != Family::kCategorical && entry.family != Family::kGaussian &&
+       entry.family != Family::kMvGaussian))
+    Fail(p + "/random", "expected a Categorical, Gaussian or MvGaussian variable, found " +
+                            Describe(name, entry) + " (give its starting posterior instead)");
+  model_.graph.SetRandomPosterior(entry.variable, seed);
 }
 
 std::vector<Matrix> Loader::PerElement(const Json& value, const std::string& pointer, size_t size,
@@ -211,6 +262,11 @@ void Loader::ReadInitial(const Json& value, const std::string& pointer) {
     const VariableEntry& entry = e->second;
     if (entry.observed) Fail(p, "'" + it.key() + "' is observed: it has no posterior to start");
     const Json& q = it.value();
+    initialised_[it.key()] = p;
+    if (q.is_object() && q.contains("random")) {
+      SetRandomInitial(it.key(), entry, q, p);
+      continue;
+    }
     if (!q.is_array() || entry.shape.empty() || entry.matrix_dirichlet) {
       SetInitial(it.key(), entry, q, p, entry.variable);
       continue;

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "io/input_file.h"
 #include "vfe/core/format.h"
 #include "vfe/io/model_json.h"
 
@@ -79,10 +80,14 @@ Model Loader::Load(const std::string& text) {
     throw ModelError(LocateGraphError(e.what()));
   }
   if (doc.contains("inference")) ReadInference(doc["inference"], "/inference");
+  SettleOrder(doc.contains("inference") && doc["inference"].contains("order"));
   model_.shapes.resize(model_.graph.num_variables());
   for (const std::string& name : names_) {
     const VariableEntry& entry = entries_.at(name);
-    if (!entry.variable.valid()) continue;  // only supplies matrices
+    if (!entry.variable.valid()) {  // only supplies matrices
+      ++model_.constant_variables;
+      continue;
+    }
     model_.variables.push_back(entry.variable);
     model_.shapes[entry.variable.id()] = entry.shape;
   }
@@ -130,17 +135,26 @@ std::string Loader::LocateGraphError(const std::string& message) const {
 
 std::string Loader::Located(PlateId plate, const std::string& message) const {
   const PlateSource& source = plate_sources_[plate];
+  // A slot's family or dimension ("'mean' expects dimension 3 ...") is at the argument.
+  std::string pointer = source.pointer;
+  if (const NodeType* type = FindNodeType(model_.graph.node(plate).type()))
+    for (const Parameter& p : type->parameters)
+      if (message.find(": '" + p.name + "' expects") != std::string::npos ||
+          message.find(": '" + p.name + "[") != std::string::npos) {
+        pointer += "/" + p.name;
+        break;
+      }
   // An unnamed factor is its pointer: "factor #4 (Gaussian): ..." reads "/factors/2
   // (Gaussian): ...".
   const std::string label = "factor #" + std::to_string(plate) + " ";
   if (source.name.empty() && message.rfind(label, 0) == 0)
-    return source.pointer + " " + message.substr(label.size());
-  return source.pointer + ": " + message;
+    return pointer + " " + message.substr(label.size());
+  return pointer + ": " + message;
 }
 
 void Loader::AddVariable(const Json& spec, const std::string& pointer) {
   RequireObject(spec, pointer, "a variable object");
-  CheckKeys(spec, pointer, {"name", "family", "shape", "dim", "observed"});
+  CheckKeys(spec, pointer, {"name", "family", "shape", "dim", "observed", "fixed"});
   const Json& name_json = Required(spec, "name", pointer);
   if (!name_json.is_string())
     Fail(pointer + "/name", "expected a string, found " + Found(name_json));
@@ -155,6 +169,12 @@ void Loader::AddVariable(const Json& spec, const std::string& pointer) {
          "the name '" + name + "' is already declared at " + entries_[name].pointer);
   VariableEntry entry;
   entry.pointer = pointer;
+  if (spec.contains("fixed")) {
+    entry.fixed = Bool(spec["fixed"], pointer + "/fixed");
+    if (entry.fixed && spec.contains("observed"))
+      Fail(pointer + "/fixed",
+           "expected a hidden variable: an observed variable is never updated anyway");
+  }
   // The family first: what "shape" and "dim" may be depends on it.
   std::optional<Family> family;
   if (spec.contains("family") && spec["family"] == kMatrixDirichlet) {
@@ -545,14 +565,11 @@ Model ParseModel(const std::string& text, const std::string& base_directory) {
 }
 
 Model LoadModel(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelError("cannot read the model file '" + path + "'");
-  std::ostringstream text;
-  text << in.rdbuf();
+  const std::string text = ReadInputFile(path, "model file");
   if (path.size() >= 3 && path.compare(path.size() - 3, 3, ".fg") == 0)
-    return ParseLibDaiFactorGraph(text.str(), path);
+    return ParseLibDaiFactorGraph(text, path);
   const size_t slash = path.find_last_of('/');
-  return ParseModel(text.str(), slash == std::string::npos ? "." : path.substr(0, slash));
+  return ParseModel(text, slash == std::string::npos ? "." : path.substr(0, slash));
 }
 
 }  // namespace vfe

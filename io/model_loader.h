@@ -92,6 +92,11 @@ class Loader : public JsonReader {
   };
   /// Reads the factor entry at `pointer` and adds its plates.
   void AddFactor(const Json& spec, const std::string& pointer);
+  /// A range [begin, end] of loop `name` at `pointer` (begin <= end).
+  LoopRange ReadRange(const std::string& name, const Json& range, const std::string& pointer) const;
+  /// A gated factor's component loop, "components": {"k": [0, K]}.
+  LoopRange ReadComponents(const Json& spec, const std::string& pointer,
+                           const std::vector<LoopRange>& loops) const;
   /// The loops of a factor's "for", outermost first.
   std::vector<LoopRange> ReadLoops(const Json& spec, const std::string& pointer) const;
   FactorArgument ReadArgument(const Parameter& parameter, const Json& value,
@@ -103,6 +108,8 @@ class Loader : public JsonReader {
   /// Observed data for a parameter that takes rows per factor ("X[n]") or one matrix ("X").
   void ReadData(FactorArgument& argument, const std::string& text,
                 const std::vector<LoopRange>& loops, size_t count);
+  /// The observed integer arrays a reference at `pointer` may index by ("p[coin[n]]").
+  DataLookup IndexData(const std::string& pointer, const std::string& text);
   /// The value of `argument` for the plate of factors [first, last).
   ParameterValue PlateValue(const FactorArgument& argument, size_t first, size_t last, long step);
   /// "log_tables": one table per factor of the loop, in loop order: an array of `count`
@@ -130,10 +137,19 @@ class Loader : public JsonReader {
   /// (ClusterSolver::kSequential) become the JSON ones ("solver": "sequential").
   static std::string SolverInJsonTerms(std::string message);
   void ReadInference(const Json& value, const std::string& pointer);
+  /// The fixed variables into SchedulerOptions::fixed; a given order must list every other
+  /// hidden variable (whole); without one, the variables given a starting posterior in
+  /// "initial" are updated after the others (each group in declaration order), so that the
+  /// starting values are read before they are overwritten.
+  void SettleOrder(bool order_given);
   /// One value per element: a number for all, an array with one entry per element, or CSV.
   std::vector<Matrix> PerElement(const Json& value, const std::string& pointer, size_t size,
                                  int rows, int cols, const std::string& what);
   void ReadInitial(const Json& value, const std::string& pointer);
+  /// {"random": {"seed": S}}: FactorGraph::SetRandomPosterior (Categorical, Gaussian and
+  /// MvGaussian variables).
+  void SetRandomInitial(const std::string& name, const VariableEntry& entry, const Json& q,
+                        const std::string& p);
   /// Sets the starting posterior of `target` (the whole of `entry`'s variable, or one of its
   /// elements) from the distribution object `q` at pointer `p`.
   void SetInitial(const std::string& name, const VariableEntry& entry, const Json& q,
@@ -158,6 +174,7 @@ class Loader : public JsonReader {
   };
   std::vector<PlateSource> plate_sources_;
   std::map<std::string, std::string> cluster_pointers_;  // clustered variable -> /factorisation/i
+  std::map<std::string, std::string> initialised_;       // variable -> its "initial" pointer
 };
 
 }  // namespace vfe

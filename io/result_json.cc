@@ -1,7 +1,10 @@
 // The result of a run as a "vfe-result/1" document.
 
+#include <algorithm>
+
 #include "io/json_writer.h"
 #include "io/model_document.h"
+#include "vfe/core/format.h"
 #include "vfe/io/model_json.h"
 
 namespace vfe {
@@ -75,8 +78,16 @@ Json MatrixDirichletJson(const FactorGraph& graph, const Variable& matrix) {
 
 }  // namespace
 
-std::string ResultJson(const Model& model, const Result& result, int indent) {
+std::string ResultJson(const Model& model, const Result& result, const ResultJsonOptions& options) {
   const FactorGraph& graph = model.graph;
+  std::vector<std::string> hidden_names;
+  for (const Variable& v : graph.HiddenVariables())
+    hidden_names.push_back(graph.variable_name(v.id()));
+  for (const std::string& name : options.posteriors)
+    if (std::find(hidden_names.begin(), hidden_names.end(), name) == hidden_names.end())
+      throw ModelError("posteriors: '" + name + "' is not a hidden variable of the model" +
+                       DidYouMean(name, hidden_names) + "; expected one of " +
+                       JoinQuoted(hidden_names));
   std::vector<bool> is_matrix(graph.num_variables(), false);
   if (model.document)
     for (const VariableEntry& entry : model.document->variables)
@@ -88,10 +99,16 @@ std::string ResultJson(const Model& model, const Result& result, int indent) {
   out["message"] = result.message;
   out["iterations"] = result.iterations;
   out["initial_free_energy"] = result.initial_free_energy;
-  out["free_energy"] = result.free_energy;
+  out["final_free_energy"] = -result.evidence_lower_bound();
+  if (options.trace) out["free_energy"] = result.free_energy;
   out["evidence_lower_bound"] = result.evidence_lower_bound();
+  out["warnings"] = result.warnings;
   Json posteriors = Json::object();
   for (const Variable& v : graph.HiddenVariables()) {
+    if (!options.posteriors.empty() &&
+        std::find(options.posteriors.begin(), options.posteriors.end(),
+                  graph.variable_name(v.id())) == options.posteriors.end())
+      continue;
     const std::vector<size_t>& shape = model.shapes[v.id()];
     if (is_matrix[v.id()]) {
       posteriors[graph.variable_name(v.id())] = MatrixDirichletJson(graph, v);
@@ -116,7 +133,7 @@ std::string ResultJson(const Model& model, const Result& result, int indent) {
   }
   out["posteriors"] = posteriors;
   out["timing_ms"] = {{"build", model.build_ms}, {"inference", result.inference_ms}};
-  return out.dump(indent);
+  return out.dump(options.indent);
 }
 
 }  // namespace vfe

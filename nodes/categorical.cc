@@ -31,7 +31,7 @@ class CategoricalNode final : public Node {
   }
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
     RequireDeclaredFamilies(CategoricalNodeType(), slots, where);
-    RequireDim(slots[kP], slots[kOut].dim, where);
+    RequireDim(slots[kP], slots[kOut].dim, where, DimensionOf(slots[kOut]));
     dim_ = slots[kOut].dim;
     p_constant_ = slots[kP].observed;
     p_shared_ = slots[kP].shared;

@@ -168,7 +168,8 @@ class DeltaNode final : public Node {
                   : f_.offset.size() ? static_cast<int>(f_.offset.size())
                                      : in_dim_;
     scalar_precision_ = slots[kPrecision].family == Family::kGamma;
-    if (!scalar_precision_) RequireDim(slots[kPrecision], out_dim_, where);
+    if (!scalar_precision_)
+      RequireDim(slots[kPrecision], out_dim_, where, DimensionOf(slots[kOut]));
     // Sigma-point weights (Särkkä 2013, eq. 5.75).
     const double d = in_dim_;
     const double kappa = options_.kappa ? *options_.kappa : std::max(0.0, 3.0 - d);

@@ -55,18 +55,24 @@ class GaussianMixtureNode final : public Node {
     if (dim_ > kMaxDim)
       throw GraphError(where + ": components of dimension at most " + std::to_string(kMaxDim) +
                        " are supported, got " + std::to_string(dim_));
-    RequireDim(slots[kSwitch], k_, where);
+    RequireDim(slots[kSwitch], k_, where, "one outcome per component");
     shared_components_ = true;
     for (int k = 0; k < k_; ++k) {
       shared_components_ = shared_components_ && slots[Mean(k)].shared && slots[Precision(k)].shared;
       RequireFamily(slots[Mean(k)], {scalar ? Family::kGaussian : Family::kMvGaussian}, where);
-      RequireDim(slots[Mean(k)], dim_, where);
+      RequireDim(slots[Mean(k)], dim_, where, DimensionOf(slots[kOut]));
       RequireFamily(slots[Precision(k)], {scalar ? Family::kGamma : Family::kWishart}, where);
-      RequireDim(slots[Precision(k)], dim_, where);
+      RequireDim(slots[Precision(k)], dim_, where, DimensionOf(slots[kOut]));
     }
   }
 
   bool TracksChanges(int slot) const override { return slot == kOut || slot == kSwitch; }
+
+  std::vector<std::vector<int>> ComponentSlots() const override {
+    std::vector<std::vector<int>> components;
+    for (int k = 0; k < k_; ++k) components.push_back({Mean(k), Precision(k)});
+    return components;
+  }
 
   void Prepare(const SlotView*, size_t num_factors) override {
     per_component_ = 1 + dim_ + dim_ * dim_;

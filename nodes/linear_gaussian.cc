@@ -61,7 +61,7 @@ class LinearGaussianNode final : public Node {
             const std::string& where) override {
     if (kind_ == Matrices::kIdentity) {
       RequireDeclaredFamilies(declaration(), slots, where);
-      RequireDim(slots[kIn], slots[kOut].dim, where);
+      RequireDim(slots[kIn], slots[kOut].dim, where, DimensionOf(slots[kOut]));
       out_dim_ = in_dim_ = slots[kOut].dim;
       matrices_.assign(static_cast<size_t>(out_dim_) * out_dim_, 0.0);
       MatrixMap(matrices_.data(), out_dim_, out_dim_).setIdentity();
@@ -82,7 +82,8 @@ class LinearGaussianNode final : public Node {
                        std::to_string(slots[kIn].dim));
     scalar_precision_ = slots[kPrecision].family == Family::kGamma;
     precision_shared_ = slots[kPrecision].shared;
-    if (!scalar_precision_) RequireDim(slots[kPrecision], out_dim_, where);
+    if (!scalar_precision_)
+      RequireDim(slots[kPrecision], out_dim_, where, DimensionOf(slots[kOut]));
     cache_ = Cache::kNone;
     if (ObservedVaryingSlot(slots) == kOut)
       cache_ = scalar_precision_ ? Cache::kScalarPrecision

@@ -38,7 +38,8 @@ class MatrixDirichletNode final : public Node {
     columns_.clear();
     log_partitions_.clear();
     for (size_t k = 0; k < slots.size(); ++k) {
-      RequireDim(slots[k], static_cast<int>(alpha_.rows()), where);
+      RequireDim(slots[k], static_cast<int>(alpha_.rows()), where,
+                 "alpha has " + std::to_string(alpha_.rows()) + " rows");
       try {
         columns_.emplace_back(alpha_.col(static_cast<Eigen::Index>(k)));
       } catch (const ModelError& e) {

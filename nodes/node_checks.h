@@ -35,11 +35,20 @@ inline void RequireDeclaredFamilies(const NodeType& type, const std::vector<Slot
   }
 }
 
-/// Throws GraphError unless `slot` has event dimension `dim`.
-inline void RequireDim(const SlotInfo& slot, int dim, const std::string& where) {
+/// "'out' is variable 'w', MvGaussian of dimension 3": where a dimension comes from.
+inline std::string DimensionOf(const SlotInfo& slot) {
+  return "'" + slot.name + "' is " + slot.variable + ", " + FamilyName(slot.family) +
+         " of dimension " + std::to_string(slot.dim);
+}
+
+/// Throws GraphError unless `slot` has event dimension `dim`; `source` says where `dim`
+/// comes from (DimensionOf the slot it must match, "the matrix has 3 rows").
+inline void RequireDim(const SlotInfo& slot, int dim, const std::string& where,
+                       const std::string& source = "") {
   if (slot.dim != dim)
     throw GraphError(where + ": '" + slot.name + "' expects dimension " + std::to_string(dim) +
-                     ", got " + slot.variable + " of dimension " + std::to_string(slot.dim));
+                     (source.empty() ? "" : " (" + source + ")") + ", got " + slot.variable +
+                     " of dimension " + std::to_string(slot.dim));
 }
 
 /// The one slot whose elements vary over the plate while every other slot is shared, if

@@ -43,7 +43,7 @@ class PriorNode final : public Node {
     } catch (const ModelError& e) {
       throw ModelError(where + ": " + e.what());
     }
-    if (HasDimension(family_)) RequireDim(slots[0], dim, where);
+    if (HasDimension(family_)) RequireDim(slots[0], dim, where, "the dimension of its parameters");
   }
 
   void AccumulateMessage(int, size_t begin, size_t end, const SlotView*, double* eta,

@@ -43,7 +43,8 @@ class LearnedTransitionNode final : public Node {
                        " columns, but 'in' is " + slots[kIn].variable + " with " +
                        std::to_string(slots[kIn].dim) + " categories");
     for (int k = 0; k < columns_; ++k) {
-      RequireDim(slots[kColumn0 + k], rows_, where);
+      RequireDim(slots[kColumn0 + k], rows_, where,
+                 "the matrix has " + std::to_string(rows_) + " rows, one per outcome of 'out'");
     }
     columns_shared_ = true;
     for (int k = 0; k < columns_; ++k) columns_shared_ &= slots[kColumn0 + k].shared;

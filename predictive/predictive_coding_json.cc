@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "io/input_file.h"
 #include "io/json_reader.h"
 #include "io/json_writer.h"
 #include "vfe/core/format.h"
@@ -179,11 +180,7 @@ PredictiveCodingFile ParsePredictiveCodingJson(const std::string& text, const st
 }
 
 PredictiveCodingFile LoadPredictiveCodingFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ModelError(path + ": cannot open the file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return ParsePredictiveCodingJson(buffer.str(), path);
+  return ParsePredictiveCodingJson(ReadInputFile(path, "network file"), path);
 }
 
 void RunPredictiveCodingFile(const PredictiveCodingFile& file, std::ostream& out) {

@@ -321,7 +321,8 @@ AsyncScheduler::~AsyncScheduler() = default;
 int AsyncScheduler::threads() const { return arena_->arena.max_concurrency(); }
 
 Result AsyncScheduler::Run(FactorGraph& graph) const {
-  const std::vector<Variable> order = SweepOrder(graph, options_);
+  std::vector<std::string> warnings;
+  const std::vector<Variable> order = SweepOrder(graph, options_, warnings);
   // The plan's building counts in the time of the run.
   const auto start = std::chrono::steady_clock::now();
   Plan plan(graph, order);
@@ -381,10 +382,12 @@ Result AsyncScheduler::Run(FactorGraph& graph) const {
                                          FormatNumber(async_.threshold) + ")");
       return StepOutcome::Done();
     };
-    const LoopRules rules(options_.max_iterations, options_.tolerance, options_.callback,
-                          kRoundWords);
+    LoopRules rules(options_.max_iterations, options_.tolerance, options_.callback, kRoundWords);
+    rules.warnings = std::move(warnings);
+    rules.mean_field = EveryUpdateLowersF(graph);
     result = RunLoop(rules, start, round, free_energy);
   });
+  AddCollapseWarnings(graph, result);
   // The time of the run includes taking the flow graph down.
   result.inference_ms = ElapsedMs(start);
   return result;

@@ -728,6 +728,8 @@ Result BeliefPropagation::Run(FactorGraph& graph) const {
   LoopRules rules(options_.max_iterations, options_.free_energy_tolerance, options_.callback,
                   kSweepWords);
   rules.name_relative_change = true;
+  rules.mean_field = false;  // the Bethe free energy may rise
+  rules.warnings = graph.warnings();
   // Reserved up to a bound: a cap of 10^8 sweeps must not reserve 800 MB up front.
   rules.reserved_iterations = std::min(options_.max_iterations, 4096);
   Result result;

@@ -118,7 +118,8 @@ ParallelScheduler::~ParallelScheduler() = default;
 int ParallelScheduler::threads() const { return arena_->arena.max_concurrency(); }
 
 Result ParallelScheduler::Run(FactorGraph& graph) const {
-  const std::vector<Variable> order = SweepOrder(graph, options_);
+  std::vector<std::string> warnings;
+  const std::vector<Variable> order = SweepOrder(graph, options_, warnings);
   // How each variable of the order is updated, and the colour classes of those updated colour
   // by colour, once.
   enum class Kind { kCluster, kInBlocks, kByColour };
@@ -189,7 +190,9 @@ Result ParallelScheduler::Run(FactorGraph& graph) const {
     return graph.FreeEnergyFromBlocks(block_values);
   };
   Result result;
-  arena_->arena.execute([&] { result = RunSweeps(graph, options_, order, update, free_energy); });
+  arena_->arena.execute([&] {
+    result = RunSweeps(graph, options_, order, std::move(warnings), update, free_energy);
+  });
   return result;
 }
 

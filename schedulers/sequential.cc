@@ -34,10 +34,11 @@ SequentialScheduler::SequentialScheduler(SchedulerOptions options) : options_(st
 }
 
 Result SequentialScheduler::Run(FactorGraph& graph) const {
-  const std::vector<Variable> order = SweepOrder(graph, options_);
+  std::vector<std::string> warnings;
+  const std::vector<Variable> order = SweepOrder(graph, options_, warnings);
   Scratch scratch = graph.MakeScratch();
   return RunSweeps(
-      graph, options_, order,
+      graph, options_, order, std::move(warnings),
       [&](const Variable& v) {
         return graph.UpdateElements(v.id(), v.begin(), v.begin() + v.size(), scratch);
       },

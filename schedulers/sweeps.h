@@ -73,11 +73,29 @@ struct LoopRules {
   /// after 9 sweeps" (belief propagation, where it is one of two rules).
   bool name_relative_change = false;
   int reserved_iterations;  ///< F values reserved up front (all max_iterations by default)
+  /// Warnings the result starts with (Result::warnings).
+  std::vector<std::string> warnings;
+  /// True when every step is a mean-field coordinate update, which never raises F: a rise is
+  /// then reported as a warning (belief propagation's Bethe F may rise).
+  bool mean_field = true;
 };
 
-/// The hidden variables a sweep updates: options.order, or every hidden variable. Throws
-/// OptionsError for an order entry that is observed or not of this graph.
-std::vector<Variable> SweepOrder(const FactorGraph& graph, const SchedulerOptions& options);
+/// The hidden variables a sweep updates: options.order, or every hidden variable not in
+/// options.fixed. Throws OptionsError for an order or fixed entry that is observed or not of
+/// this graph, a fixed variable in the order, or part of a cluster. Appends to `warnings` the
+/// graph's own (FactorGraph::warnings) and one for each hidden variable, not fixed, that the
+/// order leaves out (all or some of its elements).
+std::vector<Variable> SweepOrder(const FactorGraph& graph, const SchedulerOptions& options,
+                                 std::vector<std::string>& warnings);
+
+/// True unless a node of the graph is a registered type with a parameter whose messages are
+/// not variational (Parameter::conjugate false: Delta's linearised messages). Otherwise each
+/// update minimises F over its variable (the Node contract, assumed of unregistered nodes
+/// too), and F never rises.
+bool EveryUpdateLowersF(const FactorGraph& graph);
+
+/// Adds FactorGraph::CollapsedComponents to the result's warnings, unless the run failed.
+void AddCollapseWarnings(const FactorGraph& graph, Result& result);
 
 /// Milliseconds since `start`.
 double ElapsedMs(std::chrono::steady_clock::time_point start);
@@ -99,9 +117,11 @@ Result RunLoop(const LoopRules& rules, std::chrono::steady_clock::time_point sta
 /// Runs sweeps until convergence, the cap, the callback or a numerical failure.
 /// `update(v)` updates every element of v (elements v.begin() .. v.begin() + v.size() − 1 of
 /// its variable) and returns the index of the first that failed, or v.begin() + v.size();
-/// `free_energy()` evaluates F.
+/// `free_energy()` evaluates F. The result starts with `warnings` (SweepOrder's); after the
+/// first sweep that raises F, the next evaluates F after each variable's update and names the
+/// variable whose update raised it; collapsed mixture components are added at the end.
 Result RunSweeps(const FactorGraph& graph, const SchedulerOptions& options,
-                 const std::vector<Variable>& order,
+                 const std::vector<Variable>& order, std::vector<std::string> warnings,
                  const std::function<size_t(const Variable&)>& update,
                  const std::function<double()>& free_energy);
 

@@ -14,6 +14,7 @@ namespace {
 
 const char* const kAgentUsage =
     "usage: vfe agent AGENT.json [--steps T] [--observations OBS.json] [-o TRACE.json]\n"
+    "                 [--summary]\n"
     "\n"
     "Runs the active inference agent of AGENT.json (vfe-agent/1: its generative model in\n"
     "pymdp's layout, settings and environment) and writes the trace (vfe-agent-trace/1): per\n"
@@ -22,13 +23,16 @@ const char* const kAgentUsage =
     "the action marginals and the action. Without --observations the agent acts in the file's\n"
     "environment for T steps per episode (default: the file's \"run\" block); with it, it\n"
     "replays the observations (a list of outcome lists, or {\"observations\": [...],\n"
-    "\"actions\": [...]} to also impose the actions taken).\n";
+    "\"actions\": [...]} to also impose the actions taken). --summary prints one line per step\n"
+    "instead: the observation, the most probable state of each factor and the action, named by\n"
+    "the file's optional \"labels\".\n";
 
 }  // namespace
 
 int AgentCommand(const std::vector<std::string>& args) {
   std::string path, observations_path, output;
   long steps = -1;
+  bool summary = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& {
@@ -42,10 +46,12 @@ int AgentCommand(const std::vector<std::string>& args) {
       steps = ParseInteger(a, value(), 1, 100000000, "a positive integer", kAgentUsage);
     } else if (a == "--observations") {
       observations_path = value();
+    } else if (a == "--summary") {
+      summary = true;
     } else if (a == "-o") {
       output = value();
     } else if (!a.empty() && a[0] == '-') {
-      throw UsageError{"agent: unknown option " + a, kAgentUsage};
+      throw UnknownOption("agent", a, kAgentUsage);
     } else if (!path.empty()) {
       throw UsageError{"agent: expected one agent file, found a second: " + a, kAgentUsage};
     } else {
@@ -67,7 +73,7 @@ int AgentCommand(const std::vector<std::string>& args) {
   std::ostream& out = output.empty() ? std::cout : file_out;
   vfe::agents::RunAgent(file, steps > 0 ? static_cast<int>(steps) : file.steps,
                         observations_path.empty() ? nullptr : &observations,
-                        actions.empty() ? nullptr : &actions, out);
+                        actions.empty() ? nullptr : &actions, out, summary);
   return 0;
 }
 

@@ -20,6 +20,10 @@ struct UsageError {
   const char* usage = nullptr;
 };
 
+/// An option `command` does not take: names it, the nearest option the usage text lists
+/// ("did you mean '--iterations'?"), and carries the usage.
+UsageError UnknownOption(const std::string& command, const std::string& option, const char* usage);
+
 /// A finite number given to `option`; throws UsageError otherwise.
 double ParseNumber(const std::string& option, const std::string& text, const char* usage);
 /// An integer given to `option` in [min, max]; throws UsageError naming `what` otherwise.

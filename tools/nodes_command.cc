@@ -31,7 +31,7 @@ int NodesCommand(const std::vector<std::string>& args) {
     } else if (a == "--markdown") {
       markdown = true;
     } else if (!a.empty() && a[0] == '-') {
-      throw UsageError{"nodes: unknown option " + a, kNodesUsage};
+      throw UnknownOption("nodes", a, kNodesUsage);
     } else if (!name.empty()) {
       throw UsageError{"nodes: expected one node type, found a second: " + a, kNodesUsage};
     } else {

@@ -45,7 +45,7 @@ int PredictiveCodingCommand(const std::vector<std::string>& args) {
     } else if (a == "--threads") {
       threads = ParseInteger(a, value(), 0, 100000000, "an integer >= 0", kPredictiveCodingUsage);
     } else if (!a.empty() && a[0] == '-') {
-      throw UsageError{"predictive-coding: unknown option " + a, kPredictiveCodingUsage};
+      throw UnknownOption("predictive-coding", a, kPredictiveCodingUsage);
     } else if (!path.empty()) {
       throw UsageError{"predictive-coding: expected one network file, found a second: " + a,
                        kPredictiveCodingUsage};

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +23,7 @@
 #include "tools/cli.h"
 #include "vfe/core/format.h"
 #include "vfe/io/model_json.h"
+#include "vfe/io/summary.h"
 #include "vfe/model.h"
 
 namespace vfe::cli {
@@ -49,13 +52,21 @@ const char* const kUsage =
 const char* const kRunUsage =
     "usage: vfe run MODEL.json [-o RESULT.json] [--iterations K] [--tolerance T]\n"
     "               [--scheduler sequential|parallel|async] [--threads N] [--threshold X]\n"
-    "               [--algorithm vmp|bp] [--damping D] [--monte-carlo S] [--quiet]\n"
+    "               [--algorithm vmp|bp] [--damping D] [--monte-carlo S]\n"
+    "               [--summary] [--no-trace] [--posteriors NAME,NAME...]\n"
+    "               [--quiet | --progress]\n"
     "\n"
     "Runs variational message passing on the model and writes the result (vfe-result/1:\n"
-    "convergence, the free energy per sweep, every posterior, timings) to RESULT.json, or to\n"
-    "standard output without -o. Options override the model's \"inference\" block. On a\n"
-    "terminal a progress line (sweep, F, change of F, elapsed time) is shown on standard error\n"
-    "unless --quiet is given. The parallel scheduler updates each variable's elements colour\n"
+    "convergence, the free energy per sweep, warnings, every posterior, timings) to\n"
+    "RESULT.json, or to standard output without -o. Options override the model's \"inference\"\n"
+    "block. --summary prints a table instead (per hidden variable: mean, sd and a 95% credible\n"
+    "interval; the first elements of arrays), and writes the JSON only with -o. --no-trace\n"
+    "leaves out the free energy per sweep, --posteriors keeps only the named variables'\n"
+    "posteriors. Warnings (legal but probably a mistake) are also printed on standard error.\n"
+    "On a terminal a progress line (sweep, F, change of F, elapsed time; redrawn at most ten\n"
+    "times a second) is shown on standard error unless --quiet is given; --progress prints it\n"
+    "to a pipe or file too, one line at a time. The parallel scheduler updates each variable's "
+    "elements colour\n"
     "by colour on N threads (0: every core); its results do not depend on N. The async\n"
     "scheduler updates blocks of elements on a flow graph, each again only when a neighbour's\n"
     "moments moved by more than X (default 1e-9; relative above 1 in size, absolute below),\n"
@@ -96,8 +107,7 @@ std::string SingleModelArgument(const std::vector<std::string>& args, const char
       std::cout << usage;
       return "";
     }
-    if (!a.empty() && a[0] == '-')
-      throw UsageError{std::string(command) + ": unknown option " + a, usage};
+    if (!a.empty() && a[0] == '-') throw UnknownOption(command, a, usage);
     if (!path.empty()) throw UsageError{std::string(command) + ": expected one model file", usage};
     path = a;
   }
@@ -105,7 +115,83 @@ std::string SingleModelArgument(const std::vector<std::string>& args, const char
   return path;
 }
 
+/// Redraws "sweep K  F = ...  dF = ...  T ms" on standard error at most ten times a second:
+/// in place on a terminal, one line at a time into a pipe or file.
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool terminal) : terminal_(terminal) {}
+
+  void Show(const IterationInfo& info) {
+    const auto now = std::chrono::steady_clock::now();
+    if (shown_ && now - last_ < std::chrono::milliseconds(100)) return;
+    shown_ = true;
+    last_ = now;
+    Print(info.iteration, info.free_energy, info.change, info.elapsed_ms);
+  }
+  /// The last sweep, whether or not it was shown, and the result's message.
+  void Finish(const Result& result) {
+    const size_t n = result.free_energy.size();
+    if (n > 0)
+      Print(static_cast<int>(n), result.free_energy[n - 1],
+            n > 1 ? result.free_energy[n - 1] - result.free_energy[n - 2] : NAN,
+            result.inference_ms);
+    std::fprintf(stderr, "%s%s\n", terminal_ && n > 0 ? "\n" : "", result.message.c_str());
+  }
+
+ private:
+  void Print(int sweep, double f, double change, double ms) {
+    // No change after the first sweep: F before it is not a sweep's.
+    char change_text[48] = "";
+    if (!std::isnan(change)) std::snprintf(change_text, sizeof change_text, "  dF = %.3g", change);
+    std::fprintf(stderr, "%ssweep %d  F = %.10g%s  %.1f ms%s", terminal_ ? "\r" : "", sweep, f,
+                 change_text, ms, terminal_ ? "     " : "\n");
+    std::fflush(stderr);
+  }
+
+  bool terminal_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
+
+/// "a,b,c" as {"a", "b", "c"}; empty names are refused.
+std::vector<std::string> SplitNames(const std::string& option, const std::string& text,
+                                    const char* usage) {
+  std::vector<std::string> names;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string name = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    if (name.empty())
+      throw UsageError{
+          option + ": expected variable names separated by commas, found \"" + text + "\"", usage};
+    names.push_back(name);
+    if (comma == std::string::npos) return names;
+    start = comma + 1;
+  }
+}
+
 }  // namespace
+
+UsageError UnknownOption(const std::string& command, const std::string& option, const char* usage) {
+  // The options a command takes are those its usage text lists: "-o", "--iterations", ...
+  std::vector<std::string> known;
+  const std::string text = usage;
+  for (size_t at = text.find('-'); at != std::string::npos; at = text.find('-', at + 1)) {
+    const bool starts_word =
+        at == 0 || std::string(" [|(\n").find(text[at - 1]) != std::string::npos;
+    if (!starts_word) continue;
+    size_t end = at + 1;
+    while (end < text.size() &&
+           (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '-'))
+      ++end;
+    const std::string word = text.substr(at, end - at);
+    if (word.size() > 1 && word != "--" &&
+        std::find(known.begin(), known.end(), word) == known.end())
+      known.push_back(word);
+    at = end - 1;
+  }
+  return UsageError{command + ": unknown option " + option + DidYouMean(option, known), usage};
+}
 
 double ParseNumber(const std::string& option, const std::string& text, const char* usage) {
   char* end = nullptr;
@@ -129,7 +215,8 @@ long ParseInteger(const std::string& option, const std::string& text, long min, 
 
 int RunCommand(const std::vector<std::string>& args) {
   std::string model_path, output_path;
-  bool quiet = false;
+  bool quiet = false, force_progress = false, summary = false;
+  ResultJsonOptions json_options;
   std::optional<long> iterations, threads, monte_carlo;
   std::optional<double> tolerance, threshold, damping;
   std::optional<SchedulerKind> scheduler;
@@ -147,6 +234,14 @@ int RunCommand(const std::vector<std::string>& args) {
       output_path = value();
     } else if (a == "--quiet" || a == "-q") {
       quiet = true;
+    } else if (a == "--progress") {
+      force_progress = true;
+    } else if (a == "--summary") {
+      summary = true;
+    } else if (a == "--no-trace") {
+      json_options.trace = false;
+    } else if (a == "--posteriors") {
+      json_options.posteriors = SplitNames(a, value(), kRunUsage);
     } else if (a == "--iterations") {
       iterations = ParseInteger(a, value(), 1, 100000000, "a positive integer", kRunUsage);
     } else if (a == "--tolerance") {
@@ -181,7 +276,7 @@ int RunCommand(const std::vector<std::string>& args) {
     } else if (a == "--monte-carlo") {
       monte_carlo = ParseInteger(a, value(), 2, 100000000, "a number of draws >= 2", kRunUsage);
     } else if (!a.empty() && a[0] == '-') {
-      throw UsageError{"run: unknown option " + a, kRunUsage};
+      throw UnknownOption("run", a, kRunUsage);
     } else if (model_path.empty()) {
       model_path = a;
     } else {
@@ -189,6 +284,8 @@ int RunCommand(const std::vector<std::string>& args) {
     }
   }
   if (model_path.empty()) throw UsageError{"run: missing the model file", kRunUsage};
+  if (quiet && force_progress)
+    throw UsageError{"--quiet and --progress: expected one of them, found both", kRunUsage};
   const bool belief_propagation = algorithm && *algorithm == Algorithm::kBeliefPropagation;
   if (damping && !belief_propagation)
     throw UsageError{"--damping: only belief propagation (--algorithm bp) damps its messages",
@@ -209,18 +306,40 @@ int RunCommand(const std::vector<std::string>& args) {
         "--algorithm bp: expected the scheduler sequential or parallel (flooding), "
         "found async",
         kRunUsage};
-  const bool progress = !quiet && isatty(STDERR_FILENO);
+  const bool terminal = isatty(STDERR_FILENO);
+  const bool progress = force_progress || (!quiet && terminal);
+  ProgressLine progress_line(terminal);
   if (progress) {
-    settings.options.callback = [](const IterationInfo& info) {
-      std::fprintf(stderr, "\rsweep %d  F = %.10g  dF = %.3g  %.1f ms   ", info.iteration,
-                   info.free_energy, info.change, info.elapsed_ms);
-      std::fflush(stderr);
+    settings.options.callback = [&progress_line](const IterationInfo& info) {
+      progress_line.Show(info);
       return true;
     };
   }
+  // Names given to --posteriors are checked before the run, not after it.
+  if (!json_options.posteriors.empty()) {
+    try {
+      ResultJson(model, Result{}, json_options);
+    } catch (const ModelError& e) {
+      throw UsageError{std::string("--") + e.what(), kRunUsage};
+    }
+  }
   const Result result = Infer(model);
-  if (progress) std::fprintf(stderr, "\n%s\n", result.message.c_str());
-  std::string text = ResultJson(model, result) + "\n";
+  if (progress) progress_line.Finish(result);
+  for (const std::string& warning : result.warnings)
+    std::cerr << "vfe: warning: " << warning << "\n";
+  if (summary) {
+    SummaryOptions table;
+    table.variables = json_options.posteriors;
+    std::cout << SummaryTable(model, result, table);
+  }
+  if (summary && output_path.empty()) {
+    if (result.termination == Termination::kNumericalFailure) {
+      std::cerr << "vfe: numerical failure: " << result.message << "\n";
+      return kNumericalFailure;
+    }
+    return 0;
+  }
+  std::string text = ResultJson(model, result, json_options) + "\n";
   if (monte_carlo && result.termination != Termination::kNumericalFailure) {
     const FactorGraph::MonteCarloEstimate mc =
         model.graph.MonteCarloFreeEnergy(static_cast<size_t>(*monte_carlo));
@@ -228,7 +347,7 @@ int RunCommand(const std::vector<std::string>& args) {
     document["free_energy_monte_carlo"] = {{"estimate", mc.free_energy},
                                            {"standard_error", mc.standard_error},
                                            {"samples", mc.samples}};
-    text = document.dump(2) + "\n";
+    text = document.dump(json_options.indent) + "\n";
   }
   if (output_path.empty()) {
     std::cout << text;
@@ -267,9 +386,13 @@ int CheckCommand(const std::vector<std::string>& arguments) {
   std::map<std::string, size_t> by_type;
   for (PlateId p = 0; p < g.num_plates(); ++p) by_type[g.node(p).type()] += g.plate_size(p);
   std::cout << path << ": valid model\n"
-            << "variables: " << hidden + observed << " (" << hidden << " hidden with "
-            << hidden_elements << " elements, " << observed << " observed with "
-            << observed_elements << " elements)\n"
+            << "variables: " << hidden + observed + model.constant_variables << " (" << hidden
+            << " hidden with " << hidden_elements << " elements, " << observed << " observed with "
+            << observed_elements << " elements"
+            << (model.constant_variables ? ", " + std::to_string(model.constant_variables) +
+                                               " read only as constants or indices"
+                                         : std::string())
+            << ")\n"
             << "factors: " << g.num_factors() << " in " << g.num_plates() << " plates\n";
   for (const auto& [type, count] : by_type) std::cout << "  " << type << ": " << count << "\n";
   // Colours of each hidden array: the parallel scheduler updates a colour's elements at once.
@@ -281,6 +404,7 @@ int CheckCommand(const std::vector<std::string>& arguments) {
             << model.inference.options.max_iterations << " sweeps, tolerance "
             << FormatNumber(model.inference.options.tolerance) << "\n"
             << "build: " << FormatNumber(model.build_ms) << " ms\n";
+  for (const std::string& warning : g.warnings()) std::cout << "warning: " << warning << "\n";
   return 0;
 }
 

@@ -41,6 +41,10 @@ function(run_command command out)
   if(NOT code STREQUAL "0")
     message(FATAL_ERROR "${command}: exit code ${code}\nstdout:\n${stdout}\nstderr:\n${stderr}")
   endif()
+  # The examples are clean models: a warning (legal but probably a mistake) is a failure.
+  if(stderr MATCHES "warning:")
+    message(FATAL_ERROR "${command} warned:\n${stderr}")
+  endif()
   set(${out} "${stdout}" PARENT_SCOPE)
 endfunction()
 

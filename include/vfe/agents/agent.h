@@ -254,8 +254,20 @@ class Environment {
 };
 
 /// An agent file (`"format": "vfe-agent/1"`, see docs/agent-format.md).
+/// Names for an agent's indices (the agent file's optional "labels"), used by the summary of
+/// a run: modality and factor names, and the names of each modality's outcomes, each factor's
+/// states and each control factor's actions. Empty lists mean numbers ("o0 = 2").
+struct AgentLabels {
+  std::vector<std::string> modalities;
+  std::vector<std::vector<std::string>> observations;  ///< by modality: its outcomes
+  std::vector<std::string> factors;
+  std::vector<std::vector<std::string>> states;    ///< by factor: its states
+  std::vector<std::vector<std::string>> controls;  ///< by factor: its actions
+};
+
 struct AgentFile {
   GenerativeModel model;
+  AgentLabels labels;
   AgentSettings settings;
   bool has_environment = false;
   std::vector<Tensor> env_A, env_B;  ///< default: the model's A and B
@@ -275,8 +287,15 @@ AgentFile ParseAgentJson(const std::string& text, const std::string& where);
 /// "vfe-agent-trace/1"`). With `observations` (one list per step, each with one outcome per
 /// modality) the agent replays them, taking `actions` when given (one per step, else its own);
 /// otherwise it acts for `steps` steps in each episode against the environment.
+///
+/// With `summary`, it writes instead one line per step (AgentSummaryLine) and no JSON.
 void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<int>>* observations,
-              const std::vector<std::vector<int>>* actions, std::ostream& out);
+              const std::vector<std::vector<int>>* actions, std::ostream& out,
+              bool summary = false);
+/// One step in words, by the file's labels: "episode 0 step 2: observed location = left,
+/// reward = win | most probable: location = left (1.00), context = left (0.97) | action:
+/// location = left".
+std::string AgentSummaryLine(const AgentLabels& labels, int episode, int t, const StepResult& step);
 /// Reads a replay file: a list of observations, or {"observations": [...], "actions": [...]}.
 void LoadObservations(const std::string& path, std::vector<std::vector<int>>& observations,
                       std::vector<std::vector<int>>& actions);

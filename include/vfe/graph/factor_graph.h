@@ -69,7 +69,7 @@ class Argument {
 /// or a constant (a number, a vector, a matrix, a name, or rows of data per factor).
 class ParameterValue {
  public:
-  enum class VariableKind { kNone, kOne, kList };
+  enum class VariableKind { kNone, kOne, kList, kGather };
   ParameterValue(const Variable& variable);          // NOLINT: implicit by design
   ParameterValue(std::vector<Variable> variables);   // NOLINT
   ParameterValue(double value);                      // NOLINT
@@ -82,15 +82,24 @@ class ParameterValue {
   ParameterValue(ConstantValue constant);            // NOLINT
   /// One row of data per factor (Parameter::rows_per_factor): row n is factor n's.
   static ParameterValue Rows(const Matrix& rows);
+  /// Indexing by data: factor n reads element elements[n] of `array` (grouped data: the
+  /// parameter of each observation's group, "p[group[n]]" in JSON). The factors are then as
+  /// many as `elements`; messages to element k sum over the factors that chose k. AddFactor
+  /// splits the factors into plates in which the gathered element is constant or steps by one
+  /// (sorted groups give one plate per group).
+  static ParameterValue Gather(const Variable& array, std::vector<size_t> elements);
 
   bool is_variable() const { return variable_kind_ != VariableKind::kNone; }
   VariableKind variable_kind() const { return variable_kind_; }
   const std::vector<Variable>& variables() const { return variables_; }
+  /// The elements of a gather (kGather), one per factor.
+  const std::vector<size_t>& gathered() const { return gathered_; }
   const ConstantValue& constant() const { return constant_; }
 
  private:
   VariableKind variable_kind_ = VariableKind::kNone;
   std::vector<Variable> variables_;
+  std::vector<size_t> gathered_;
   ConstantValue constant_;
 };
 
@@ -223,9 +232,26 @@ class FactorGraph {
   /// values of constants), the type's factory builds the node and the arguments become its
   /// slots; one factor per element of the longest element argument, as above. Throws
   /// GraphError for an unknown type, ParameterError naming the parameter for a bad argument
-  /// (an unknown or missing name, a wrong family, an invalid constant).
+  /// (an unknown or missing name, a wrong family, an invalid constant). With a gathered
+  /// argument (ParameterValue::Gather) the factors go to several plates, added all or none;
+  /// the first one's id is returned and the others follow it.
   PlateId AddFactor(const std::string& type, const std::vector<NamedArgument>& arguments,
                     const std::string& name = "");
+  /// A gated factor (Minka & Winn, "Gates", 2008): a mixture of K factors of the registered
+  /// type `type`, components[k] the arguments of component k, chosen by the Categorical
+  /// variable `gate` (K outcomes; one element per factor or shared):
+  ///   p(out | gate = k, θ_k) = f(out; θ_k)
+  /// Every component must have the same "out"; arguments that components share (the same
+  /// variable) are one slot. Under mean field the selector receives −U_k from component k and
+  /// a component's slots its messages weighted by E[gate = k]. Mixtures of Bernoullis,
+  /// Categoricals, Poissons or linear regressions (mixtures of experts) need no node of their
+  /// own. For example, a mixture of K Bernoullis:
+  ///   graph.AddGatedFactor("Bernoulli", z, {{{"out", x}, {"p", theta[0]}},
+  ///                                         {{"out", x}, {"p", theta[1]}}});
+  /// Throws as AddFactor does, and ParameterError when the components' "out" differ.
+  PlateId AddGatedFactor(const std::string& type, const Variable& gate,
+                         const std::vector<std::vector<NamedArgument>>& components,
+                         const std::string& name = "");
   /// out ~ N(mean, 1/precision): scalar Gaussian; precision a Gamma variable or a constant.
   PlateId AddGaussian(Argument out, Argument mean, Argument precision,
                       const std::string& name = "");
@@ -333,6 +359,24 @@ class FactorGraph {
   /// GraphError when called a second time.
   void Finalize();
   bool finalized() const;
+  /// What Finalize found legal but probably a mistake, each naming its variable: a hidden
+  /// variable some of whose elements no factor has as its "out" (nor joins undirected), so
+  /// that nothing acts as its prior and it has the implicit flat prior of its family (improper
+  /// for Gaussian, MvGaussian, Gamma and Wishart variables; uniform for the others). The
+  /// schedulers copy them into Result::warnings.
+  const std::vector<std::string>& warnings() const;
+  /// Mixture components that have collapsed: for each plate of a mixture node
+  /// (Node::ComponentSlots: GaussianMixture, gated factors) and each pair of components whose
+  /// posteriors are identical in every one of their own slots (natural parameters equal to
+  /// 1e-9 relative), a warning naming the plate, the components and their elements. The
+  /// schedulers add them to Result::warnings at the end of a run.
+  std::vector<std::string> CollapsedComponents() const;
+  /// A random starting posterior for every element of `v`, the same for a given seed:
+  /// Categorical elements get responsibilities drawn from Dirichlet(1, ..., 1); Gaussian and
+  /// MvGaussian elements keep their spread and move their mean to a draw from their current
+  /// posterior (after Finalize: the prior's). Breaks the symmetry of a mixture whose
+  /// components start alike. Throws GraphError as SetPosterior does, and for other families.
+  void SetRandomPosterior(const Variable& v, uint64_t seed);
 
   // ---- Queries --------------------------------------------------------------------------
 
@@ -528,6 +572,14 @@ class FactorGraph {
  private:
   struct Impl;
   int CheckedDim(const Variable& element, Family family) const;
+  /// AddFactor with a gathered argument: one AddFactor per run of factors.
+  PlateId AddGathered(const std::string& type, const std::vector<NamedArgument>& arguments,
+                      const std::string& name);
+  /// The node of registered type `type` from named arguments, checked as AddFactor does
+  /// (errors start with `where`), and its slots' arguments in `slots`.
+  std::unique_ptr<Node> BuildNode(const std::string& type,
+                                  const std::vector<NamedArgument>& arguments,
+                                  const std::string& where, std::vector<Argument>& slots) const;
   const double* PosteriorNatural(const Variable& element) const;
   void SetPosteriorNatural(const Variable& v, Family family, int dim, const double* eta);
   std::unique_ptr<Impl> impl_;

@@ -53,6 +53,10 @@ struct Model {
   InferenceSettings inference;
   /// The variables the model declares, in order (hidden and observed).
   std::vector<Variable> variables;
+  /// Declared observed variables the graph does not hold: data read only as constants (a
+  /// LinearGaussian's "matrix") or as indices ("theta[school[n]]"). They are not in
+  /// `variables`.
+  size_t constant_variables = 0;
   /// Shapes of the declared variables, by id ({} for a single element).
   std::vector<std::vector<size_t>> shapes;
   double build_ms = 0.0;  ///< parsing, validation and Finalize
@@ -80,10 +84,24 @@ Model ParseLibDaiFactorGraph(const std::string& text, const std::string& source)
 /// OptionsError for settings no scheduler takes (belief propagation on the async scheduler).
 Result Infer(Model& model);
 
-/// The result of a run as "vfe-result/1" JSON: convergence, the free-energy trace, every hidden
-/// variable's posterior (arrays as arrays; a MatrixDirichlet variable as one K x L "alpha") and
-/// the timings.
-std::string ResultJson(const Model& model, const Result& result, int indent = 2);
+/// What a result document holds beyond its outcome, final F and warnings.
+struct ResultJsonOptions {
+  bool trace = true;  ///< "free_energy": F after every sweep (false: left out)
+  /// The variables whose posteriors are written, by name; empty: every hidden variable.
+  std::vector<std::string> posteriors;
+  int indent = 2;
+};
+
+/// The result of a run as "vfe-result/1" JSON: convergence, the final F and the free-energy
+/// trace, the warnings, every hidden variable's posterior (arrays as arrays; a
+/// MatrixDirichlet variable as one K x L "alpha") and the timings. Throws ModelError for a
+/// name in options.posteriors that is not a hidden variable of the model.
+std::string ResultJson(const Model& model, const Result& result, const ResultJsonOptions& options);
+inline std::string ResultJson(const Model& model, const Result& result, int indent = 2) {
+  ResultJsonOptions options;
+  options.indent = indent;
+  return ResultJson(model, result, options);
+}
 
 /// The model as a normalised "vfe-model/1" document: the one it was read from, with every CSV
 /// file inlined (observed values, per-factor log-tables, starting posteriors), every observed

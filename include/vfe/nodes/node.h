@@ -78,6 +78,11 @@ class Node {
   /// Slot 0 of a directed node by default; every slot of a joint prior with constant
   /// parameters (MatrixDirichlet, the columns of one matrix).
   virtual bool IsOutput(int slot) const { return slot == 0 && IsDirected(); }
+  /// For a mixture: each component's own slots, aligned (entry i of every component is the
+  /// same argument of its component: a mean, a precision). Components whose posteriors are
+  /// identical in every such slot after a run have collapsed into one
+  /// (FactorGraph::CollapsedComponents). Empty for other nodes.
+  virtual std::vector<std::vector<int>> ComponentSlots() const { return {}; }
   /// Called once the moments of observed variables are in place: a node may cache sufficient
   /// statistics of observed data here.
   virtual void Prepare(const SlotView* /*q*/, size_t /*num_factors*/) {}

@@ -30,6 +30,11 @@ struct SchedulerOptions {
   /// Variables updated in each sweep, in this order (every element of an array, in index
   /// order). Empty: every hidden variable in order of declaration.
   std::vector<Variable> order;
+  /// Hidden variables kept at their starting posteriors on purpose: never updated, and left
+  /// out of the default order without a warning. An order that leaves out a hidden variable
+  /// (or some of its elements) not listed here runs, with a warning that names it; an order
+  /// that lists a fixed variable is refused.
+  std::vector<Variable> fixed;
   IterationCallback callback;  ///< optional
   /// Throws OptionsError naming the field, its value and the constraint.
   void Validate() const;
@@ -54,6 +59,11 @@ struct Result {
   /// conjugate nodes this should never happen, and it is reported rather than hidden.
   int free_energy_increases = 0;
   double inference_ms = 0.0;
+  /// What is legal but probably a mistake, each naming its variable: the graph's own
+  /// (FactorGraph::warnings: a hidden variable with no prior), an order that leaves out a
+  /// hidden variable not declared fixed, F rising under a mean-field schedule (with the sweep,
+  /// and the variable whose update raised it), collapsed mixture components at the end.
+  std::vector<std::string> warnings;
   bool converged() const { return termination == Termination::kConverged; }
   /// −F at the end: a lower bound on log p(y).
   double evidence_lower_bound() const {
