@@ -72,7 +72,8 @@ void FactorGraph::Impl::FindColourRuns() {
   };
   for (uint32_t v : hidden_ids) {
     const VariableInfo& info = variables[v];
-    if (info.size < 2 || updates_in_blocks[v] || cluster_of[v] >= 0) continue;
+    if (info.size < 2 || updates_in_blocks[v] || cluster_of[v] >= 0 || steps_on_free_energy[v])
+      continue;
     const size_t h0 = info.hidden_ordinal;
     for (const std::vector<size_t>& members : ColourClassesOf(v, 0, info.size)) {
       // Greedy: a run grows while the next member is one step on and connected alike.

@@ -170,6 +170,11 @@ struct FactorGraph::Impl {
   std::vector<uint32_t> hidden_ids;  ///< hidden variables in declaration order
   /// By variable: its elements can be updated in blocks (see FactorGraph::UpdateElements).
   std::vector<char> updates_in_blocks;
+  /// By variable: a node sends it natural-gradient messages (Node::StepsOnFreeEnergy), so
+  /// its updates are steps that backtrack on F (StepOnFreeEnergy), one element at a time.
+  std::vector<char> steps_on_free_energy;
+  /// By variable: a message to it depends on its own posterior (Node::MessageReadsOwnSlot).
+  std::vector<char> reads_itself;
   /// By hidden ordinal: the element's colour among the elements of its variable (elements
   /// that share a factor never share a colour); by variable: the number of colours.
   std::vector<uint32_t> element_colour;
@@ -343,6 +348,15 @@ struct FactorGraph::Impl {
   /// improper, in which case nothing changes.
   bool SetFromMessages(uint32_t v, size_t index, bool out_only, Scratch& scratch,
                        const BlockRunner* runner = nullptr);
+  /// Moves element `index` of `v` from its posterior towards the natural parameters `target`
+  /// (the sum of its messages): η ← (1 − ρ)η + ρ·target with ρ = 1, halved until the proper
+  /// posterior it gives does not raise the element's share of F (LocalFreeEnergy), at most
+  /// kMaxHalvings times; the element stays as it was when no step qualifies. Returns true.
+  bool StepOnFreeEnergy(uint32_t v, size_t index, const double* target, Scratch& scratch);
+  /// The terms of F that depend on element `index` of `v`: the average energies of the
+  /// factors it joins (shared elements: times their plate's weight) minus its entropy.
+  double LocalFreeEnergy(uint32_t v, size_t index, Scratch& scratch);
+  static constexpr int kMaxHalvings = 30;
   size_t max_partial = 0;  ///< the largest (blocks × statistic size) of one message sum
   /// Updates elements first, first + step, … (`count` of them) of variable `v`, elements that
   /// no factor joins to one another and that are connected alike, the factors of each

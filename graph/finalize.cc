@@ -268,9 +268,17 @@ void FactorGraph::Impl::FindBlockUpdates() {
   // a plate that binds the variable in one slot only, one factor per element (factor
   // first + i for element i): then no factor joins two of its elements.
   updates_in_blocks.assign(variables.size(), 0);
+  steps_on_free_energy.assign(variables.size(), 0);
+  reads_itself.assign(variables.size(), 0);
   for (uint32_t v : hidden_ids) {
     const VariableInfo& info = variables[v];
-    if (info.size < 2) continue;
+    for (size_t h = info.hidden_ordinal; h < info.hidden_ordinal + info.size; ++h)
+      for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
+        const int slot = static_cast<int>(adjacency[k].slot);
+        if (adjacency[k].node->StepsOnFreeEnergy(slot)) steps_on_free_energy[v] = 1;
+        if (adjacency[k].node->MessageReadsOwnSlot(slot)) reads_itself[v] = 1;
+      }
+    if (info.size < 2 || steps_on_free_energy[v]) continue;
     const size_t h0 = info.hidden_ordinal;
     const size_t count = adjacency_offsets[h0 + 1] - adjacency_offsets[h0];
     bool alike = count > 0;

@@ -2,6 +2,7 @@
 // blocks), natural-gradient steps, and reading and setting natural parameters.
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -97,10 +98,53 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
       for (int i = 0; i < info.stat_size; ++i) eta[i] += plate.weight * sum[i];
   }
   if (!any) return false;
+  if (!out_only && steps_on_free_energy[v]) return StepOnFreeEnergy(v, index, eta, scratch);
   double* moment = moments.data() + info.moment_offset + index * info.stat_size;
   if (!MomentsFromNatural(info.family, info.dim, eta, moment, WorkspaceFor(info, scratch)))
     return false;
   std::copy_n(eta, info.stat_size, natural.data() + info.natural_offset + index * info.stat_size);
+  Touch(v);
+  return true;
+}
+
+double FactorGraph::Impl::LocalFreeEnergy(uint32_t v, size_t index, Scratch& scratch) {
+  const VariableInfo& info = variables[v];
+  const size_t h = info.hidden_ordinal + index;
+  double energy = 0.0;
+  for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
+    const AdjacencyEntry& e = adjacency[k];
+    const Plate& plate = plates[e.plate];
+    const double u = e.node->AverageEnergy(e.begin, e.end, e.views, scratch.node);
+    energy += plate.bindings[e.slot].shared ? plate.weight * u : u;
+  }
+  const size_t at = index * info.stat_size;
+  return energy - EntropyOf(info.family, info.dim, natural.data() + info.natural_offset + at,
+                            moments.data() + info.moment_offset + at,
+                            WorkspaceFor(info, scratch));
+}
+
+bool FactorGraph::Impl::StepOnFreeEnergy(uint32_t v, size_t index, const double* target,
+                                         Scratch& scratch) {
+  const VariableInfo& info = variables[v];
+  const size_t stat = info.stat_size;
+  double* eta = natural.data() + info.natural_offset + index * stat;
+  double* moment = moments.data() + info.moment_offset + index * stat;
+  Workspace& ws = WorkspaceFor(info, scratch);
+  std::copy_n(eta, stat, scratch.previous.data());
+  std::copy_n(moment, stat, scratch.previous_moments.data());
+  const double before = LocalFreeEnergy(v, index, scratch);
+  // Rounding in the sums of energies must not refuse a step at the fixed point.
+  const double slack = 1e-13 * (1.0 + std::abs(before));
+  double rho = 1.0;
+  for (int halving = 0; halving <= kMaxHalvings; ++halving, rho *= 0.5) {
+    for (size_t i = 0; i < stat; ++i)
+      eta[i] = rho == 1.0 ? target[i] : (1.0 - rho) * scratch.previous[i] + rho * target[i];
+    if (!MomentsFromNatural(info.family, info.dim, eta, moment, ws)) continue;
+    Touch(v);  // nodes that cache sums over this variable must see the candidate
+    if (LocalFreeEnergy(v, index, scratch) <= before + slack) return true;
+  }
+  std::copy_n(scratch.previous.data(), stat, eta);
+  std::copy_n(scratch.previous_moments.data(), stat, moment);
   Touch(v);
   return true;
 }
@@ -119,6 +163,14 @@ void FactorGraph::Impl::SizePartialSums() {
 
 size_t FactorGraph::Impl::UpdateRun(uint32_t v, size_t first, size_t step, size_t count,
                                     bool stop_at_failure, Scratch& scratch) {
+  if (steps_on_free_energy[v]) {
+    // Each element's step is checked on its own share of F.
+    size_t failed = SIZE_MAX;
+    for (size_t i = 0; i < count && !(stop_at_failure && failed != SIZE_MAX); ++i)
+      if (!SetFromMessages(v, first + i * step, /*out_only=*/false, scratch))
+        failed = std::min(failed, first + i * step);
+    return failed;
+  }
   const VariableInfo& info = variables[v];
   const size_t stat = info.stat_size;
   const size_t h0 = info.hidden_ordinal;
@@ -177,6 +229,7 @@ Scratch FactorGraph::MakeScratch() const {
   scratch.partial.assign(g.max_partial, 0.0);
   scratch.weighted.assign(g.max_stat, 0.0);
   scratch.previous.assign(g.max_stat, 0.0);
+  scratch.previous_moments.assign(g.max_stat, 0.0);
   return scratch;
 }
 
@@ -235,6 +288,11 @@ size_t FactorGraph::UpdateListedElements(uint32_t variable, const size_t* elemen
     i += run;
   }
   return failed;
+}
+
+bool FactorGraph::reads_itself(const Variable& v) const {
+  if (!impl_->finalized) throw GraphError("reads_itself: finalise the graph first");
+  return impl_->reads_itself[impl_->Checked(v, "reads_itself").id()] != 0;
 }
 
 bool FactorGraph::updates_in_blocks(const Variable& v) const {

@@ -147,6 +147,8 @@ class DeltaNode final : public Node {
     if (slot == kPrecision) return value.is_scalar() ? Family::kGamma : Family::kWishart;
     return value.is_scalar() ? Family::kGaussian : Family::kMvGaussian;
   }
+  // The expansion of f is taken around q(in): the message to in moves with in.
+  bool MessageReadsOwnSlot(int slot) const override { return slot == kIn; }
 
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
     RequireDeclaredFamilies(DeltaNodeType(), slots, where);

@@ -65,6 +65,7 @@ struct Block {
   std::vector<size_t> elements;   ///< increasing
   bool consecutive = false;       ///< elements[0] .. elements.back() without gaps
   bool in_blocks = false;         ///< its variable updates in blocks (UpdateElements)
+  bool reads_itself = false;      ///< its messages read its own posterior (reads_itself)
   size_t told_offset = 0;         ///< where its told moments start
   int stat_size = 0;
   std::vector<uint32_t> neighbours;  ///< blocks sharing a factor with it, increasing
@@ -124,6 +125,7 @@ class Plan {
           block.consecutive =
               block.elements.back() - block.elements.front() + 1 == block.elements.size();
           block.in_blocks = in_blocks && block.consecutive;
+          block.reads_itself = graph_.reads_itself(whole);
           block.stat_size = stat;
           block.told_offset = told_size_;
           told_size_ += block.elements.size() * static_cast<size_t>(stat);
@@ -241,6 +243,8 @@ class Rounds {
     if (!moved) return;
     Tell(block);
     for (uint32_t c : block.neighbours) flags_[c].store(true, std::memory_order_relaxed);
+    // Its own move changes its messages: it is due again next round.
+    if (block.reads_itself) flags_[b].store(true, std::memory_order_relaxed);
   }
 
   /// True when some block is flagged: a change is pending for the next round.

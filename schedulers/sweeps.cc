@@ -96,8 +96,14 @@ bool EveryUpdateLowersF(const FactorGraph& graph) {
     const NodeType* type = FindNodeType(graph.node(p).type());
     // A node of the caller's own keeps the Node contract: variational messages.
     if (!type) continue;
-    for (const Parameter& parameter : type->parameters)
-      if (!parameter.conjugate) return false;
+    const Node& node = graph.node(p);
+    const std::vector<std::string> slots = node.slot_names();
+    for (size_t s = 0; s < slots.size(); ++s) {
+      const Parameter* parameter = type->Find(slots[s].substr(0, slots[s].find('[')));
+      // Natural-gradient steps backtrack on F: they never raise it either.
+      if (parameter && !parameter->conjugate && !node.StepsOnFreeEnergy(static_cast<int>(s)))
+        return false;
+    }
   }
   return true;
 }

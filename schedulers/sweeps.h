@@ -89,7 +89,8 @@ std::vector<Variable> SweepOrder(const FactorGraph& graph, const SchedulerOption
                                  std::vector<std::string>& warnings);
 
 /// True unless a node of the graph is a registered type with a parameter whose messages are
-/// not variational (Parameter::conjugate false: Delta's linearised messages). Otherwise each
+/// not variational (Parameter::conjugate false: Delta's linearised messages) and whose
+/// updates the engine does not check on F (Node::StepsOnFreeEnergy). Otherwise each
 /// update minimises F over its variable (the Node contract, assumed of unregistered nodes
 /// too), and F never rises.
 bool EveryUpdateLowersF(const FactorGraph& graph);

@@ -175,13 +175,16 @@ TEST_P(NodeProperties, AverageEnergyAgreesWithMonteCarlo) {
 TEST_P(NodeProperties, CoordinateUpdatesNeverRaiseTheFreeEnergy) {
   Model model = ParseModel(type().example);
   FactorGraph& graph = model.graph;
-  // The variables whose every factor sends them variational messages.
+  // The variables whose every factor sends them variational messages, or natural-gradient
+  // messages whose steps the engine checks on F (Node::StepsOnFreeEnergy).
   std::vector<bool> conjugate(graph.num_variables(), true);
   for (PlateId p = 0; p < graph.num_plates(); ++p) {
     const std::vector<std::string> slots = graph.node(p).slot_names();
     for (size_t s = 0; s < slots.size(); ++s) {
       const Parameter* parameter = ParameterOfSlot(graph.node(p).type(), slots[s]);
-      if (parameter && parameter->conjugate) continue;
+      if (parameter &&
+          (parameter->conjugate || graph.node(p).StepsOnFreeEnergy(static_cast<int>(s))))
+        continue;
       for (size_t n = 0; n < graph.plate_size(p); ++n)
         conjugate[graph.FactorArgument(p, n, s).id()] = false;
     }

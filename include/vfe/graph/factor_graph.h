@@ -149,6 +149,7 @@ struct Scratch {
   std::vector<double> partial;    ///< partial message sums of a large plate, one per block
   std::vector<double> weighted;   ///< the messages of a weighted plate (SetPlateWeight)
   std::vector<double> previous;   ///< η before a natural-gradient step
+  std::vector<double> previous_moments;  ///< and the moments
 };
 
 /// Evaluates the blocks of a large sum: Run calls body(b, scratch) once for every b in
@@ -484,6 +485,10 @@ class FactorGraph {
   /// True when UpdateElements updates `v`'s elements in blocks (set by Finalize; GraphError
   /// before).
   bool updates_in_blocks(const Variable& v) const;
+  /// True when a message to `v` depends on `v`'s own posterior (Node::MessageReadsOwnSlot), so
+  /// that updating `v` again may move it although no neighbour moved (set by Finalize;
+  /// GraphError before).
+  bool reads_itself(const Variable& v) const;
   // The free-energy methods throw GraphError before Finalize, and for a block out of range.
 
   /// F = Σ_plates Σ_n U_n − Σ_hidden H[q]: the variational free energy (deterministic order).

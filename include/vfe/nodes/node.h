@@ -110,6 +110,19 @@ class Node {
     for (size_t n = begin; n < end; n += step, eta += stride)
       AccumulateMessage(slot, n, n + 1, q, eta, ws);
   }
+  /// True when the message to `slot` is the natural gradient of E_q[log f] at the slot's
+  /// current posterior (a conjugate-computation variational inference message, Khan & Lin
+  /// 2017), rather than a message that does not depend on that posterior: the engine then
+  /// takes the update η ← (1 − ρ)η + ρ·(Σ messages) as a natural-gradient step, with ρ = 1
+  /// where that does not raise F and ρ halved until F does not rise (and q stays proper)
+  /// where it does. Only for slots of Gaussian and MvGaussian variables.
+  virtual bool StepsOnFreeEnergy(int /*slot*/) const { return false; }
+  /// True when the message to `slot` depends on the posterior of the variable at `slot`
+  /// itself (an expansion point, a natural-gradient message), so that a variable whose
+  /// neighbours have not moved may still move when updated again: schedulers that update a
+  /// variable only after a neighbour changed (the async scheduler) update such a variable again
+  /// after it moved itself.
+  virtual bool MessageReadsOwnSlot(int slot) const { return StepsOnFreeEnergy(slot); }
   /// True for nodes that keep the messages they send (the deterministic Sum and
   /// MatrixProduct, whose sum-product messages divide the last message sent to a slot out of
   /// the slot's posterior): AccumulateMessage then records factor n's message to `slot`, and
