@@ -21,6 +21,7 @@
   X(Dirichlet)            \
   X(MatrixDirichlet)      \
   X(Bernoulli)            \
+  X(Logistic)             \
   X(Categorical)          \
   X(Poisson)              \
   X(GaussianMixture)      \
