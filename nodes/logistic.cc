@@ -1,6 +1,7 @@
-// Logistic(out | in): a binary outcome whose log-odds are a Gaussian variable or a linear
-// predictor of one (Bayesian logistic regression), by conjugate-computation variational
-// inference or by the Jaakkola–Jordan bound.
+// Logistic(out | in) and Probit(out | in): a binary outcome whose log-odds (or probit) are a
+// Gaussian variable or a linear predictor of one (Bayesian logistic and probit regression), by
+// conjugate-computation variational inference, or for the logistic link by the
+// Jaakkola–Jordan bound.
 
 #include <cmath>
 #include <vector>
@@ -9,11 +10,13 @@
 #include "nodes/node_checks.h"
 #include "vfe/core/format.h"
 #include "vfe/core/quadrature.h"
+#include "vfe/core/special.h"
 #include "vfe/distributions/point_values.h"
 
 namespace vfe {
 
 const NodeType& LogisticNodeType();
+const NodeType& ProbitNodeType();
 
 namespace {
 
@@ -30,9 +33,49 @@ inline double Sigmoid(double a) {
   return e / (1.0 + e);
 }
 
-/// Bernoulli(y | σ(a)) with the predictor a = rₙᵀ·w (rₙ the factor's row of the design, or
-/// a = c·x for a scalar Gaussian x):
-///   log f = y a − log(1 + eᵃ) =: g(a),  g'(a) = y − σ(a),  g''(a) = −σ(a)(1 − σ(a)).
+/// log Φ(a), Φ the standard normal cdf: erfc where it is representable, and below a = −37
+/// the asymptotic series of Mills' ratio, Φ(a) = φ(a)/(−a)·(1 − a⁻² + 3a⁻⁴ − 15a⁻⁶ + 105a⁻⁸),
+/// whose next term is below 1e-13 there.
+inline double LogNormalCdf(double a) {
+  if (a > 0) return std::log1p(-0.5 * std::erfc(a / std::sqrt(2.0)));
+  if (a > -37) return std::log(0.5 * std::erfc(-a / std::sqrt(2.0)));
+  const double r = 1.0 / (a * a);
+  return -0.5 * a * a - std::log(-a) - 0.5 * kLog2Pi +
+         std::log1p(r * (-1.0 + r * (3.0 + r * (-15.0 + 105.0 * r))));
+}
+/// φ(a)/Φ(a), the inverse Mills ratio (the same two regimes).
+inline double InverseMills(double a) {
+  if (a > -37)
+    return std::exp(-0.5 * a * a - 0.5 * kLog2Pi) / (0.5 * std::erfc(-a / std::sqrt(2.0)));
+  const double r = 1.0 / (a * a);
+  return -a / (1.0 + r * (-1.0 + r * (3.0 + r * (-15.0 + 105.0 * r))));
+}
+
+/// The link between the predictor a and P(y = 1) = F(a): σ (logistic) or Φ (probit).
+enum class Link { kLogistic, kProbit };
+
+/// g(a) = y log F(a) + (1 − y) log F(−a), the log-likelihood of y ∈ [0, 1] (E[y] for a hidden
+/// outcome: g is linear in y), with g' and g''.
+struct LinkTerms {
+  double value, first, second;
+};
+inline LinkTerms Terms(Link link, double y, double a) {
+  if (link == Link::kLogistic) {
+    // log σ(a) = a − log(1 + eᵃ), log σ(−a) = −log(1 + eᵃ).
+    const double s = Sigmoid(a);
+    return {y * a - Softplus(a), y - s, -s * (1.0 - s)};
+  }
+  // d/da log Φ(a) = λ(a), d²/da² log Φ(a) = −λ(a)(a + λ(a)), λ the inverse Mills ratio.
+  const double up = InverseMills(a), down = InverseMills(-a);
+  return {y * LogNormalCdf(a) + (1.0 - y) * LogNormalCdf(-a), y * up - (1.0 - y) * down,
+          -y * up * (a + up) - (1.0 - y) * down * (down - a)};
+}
+
+/// Bernoulli(y | F(a)) with the predictor a = rₙᵀ·w (rₙ the factor's row of the design, or
+/// a = c·x for a scalar Gaussian x) and F = σ (Logistic) or Φ (Probit):
+///   log f = y log F(a) + (1 − y) log F(−a) =: g(a); for the logistic link
+///   g = y a − log(1 + eᵃ), g' = y − σ(a), g'' = −σ(a)(1 − σ(a)); for the probit link
+///   g' = y λ(a) − (1 − y) λ(−a), g'' = −y λ(a)(a + λ(a)) − (1 − y) λ(−a)(λ(−a) − a), λ = φ/Φ.
 /// Under q(w) = N(m, Σ) the predictor is N(aₘ, aᵥ) with aₘ = rᵀm and aᵥ = rᵀΣr, so every
 /// expectation is one-dimensional.
 ///
@@ -40,10 +83,10 @@ inline double Sigmoid(double a) {
 /// q's mean parameters (m, E[wwᵀ]). By Bonnet's and Price's theorems ∇ₘE[g] = r E[g'] and
 /// ∇_Σ E[g] = ½ r rᵀ E[g''], so in the natural parameters (h, −P/2) of a Gaussian
 ///   λ₁ = r (E[g'] − E[g''] aₘ),   λ₂ = ½ E[g''] r rᵀ,
-/// a positive-definite precision contribution since g is concave. The message depends on q(w)
-/// itself: the engine takes it as a natural-gradient step and backtracks where F would rise
-/// (Node::StepsOnFreeEnergy). U = E_q[log(1 + eᵃ)] − E[y] aₘ, and the expectations of σ,
-/// σ(1 − σ) and log(1 + eᵃ) are Gauss–Hermite sums over aₘ + √aᵥ zᵢ (core/quadrature.h).
+/// a positive-definite precision contribution since g is concave for both links. The message
+/// depends on q(w) itself: the engine takes it as a natural-gradient step and backtracks where F
+/// would rise (Node::StepsOnFreeEnergy). U = −E_q[g(a)], and the expectations of g, g' and g''
+/// are Gauss–Hermite sums over aₘ + √aᵥ zᵢ (core/quadrature.h).
 ///
 /// Jaakkola–Jordan ("Bayesian parameter estimation via variational methods", Statistics and
 /// Computing 2000): log σ(x) ≥ log σ(ξ) + (x − ξ)/2 − λ(ξ)(x² − ξ²), λ(ξ) = tanh(ξ/2)/(4ξ),
@@ -56,14 +99,16 @@ inline double Sigmoid(double a) {
 /// the error of K points falls roughly like exp(−2π√(K/aᵥ))): the default of 64 points keeps
 /// F to about 1e-12 relative for aᵥ up to 4, where 32 points leave 1e-9.
 ///
-/// To out (a hidden Bernoulli): the log-odds E[g | y = 1] − E[g | y = 0] = aₘ, either way.
-class LogisticNode final : public Node {
+/// To out (a hidden Bernoulli): the log-odds E[g | y = 1] − E[g | y = 0]: aₘ for the logistic
+/// link (either approximation), E[log Φ(a)] − E[log Φ(−a)] by quadrature for the probit link.
+class BinaryRegressionNode final : public Node {
  public:
   enum class Approximation { kCvi, kJaakkolaJordan };
   enum class Rows { kNone, kShared, kPerFactor };
 
-  LogisticNode(Approximation approximation, Rows rows, const Matrix& matrix, int points)
-      : approximation_(approximation), rows_kind_(rows) {
+  BinaryRegressionNode(Link link, Approximation approximation, Rows rows, const Matrix& matrix,
+                       int points)
+      : link_(link), approximation_(approximation), rows_kind_(rows) {
     if (rows == Rows::kNone) {
       dim_ = 1;
       rows_.assign(1, 1.0);
@@ -77,8 +122,8 @@ class LogisticNode final : public Node {
     if (approximation == Approximation::kCvi) rule_ = StandardNormalRule(points);
   }
 
-  const char* type() const override { return LogisticNodeType().name.c_str(); }
-  std::vector<std::string> slot_names() const override { return LogisticNodeType().SlotNames(); }
+  const char* type() const override { return Type().name.c_str(); }
+  std::vector<std::string> slot_names() const override { return Type().SlotNames(); }
   Family ObservedFamily(int slot, const PointMass& value) const override {
     if (slot == kOut) return Family::kBernoulli;
     return value.is_scalar() ? Family::kGaussian : Family::kMvGaussian;
@@ -86,13 +131,13 @@ class LogisticNode final : public Node {
 
   void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
             const std::string& where) override {
-    RequireDeclaredFamilies(LogisticNodeType(), slots, where);
+    RequireDeclaredFamilies(Type(), slots, where);
     const SlotInfo& in = slots[kIn];
     if (rows_kind_ == Rows::kNone && in.dim != 1)
       throw GraphError(where + ": 'in' is " + in.variable + ", " + FamilyName(in.family) +
                        " of dimension " + std::to_string(in.dim) +
                        ": give 'matrix', the row (or one row per factor) that maps it to the "
-                       "log-odds");
+                       "predictor");
     if (rows_kind_ != Rows::kNone)
       RequireDim(in, dim_, where, "the matrix has " + std::to_string(dim_) + " columns");
     if (rows_kind_ == Rows::kPerFactor && num_rows_ != num_factors)
@@ -111,7 +156,18 @@ class LogisticNode final : public Node {
                          Workspace& ws) const override {
     const Shared shared = SharedMoments(q[kIn], ws);
     if (slot == kOut) {
-      for (size_t n = begin; n < end; ++n) eta[0] += Predict(n, q[kIn], shared).mean;
+      for (size_t n = begin; n < end; ++n) {
+        const Moments a = Predict(n, q[kIn], shared);
+        if (link_ == Link::kLogistic) {
+          eta[0] += a.mean;
+          continue;
+        }
+        const double sd = std::sqrt(a.variance);
+        for (int i = 0; i < rule_.size(); ++i) {
+          const double x = a.mean + sd * rule_.nodes[i];
+          eta[0] += rule_.weights[i] * (LogNormalCdf(x) - LogNormalCdf(-x));
+        }
+      }
       return;
     }
     const int d = dim_;
@@ -121,16 +177,15 @@ class LogisticNode final : public Node {
       // The message's coefficients: λ₁ = r·first, λ₂ = second·r rᵀ.
       double first, second;
       if (approximation_ == Approximation::kCvi) {
-        double mean_sigmoid = 0.0, mean_curvature = 0.0;
+        double mean_slope = 0.0, mean_curvature = 0.0;
         const double sd = std::sqrt(a.variance);
         for (int i = 0; i < rule_.size(); ++i) {
-          const double s = Sigmoid(a.mean + sd * rule_.nodes[i]);
-          mean_sigmoid += rule_.weights[i] * s;
-          mean_curvature += rule_.weights[i] * s * (1.0 - s);
+          const LinkTerms g = Terms(link_, y, a.mean + sd * rule_.nodes[i]);
+          mean_slope += rule_.weights[i] * g.first;
+          mean_curvature += rule_.weights[i] * g.second;
         }
-        // E[g'] = y − E[σ], E[g''] = −E[σ(1 − σ)].
-        first = (y - mean_sigmoid) + mean_curvature * a.mean;
-        second = -0.5 * mean_curvature;
+        first = mean_slope - mean_curvature * a.mean;
+        second = 0.5 * mean_curvature;
       } else {
         first = y - 0.5;
         second = -JaakkolaJordanLambda(std::sqrt(a.mean * a.mean + a.variance));
@@ -156,11 +211,9 @@ class LogisticNode final : public Node {
       const double y = q[kOut].At(n)[0];
       const Moments a = Predict(n, q[kIn], shared);
       if (approximation_ == Approximation::kCvi) {
-        double mean_softplus = 0.0;
         const double sd = std::sqrt(a.variance);
         for (int i = 0; i < rule_.size(); ++i)
-          mean_softplus += rule_.weights[i] * Softplus(a.mean + sd * rule_.nodes[i]);
-        energy += mean_softplus - y * a.mean;
+          energy -= rule_.weights[i] * Terms(link_, y, a.mean + sd * rule_.nodes[i]).value;
       } else {
         // −log σ(ξ) = log(1 + e^−ξ).
         const double xi = std::sqrt(a.mean * a.mean + a.variance);
@@ -176,7 +229,7 @@ class LogisticNode final : public Node {
     const double* w = q[kIn].At(n);
     double a = 0.0;
     for (int i = 0; i < dim_; ++i) a += r[i] * w[i];
-    return y * a - Softplus(a);
+    return Terms(link_, y, a).value;
   }
 
  private:
@@ -192,6 +245,10 @@ class LogisticNode final : public Node {
     const double* covariance = nullptr;
     Eigen::Index stride = 0;  ///< the covariance's leading dimension (the workspace's)
   };
+
+  const NodeType& Type() const {
+    return link_ == Link::kLogistic ? LogisticNodeType() : ProbitNodeType();
+  }
 
   static double JaakkolaJordanLambda(double xi) {
     if (xi < 1e-4) return 0.125 - xi * xi / 192.0;  // tanh(ξ/2)/(4ξ) by its series
@@ -261,6 +318,7 @@ class LogisticNode final : public Node {
     return {m, std::max(0.0, second - m * m)};
   }
 
+  Link link_;
   Approximation approximation_;
   Rows rows_kind_;
   std::vector<double> rows_;
@@ -270,58 +328,56 @@ class LogisticNode final : public Node {
   Family in_family_ = Family::kGaussian;
 };
 
-}  // namespace
+/// The parameters both links take; `approximations` are those of the link.
+std::vector<Parameter> BinaryRegressionParameters(const std::string& predictor,
+                                                  std::vector<std::string> approximations) {
+  using namespace declare;
+  Parameter matrix = Optional(Constant(
+      "matrix", "the 1 x K row r mapping in to the " + predictor + ", or data with one row per factor",
+      ConstantKind::kMatrix));
+  matrix.rows_per_factor = true;
+  std::string help = "cvi (natural-gradient steps)";
+  if (approximations.size() > 1) help += " or jaakkola_jordan (a conjugate bound)";
+  Parameter approximation =
+      Optional(Constant("approximation", help, ConstantKind::kName), "cvi");
+  approximation.choices = std::move(approximations);
+  return {Variable("out", "the outcome y (data: 0 or 1)", {Family::kBernoulli}),
+          NotConjugate(Variable("in", "the " + predictor + ", or the K weights the row multiplies",
+                                {Family::kGaussian, Family::kMvGaussian})),
+          matrix, approximation,
+          Optional(Constant("quadrature_points", "Gauss–Hermite points per expectation (cvi)",
+                            ConstantKind::kPositiveInteger),
+                   "64")};
+}
 
-const NodeType& LogisticNodeType() {
-  static const NodeType type = [] {
-    using namespace declare;
-    NodeType t;
-    t.name = "Logistic";
-    t.summary = "out ~ Bernoulli(σ(matrix·in)): binary data with Gaussian log-odds (logistic "
-                "regression)";
-    t.formula = "U = E[log(1 + exp a)] − E[y] E[a], a = r·in (CVI, Gauss–Hermite in a); "
-                "Jaakkola–Jordan: U = −(E[y] − ½) E[a] − log σ(ξ) + ξ/2, ξ² = E[a²]";
-    Parameter matrix = Optional(Constant(
-        "matrix", "the 1 x K row r mapping in to the log-odds, or data with one row per factor",
-        ConstantKind::kMatrix));
-    matrix.rows_per_factor = true;
-    Parameter approximation =
-        Optional(Constant("approximation", "cvi (natural-gradient steps) or jaakkola_jordan "
-                                           "(a conjugate bound)",
-                          ConstantKind::kName),
-                 "cvi");
-    approximation.choices = {"cvi", "jaakkola_jordan"};
-    t.parameters = {
-        Variable("out", "the outcome y (data: 0 or 1)", {Family::kBernoulli}),
-        NotConjugate(Variable("in", "the log-odds, or the K weights the row multiplies",
-                              {Family::kGaussian, Family::kMvGaussian})),
-        matrix, approximation,
-        Optional(Constant("quadrature_points", "Gauss–Hermite points per expectation (cvi)",
-                          ConstantKind::kPositiveInteger),
-                 "64")};
-    t.make = [](const NodeArguments& a) -> std::unique_ptr<Node> {
-      const auto approximation = a.name("approximation") == "jaakkola_jordan"
-                                     ? LogisticNode::Approximation::kJaakkolaJordan
-                                     : LogisticNode::Approximation::kCvi;
-      const long points = a.integer("quadrature_points");
-      if (points > kMaxQuadraturePoints)
-        a.Fail("quadrature_points", "expected an integer in [1, " +
-                                        std::to_string(kMaxQuadraturePoints) + "], got " +
-                                        std::to_string(points));
-      auto rows = LogisticNode::Rows::kNone;
-      Matrix matrix;
-      if (a.given("matrix")) {
-        matrix = a.matrix("matrix");
-        const bool per_factor =
-            a.constant("matrix").kind == ConstantValue::Kind::kRows && a.num_factors() > 1;
-        if (!per_factor && matrix.rows() != 1)
-          a.Fail("matrix", "expected one row (1 x K), got a " + std::to_string(matrix.rows()) +
-                               "x" + std::to_string(matrix.cols()) + " matrix");
-        rows = per_factor ? LogisticNode::Rows::kPerFactor : LogisticNode::Rows::kShared;
-      }
-      return std::make_unique<LogisticNode>(approximation, rows, matrix, static_cast<int>(points));
-    };
-    t.example = R"json({
+std::unique_ptr<Node> MakeBinaryRegression(Link link, const NodeArguments& a) {
+  const auto approximation = a.name("approximation") == "jaakkola_jordan"
+                                 ? BinaryRegressionNode::Approximation::kJaakkolaJordan
+                                 : BinaryRegressionNode::Approximation::kCvi;
+  const long points = a.integer("quadrature_points");
+  if (points > kMaxQuadraturePoints)
+    a.Fail("quadrature_points", "expected an integer in [1, " +
+                                    std::to_string(kMaxQuadraturePoints) + "], got " +
+                                    std::to_string(points));
+  auto rows = BinaryRegressionNode::Rows::kNone;
+  Matrix matrix;
+  if (a.given("matrix")) {
+    matrix = a.matrix("matrix");
+    const bool per_factor =
+        a.constant("matrix").kind == ConstantValue::Kind::kRows && a.num_factors() > 1;
+    if (!per_factor && matrix.rows() != 1)
+      a.Fail("matrix", "expected one row (1 x K), got a " + std::to_string(matrix.rows()) + "x" +
+                           std::to_string(matrix.cols()) + " matrix");
+    rows = per_factor ? BinaryRegressionNode::Rows::kPerFactor
+                      : BinaryRegressionNode::Rows::kShared;
+  }
+  return std::make_unique<BinaryRegressionNode>(link, approximation, rows, matrix,
+                                                static_cast<int>(points));
+}
+
+/// The example of both links: a regression on one feature and a prediction.
+std::string BinaryRegressionExample(const std::string& node) {
+  return R"json({
   "format": "vfe-model/1",
   "variables": [
     {"name": "w", "family": "MvGaussian", "dim": 2},
@@ -332,10 +388,40 @@ const NodeType& LogisticNodeType() {
   ],
   "factors": [
     {"node": "MvGaussian", "out": "w", "mean": [0, 0], "precision": [[1, 0], [0, 1]]},
-    {"node": "Logistic", "for": {"n": [0, 6]}, "out": "y[n]", "in": "w", "matrix": "X[n]"},
-    {"node": "Logistic", "out": "y_new", "in": "w", "matrix": [[1, 1.5]]}
+    {"node": ")json" + node + R"json(", "for": {"n": [0, 6]}, "out": "y[n]", "in": "w", "matrix": "X[n]"},
+    {"node": ")json" + node + R"json(", "out": "y_new", "in": "w", "matrix": [[1, 1.5]]}
   ]
 })json";
+}
+
+}  // namespace
+
+const NodeType& LogisticNodeType() {
+  static const NodeType type = [] {
+    NodeType t;
+    t.name = "Logistic";
+    t.summary = "out ~ Bernoulli(σ(matrix·in)): binary data with Gaussian log-odds (logistic "
+                "regression)";
+    t.formula = "U = E[log(1 + exp a)] − E[y] E[a], a = r·in (CVI, Gauss–Hermite in a); "
+                "Jaakkola–Jordan: U = −(E[y] − ½) E[a] − log σ(ξ) + ξ/2, ξ² = E[a²]";
+    t.parameters = BinaryRegressionParameters("log-odds", {"cvi", "jaakkola_jordan"});
+    t.make = [](const NodeArguments& a) { return MakeBinaryRegression(Link::kLogistic, a); };
+    t.example = BinaryRegressionExample("Logistic");
+    return t;
+  }();
+  return type;
+}
+
+const NodeType& ProbitNodeType() {
+  static const NodeType type = [] {
+    NodeType t;
+    t.name = "Probit";
+    t.summary = "out ~ Bernoulli(Φ(matrix·in)): binary data with a Gaussian probit (probit "
+                "regression)";
+    t.formula = "U = −E[y log Φ(a) + (1 − y) log Φ(−a)], a = r·in (CVI, Gauss–Hermite in a)";
+    t.parameters = BinaryRegressionParameters("probit", {"cvi"});
+    t.make = [](const NodeArguments& a) { return MakeBinaryRegression(Link::kProbit, a); };
+    t.example = BinaryRegressionExample("Probit");
     return t;
   }();
   return type;

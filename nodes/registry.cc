@@ -22,6 +22,7 @@
   X(MatrixDirichlet)      \
   X(Bernoulli)            \
   X(Logistic)             \
+  X(Probit)               \
   X(Categorical)          \
   X(Poisson)              \
   X(GaussianMixture)      \

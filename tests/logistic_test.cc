@@ -1,4 +1,4 @@
-// The Logistic node and the natural-gradient (CVI) steps of the engine. The oracle is the
+// The Logistic and Probit nodes and the natural-gradient (CVI) steps of the engine. The oracle is the
 // evidence lower bound written out in this file: its expectations by a dense trapezoid rule
 // over the predictor (not the Gauss–Hermite rule under test), minimised over the Gaussian's
 // mean and Cholesky factor by Newton's method on finite differences.
@@ -25,8 +25,10 @@ using Json = nlohmann::ordered_json;
 
 // ---- The brute-force oracle -----------------------------------------------------------------
 
-/// A logistic-regression model: w ~ N(prior_mean, prior_precision⁻¹), y_n ~ Bernoulli(σ(r_nᵀw)).
+/// A binary-regression model: w ~ N(prior_mean, prior_precision⁻¹), y_n ~ Bernoulli(F(r_nᵀw)),
+/// F = σ for the node "Logistic", Φ for "Probit".
 struct LogisticProblem {
+  std::string node = "Logistic";
   Vector prior_mean;
   Matrix prior_precision;
   std::vector<Vector> rows;
@@ -34,16 +36,28 @@ struct LogisticProblem {
   int dim() const { return static_cast<int>(prior_mean.size()); }
 };
 
-/// E[y a − log(1 + eᵃ)] for a ~ N(mean, variance): the trapezoid rule on z ∈ [−12, 12], step
+/// log Φ(a) from erfc; where erfc underflows, its leading asymptotic term (the trapezoid sum
+/// below weighs those points by less than e^−70).
+double LogPhi(double a) {
+  const double p = 0.5 * std::erfc(-a / std::sqrt(2.0));
+  return p > 0 ? std::log(p) : -0.5 * a * a - std::log(-a) - 0.5 * std::log(2 * M_PI);
+}
+
+/// log p(y | a) for the link.
+double LogLikelihood(const std::string& node, double y, double a) {
+  if (node == "Probit") return y * LogPhi(a) + (1 - y) * LogPhi(-a);
+  const double softplus = a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+  return y * a - softplus;
+}
+
+/// E[log p(y | a)] for a ~ N(mean, variance): the trapezoid rule on z ∈ [−12, 12], step
 /// 0.005 (spectrally accurate for this smooth, fast-decaying integrand).
-double ExpectedLogLikelihood(double y, double mean, double variance) {
+double ExpectedLogLikelihood(const std::string& node, double y, double mean, double variance) {
   const double h = 0.005, sd = std::sqrt(variance);
   double sum = 0.0;
   for (int i = -2400; i <= 2400; ++i) {
     const double z = i * h;
-    const double a = mean + sd * z;
-    const double softplus = a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
-    sum += std::exp(-0.5 * z * z) * (y * a - softplus);
+    sum += std::exp(-0.5 * z * z) * LogLikelihood(node, y, mean + sd * z);
   }
   return sum * h / std::sqrt(2.0 * M_PI);
 }
@@ -67,7 +81,7 @@ double FreeEnergyOf(const LogisticProblem& p, const Vector& theta) {
   const Matrix sigma = l * l.transpose();
   double expected_log_joint = 0.0;
   for (size_t n = 0; n < p.rows.size(); ++n)
-    expected_log_joint += ExpectedLogLikelihood(p.y[n], p.rows[n].dot(m),
+    expected_log_joint += ExpectedLogLikelihood(p.node, p.y[n], p.rows[n].dot(m),
                                                 p.rows[n].dot(sigma * p.rows[n]));
   const Vector diff = m - p.prior_mean;
   expected_log_joint += -0.5 * d * std::log(2 * M_PI) +
@@ -136,7 +150,7 @@ Json ModelJson(const LogisticProblem& p, const std::string& approximation = "cvi
        {"out", "w"},
        {"mean", std::vector<double>(p.prior_mean.data(), p.prior_mean.data() + d)},
        {"precision", precision}},
-      {{"node", "Logistic"},
+      {{"node", p.node},
        {"for", {{"n", {0, n}}}},
        {"out", "y[n]"},
        {"in", "w"},
@@ -189,6 +203,34 @@ TEST(Logistic, OneDimensionalFixedPointIsTheOptimalGaussian) {
 
 TEST(Logistic, TwoDimensionalFixedPointIsTheOptimalGaussian) {
   ExpectOptimalGaussian(TwoDimensional());
+}
+
+TEST(Probit, OneAndTwoDimensionalFixedPointsAreTheOptimalGaussians) {
+  for (LogisticProblem p : {OneDimensional(), TwoDimensional()}) {
+    p.node = "Probit";
+    ExpectOptimalGaussian(p);
+  }
+}
+
+TEST(Probit, HiddenOutcomesGetTheExpectedLogOddsAndTailsStayFinite) {
+  // x observed: q(y = 1) = Φ(x) exactly; far in the tails log Φ comes from Mills' series.
+  for (double x : {0.8, -8.0, -40.0, 40.0}) {
+    Model model = ParseModel(R"({"format": "vfe-model/1",
+      "variables": [{"name": "x", "observed": )" + std::to_string(x) + R"(},
+                    {"name": "y", "family": "Bernoulli"}],
+      "factors": [{"node": "Probit", "out": "y", "in": "x"}]})");
+    const Result result = Infer(model);
+    ASSERT_NE(result.termination, Termination::kNumericalFailure) << result.message;
+    const double p = model.graph.Posterior<Bernoulli>(model.graph.Find("y")).p();
+    const double expected = 0.5 * std::erfc(-x / std::sqrt(2.0));
+    if (x > -30) {
+      EXPECT_NEAR(p, expected, 1e-14 * std::max(1.0, std::abs(x))) << x;
+    } else {
+      // Φ(−40) ≈ 3.7e-350 is below the smallest double: q(y = 1) underflows to (almost) 0.
+      EXPECT_LT(p, 1e-300) << x;
+    }
+    EXPECT_TRUE(std::isfinite(result.free_energy.back())) << x;
+  }
 }
 
 TEST(Logistic, ScalarGaussianInWithoutMatrixIsTheOneDimensionalModel) {
@@ -280,6 +322,24 @@ TEST(Logistic, FullStepsThatWouldRaiseFAreShortened) {
   EXPECT_NEAR(result.free_energy.back(), FreeEnergyOf(p, theta), 1e-8);
 }
 
+TEST(Logistic, CppGraphIsTheJsonModelBitForBit) {
+  const LogisticProblem p = TwoDimensional();
+  Matrix rows(p.rows.size(), 2);
+  for (size_t n = 0; n < p.rows.size(); ++n) rows.row(n) = p.rows[n].transpose();
+  FactorGraph g;
+  const Variable w = g.AddVariable("w", Family::kMvGaussian, 2);
+  const Variable y = g.AddObserved("y", p.y);
+  g.AddFactor("MvGaussian", {{"out", w}, {"mean", p.prior_mean}, {"precision", p.prior_precision}});
+  g.AddFactor("Logistic", {{"out", y}, {"in", w}, {"matrix", ParameterValue::Rows(rows)}});
+  g.Finalize();
+  SchedulerOptions options;
+  options.max_iterations = 500;
+  options.tolerance = 1e-15;
+  const Result cpp = SequentialScheduler(options).Run(g);
+  Model json = ParseModel(ModelJson(p).dump());
+  EXPECT_EQ(cpp.free_energy, Infer(json).free_energy);
+}
+
 TEST(Logistic, HiddenOutcomesGetTheirLogOdds) {
   // y hidden: q(y = 1) = σ(E[a]) at the fixed point, with a = x observed here.
   Model model = ParseModel(R"({"format": "vfe-model/1",
@@ -310,6 +370,10 @@ TEST(Logistic, BadArgumentsAreRefusedWithTheirPointer) {
   EXPECT_THAT(with("quadrature_points", 0), HasSubstr("/factors/1/quadrature_points"));
   EXPECT_THAT(with("quadrature_points", 500), HasSubstr("[1, 128], got 500"));
   EXPECT_THAT(with("approximation", "laplace"), HasSubstr("/factors/1/approximation"));
+  Json probit = good;
+  probit["factors"][1]["node"] = "Probit";
+  probit["factors"][1]["approximation"] = "jaakkola_jordan";
+  EXPECT_THAT(LoadError(probit.dump()), HasSubstr("/factors/1/approximation"));
   Json bad_outcome = good;
   bad_outcome["variables"][2]["observed"][0] = 2;
   EXPECT_THAT(LoadError(bad_outcome.dump()),
