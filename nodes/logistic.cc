@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nodes/declare.h"
+#include "nodes/linear_predictor.h"
 #include "nodes/node_checks.h"
 #include "vfe/core/format.h"
 #include "vfe/core/quadrature.h"
@@ -104,22 +105,13 @@ inline LinkTerms Terms(Link link, double y, double a) {
 class BinaryRegressionNode final : public Node {
  public:
   enum class Approximation { kCvi, kJaakkolaJordan };
-  enum class Rows { kNone, kShared, kPerFactor };
 
-  BinaryRegressionNode(Link link, Approximation approximation, Rows rows, const Matrix& matrix,
+  BinaryRegressionNode(Link link, Approximation approximation, LinearPredictor predictor,
                        int points)
-      : link_(link), approximation_(approximation), rows_kind_(rows) {
-    if (rows == Rows::kNone) {
-      dim_ = 1;
-      rows_.assign(1, 1.0);
-    } else {
-      // Row-major: the row of factor n is dim_ contiguous numbers.
-      const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> r = matrix;
-      rows_.assign(r.data(), r.data() + r.size());
-      num_rows_ = static_cast<size_t>(matrix.rows());
-      dim_ = static_cast<int>(matrix.cols());
-    }
-    if (approximation == Approximation::kCvi) rule_ = StandardNormalRule(points);
+      : link_(link), approximation_(approximation), predictor_(std::move(predictor)) {
+    // Probit's message to a hidden outcome takes expectations under either approximation.
+    if (approximation == Approximation::kCvi || link == Link::kProbit)
+      rule_ = StandardNormalRule(points);
   }
 
   const char* type() const override { return Type().name.c_str(); }
@@ -132,20 +124,7 @@ class BinaryRegressionNode final : public Node {
   void Bind(const std::vector<SlotInfo>& slots, size_t num_factors,
             const std::string& where) override {
     RequireDeclaredFamilies(Type(), slots, where);
-    const SlotInfo& in = slots[kIn];
-    if (rows_kind_ == Rows::kNone && in.dim != 1)
-      throw GraphError(where + ": 'in' is " + in.variable + ", " + FamilyName(in.family) +
-                       " of dimension " + std::to_string(in.dim) +
-                       ": give 'matrix', the row (or one row per factor) that maps it to the "
-                       "predictor");
-    if (rows_kind_ != Rows::kNone)
-      RequireDim(in, dim_, where, "the matrix has " + std::to_string(dim_) + " columns");
-    if (rows_kind_ == Rows::kPerFactor && num_rows_ != num_factors)
-      throw GraphError(where + ": 'matrix' has " + std::to_string(num_rows_) +
-                       " rows but the plate has " + std::to_string(num_factors) + " factors");
-    for (double x : rows_)
-      if (!std::isfinite(x)) throw GraphError(where + ": 'matrix' must be finite");
-    in_family_ = in.family;
+    predictor_.Bind(slots[kIn], num_factors, where);
   }
 
   bool StepsOnFreeEnergy(int slot) const override {
@@ -154,10 +133,10 @@ class BinaryRegressionNode final : public Node {
 
   void AccumulateMessage(int slot, size_t begin, size_t end, const SlotView* q, double* eta,
                          Workspace& ws) const override {
-    const Shared shared = SharedMoments(q[kIn], ws);
+    const LinearPredictor::Shared shared = predictor_.SharedMoments(q[kIn], ws);
     if (slot == kOut) {
       for (size_t n = begin; n < end; ++n) {
-        const Moments a = Predict(n, q[kIn], shared);
+        const LinearPredictor::Moments a = predictor_.Predict(n, q[kIn], shared);
         if (link_ == Link::kLogistic) {
           eta[0] += a.mean;
           continue;
@@ -170,46 +149,32 @@ class BinaryRegressionNode final : public Node {
       }
       return;
     }
-    const int d = dim_;
     for (size_t n = begin; n < end; ++n) {
       const double y = q[kOut].At(n)[0];
-      const Moments a = Predict(n, q[kIn], shared);
-      // The message's coefficients: λ₁ = r·first, λ₂ = second·r rᵀ.
-      double first, second;
-      if (approximation_ == Approximation::kCvi) {
-        double mean_slope = 0.0, mean_curvature = 0.0;
-        const double sd = std::sqrt(a.variance);
-        for (int i = 0; i < rule_.size(); ++i) {
-          const LinkTerms g = Terms(link_, y, a.mean + sd * rule_.nodes[i]);
-          mean_slope += rule_.weights[i] * g.first;
-          mean_curvature += rule_.weights[i] * g.second;
-        }
-        first = mean_slope - mean_curvature * a.mean;
-        second = 0.5 * mean_curvature;
-      } else {
-        first = y - 0.5;
-        second = -JaakkolaJordanLambda(std::sqrt(a.mean * a.mean + a.variance));
-      }
-      const double* r = Row(n);
-      if (in_family_ == Family::kGaussian) {
-        eta[0] += r[0] * first;
-        eta[1] += second * r[0] * r[0];
+      const LinearPredictor::Moments a = predictor_.Predict(n, q[kIn], shared);
+      if (approximation_ == Approximation::kJaakkolaJordan) {
+        predictor_.AddQuadratic(
+            n, y - 0.5, -JaakkolaJordanLambda(std::sqrt(a.mean * a.mean + a.variance)), eta);
         continue;
       }
-      for (int i = 0; i < d; ++i) eta[i] += r[i] * first;
-      double* eta2 = eta + d;
-      for (int j = 0; j < d; ++j)
-        for (int i = 0; i < d; ++i) eta2[i + j * d] += second * r[i] * r[j];
+      double mean_slope = 0.0, mean_curvature = 0.0;
+      const double sd = std::sqrt(a.variance);
+      for (int i = 0; i < rule_.size(); ++i) {
+        const LinkTerms g = Terms(link_, y, a.mean + sd * rule_.nodes[i]);
+        mean_slope += rule_.weights[i] * g.first;
+        mean_curvature += rule_.weights[i] * g.second;
+      }
+      predictor_.AddMessage(n, a, mean_slope, mean_curvature, eta);
     }
   }
 
   double AverageEnergy(size_t begin, size_t end, const SlotView* q,
                        Workspace& ws) const override {
-    const Shared shared = SharedMoments(q[kIn], ws);
+    const LinearPredictor::Shared shared = predictor_.SharedMoments(q[kIn], ws);
     double energy = 0.0;
     for (size_t n = begin; n < end; ++n) {
       const double y = q[kOut].At(n)[0];
-      const Moments a = Predict(n, q[kIn], shared);
+      const LinearPredictor::Moments a = predictor_.Predict(n, q[kIn], shared);
       if (approximation_ == Approximation::kCvi) {
         const double sd = std::sqrt(a.variance);
         for (int i = 0; i < rule_.size(); ++i)
@@ -225,27 +190,11 @@ class BinaryRegressionNode final : public Node {
 
   double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
     const double y = point_values::Scalar(q[kOut].At(n));
-    const double* r = Row(n);
-    const double* w = q[kIn].At(n);
-    double a = 0.0;
-    for (int i = 0; i < dim_; ++i) a += r[i] * w[i];
+    const double a = predictor_.At(n, q[kIn].At(n));
     return Terms(link_, y, a).value;
   }
 
  private:
-  struct Moments {
-    double mean, variance;
-  };
-  /// The mean and covariance of a shared in, computed once per call: from its natural
-  /// parameters when it is hidden (Σ = P⁻¹ keeps its digits where E[wwᵀ] − mmᵀ would not), from
-  /// its moments when it is observed.
-  struct Shared {
-    bool valid = false;
-    const double* mean = nullptr;
-    const double* covariance = nullptr;
-    Eigen::Index stride = 0;  ///< the covariance's leading dimension (the workspace's)
-  };
-
   const NodeType& Type() const {
     return link_ == Link::kLogistic ? LogisticNodeType() : ProbitNodeType();
   }
@@ -255,87 +204,17 @@ class BinaryRegressionNode final : public Node {
     return std::tanh(0.5 * xi) / (4.0 * xi);
   }
 
-  const double* Row(size_t n) const {
-    return rows_kind_ == Rows::kPerFactor ? rows_.data() + n * static_cast<size_t>(dim_)
-                                          : rows_.data();
-  }
-
-  Shared SharedMoments(const SlotView& in, Workspace& ws) const {
-    Shared shared;
-    if (in.stride != 0 || in.offsets || in_family_ != Family::kMvGaussian) return shared;
-    const int d = dim_;
-    Eigen::Block<Matrix> covariance = ws.a.topLeftCorner(d, d);
-    Eigen::VectorBlock<Vector> mean = ws.u.head(d);
-    if (in.natural) {
-      // η = (h, −P/2): Σ = (−2 η₂)⁻¹, m = Σ h.
-      Eigen::Ref<Matrix> precision_matrix = ws.b.topLeftCorner(d, d);
-      precision_matrix = -2.0 * ConstMatrixMap(in.natural + d, d, d);
-      // Factorised in place: no allocation.
-      const Eigen::LLT<Eigen::Ref<Matrix>> precision(precision_matrix);
-      covariance.setIdentity();
-      precision.solveInPlace(covariance);
-      mean.noalias() = covariance * ConstVectorMap(in.natural, d);
-    } else {
-      mean = ConstVectorMap(in.data, d);
-      covariance = ConstMatrixMap(in.data + d, d, d);
-      covariance.noalias() -= mean * mean.transpose();
-    }
-    shared.valid = true;
-    shared.mean = ws.u.data();
-    shared.covariance = ws.a.data();
-    shared.stride = ws.a.rows();
-    return shared;
-  }
-
-  /// The mean and variance of factor n's predictor under q(in).
-  Moments Predict(size_t n, const SlotView& in, const Shared& shared) const {
-    const double* r = Row(n);
-    if (in_family_ == Family::kGaussian) {
-      double m, v;
-      if (in.natural) {
-        const double* eta = in.NaturalAt(n);
-        v = -0.5 / eta[1];
-        m = eta[0] * v;
-      } else {
-        const double* t = in.At(n);
-        m = t[0];
-        v = std::max(0.0, t[1] - m * m);
-      }
-      return {r[0] * m, r[0] * r[0] * v};
-    }
-    const int d = dim_;
-    const ConstVectorMap row(r, d);
-    if (shared.valid) {
-      // The workspace is sized for the graph's largest dimension.
-      const Eigen::Map<const Matrix, 0, Eigen::OuterStride<>> covariance(
-          shared.covariance, d, d, Eigen::OuterStride<>(shared.stride));
-      return {row.dot(ConstVectorMap(shared.mean, d)),
-              std::max(0.0, row.dot(covariance * row))};
-    }
-    const double* t = in.At(n);
-    const double m = row.dot(ConstVectorMap(t, d));
-    const double second = row.dot(ConstMatrixMap(t + d, d, d) * row);
-    return {m, std::max(0.0, second - m * m)};
-  }
-
   Link link_;
   Approximation approximation_;
-  Rows rows_kind_;
-  std::vector<double> rows_;
-  size_t num_rows_ = 1;
-  int dim_ = 1;
+  LinearPredictor predictor_;
   QuadratureRule rule_;
-  Family in_family_ = Family::kGaussian;
 };
 
 /// The parameters both links take; `approximations` are those of the link.
 std::vector<Parameter> BinaryRegressionParameters(const std::string& predictor,
                                                   std::vector<std::string> approximations) {
   using namespace declare;
-  Parameter matrix = Optional(Constant(
-      "matrix", "the 1 x K row r mapping in to the " + predictor + ", or data with one row per factor",
-      ConstantKind::kMatrix));
-  matrix.rows_per_factor = true;
+  const Parameter matrix = PredictorMatrixParameter(predictor);
   std::string help = "cvi (natural-gradient steps)";
   if (approximations.size() > 1) help += " or jaakkola_jordan (a conjugate bound)";
   Parameter approximation =
@@ -359,19 +238,7 @@ std::unique_ptr<Node> MakeBinaryRegression(Link link, const NodeArguments& a) {
     a.Fail("quadrature_points", "expected an integer in [1, " +
                                     std::to_string(kMaxQuadraturePoints) + "], got " +
                                     std::to_string(points));
-  auto rows = BinaryRegressionNode::Rows::kNone;
-  Matrix matrix;
-  if (a.given("matrix")) {
-    matrix = a.matrix("matrix");
-    const bool per_factor =
-        a.constant("matrix").kind == ConstantValue::Kind::kRows && a.num_factors() > 1;
-    if (!per_factor && matrix.rows() != 1)
-      a.Fail("matrix", "expected one row (1 x K), got a " + std::to_string(matrix.rows()) + "x" +
-                           std::to_string(matrix.cols()) + " matrix");
-    rows = per_factor ? BinaryRegressionNode::Rows::kPerFactor
-                      : BinaryRegressionNode::Rows::kShared;
-  }
-  return std::make_unique<BinaryRegressionNode>(link, approximation, rows, matrix,
+  return std::make_unique<BinaryRegressionNode>(link, approximation, LinearPredictor(a),
                                                 static_cast<int>(points));
 }
 
