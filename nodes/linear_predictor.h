@@ -73,7 +73,7 @@ class LinearPredictor {
     }
   }
 
-  /// Checks w's family and dimension against the rows; `what` names what a is ("log-odds").
+  /// Checks w's dimension against the rows, and the rows and offsets against the plate.
   void Bind(const SlotInfo& in, size_t num_factors, const std::string& where) {
     if (kind_ == Rows::kNone && in.dim != 1)
       throw GraphError(where + ": 'in' is " + in.variable + ", " + FamilyName(in.family) +

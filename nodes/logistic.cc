@@ -23,17 +23,6 @@ namespace {
 
 enum Slot { kOut = 0, kIn = 1 };
 
-/// log(1 + eᵃ) without overflow.
-inline double Softplus(double a) {
-  return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
-}
-/// σ(a) = 1 / (1 + e⁻ᵃ) without overflow.
-inline double Sigmoid(double a) {
-  if (a >= 0) return 1.0 / (1.0 + std::exp(-a));
-  const double e = std::exp(a);
-  return e / (1.0 + e);
-}
-
 /// log Φ(a), Φ the standard normal cdf: erfc where it is representable, and below a = −37
 /// the asymptotic series of Mills' ratio, Φ(a) = φ(a)/(−a)·(1 − a⁻² + 3a⁻⁴ − 15a⁻⁶ + 105a⁻⁸),
 /// whose next term is below 1e-13 there.

@@ -18,6 +18,16 @@ namespace {
 
 enum Slot { kOut = 0, kRate = 1, kIn = 1 };  // slot 1 is the rate or, with the log link, in
 
+/// Factor n's observed count; throws ModelError unless it is an integer >= 0. Both forms of
+/// the node check their data here, in Prepare, where they first see them.
+double CheckedCount(const SlotView* q, size_t n) {
+  const double y = q[kOut].At(n)[0];
+  if (!(y >= 0) || y != std::floor(y))
+    throw ModelError("'out' expects counts (integers >= 0), got " + FormatNumber(y) +
+                     " at factor " + std::to_string(n));
+  return y;
+}
+
 /// Poisson(y | λ) = λ^y e^−λ / y! for observed counts y, the rate λ a Gamma variable or a
 /// constant. With Gamma's statistics T(λ) = (λ, log λ):
 ///   log f = y E[log λ] − E[λ] − log y!
@@ -45,13 +55,9 @@ class PoissonNode final : public Node {
   }
 
   void Prepare(const SlotView* q, size_t num_factors) override {
-    // The counts are checked here, where the node first sees them.
     sum_y_ = sum_log_factorial_ = 0.0;
     for (size_t n = 0; n < num_factors; ++n) {
-      const double y = q[kOut].At(n)[0];
-      if (!(y >= 0) || y != std::floor(y))
-        throw ModelError("'out' expects counts (integers >= 0), got " + FormatNumber(y) +
-                         " at factor " + std::to_string(n));
+      const double y = CheckedCount(q, n);
       sum_y_ += y;
       sum_log_factorial_ += LogGamma(y + 1);
     }
@@ -128,13 +134,8 @@ class PoissonLogNode final : public Node {
 
   void Prepare(const SlotView* q, size_t num_factors) override {
     log_factorials_.resize(num_factors);
-    for (size_t n = 0; n < num_factors; ++n) {
-      const double y = q[kOut].At(n)[0];
-      if (!(y >= 0) || y != std::floor(y))
-        throw ModelError("'out' expects counts (integers >= 0), got " + FormatNumber(y) +
-                         " at factor " + std::to_string(n));
-      log_factorials_[n] = LogGamma(y + 1);
-    }
+    for (size_t n = 0; n < num_factors; ++n)
+      log_factorials_[n] = LogGamma(CheckedCount(q, n) + 1);
   }
 
   bool StepsOnFreeEnergy(int slot) const override { return slot == kIn; }

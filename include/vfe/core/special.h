@@ -14,6 +14,18 @@ constexpr double kLog2Pi = 1.8378770664093454836;  ///< log(2π)
 constexpr double kLog2 = 0.69314718055994530942;
 constexpr double kLogPi = 1.1447298858494001741;
 
+/// σ(x) = 1 / (1 + e^−x), without overflow for either sign of x.
+inline double Sigmoid(double x) {
+  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1.0 + e);
+}
+
+/// log(1 + eˣ), without overflow.
+inline double Softplus(double x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+
 /// log Γ(x), thread-safe: lgamma_r returns the sign of Γ(x) instead of storing it in the
 /// global `signgam` as std::lgamma does (a data race when entropies are evaluated on several
 /// threads at once, which ThreadSanitizer reports). The same value as std::lgamma.

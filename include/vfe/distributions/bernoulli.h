@@ -7,6 +7,7 @@
 
 #include "vfe/core/error.h"
 #include "vfe/core/format.h"
+#include "vfe/core/special.h"
 #include "vfe/distributions/family.h"
 
 namespace vfe {
@@ -57,18 +58,12 @@ class Bernoulli {
   static bool IsProper(const double* eta) { return std::isfinite(eta[0]); }
   static void Moments(const double* eta, double* moments) { moments[0] = Sigmoid(eta[0]); }
   /// log(1 + e^η) without overflow.
-  static double LogPartition(const double* eta) {
-    const double x = eta[0];
-    return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
-  }
+  static double LogPartition(const double* eta) { return Softplus(eta[0]); }
   static double Entropy(const double* eta) { return LogPartition(eta) - eta[0] * Sigmoid(eta[0]); }
   static void PointMoments(double x, double* moments) { moments[0] = x; }
 
  private:
   Bernoulli() = default;
-  static double Sigmoid(double x) {
-    return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
-  }
   double eta_ = 0.0;
 };
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "vfe/core/special.h"
+
 namespace vfe {
 
 /// A smooth scalar function with its first derivative, applied elementwise by nonlinear nodes
@@ -22,12 +24,7 @@ inline double TanhDerivative(double x) {
   const double t = std::tanh(x);
   return 1.0 - t * t;
 }
-/// 1 / (1 + e^−x), computed without overflow for either sign of x.
-inline double Sigmoid(double x) {
-  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
-  const double e = std::exp(x);
-  return e / (1.0 + e);
-}
+inline double Sigmoid(double x) { return vfe::Sigmoid(x); }
 inline double SigmoidDerivative(double x) {
   const double s = Sigmoid(x);
   return s * (1.0 - s);
