@@ -73,6 +73,9 @@ class LinearPredictor {
     }
   }
 
+  /// The dimension K of w.
+  int dim() const { return dim_; }
+
   /// Checks w's dimension against the rows, and the rows and offsets against the plate.
   void Bind(const SlotInfo& in, size_t num_factors, const std::string& where) {
     if (kind_ == Rows::kNone && in.dim != 1)

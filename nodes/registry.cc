@@ -24,6 +24,7 @@
   X(Logistic)             \
   X(Probit)               \
   X(Categorical)          \
+  X(Softmax)              \
   X(Poisson)              \
   X(GaussianMixture)      \
   X(Transition)           \

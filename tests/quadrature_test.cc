@@ -49,5 +49,45 @@ TEST(Quadrature, RefusesRulesItCannotBuild) {
   EXPECT_THROW(StandardNormalRule(kMaxQuadraturePoints + 1), ModelError);
 }
 
+TEST(Quadrature, ProductRuleIsExactForPolynomialsOfTheDegreeInEachCoordinate) {
+  // E[z₁^a z₂^b z₃^c] = E[z^a] E[z^b] E[z^c] under N(0, I), for a, b, c ≤ 2K − 1.
+  const int points = 6;
+  const ProductRule rule = StandardNormalProductRule(points, 3, 0.0);
+  ASSERT_EQ(rule.size(), points * points * points);
+  for (int a = 0; a < 2 * points; ++a) {
+    for (int b = 0; b < 2 * points; b += 3) {
+      for (int c = 0; c < 2 * points; c += 5) {
+        double sum = 0.0, magnitude = 0.0;
+        for (int i = 0; i < rule.size(); ++i) {
+          const double* z = rule.Point(i);
+          const double term =
+              rule.weights[i] * std::pow(z[0], a) * std::pow(z[1], b) * std::pow(z[2], c);
+          sum += term;
+          magnitude += std::abs(term);
+        }
+        // Rounding of the terms, relative to their absolute sum, bounds the error.
+        const double exact = NormalMoment(a) * NormalMoment(b) * NormalMoment(c);
+        EXPECT_NEAR(sum, exact, 1e-13 * std::max(1.0, magnitude)) << a << ", " << b << ", " << c;
+      }
+    }
+  }
+}
+
+TEST(Quadrature, ProductRuleLeavesOutOnlyPointsBelowTheMinimumWeight) {
+  const ProductRule full = StandardNormalProductRule(64, 2, 0.0);
+  const ProductRule pruned = StandardNormalProductRule(64, 2);
+  ASSERT_EQ(full.size(), 64 * 64);
+  EXPECT_LT(pruned.size(), full.size());
+  double kept = 0.0;
+  for (double w : pruned.weights) {
+    EXPECT_GE(w, 1e-18);
+    kept += w;
+  }
+  // What is left out weighs at most 64² · 1e-18.
+  EXPECT_NEAR(kept, 1.0, 64 * 64 * 1e-18 + 1e-14);
+  EXPECT_THROW(StandardNormalProductRule(64, 4), ModelError);  // 64⁴ > 2²²
+  EXPECT_THROW(StandardNormalProductRule(8, 0), ModelError);
+}
+
 }  // namespace
 }  // namespace vfe
