@@ -173,6 +173,10 @@ struct FactorGraph::Impl {
   /// By variable: a node sends it natural-gradient messages (Node::StepsOnFreeEnergy), so
   /// its updates are steps that backtrack on F (StepOnFreeEnergy), one element at a time.
   std::vector<char> steps_on_free_energy;
+  /// For each element of such a variable: 1 when its last step was refused at every step
+  /// length (FactorGraph::RefusedSteps). One byte per element, written only by the thread that
+  /// updates the element.
+  std::vector<std::vector<uint8_t>> step_refused;
   /// By variable: a message to it depends on its own posterior (Node::MessageReadsOwnSlot).
   std::vector<char> reads_itself;
   /// By hidden ordinal: the element's colour among the elements of its variable (elements

@@ -269,6 +269,7 @@ void FactorGraph::Impl::FindBlockUpdates() {
   // first + i for element i): then no factor joins two of its elements.
   updates_in_blocks.assign(variables.size(), 0);
   steps_on_free_energy.assign(variables.size(), 0);
+  step_refused.assign(variables.size(), {});
   reads_itself.assign(variables.size(), 0);
   for (uint32_t v : hidden_ids) {
     const VariableInfo& info = variables[v];
@@ -278,6 +279,7 @@ void FactorGraph::Impl::FindBlockUpdates() {
         if (adjacency[k].node->StepsOnFreeEnergy(slot)) steps_on_free_energy[v] = 1;
         if (adjacency[k].node->MessageReadsOwnSlot(slot)) reads_itself[v] = 1;
       }
+    if (steps_on_free_energy[v]) step_refused[v].assign(info.size, 0);
     if (info.size < 2 || steps_on_free_energy[v]) continue;
     const size_t h0 = info.hidden_ordinal;
     const size_t count = adjacency_offsets[h0 + 1] - adjacency_offsets[h0];

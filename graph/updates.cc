@@ -141,8 +141,12 @@ bool FactorGraph::Impl::StepOnFreeEnergy(uint32_t v, size_t index, const double*
       eta[i] = rho == 1.0 ? target[i] : (1.0 - rho) * scratch.previous[i] + rho * target[i];
     if (!MomentsFromNatural(info.family, info.dim, eta, moment, ws)) continue;
     Touch(v);  // nodes that cache sums over this variable must see the candidate
-    if (LocalFreeEnergy(v, index, scratch) <= before + slack) return true;
+    if (LocalFreeEnergy(v, index, scratch) <= before + slack) {
+      step_refused[v][index] = 0;
+      return true;
+    }
   }
+  step_refused[v][index] = 1;
   std::copy_n(scratch.previous.data(), stat, eta);
   std::copy_n(scratch.previous_moments.data(), stat, moment);
   Touch(v);

@@ -117,6 +117,33 @@ std::vector<std::string> FactorGraph::CollapsedComponents() const {
   return found;
 }
 
+std::vector<std::string> FactorGraph::RefusedSteps() const {
+  const Impl& g = *impl_;
+  g.CheckFinalized("RefusedSteps");
+  std::vector<std::string> found;
+  for (uint32_t v = 0; v < g.step_refused.size(); ++v) {
+    const std::vector<uint8_t>& refused = g.step_refused[v];
+    const size_t count = static_cast<size_t>(std::count(refused.begin(), refused.end(), 1));
+    if (count == 0) continue;
+    const VariableInfo& info = g.variables[v];
+    std::string elements;
+    size_t listed = 0;
+    for (size_t i = 0; i < refused.size() && listed < 3; ++i)
+      if (refused[i]) {
+        elements += (listed++ ? ", " : "") + info.name + "[" + std::to_string(i) + "]";
+      }
+    if (count > listed) elements += " and " + std::to_string(count - listed) + " more";
+    found.push_back(
+        "variable '" + info.name + "': the last natural-gradient step of " +
+        (info.size == 1 ? std::string("it") : elements) +
+        " was refused at every step length (it left q improper, or raised F, even at "
+        "2^-30 of the step), so the posterior did not move and the run may have stopped short "
+        "of the fixed point; a narrower prior, or an initial posterior nearer the data, "
+        "usually cures it");
+  }
+  return found;
+}
+
 void FactorGraph::SetRandomPosterior(const Variable& v, uint64_t seed) {
   Impl& g = *impl_;
   const VariableInfo& info = g.variables[g.Checked(v, "SetRandomPosterior").id()];

@@ -391,7 +391,7 @@ Result AsyncScheduler::Run(FactorGraph& graph) const {
     rules.mean_field = EveryUpdateLowersF(graph);
     result = RunLoop(rules, start, round, free_energy);
   });
-  AddCollapseWarnings(graph, result);
+  AddEndOfRunWarnings(graph, result);
   // The time of the run includes taking the flow graph down.
   result.inference_ms = ElapsedMs(start);
   return result;

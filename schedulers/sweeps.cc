@@ -108,10 +108,12 @@ bool EveryUpdateLowersF(const FactorGraph& graph) {
   return true;
 }
 
-void AddCollapseWarnings(const FactorGraph& graph, Result& result) {
+void AddEndOfRunWarnings(const FactorGraph& graph, Result& result) {
   if (result.termination == Termination::kNumericalFailure) return;
   const std::vector<std::string> collapsed = graph.CollapsedComponents();
   result.warnings.insert(result.warnings.end(), collapsed.begin(), collapsed.end());
+  const std::vector<std::string> refused = graph.RefusedSteps();
+  result.warnings.insert(result.warnings.end(), refused.begin(), refused.end());
 }
 
 std::string LoopWords::Count(int n) const {
@@ -256,7 +258,7 @@ Result RunSweeps(const FactorGraph& graph, const SchedulerOptions& options,
   };
   Result result = RunLoop(rules, start, sweep, recorded_free_energy);
   result.warnings.insert(result.warnings.end(), diagnosis.begin(), diagnosis.end());
-  AddCollapseWarnings(graph, result);
+  AddEndOfRunWarnings(graph, result);
   return result;
 }
 

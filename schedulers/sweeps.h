@@ -95,8 +95,9 @@ std::vector<Variable> SweepOrder(const FactorGraph& graph, const SchedulerOption
 /// too), and F never rises.
 bool EveryUpdateLowersF(const FactorGraph& graph);
 
-/// Adds FactorGraph::CollapsedComponents to the result's warnings, unless the run failed.
-void AddCollapseWarnings(const FactorGraph& graph, Result& result);
+/// Adds FactorGraph::CollapsedComponents and RefusedSteps to the result's warnings, unless
+/// the run failed.
+void AddEndOfRunWarnings(const FactorGraph& graph, Result& result);
 
 /// Milliseconds since `start`.
 double ElapsedMs(std::chrono::steady_clock::time_point start);

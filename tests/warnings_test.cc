@@ -1,5 +1,6 @@
 // Warnings (legal but probably a mistake) and the cures they point to: a hidden variable with
-// no prior, an order that leaves out a variable, F rising, collapsed mixture components;
+// no prior, an order that leaves out a variable, F rising, collapsed mixture components,
+// natural-gradient steps refused at every length;
 // random starting posteriors and the default update order of a JSON model.
 
 #include <gmock/gmock.h>
@@ -248,6 +249,52 @@ double Separation(const Model& model) {
 
 constexpr const char* kGivenMeans =
     R"("initial": {"mu": [{"mean": -1.0, "variance": 1.0}, {"mean": 1.0, "variance": 1.0}]})";
+
+// ---- Natural-gradient steps refused at every length ----------------------------------------
+
+/// A non-conjugate factor on a Gaussian whose natural-gradient target always has a negative
+/// precision (a wrong message): no step length gives a proper q, so every step is refused.
+class ImproperTargetNode final : public Node {
+ public:
+  const char* type() const override { return "ImproperTarget"; }
+  std::vector<std::string> slot_names() const override { return {"out"}; }
+  Family ObservedFamily(int, const PointMass&) const override { return Family::kGaussian; }
+  void Bind(const std::vector<SlotInfo>&, size_t, const std::string&) override {}
+  bool StepsOnFreeEnergy(int) const override { return true; }
+  void AccumulateMessage(int, size_t begin, size_t end, const SlotView*, double* eta,
+                         Workspace&) const override {
+    for (size_t n = begin; n < end; ++n) eta[1] += 1e300;  // −P/2 far above 0
+  }
+  double AverageEnergy(size_t, size_t, const SlotView*, Workspace&) const override { return 0; }
+};
+
+TEST(Warnings, StepsRefusedAtEveryLengthNameTheVariable) {
+  FactorGraph g;
+  const Variable x = g.AddVariable("x", Family::kGaussian);
+  const Variable y = g.AddObserved("y", std::vector<double>{0.5});
+  g.AddGaussian(x, 0.0, 1.0, "prior");
+  g.AddFactor(std::make_unique<ImproperTargetNode>(), {x}, "improper");
+  g.AddGaussian(y, x, 1.0, "likelihood");
+  g.Finalize();
+  SchedulerOptions options;
+  options.max_iterations = 5;
+  const Result result = SequentialScheduler(options).Run(g);
+  EXPECT_THAT(result.warnings,
+              Contains(AllOf(HasSubstr("variable 'x'"), HasSubstr("refused at every step length"),
+                             HasSubstr("narrower prior"))));
+  // The posterior is the prior's: no step was taken.
+  EXPECT_EQ(g.Posterior<Gaussian>(x).mean(), 0.0);
+}
+
+TEST(Warnings, StepsTakenRaiseNoRefusalWarning) {
+  Model model = ParseModel(R"({"format": "vfe-model/1",
+    "variables": [{"name": "x", "family": "Gaussian"}, {"name": "y", "observed": [3, 5, 4]}],
+    "factors": [{"node": "Gaussian", "out": "x", "mean": 0, "precision": 1},
+                {"node": "Poisson", "for": {"n": [0, 3]}, "out": "y[n]", "in": "x"}]})");
+  const Result result = Infer(model);
+  EXPECT_EQ(result.termination, Termination::kConverged);
+  EXPECT_THAT(result.warnings, IsEmpty());
+}
 
 TEST(Mixtures, MeansUpdatedFirstCollapseAndTheRunWarns) {
   Model model = ParseModel(

@@ -372,6 +372,13 @@ class FactorGraph {
   /// 1e-9 relative), a warning naming the plate, the components and their elements. The
   /// schedulers add them to Result::warnings at the end of a run.
   std::vector<std::string> CollapsedComponents() const;
+  /// Variables updated by natural-gradient steps (Node::StepsOnFreeEnergy) some of whose
+  /// elements had their last step refused at every step length — the step left q improper
+  /// (an overflow, an indefinite precision) or raised F even at ρ = 2⁻³⁰ — so that they kept
+  /// their posterior and the run may have stopped short of the fixed point: a warning naming
+  /// each such variable and its elements. The schedulers add them to Result::warnings at the
+  /// end of a run.
+  std::vector<std::string> RefusedSteps() const;
   /// A random starting posterior for every element of `v`, the same for a given seed:
   /// Categorical elements get responsibilities drawn from Dirichlet(1, ..., 1); Gaussian and
   /// MvGaussian elements keep their spread and move their mean to a draw from their current
