@@ -281,7 +281,9 @@ std::unique_ptr<Node> FactorGraph::BuildNode(const std::string& type_name,
     const Variable& first = value->variables()[0];
     const VariableInfo& info = g.variables[first.id()];
     argument.is_variable = true;
-    argument.dim = info.dim;
+    // Observed data learn their family (and with it their dimension) only at Finalize: until
+    // then the size of one value is their dimension (a row of an observed array of vectors).
+    argument.dim = info.observed ? std::max(info.dim, info.value_rows) : info.dim;
     argument.count = p.connection == Connection::kWhole  ? first.size()
                      : p.connection == Connection::kList ? value->variables().size()
                                                          : 1;

@@ -805,8 +805,8 @@ TEST(DeltaJson, ErrorsNameThePointerAndWhatWasExpected) {
             "/factors/1/kappa: expected kappa > -2 (D + kappa > 0: 'in' is 'x' (MvGaussian) of "
             "dimension 2), found -3");
   EXPECT_EQ(LoadError(DeltaDocument(R"("function": "sin", "matrix": [[1, 0]], "approximation": "unscent")")),
-            "/factors/1/approximation: expected one of 'linearise', 'unscented', found the string "
-            "\"unscent\" (did you mean 'unscented'?)");
+            "/factors/1/approximation: expected one of 'linearise', 'unscented', 'cvi', found the "
+            "string \"unscent\" (did you mean 'unscented'?)");
   EXPECT_EQ(LoadError(DeltaDocument(R"("function": "sin", "matrix": [[1, 0]], "samples": 10)")),
             "/factors/1/samples: only a Monte Carlo energy takes 'samples' (add \"energy\": "
             "\"monte_carlo\")");
@@ -819,7 +819,8 @@ TEST(DeltaJson, ErrorsNameThePointerAndWhatWasExpected) {
   EXPECT_EQ(LoadError(DeltaDocument(R"("matrix": [[1, 0]])")),
             "/factors/1: missing required argument 'function' (Delta takes 'out', 'in', "
             "'precision', 'function' and optionally 'matrix', 'offset', 'output_matrix', "
-            "'linear', 'approximation', 'alpha', 'beta', 'kappa', 'energy', 'samples', 'seed')");
+            "'linear', 'approximation', 'alpha', 'beta', 'kappa', 'energy', 'samples', 'seed', "
+            "'quadrature_points')");
 }
 
 TEST(DeltaJson, JsonModelEqualsTheCppGraphBitForBit) {

@@ -149,7 +149,7 @@ Vector Minimise(const std::function<double(const Vector&)>& f, Vector theta) {
     Vector step = hessian.ldlt().solve(gradient);
     if (step.dot(gradient) <= 0) step = gradient;  // not a descent direction: steepest descent
     double t = 1.0;
-    while (t > 1e-10 && f(theta - t * step) > f0) t *= 0.5;
+    while (t > 1e-10 && !(f(theta - t * step) <= f0)) t *= 0.5;  // NaN counts as a rise
     theta -= t * step;
   }
   return theta;
