@@ -317,8 +317,9 @@ TEST(Logistic, JaakkolaJordanBoundsTheFreeEnergyFromAbove) {
   }
 }
 
-TEST(Logistic, EverySchedulerReachesTheSameFixedPoint) {
-  const LogisticProblem p = TwoDimensional();
+/// The parallel scheduler on 1 and 2 threads (the same bits) and the async scheduler reach
+/// the sequential fixed point.
+void ExpectEverySchedulerReachesTheSequentialFixedPoint(const LogisticProblem& p) {
   Model sequential = ParseModel(ModelJson(p).dump());
   const double reference = Infer(sequential).free_energy.back();
   std::vector<double> parallel_trace;
@@ -339,6 +340,15 @@ TEST(Logistic, EverySchedulerReachesTheSameFixedPoint) {
   async.inference.threshold = 1e-12;
   const Result result = Infer(async);
   EXPECT_NEAR(result.free_energy.back(), reference, 1e-8) << result.message;
+}
+
+TEST(Logistic, EveryLinkReachesTheSameFixedPointUnderEveryScheduler) {
+  LogisticProblem probit = TwoDimensional();
+  probit.node = "Probit";
+  for (const LogisticProblem& p : {TwoDimensional(), probit, CountRegression()}) {
+    SCOPED_TRACE(p.node);
+    ExpectEverySchedulerReachesTheSequentialFixedPoint(p);
+  }
 }
 
 TEST(Logistic, FullStepsThatWouldRaiseFAreShortened) {
