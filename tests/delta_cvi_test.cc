@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/testing/expect.h"
+#include "tests/testing/newton.h"
 #include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
@@ -25,39 +26,6 @@ namespace {
 using testing::LoadError;
 using ::testing::HasSubstr;
 using Json = nlohmann::ordered_json;
-
-/// The θ minimising f: Newton's method with central differences (step 1e-4: the gradient's
-/// error, ~1e-8·f''', sets the oracle's accuracy near 1e-9) and a backtracking line search.
-Vector Minimise(const std::function<double(const Vector&)>& f, Vector theta) {
-  const int size = static_cast<int>(theta.size());
-  const double h = 1e-4;
-  for (int iteration = 0; iteration < 100; ++iteration) {
-    Vector gradient(size);
-    Matrix hessian(size, size);
-    const double f0 = f(theta);
-    for (int i = 0; i < size; ++i) {
-      Vector a = theta, b = theta;
-      a(i) += h;
-      b(i) -= h;
-      gradient(i) = (f(a) - f(b)) / (2 * h);
-      for (int j = 0; j <= i; ++j) {
-        Vector pp = theta, pm = theta, mp = theta, mm = theta;
-        pp(i) += h, pp(j) += h;
-        pm(i) += h, pm(j) -= h;
-        mp(i) -= h, mp(j) += h;
-        mm(i) -= h, mm(j) -= h;
-        hessian(i, j) = hessian(j, i) = (f(pp) - f(pm) - f(mp) + f(mm)) / (4 * h * h);
-      }
-    }
-    if (gradient.norm() < 1e-10) break;
-    Vector step = hessian.ldlt().solve(gradient);
-    if (step.dot(gradient) <= 0) step = gradient;  // not a descent direction: steepest descent
-    double t = 1.0;
-    while (t > 1e-10 && !(f(theta - t * step) <= f0)) t *= 0.5;  // NaN counts as a rise
-    theta -= t * step;
-  }
-  return theta;
-}
 
 // ---- One dimension, in closed form --------------------------------------------------------
 
@@ -82,7 +50,7 @@ double ExpModelFreeEnergy(const Vector& theta) {
 }
 
 TEST(DeltaCvi, OneDimensionalFixedPointIsTheExactOptimalGaussian) {
-  const Vector theta = Minimise(ExpModelFreeEnergy, Vector::Zero(2));
+  const Vector theta = testing::MinimiseByNewton(ExpModelFreeEnergy, Vector::Zero(2));
   Model model = ParseModel(kExpModel);
   const Result result = Infer(model);
   ASSERT_EQ(result.termination, Termination::kConverged) << result.message;
@@ -200,7 +168,7 @@ TEST(DeltaCvi, TwoDimensionalFixedPointIsTheOptimalGaussian) {
   Vector start(5);
   start << p.m0(0), p.m0(1), std::log(prior_root(0, 0)), std::log(prior_root(1, 1)),
       prior_root(1, 0);
-  const Vector theta = Minimise(f, start);
+  const Vector theta = testing::MinimiseByNewton(f, start);
   Matrix l = Matrix::Zero(2, 2);
   l(0, 0) = std::exp(theta(2));
   l(1, 1) = std::exp(theta(3));

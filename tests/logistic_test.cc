@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tests/testing/expect.h"
+#include "tests/testing/newton.h"
 #include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
@@ -96,41 +97,12 @@ double FreeEnergyOf(const LogisticProblem& p, const Vector& theta) {
   return -expected_log_joint - entropy;
 }
 
-/// The θ minimising FreeEnergyOf: Newton's method with central differences (step 1e-4 for the
-/// gradient, whose error, ~1e-8·F''', sets the oracle's accuracy near 1e-9) and a
-/// backtracking line search, from q = the prior.
+/// The θ minimising FreeEnergyOf (testing::MinimiseByNewton), from q = the prior.
 Vector OptimalGaussian(const LogisticProblem& p) {
   const int d = p.dim();
-  const int size = d + d * (d + 1) / 2;
-  Vector theta = Vector::Zero(size);
+  Vector theta = Vector::Zero(d + d * (d + 1) / 2);
   theta.head(d) = p.prior_mean;
-  auto f = [&](const Vector& t) { return FreeEnergyOf(p, t); };
-  const double h = 1e-4;
-  for (int iteration = 0; iteration < 50; ++iteration) {
-    Vector gradient(size);
-    Matrix hessian(size, size);
-    const double f0 = f(theta);
-    for (int i = 0; i < size; ++i) {
-      Vector a = theta, b = theta;
-      a(i) += h;
-      b(i) -= h;
-      gradient(i) = (f(a) - f(b)) / (2 * h);
-      for (int j = 0; j <= i; ++j) {
-        Vector pp = theta, pm = theta, mp = theta, mm = theta;
-        pp(i) += h, pp(j) += h;
-        pm(i) += h, pm(j) -= h;
-        mp(i) -= h, mp(j) += h;
-        mm(i) -= h, mm(j) -= h;
-        hessian(i, j) = hessian(j, i) = (f(pp) - f(pm) - f(mp) + f(mm)) / (4 * h * h);
-      }
-    }
-    if (gradient.norm() < 1e-10) break;
-    const Vector step = hessian.ldlt().solve(gradient);
-    double t = 1.0;
-    while (t > 1e-8 && f(theta - t * step) > f0) t *= 0.5;
-    theta -= t * step;
-  }
-  return theta;
+  return testing::MinimiseByNewton([&](const Vector& t) { return FreeEnergyOf(p, t); }, theta);
 }
 
 /// The problem as a vfe model; `approximation` as the node takes it.

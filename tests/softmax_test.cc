@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tests/testing/expect.h"
+#include "tests/testing/newton.h"
 #include "vfe/io/model_json.h"
 #include "vfe/model.h"
 
@@ -122,39 +123,6 @@ double FreeEnergyOf(const Regression& p, const Vector& theta) {
   return f;
 }
 
-/// The θ minimising f: Newton's method with central differences (step 1e-4: the gradient's
-/// error, ~1e-8·f''', sets the oracle's accuracy near 1e-9) and a backtracking line search.
-Vector Minimise(const std::function<double(const Vector&)>& f, Vector theta) {
-  const int size = static_cast<int>(theta.size());
-  const double h = 1e-4;
-  for (int iteration = 0; iteration < 50; ++iteration) {
-    Vector gradient(size);
-    Matrix hessian(size, size);
-    const double f0 = f(theta);
-    for (int i = 0; i < size; ++i) {
-      Vector a = theta, b = theta;
-      a(i) += h;
-      b(i) -= h;
-      gradient(i) = (f(a) - f(b)) / (2 * h);
-      for (int j = 0; j <= i; ++j) {
-        Vector pp = theta, pm = theta, mp = theta, mm = theta;
-        pp(i) += h, pp(j) += h;
-        pm(i) += h, pm(j) -= h;
-        mp(i) -= h, mp(j) += h;
-        mm(i) -= h, mm(j) -= h;
-        hessian(i, j) = hessian(j, i) = (f(pp) - f(pm) - f(mp) + f(mm)) / (4 * h * h);
-      }
-    }
-    if (gradient.norm() < 1e-10) break;
-    Vector step = hessian.ldlt().solve(gradient);
-    if (step.dot(gradient) <= 0) step = gradient;  // not a descent direction: steepest descent
-    double t = 1.0;
-    while (t > 1e-10 && !(f(theta - t * step) <= f0)) t *= 0.5;  // NaN counts as a rise
-    theta -= t * step;
-  }
-  return theta;
-}
-
 Regression SmallRegression() {
   Regression p;
   const double x[6] = {-2.0, -1.5, 0.0, 0.3, 1.6, 2.2};
@@ -191,7 +159,8 @@ Json RegressionJson(const Regression& p) {
 TEST(Softmax, RegressionFixedPointIsTheOptimalMeanFieldGaussian) {
   const Regression p = SmallRegression();
   const auto f = [&](const Vector& t) { return FreeEnergyOf(p, t); };
-  const Vector theta = Minimise(f, Vector::Zero(kClasses * PackedSize(p.dim())));
+  const Vector theta =
+      testing::MinimiseByNewton(f, Vector::Zero(kClasses * PackedSize(p.dim())));
   Model model = ParseModel(RegressionJson(p).dump());
   const Result result = Infer(model);
   ASSERT_EQ(result.termination, Termination::kConverged) << result.message;
@@ -221,7 +190,7 @@ TEST(Softmax, GaussianScoresFixedPointIsTheOptimalGaussian) {
     return value;
   };
   Vector start = Vector::Zero(PackedSize(3));
-  const Vector theta = Minimise(f, start);
+  const Vector theta = testing::MinimiseByNewton(f, start);
   const Gaussian best = Unpack(theta, 3, 0);
 
   Json model_json = {{"format", "vfe-model/1"}};
