@@ -145,15 +145,13 @@ class LinearPredictor {
     const int d = dim_;
     const ConstVectorMap row(r, d);
     if (shared.valid) {
-      // The workspace is sized for the graph's largest dimension.
-      const Eigen::Map<const Matrix, 0, Eigen::OuterStride<>> covariance(
-          shared.covariance, d, d, Eigen::OuterStride<>(shared.stride));
+      // The covariance has the workspace's leading dimension (the graph's largest).
       return {row.dot(ConstVectorMap(shared.mean, d)) + o,
-              std::max(0.0, row.dot(covariance * row))};
+              std::max(0.0, QuadraticForm(shared.covariance, shared.stride, r, d))};
     }
     const double* t = in.At(n);
     const double m = row.dot(ConstVectorMap(t, d));
-    const double second = row.dot(ConstMatrixMap(t + d, d, d) * row);
+    const double second = QuadraticForm(t + d, d, r, d);
     return {m + o, std::max(0.0, second - m * m)};
   }
 
@@ -188,6 +186,19 @@ class LinearPredictor {
   }
 
  private:
+  /// rᵀAr for the symmetric d x d matrix A stored by columns `stride` apart, column by column:
+  /// an Eigen product here would allocate a temporary for every factor.
+  static double QuadraticForm(const double* a, Eigen::Index stride, const double* r, int d) {
+    double sum = 0.0;
+    for (int j = 0; j < d; ++j) {
+      const double* column = a + j * stride;
+      double a_r = 0.0;
+      for (int i = 0; i < d; ++i) a_r += column[i] * r[i];
+      sum += a_r * r[j];
+    }
+    return sum;
+  }
+
   const double* Row(size_t n) const {
     return kind_ == Rows::kPerFactor ? rows_.data() + n * static_cast<size_t>(dim_)
                                      : rows_.data();
