@@ -44,7 +44,10 @@ struct SoftmaxExpectations {
 ///   g(a) = log f = yᵀa − lse(a),  ∇g = y − p,  ∇²g = −H,  lse(a) = log Σₖ exp aₖ.
 /// The scores are `in`, an MvGaussian x of dimension K (a = x), or the K linear predictors
 /// aₖ = rₙᵀwₖ of the rows wₖ of `weights` (an array of K Gaussians or MvGaussians) and the
-/// factor's row rₙ of `matrix`; mean-field over the rows makes a ~ N(μ, diag v) there.
+/// factor's row rₙ of `matrix`; mean-field over the rows makes a ~ N(μ, diag v) there. With
+/// K − 1 rows class 0 is the reference, a₀ = 0 (the baseline-category logit): softmax is
+/// unchanged by adding one vector to every row, and without a reference only the prior pins
+/// that direction, which mean-field updates of one row at a time then cross slowly.
 ///
 /// CVI (Khan & Lin, AISTATS 2017), as for Logistic: the message to a Gaussian slot is the
 /// gradient of E_q[g] with respect to its mean parameters, by Bonnet's and Price's theorems
@@ -84,9 +87,12 @@ class SoftmaxNode final : public Node {
                        std::to_string(kMaxClasses) + " outcomes, got " + slots[kOut].variable +
                        " with " + std::to_string(classes_));
     if (rows_) {
-      if (rows_ != classes_)
-        throw GraphError(where + ": 'weights' has " + std::to_string(rows_) +
-                         " rows but " + DimensionOf(slots[kOut]) + ": give one row per class");
+      if (rows_ != classes_ && rows_ != classes_ - 1)
+        throw GraphError(where + ": 'weights' has " + std::to_string(rows_) + " rows but " +
+                         DimensionOf(slots[kOut]) +
+                         ": give one row per class, or one per class after the first (whose "
+                         "score is then 0)");
+      reference_ = classes_ - rows_;
       for (int k = 0; k < rows_; ++k) predictor_.Bind(slots[kScores + k], num_factors, where);
     } else {
       RequireDim(slots[kScores], classes_, where, DimensionOf(slots[kOut]));
@@ -123,9 +129,9 @@ class SoftmaxNode final : public Node {
       Expect(mean, covariance, true, &e);
       const double* y = q[kOut].At(n);
       if (rows_) {
-        const int row = slot - kScores;
-        const LinearPredictor::Moments a{mean(row), covariance(row, row)};
-        predictor_.AddMessage(n, a, y[row] - e.p(row), -e.h(row, row), eta);
+        const int c = slot - kScores + reference_;  // the row's class
+        const LinearPredictor::Moments a{mean(c), covariance(c, c)};
+        predictor_.AddMessage(n, a, y[c] - e.p(c), -e.h(c, c), eta);
         continue;
       }
       const SmallVector first = ConstVectorMap(y, k) - e.p + e.h * mean;
@@ -155,7 +161,9 @@ class SoftmaxNode final : public Node {
     const int k = classes_;
     SmallVector a(k);
     for (int i = 0; i < k; ++i)
-      a(i) = rows_ ? predictor_.At(n, q[kScores + i].At(n)) : q[kScores].At(n)[i];
+      a(i) = !rows_ ? q[kScores].At(n)[i]
+             : i < reference_ ? 0.0
+                              : predictor_.At(n, q[kScores + i - reference_].At(n));
     const double top = a.maxCoeff();
     const double lse = top + std::log((a.array() - top).exp().sum());
     return a(point_values::Outcome(k, q[kOut].At(n))) - lse;
@@ -190,10 +198,12 @@ class SoftmaxNode final : public Node {
     const int k = classes_;
     if (rows_) {
       covariance->setZero();
-      for (int i = 0; i < k; ++i) {
-        const LinearPredictor::Moments a = predictor_.Predict(n, q[kScores + i], shared[i]);
-        (*mean)(i) = a.mean;
-        (*covariance)(i, i) = a.variance;
+      mean->setZero();  // a reference class scores 0
+      for (int row = 0; row < rows_; ++row) {
+        const LinearPredictor::Moments a =
+            predictor_.Predict(n, q[kScores + row], shared[row]);
+        (*mean)(row + reference_) = a.mean;
+        (*covariance)(row + reference_, row + reference_) = a.variance;
       }
       return;
     }
@@ -254,6 +264,7 @@ class SoftmaxNode final : public Node {
   }
 
   int rows_;
+  int reference_ = 0;  ///< 1 when class 0 has no row (its score is 0), else 0
   LinearPredictor predictor_;
   int points_;
   int classes_ = 0;
@@ -281,7 +292,9 @@ const NodeType& SoftmaxNodeType() {
         Optional(NotConjugate(
             Variable("in", "the K scores (an MvGaussian of dimension K)", {Family::kMvGaussian}))),
         Optional(NotConjugate(WholeArray(
-            "weights", "the K rows wₖ, aₖ = matrix·wₖ (an array variable, all of it)",
+            "weights",
+            "the K rows wₖ, aₖ = matrix·wₖ, or K − 1 for classes 1..K−1 with a₀ = 0 (an array "
+            "variable, all of it)",
             {Family::kGaussian, Family::kMvGaussian}))),
         PredictorMatrixParameter("score of each row (with weights)"),
         approximation,
@@ -304,14 +317,14 @@ const NodeType& SoftmaxNodeType() {
     t.example = R"json({
   "format": "vfe-model/1",
   "variables": [
-    {"name": "W", "family": "MvGaussian", "dim": 2, "shape": [3]},
+    {"name": "W", "family": "MvGaussian", "dim": 2, "shape": [2]},
     {"name": "X", "shape": [6], "dim": 2,
      "observed": [[1, -2.0], [1, -1.5], [1, 0.0], [1, 0.3], [1, 1.6], [1, 2.2]]},
     {"name": "y", "family": "Categorical", "dim": 3, "shape": [6], "observed": [0, 0, 1, 1, 2, 2]},
     {"name": "y_new", "family": "Categorical", "dim": 3}
   ],
   "factors": [
-    {"node": "MvGaussian", "for": {"k": [0, 3]}, "out": "W[k]", "mean": [0, 0],
+    {"node": "MvGaussian", "for": {"k": [0, 2]}, "out": "W[k]", "mean": [0, 0],
      "precision": [[1, 0], [0, 1]]},
     {"node": "Softmax", "for": {"n": [0, 6]}, "out": "y[n]", "weights": "W", "matrix": "X[n]"},
     {"node": "Softmax", "out": "y_new", "weights": "W", "matrix": [[1, 1.0]]}
