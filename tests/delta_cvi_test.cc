@@ -80,6 +80,24 @@ TEST(DeltaCvi, EverySchedulerReachesTheSequentialFixedPoint) {
   }
 }
 
+TEST(DeltaCvi, CppGraphIsTheJsonModelBitForBit) {
+  Model json = ParseModel(kExpModel);
+  const Result from_json = Infer(json);
+  FactorGraph g;
+  const Variable x = g.AddVariable("x", Family::kGaussian);
+  const Variable y = g.AddObserved("y", 3.0);
+  g.AddGaussian(x, 0.0, 1.0);
+  DeltaOptions options;
+  options.approximation = DeltaApproximation::kCvi;
+  g.AddFactor(MakeDeltaNode(DeltaFunction::Named(*FindScalarFunction("exp")), options),
+              {y, x, 10.0});
+  g.Finalize();
+  SchedulerOptions run;
+  run.max_iterations = 500;
+  run.tolerance = 1e-15;
+  EXPECT_EQ(SequentialScheduler(run).Run(g).free_energy, from_json.free_energy);
+}
+
 // ---- Two dimensions, by a trapezoid rule ----------------------------------------------------
 
 /// x ~ N(m₀, P₀⁻¹) in ℝ², four observations y_i of f(x) = tanh(A x + b) with precision W.
