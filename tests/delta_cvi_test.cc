@@ -9,7 +9,6 @@
 
 #include <Eigen/LU>
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -205,10 +204,7 @@ TEST(DeltaCvi, PendulumExampleFreeEnergyIsTheMonteCarloFreeEnergy) {
   // examples/pendulum_cvi.json: F by quadrature is the model's own free energy, so the
   // graph's Monte Carlo estimate from pointwise log-densities must agree within 4 standard
   // errors; and the sweeps never raise it.
-  std::ifstream in(std::string(VFE_SOURCE_DIR) + "/examples/pendulum_cvi.json");
-  ASSERT_TRUE(in) << "examples/pendulum_cvi.json";
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  Model model = ParseModel(text, std::string(VFE_SOURCE_DIR) + "/examples");
+  Model model = LoadModel(std::string(VFE_SOURCE_DIR) + "/examples/pendulum_cvi.json");
   const Result result = Infer(model);
   ASSERT_EQ(result.termination, Termination::kConverged) << result.message;
   EXPECT_EQ(result.free_energy_increases, 0);

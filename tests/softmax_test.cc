@@ -293,10 +293,7 @@ TEST(Softmax, IrisExampleConvergesAndItsFreeEnergyIsTheMonteCarloFreeEnergy) {
   // pointwise log-densities agrees within 4 standard errors; the sweeps never raise it; and
   // the expected scores classify the flowers (a multinomial logit separates setosa and
   // misplaces a few of the overlapping versicolor and virginica: 95% is a loose floor).
-  std::ifstream in(std::string(VFE_SOURCE_DIR) + "/examples/softmax_classifier.json");
-  ASSERT_TRUE(in) << "examples/softmax_classifier.json";
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  Model model = ParseModel(text, std::string(VFE_SOURCE_DIR) + "/examples");
+  Model model = LoadModel(std::string(VFE_SOURCE_DIR) + "/examples/softmax_classifier.json");
   const Result result = Infer(model);
   ASSERT_EQ(result.termination, Termination::kConverged) << result.message;
   EXPECT_EQ(result.free_energy_increases, 0);
