@@ -16,8 +16,8 @@
 //   3. F at the target (the step is kept if F did not rise, else it is halved and F taken
 //      again: one more pass per halving; none at the fixed point);
 //   4. the sweep's F (the scheduler's FreeEnergy), at the same q as pass 3.
-// Passes 2–4 sum E[g] = y aₘ − E[log(1 + eᵃ)]. With the parallel scheduler, passes 1 and 4 run
-// in blocks on every thread; passes 2 and 3 run on the calling thread.
+// Passes 2–4 sum E[g] = y aₘ − E[log(1 + eᵃ)]. With the parallel scheduler, every pass runs in
+// blocks of 16384 rows on every thread.
 //
 //   BM_LogisticSweep     one engine sweep from the fixed point: Args {N, threads}, threads 0 the
 //                        sequential scheduler, 1 and 2 the parallel one. A benchmark iteration

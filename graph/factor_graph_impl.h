@@ -356,10 +356,14 @@ struct FactorGraph::Impl {
   /// (the sum of its messages): η ← (1 − ρ)η + ρ·target with ρ = 1, halved until the proper
   /// posterior it gives does not raise the element's share of F (LocalFreeEnergy), at most
   /// kMaxHalvings times; the element stays as it was when no step qualifies. Returns true.
-  bool StepOnFreeEnergy(uint32_t v, size_t index, const double* target, Scratch& scratch);
+  /// `runner`, if given, runs the blocks of its large energy sums (as those of the messages).
+  bool StepOnFreeEnergy(uint32_t v, size_t index, const double* target, Scratch& scratch,
+                        const BlockRunner* runner);
   /// The terms of F that depend on element `index` of `v`: the average energies of the
-  /// factors it joins (shared elements: times their plate's weight) minus its entropy.
-  double LocalFreeEnergy(uint32_t v, size_t index, Scratch& scratch);
+  /// factors it joins (shared elements: times their plate's weight) minus its entropy. The
+  /// energy of a long plate range is summed in the blocks of its messages, each block's sum
+  /// run by `runner` (or here, when null) and the block sums added in order.
+  double LocalFreeEnergy(uint32_t v, size_t index, Scratch& scratch, const BlockRunner* runner);
   static constexpr int kMaxHalvings = 30;
   size_t max_partial = 0;  ///< the largest (blocks × statistic size) of one message sum
   /// Updates elements first, first + step, … (`count` of them) of variable `v`, elements that

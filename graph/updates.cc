@@ -39,6 +39,21 @@ class MessageBlocks final : public BlockRunner::Body {
   int stat_;
 };
 
+/// The average energy of the same blocks: block b of [begin, end) into partial[b].
+class EnergyBlocks final : public BlockRunner::Body {
+ public:
+  EnergyBlocks(const AdjacencyEntry& entry, double* partial) : entry_(entry), partial_(partial) {}
+  void operator()(size_t b, Scratch& scratch) const override {
+    const size_t begin = entry_.begin + b * kMessageBlockSize;
+    const size_t end = std::min(entry_.end, begin + kMessageBlockSize);
+    partial_[b] = entry_.node->AverageEnergy(begin, end, entry_.views, scratch.node);
+  }
+
+ private:
+  const AdjacencyEntry& entry_;
+  double* partial_;
+};
+
 /// Runs the blocks one after another on the caller's thread.
 class InlineRunner final : public BlockRunner {
  public:
@@ -98,7 +113,8 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
       for (int i = 0; i < info.stat_size; ++i) eta[i] += plate.weight * sum[i];
   }
   if (!any) return false;
-  if (!out_only && steps_on_free_energy[v]) return StepOnFreeEnergy(v, index, eta, scratch);
+  if (!out_only && steps_on_free_energy[v])
+    return StepOnFreeEnergy(v, index, eta, scratch, runner);
   double* moment = moments.data() + info.moment_offset + index * info.stat_size;
   if (!MomentsFromNatural(info.family, info.dim, eta, moment, WorkspaceFor(info, scratch)))
     return false;
@@ -107,14 +123,29 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
   return true;
 }
 
-double FactorGraph::Impl::LocalFreeEnergy(uint32_t v, size_t index, Scratch& scratch) {
+double FactorGraph::Impl::LocalFreeEnergy(uint32_t v, size_t index, Scratch& scratch,
+                                          const BlockRunner* runner) {
   const VariableInfo& info = variables[v];
   const size_t h = info.hidden_ordinal + index;
   double energy = 0.0;
   for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k) {
     const AdjacencyEntry& e = adjacency[k];
     const Plate& plate = plates[e.plate];
-    const double u = e.node->AverageEnergy(e.begin, e.end, e.views, scratch.node);
+    double u = 0.0;
+    if (!SumsInBlocks(e)) {
+      u = e.node->AverageEnergy(e.begin, e.end, e.views, scratch.node);
+    } else {
+      // In the blocks of the message sums, added in order: the same F on any thread count.
+      const size_t blocks = MessageBlockCount(e);
+      double* partial = scratch.partial.data();
+      const EnergyBlocks body(e, partial);
+      if (runner) {
+        runner->Run(blocks, body);
+      } else {
+        InlineRunner(scratch).Run(blocks, body);
+      }
+      for (size_t b = 0; b < blocks; ++b) u += partial[b];
+    }
     energy += plate.bindings[e.slot].shared ? plate.weight * u : u;
   }
   const size_t at = index * info.stat_size;
@@ -124,7 +155,7 @@ double FactorGraph::Impl::LocalFreeEnergy(uint32_t v, size_t index, Scratch& scr
 }
 
 bool FactorGraph::Impl::StepOnFreeEnergy(uint32_t v, size_t index, const double* target,
-                                         Scratch& scratch) {
+                                         Scratch& scratch, const BlockRunner* runner) {
   const VariableInfo& info = variables[v];
   const size_t stat = info.stat_size;
   double* eta = natural.data() + info.natural_offset + index * stat;
@@ -132,7 +163,7 @@ bool FactorGraph::Impl::StepOnFreeEnergy(uint32_t v, size_t index, const double*
   Workspace& ws = WorkspaceFor(info, scratch);
   std::copy_n(eta, stat, scratch.previous.data());
   std::copy_n(moment, stat, scratch.previous_moments.data());
-  const double before = LocalFreeEnergy(v, index, scratch);
+  const double before = LocalFreeEnergy(v, index, scratch, runner);
   // Rounding in the sums of energies must not refuse a step at the fixed point.
   const double slack = 1e-13 * (1.0 + std::abs(before));
   double rho = 1.0;
@@ -141,7 +172,7 @@ bool FactorGraph::Impl::StepOnFreeEnergy(uint32_t v, size_t index, const double*
       eta[i] = rho == 1.0 ? target[i] : (1.0 - rho) * scratch.previous[i] + rho * target[i];
     if (!MomentsFromNatural(info.family, info.dim, eta, moment, ws)) continue;
     Touch(v);  // nodes that cache sums over this variable must see the candidate
-    if (LocalFreeEnergy(v, index, scratch) <= before + slack) {
+    if (LocalFreeEnergy(v, index, scratch, runner) <= before + slack) {
       step_refused[v][index] = 0;
       return true;
     }

@@ -451,8 +451,9 @@ class FactorGraph {
   /// GraphError for an element of a cluster (update the cluster with UpdateElements).
   bool UpdateElement(uint32_t variable, size_t index, Scratch& scratch);
   /// The same update, with the blocks of its large message sums (plates of more than 16384
-  /// factors that send it one sum, as N observations to a global mean) run by `runner`: the
-  /// result is bitwise that of UpdateElement.
+  /// factors that send it one sum, as N observations to a global mean), and of the energy
+  /// sums of a natural-gradient step's checks on F, run by `runner`: the result is bitwise
+  /// that of UpdateElement.
   bool UpdateElement(uint32_t variable, size_t index, Scratch& scratch,
                      const BlockRunner& runner);
   /// UpdateElement(variable, elements[i], scratch) for i = 0 … count − 1, in that order, bit
