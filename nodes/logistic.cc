@@ -45,20 +45,26 @@ inline double InverseMills(double a) {
 enum class Link { kLogistic, kProbit };
 
 /// g(a) = y log F(a) + (1 − y) log F(−a), the log-likelihood of y ∈ [0, 1] (E[y] for a hidden
-/// outcome: g is linear in y), with g' and g''.
-struct LinkTerms {
-  double value, first, second;
+/// outcome: g is linear in y). Apart from its derivatives (LinkSlopes): the message pass needs
+/// only those, and the logistic g costs an exp and a log1p more.
+inline double LinkValue(Link link, double y, double a) {
+  // log σ(a) = a − log(1 + eᵃ), log σ(−a) = −log(1 + eᵃ).
+  if (link == Link::kLogistic) return y * a - Softplus(a);
+  return y * LogNormalCdf(a) + (1.0 - y) * LogNormalCdf(-a);
+}
+
+/// g'(a) and g''(a).
+struct LinkSlopes {
+  double first, second;
 };
-inline LinkTerms Terms(Link link, double y, double a) {
+inline LinkSlopes Slopes(Link link, double y, double a) {
   if (link == Link::kLogistic) {
-    // log σ(a) = a − log(1 + eᵃ), log σ(−a) = −log(1 + eᵃ).
     const double s = Sigmoid(a);
-    return {y * a - Softplus(a), y - s, -s * (1.0 - s)};
+    return {y - s, -s * (1.0 - s)};
   }
   // d/da log Φ(a) = λ(a), d²/da² log Φ(a) = −λ(a)(a + λ(a)), λ the inverse Mills ratio.
   const double up = InverseMills(a), down = InverseMills(-a);
-  return {y * LogNormalCdf(a) + (1.0 - y) * LogNormalCdf(-a), y * up - (1.0 - y) * down,
-          -y * up * (a + up) - (1.0 - y) * down * (down - a)};
+  return {y * up - (1.0 - y) * down, -y * up * (a + up) - (1.0 - y) * down * (down - a)};
 }
 
 /// Bernoulli(y | F(a)) with the predictor a = rₙᵀ·w (rₙ the factor's row of the design, or
@@ -149,7 +155,7 @@ class BinaryRegressionNode final : public Node {
       double mean_slope = 0.0, mean_curvature = 0.0;
       const double sd = std::sqrt(a.variance);
       for (int i = 0; i < rule_.size(); ++i) {
-        const LinkTerms g = Terms(link_, y, a.mean + sd * rule_.nodes[i]);
+        const LinkSlopes g = Slopes(link_, y, a.mean + sd * rule_.nodes[i]);
         mean_slope += rule_.weights[i] * g.first;
         mean_curvature += rule_.weights[i] * g.second;
       }
@@ -167,7 +173,7 @@ class BinaryRegressionNode final : public Node {
       if (approximation_ == Approximation::kCvi) {
         const double sd = std::sqrt(a.variance);
         for (int i = 0; i < rule_.size(); ++i)
-          energy -= rule_.weights[i] * Terms(link_, y, a.mean + sd * rule_.nodes[i]).value;
+          energy -= rule_.weights[i] * LinkValue(link_, y, a.mean + sd * rule_.nodes[i]);
       } else {
         // −log σ(ξ) = log(1 + e^−ξ).
         const double xi = std::sqrt(a.mean * a.mean + a.variance);
@@ -180,7 +186,7 @@ class BinaryRegressionNode final : public Node {
   double LogFactor(size_t n, const SlotView* q, Workspace&) const override {
     const double y = point_values::Scalar(q[kOut].At(n));
     const double a = predictor_.At(n, q[kIn].At(n));
-    return Terms(link_, y, a).value;
+    return LinkValue(link_, y, a);
   }
 
  private:
