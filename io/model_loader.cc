@@ -51,7 +51,8 @@ Model Loader::Load(const std::string& text) {
     Fail("/format", "expected \"vfe-model/1\", found " + Found(format) + hint);
   }
   CheckKeys(doc, "",
-            {"format", "description", "variables", "factors", "factorisation", "inference"});
+            {"format", "description", "variables", "factors", "factorisation", "inference",
+             "predictions"});
   if (doc.contains("description") && !doc["description"].is_string())
     Fail("/description", "expected a string, found " + Found(doc["description"]));
 
@@ -68,6 +69,7 @@ Model Loader::Load(const std::string& text) {
     AddFactor(factors[i], "/factors/" + std::to_string(i));
 
   if (doc.contains("factorisation")) ReadFactorisation(doc["factorisation"]);
+  if (doc.contains("predictions")) ReadPredictions(doc["predictions"], "/predictions");
   for (const std::string& name : names_) {
     const VariableEntry& entry = entries_.at(name);
     if (entry.observed && !entry.used)

@@ -122,6 +122,12 @@ class Loader : public JsonReader {
   /// numbers or "-inf" (an impossible configuration), appended to `out`.
   void FlattenTable(const Json& value, const std::string& pointer, std::vector<double>& out) const;
 
+  // ---- predictions (model_predictions.cc) ----
+  /// "predictions": the posterior predictive means the result reports (Model::predictions).
+  void ReadPredictions(const Json& value, const std::string& pointer);
+  /// The rows of new data of a prediction: a matrix (array of rows), one row (array of
+  /// numbers) or the name of an observed variable (its elements as rows; marked used).
+  Matrix PredictionRows(const Json& value, const std::string& pointer);
   // ---- factorisation and inference (model_inference.cc) ----
 
   // ---- factorisation and inference ----

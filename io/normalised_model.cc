@@ -78,6 +78,7 @@ std::string NormalisedModelJson(const Model& model, int indent) {
   }
   out["factors"] = written["factors"];
   if (read.contains("factorisation")) out["factorisation"] = read["factorisation"];
+  if (read.contains("predictions")) out["predictions"] = read["predictions"];
   out["inference"] = written["inference"];
   return out.dump(indent);
 }

@@ -6,6 +6,7 @@
 #include "io/model_document.h"
 #include "vfe/core/format.h"
 #include "vfe/io/model_json.h"
+#include "vfe/nodes/registry.h"
 
 namespace vfe {
 namespace {
@@ -78,6 +79,11 @@ Json MatrixDirichletJson(const FactorGraph& graph, const Variable& matrix) {
 
 }  // namespace
 
+std::vector<double> PredictiveMeans(const Model& model, const Prediction& prediction) {
+  return model.graph.PredictiveMeans(prediction.node, prediction.in, prediction.rows,
+                                     prediction.offsets);
+}
+
 std::string ResultJson(const Model& model, const Result& result, const ResultJsonOptions& options) {
   const FactorGraph& graph = model.graph;
   std::vector<std::string> hidden_names;
@@ -132,6 +138,15 @@ std::string ResultJson(const Model& model, const Result& result, const ResultJso
     posteriors[graph.variable_name(v.id())] = all;
   }
   out["posteriors"] = posteriors;
+  if (!model.predictions.empty()) {
+    Json predictions = Json::object();
+    for (const Prediction& prediction : model.predictions)
+      predictions[prediction.name] = {
+          {"node", prediction.node},
+          {"formula", FindNodeType(prediction.node)->predictive_formula},
+          {"mean", PredictiveMeans(model, prediction)}};
+    out["predictions"] = predictions;
+  }
   out["timing_ms"] = {{"build", model.build_ms}, {"inference", result.inference_ms}};
   return out.dump(options.indent);
 }

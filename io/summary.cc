@@ -269,6 +269,18 @@ std::string SummaryTable(const Model& model, const Result& result, const Summary
           (note.empty() ? "" : "; ") + std::to_string(hidden_components) + " components not shown";
     if (!note.empty()) rows.push_back({"  " + name + ": " + note, "", NAN, NAN, NAN, NAN});
   }
+  // Posterior predictive means ("predictions"), every one: the mean only.
+  for (const Prediction& prediction : model.predictions) {
+    const std::vector<double> means = PredictiveMeans(model, prediction);
+    const size_t shown = std::min(means.size(), options.max_elements);
+    for (size_t k = 0; k < shown; ++k)
+      rows.push_back({prediction.name + "[" + std::to_string(k) + "]",
+                      "predictive " + prediction.node, means[k], NAN, NAN, NAN});
+    if (shown < means.size())
+      rows.push_back({"  " + prediction.name + ": " + std::to_string(means.size() - shown) +
+                          " more predictions (" + std::to_string(means.size()) + " in all)",
+                      "", NAN, NAN, NAN, NAN});
+  }
   std::ostringstream out;
   out << result.message << "\n";
   const double f =

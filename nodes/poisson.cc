@@ -174,6 +174,12 @@ class PoissonLogNode final : public Node {
   std::vector<double> log_factorials_;
 };
 
+/// The predictive mean count E[y] = E[exp(a)] = exp(m + v/2) (the log-normal mean).
+void PoissonPredictiveMeans(const double* mean, const double* variance, size_t count,
+                            double* out) {
+  for (size_t k = 0; k < count; ++k) out[k] = std::exp(mean[k] + 0.5 * variance[k]);
+}
+
 }  // namespace
 
 const NodeType& PoissonNodeType() {
@@ -197,6 +203,8 @@ const NodeType& PoissonNodeType() {
                                        {Family::kGaussian, Family::kMvGaussian}))),
         PredictorMatrixParameter("log-rate (log link)"), offset};
     t.exactly_one_of = {{"rate", "in"}};
+    t.predictive_means = PoissonPredictiveMeans;
+    t.predictive_formula = "E[out] = E_q[exp(a)] = exp(E[a] + Var[a]/2) (log link)";
     t.make = [](const NodeArguments& a) -> std::unique_ptr<Node> {
       if (a.given("rate")) {
         for (const char* log_link_only : {"matrix", "offset"})

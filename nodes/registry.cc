@@ -376,6 +376,8 @@ std::string DescribeNodeType(const NodeType& type) {
     out += "  " + p.name + ": " + p.help + "\n    " + ArgumentText(p) + "\n";
   for (const auto& group : type.exactly_one_of)
     out += "  (exactly one of " + JoinQuoted(group) + ")\n";
+  if (type.predictive_means)
+    out += "\nposterior predictive (\"predictions\"): " + type.predictive_formula + "\n";
   return out + "\nexample:\n" + type.example + "\n";
 }
 

@@ -1264,7 +1264,7 @@ TEST(ModelJson, MalformedModelsGiveTheExactError) {
       {"missing format", Patched({{"format", nullptr}}), "/: missing required key 'format'"},
       {"unknown top-level key", Patched({{"factor", json::array()}}),
        "/factor: unknown key 'factor' (did you mean 'factors'?); expected one of 'format', "
-       "'description', 'variables', 'factors', 'factorisation', 'inference'"},
+       "'description', 'variables', 'factors', 'factorisation', 'inference', 'predictions'"},
       {"empty variables", Patched({{"variables", json::array()}}),
        "/variables: expected a non-empty array of variables, found an array of 0"},
       {"variable without a name", WithVariable(R"({"family": "Gaussian"})"),

@@ -431,6 +431,18 @@ class FactorGraph {
   /// A human-readable posterior ("Gaussian(mean=..., variance=...)").
   std::string DescribePosterior(const Variable& element) const;
 
+  /// Posterior predictive means for new data: E[out_k] = ∫ E[out | a_k] q(in) d(in) for a
+  /// factor of type `type` (a node type that declares them, NodeType::predictive_means:
+  /// Logistic and Probit give P(out_k = 1), Poisson the expected count) at the predictors
+  ///   a_k = rows.row(k) · in + offset_k     (`in` one MvGaussian element of dimension
+  ///                                          rows.cols(), or one Gaussian with one column),
+  ///   a_k = in[k] + offset_k                (`rows` empty: each element of a Gaussian `in`),
+  /// under the current posterior of `in`, which the new data do not change: a_k ~ N(rᵀm, rᵀΣr).
+  /// `offsets` has 0, 1 or one entry per prediction. Throws GraphError before Finalize, for a
+  /// type without predictive means, an observed `in`, and rows or offsets that do not fit.
+  std::vector<double> PredictiveMeans(const std::string& type, const Variable& in,
+                                      const Matrix& rows, const Vector& offsets = Vector()) const;
+
   /// Writes the graph in Graphviz DOT (via Boost.Graph): variables as circles (observed
   /// shaded), factors as boxes; plates are drawn as one box each. Throws GraphError before
   /// Finalize.

@@ -46,6 +46,19 @@ struct InferenceSettings {
 /// read from CSV) and the other CSV tables it read. ResultJson and NormalisedModelJson use it.
 struct ModelDocument;
 
+/// A posterior predictive the model asks for ("predictions"): the mean of a node's `out` at
+/// new data under the posteriors of a run, which the new data do not change
+/// (FactorGraph::PredictiveMeans: P(out = 1) for Logistic and Probit, the expected count for
+/// Poisson).
+struct Prediction {
+  std::string name;
+  std::string node;  ///< a node type with predictive means
+  Variable in;       ///< the hidden Gaussian or MvGaussian the predictor reads
+  Matrix rows;       ///< one row per prediction; empty: a_k = in[k]
+  Vector offsets;    ///< none, one, or one per prediction
+  std::string pointer;  ///< where the document gives it ("/predictions/0")
+};
+
 /// A model read from JSON: its finalised graph (posteriors at their starting points, the
 /// "initial" block applied) and its inference settings.
 struct Model {
@@ -60,6 +73,8 @@ struct Model {
   /// Shapes of the declared variables, by id ({} for a single element).
   std::vector<std::vector<size_t>> shapes;
   double build_ms = 0.0;  ///< parsing, validation and Finalize
+  /// The posterior predictives to report, in the order of "predictions".
+  std::vector<Prediction> predictions;
   /// The document the model was read from; null for a libDAI file.
   std::shared_ptr<const ModelDocument> document;
 };
@@ -83,6 +98,9 @@ Model ParseLibDaiFactorGraph(const std::string& text, const std::string& source)
 /// threads, options) and returns the result; the posteriors stay in model.graph. Throws
 /// OptionsError for settings no scheduler takes (belief propagation on the async scheduler).
 Result Infer(Model& model);
+
+/// The means of `prediction` under the current posteriors of `model` (see Prediction).
+std::vector<double> PredictiveMeans(const Model& model, const Prediction& prediction);
 
 /// What a result document holds beyond its outcome, final F and warnings.
 struct ResultJsonOptions {

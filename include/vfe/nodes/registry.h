@@ -179,6 +179,15 @@ struct NodeType {
   /// False when the node's average energy is an approximation of −E_q[log f] (a Delta node
   /// linearising f): the Monte Carlo check of U does not apply.
   bool exact_energy = true;
+  /// The posterior predictive of a node with a Gaussian predictor a (Logistic, Probit, the
+  /// Poisson log link): E[out] = E_q[E[out | a]] for predictors aₖ ~ N(mean[k], variance[k]),
+  /// k < count, into out[k], to the last digits. Null when the node has none
+  /// (FactorGraph::PredictiveMeans refuses it).
+  using PredictiveMeans = void (*)(const double* mean, const double* variance, size_t count,
+                                   double* out);
+  PredictiveMeans predictive_means = nullptr;
+  /// What predictive_means computes, for the docs ("P(out = 1) = E_q[σ(a)]").
+  std::string predictive_formula;
 
   /// The parameter called `name`, or null.
   const Parameter* Find(const std::string& name) const;
