@@ -391,7 +391,7 @@ TEST(RegressionExamples, LogisticJaakkolaJordanFreeEnergyIsAboveTheCviOne) {
   const Optimum& optimum = LogisticOptimum();
   Model cvi = LoadModel(ExamplePath("logistic_regression.json"));
   const double f_cvi = Infer(cvi).free_energy.back();
-  EXPECT_GT(bound.free_energy.back(), f_cvi + 1.0);  // measured: 67.913 against 64.616
+  EXPECT_GT(bound.free_energy.back(), f_cvi + 1.0);  // measured: 67.861 against 64.584
   // The bound's q(w) is a worse Gaussian: its true F (the oracle's, 66.431) lies between.
   const MvGaussian q = jj.graph.Posterior<MvGaussian>(jj.graph.Find("w"));
   const double f_true = FreeEnergy(LogisticProblem(), Pack(q.mean(), q.covariance())).value;
