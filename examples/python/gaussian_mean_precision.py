@@ -2,9 +2,11 @@
 examples/gaussian_mean_precision.json (the same 1,000 draws of N(3, 2^2)).
 
 Run: PYTHONPATH=build/release/python /usr/bin/python3 examples/python/gaussian_mean_precision.py
+[plot.png]  (with a file name, also draws F per sweep and the posteriors of mu and tau)
 """
 
 import os
+import sys
 
 import numpy as np
 import vfe
@@ -25,3 +27,9 @@ print("F per sweep:", np.array2string(result.free_energy, precision=6))
 q_mu, q_tau = g.posterior(mu), g.posterior(tau)
 print(f"q(mu):  mean {q_mu.mean:.6f}, sd {np.sqrt(q_mu.variance):.6f}")
 print(f"q(tau): mean {q_tau.mean:.6f} (sd of the data {1 / np.sqrt(q_tau.mean):.6f})")
+
+if len(sys.argv) > 1:
+    from vfe import plot
+
+    plot.summary(vfe.result_dict(g, result), sys.argv[1])
+    print("plot:", sys.argv[1])

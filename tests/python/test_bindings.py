@@ -255,12 +255,16 @@ def test_many_graphs_do_not_leak():
     assert after - before < 8 * 1024, (before, after)
 
 
-def test_the_python_examples_run():
+def test_the_python_examples_run(tmp_path):
     import subprocess
     import sys
 
     script = example("python/gaussian_mean_precision.py")
-    run = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ))
+    image = tmp_path / "plot.png"
+    run = subprocess.run([sys.executable, script, str(image)], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ))
     assert run.returncode == 0, run.stderr
     assert "converged" in run.stdout and "q(mu):  mean 3.12" in run.stdout, run.stdout
+    with open(image, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(image) > 2000
