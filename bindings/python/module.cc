@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/python/common.h"
 #include "vfe/model.h"
 #include "vfe/nodes/registry.h"
 
@@ -22,6 +23,10 @@ namespace py = pybind11;
 
 namespace vfe {
 namespace {
+
+using python::Float64Array;
+using python::ToArray;
+using python::ToMatrix;
 
 // ---- The graph ---------------------------------------------------------------------------
 
@@ -55,39 +60,6 @@ Family ParseFamily(const std::string& name) {
     names.push_back(FamilyName(f));
   }
   throw ModelError("unknown family \"" + name + "\"; expected one of " + JoinQuoted(names));
-}
-
-/// A float64 array from any array-like (copied when it is of another dtype or layout);
-/// refuses object arrays and strings with the argument's name.
-py::array_t<double, py::array::c_style | py::array::forcecast> Float64Array(
-    const py::handle& value, const std::string& what) {
-  if (py::isinstance<py::str>(value) || py::isinstance<py::bytes>(value))
-    throw ModelError(what + ": expected numbers (a number or an array), found a string");
-  py::array array = py::array::ensure(value);
-  if (!array) throw ModelError(what + ": expected numbers (a number or an array)");
-  const char kind = array.dtype().kind();
-  if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
-    throw ModelError(what + ": expected an array of numbers, found dtype " +
-                     std::string(py::str(array.dtype())));
-  return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(array);
-}
-
-Matrix ToMatrix(const py::handle& value, const std::string& what) {
-  const auto a = Float64Array(value, what);
-  if (a.ndim() == 0) return Matrix::Constant(1, 1, *a.data());
-  if (a.ndim() == 1) {
-    Matrix m(a.shape(0), 1);
-    for (py::ssize_t i = 0; i < a.shape(0); ++i) m(i, 0) = a.at(i);
-    return m;
-  }
-  if (a.ndim() != 2)
-    throw ModelError(what + ": expected a 1-D or 2-D array, found " + std::to_string(a.ndim()) +
-                     " dimensions");
-  Matrix m(a.shape(0), a.shape(1));
-  const double* data = a.data();
-  for (py::ssize_t i = 0; i < a.shape(0); ++i)
-    for (py::ssize_t j = 0; j < a.shape(1); ++j) m(i, j) = data[i * a.shape(1) + j];
-  return m;
 }
 
 void RequireOwner(const PyVariable& v, const PyModel& model, const std::string& what) {
@@ -312,11 +284,6 @@ Result Run(PyModel& m, const std::optional<std::string>& scheduler, std::optiona
   return result;
 }
 
-py::array_t<double> ToArray(const std::vector<double>& values) {
-  py::array_t<double> a(static_cast<py::ssize_t>(values.size()));
-  std::copy(values.begin(), values.end(), a.mutable_data());
-  return a;
-}
 
 }  // namespace
 
@@ -699,6 +666,8 @@ PYBIND11_MODULE(_vfe, m) {
       },
       py::arg("text"), py::arg("base_directory") = ".",
       "Parses a vfe-model/1 document given as text (CSV paths relative to base_directory).");
+  python::BindAgents(m);
+
   m.def("node_types", [] { return NodeTypeNames(); }, "The names of every registered node type.");
   m.def(
       "describe_node",

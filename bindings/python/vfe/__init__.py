@@ -14,15 +14,16 @@ Every registered node type is a factor by its name (vfe.node_types(); vfe.descri
 gives its formula and arguments), with the same slot names as the JSON format
 (docs/json-format.md); `in` is written `in_`. Errors are vfe.Error and its subclasses
 (ModelError, ParameterError, GraphError, OptionsError), with the library's messages.
+vfe.Agent is an active inference agent with pymdp's arguments and methods.
 """
 
 import json as _json
 
-from ._vfe import (Error, FactorGraph, Gather, GraphError, ModelError, OptionsError,
+from ._vfe import (Agent, Error, FactorGraph, Gather, GraphError, ModelError, OptionsError,
                    ParameterError, Result, Rows, Variable, describe_node, gather, infer, load,
                    node_types, parse, rows)
 
-__all__ = ["Error", "FactorGraph", "Gather", "GraphError", "ModelError", "OptionsError",
+__all__ = ["Agent", "Error", "FactorGraph", "Gather", "GraphError", "ModelError", "OptionsError",
            "ParameterError", "Result", "Rows", "Variable", "describe_node", "gather", "infer",
            "load", "node_types", "parse", "result_dict", "rows"]
 
