@@ -268,3 +268,51 @@ def test_the_python_examples_run(tmp_path):
     with open(image, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.path.getsize(image) > 2000
+
+
+def read_csv(name):
+    data = np.genfromtxt(example(f"data/{name}"), delimiter=",", names=True)
+    return data
+
+
+def test_bayespy_regression_from_python_equals_the_json_model_bit_for_bit():
+    data = read_csv("regression_N2000.csv")
+    X = np.column_stack([data[f"x{i}"] for i in range(5)])
+    g = vfe.FactorGraph()
+    w = g.variable("w", "MvGaussian", dim=5)
+    tau = g.variable("tau", "Gamma")
+    y = g.observed("y", data["y"])
+    g.factor("MvGaussian", out=w, mean=np.zeros(5), precision=0.01 * np.eye(5))
+    g.factor("Gamma", out=tau, shape=1e-3, rate=1e-3)
+    g.factor("LinearGaussian", out=y, in_=w, matrix=vfe.rows(X), precision=tau)
+    result = vfe.infer(g)
+    loaded = vfe.load(example("linear_regression.json"))
+    reference = vfe.infer(loaded)
+    assert result.converged
+    np.testing.assert_array_equal(result.free_energy, reference.free_energy)
+    np.testing.assert_array_equal(g.posterior(w).mean, loaded.posterior("w").mean)
+
+
+def test_bayespy_mixture_from_python_equals_the_json_model_bit_for_bit():
+    data = read_csv("mixture_N2000.csv")
+    Y = np.column_stack([data["y0"], data["y1"]])
+    start = np.column_stack([data[f"z{k}"] for k in range(5)])
+    g = vfe.FactorGraph()
+    mu = g.variable("mu", "MvGaussian", dim=2, shape=[5])
+    Lambda = g.variable("Lambda", "Wishart", dim=2, shape=[5])
+    weights = g.variable("weights", "Dirichlet", dim=5)
+    z = g.variable("z", "Categorical", dim=5, shape=[2000])
+    y = g.observed("y", Y)
+    g.factor("MvGaussian", out=mu, mean=np.zeros(2), precision=0.01 * np.eye(2))
+    g.factor("Wishart", out=Lambda, dof=3, scale=np.eye(2))
+    g.factor("Dirichlet", out=weights, alpha=np.ones(5))
+    g.factor("Categorical", out=z, p=weights)
+    g.factor("GaussianMixture", out=y, switch=z, means=mu, precisions=Lambda)
+    g.set_posterior(z, p=start)
+    result = vfe.infer(g, iterations=500, tolerance=1e-8, order=[mu, Lambda, weights, z])
+    loaded = vfe.load(example("gaussian_mixture.json"))
+    reference = vfe.infer(loaded)
+    assert result.converged, result.message
+    np.testing.assert_array_equal(result.free_energy, reference.free_energy)
+    np.testing.assert_array_equal(g.posterior(z).p, loaded.posterior("z").p)
+    assert g.posterior(mu).mean.shape == (5, 2) and g.posterior(Lambda).mean.shape == (5, 2, 2)
