@@ -255,16 +255,24 @@ def test_many_graphs_do_not_leak():
     assert after - before < 8 * 1024, (before, after)
 
 
-def test_the_python_examples_run(tmp_path):
+@pytest.mark.parametrize("script, expected", [
+    ("gaussian_mean_precision.py", ["converged", "q(mu):  mean 3.12"]),
+    # The agent visits the cue, which points left, then goes left.
+    ("tmaze.py", ["t=0: sees centre", "goes to cue location", "t=1: sees cue location, none, "
+                  "cue left; believes reward right with p = 0.000; goes to left arm"]),
+    # Five components of 400 points each (the data's clusters).
+    ("mixture.py", ["converged", "component 0: weight 0.200", "400 points"]),
+])
+def test_the_python_examples_run(tmp_path, script, expected):
     import subprocess
     import sys
 
-    script = example("python/gaussian_mean_precision.py")
     image = tmp_path / "plot.png"
-    run = subprocess.run([sys.executable, script, str(image)], capture_output=True, text=True,
-                         timeout=120, env=dict(os.environ))
+    run = subprocess.run([sys.executable, example("python/" + script), str(image)],
+                         capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert run.returncode == 0, run.stderr
-    assert "converged" in run.stdout and "q(mu):  mean 3.12" in run.stdout, run.stdout
+    for text in expected:
+        assert text in run.stdout, run.stdout
     with open(image, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.path.getsize(image) > 2000
