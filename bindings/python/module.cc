@@ -210,12 +210,19 @@ py::object PosteriorObject(const PyModel& m, const Variable& v) {
 
 // ---- Inference -------------------------------------------------------------------------------
 
-/// vfe.infer: the model's settings, overridden by the keywords given.
+/// vfe.infer: the model's settings, overridden for this run by the keywords given.
 Result Run(PyModel& m, const std::optional<std::string>& scheduler, std::optional<int> threads,
            std::optional<double> tolerance, std::optional<int> iterations,
            const std::optional<std::string>& algorithm, std::optional<double> threshold,
            std::optional<double> damping, const std::optional<py::function>& callback,
            const std::optional<std::vector<PyVariable>>& order) {
+  // The keywords apply to this run only: the settings are restored on every way out (with the
+  // GIL held, since they may hold the Python callback).
+  struct Restore {
+    Model& model;
+    InferenceSettings saved;
+    ~Restore() { model.inference = std::move(saved); }
+  } restore{m.model, m.model.inference};
   InferenceSettings& s = m.model.inference;
   if (order) {
     s.options.order.clear();
@@ -248,7 +255,6 @@ Result Run(PyModel& m, const std::optional<std::string>& scheduler, std::optiona
   if (damping) s.damping = *damping;
   // A Python callback runs with the GIL; its exception ends the run and is raised again.
   std::exception_ptr raised;
-  const IterationCallback saved = s.options.callback;
   if (callback) {
     const py::function f = *callback;
     s.options.callback = [f, &raised](const IterationInfo& info) {
@@ -271,15 +277,9 @@ Result Run(PyModel& m, const std::optional<std::string>& scheduler, std::optiona
   Result result;
   {
     py::gil_scoped_release release;
-    try {
-      if (!m.model.graph.finalized()) m.model.graph.Finalize();
-      result = Infer(m.model);
-    } catch (...) {
-      s.options.callback = saved;
-      throw;
-    }
+    if (!m.model.graph.finalized()) m.model.graph.Finalize();
+    result = Infer(m.model);
   }
-  s.options.callback = saved;
   if (raised) std::rethrow_exception(raised);
   return result;
 }
@@ -697,7 +697,7 @@ PYBIND11_MODULE(_vfe, m) {
       py::arg("threshold") = py::none(), py::arg("damping") = py::none(),
       py::arg("callback") = py::none(), py::arg("order") = py::none(),
       "Runs inference (the graph's settings, or those of its JSON file, with these keywords "
-      "overriding them) and returns a Result; the posteriors stay in the graph. The GIL is "
+      "overriding them for this run only) and returns a Result; the posteriors stay in the graph. The GIL is "
       "released while it runs; `callback(info)` is called after every sweep and stops the run "
       "by returning False; `order` lists the hidden variables updated in each sweep.");
 }

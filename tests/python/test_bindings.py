@@ -181,6 +181,10 @@ def test_callback_sees_every_sweep_and_stops_the_run():
     # An exception in the callback ends the run and reaches the caller.
     with pytest.raises(ZeroDivisionError):
         vfe.infer(g, callback=lambda info: 1 / 0)
+    # The keywords held for those runs only: the graph's own settings (100 sweeps at most,
+    # tolerance 1e-8) run it to convergence.
+    again = vfe.infer(g)
+    assert again.converged and again.termination == "converged"
 
 
 def test_the_gil_is_released_while_inference_runs():
