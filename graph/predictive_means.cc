@@ -18,14 +18,11 @@ std::vector<double> FactorGraph::PredictiveMeans(const std::string& type, const 
   const std::string where = "PredictiveMeans";
   impl_->CheckFinalized("PredictiveMeans");
   const NodeType* node = FindNodeType(type);
-  std::vector<std::string> offering;
-  for (const NodeType* t : NodeTypes())
-    if (t->predictive_means) offering.push_back(t->name);
   if (!node || !node->predictive_means)
     throw GraphError(where + ": " +
                      (node ? "node type '" + type + "' has no posterior predictive"
                            : "unknown node type \"" + type + "\"") +
-                     "; expected one of " + JoinQuoted(offering));
+                     "; expected one of " + JoinQuoted(PredictiveNodeTypeNames()));
   impl_->Checked(in, "PredictiveMeans");
   const VariableInfo& info = impl_->variables[in.id()];
   const std::string label = where + " (" + type + "): 'in' ('" + info.name + "')";

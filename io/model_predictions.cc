@@ -9,18 +9,6 @@
 
 namespace vfe {
 
-namespace {
-
-/// The node types that declare predictive means.
-std::vector<std::string> PredictiveNodeTypes() {
-  std::vector<std::string> names;
-  for (const NodeType* t : NodeTypes())
-    if (t->predictive_means) names.push_back(t->name);
-  return names;
-}
-
-}  // namespace
-
 Matrix Loader::PredictionRows(const Json& value, const std::string& pointer) {
   if (IsNumberArray(value)) return Numbers(value, pointer).transpose();  // one row
   if (value.is_array()) return Rows(value, pointer);
@@ -52,7 +40,7 @@ void Loader::ReadPredictions(const Json& value, const std::string& pointer) {
     prediction.name = String(Required(spec, "name", p), p + "/name", "a name");
     if (!seen.insert(prediction.name).second)
       Fail(p + "/name", "prediction \"" + prediction.name + "\" is already defined");
-    const std::vector<std::string> types = PredictiveNodeTypes();
+    const std::vector<std::string> types = PredictiveNodeTypeNames();
     prediction.node = types[Choice(Required(spec, "node", p), p + "/node", types)];
 
     const std::string in_name = String(Required(spec, "in", p), p + "/in", "a variable name");

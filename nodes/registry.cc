@@ -58,6 +58,13 @@ std::vector<std::string> NodeTypeNames() {
   return names;
 }
 
+std::vector<std::string> PredictiveNodeTypeNames() {
+  std::vector<std::string> names;
+  for (const NodeType* t : NodeTypes())
+    if (t->predictive_means) names.push_back(t->name);
+  return names;
+}
+
 const Parameter* NodeType::Find(const std::string& parameter) const {
   for (const Parameter& p : parameters)
     if (p.name == parameter) return &p;

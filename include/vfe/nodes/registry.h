@@ -204,6 +204,9 @@ const std::vector<const NodeType*>& NodeTypes();
 const NodeType* FindNodeType(const std::string& name);
 /// The names of every registered node type.
 std::vector<std::string> NodeTypeNames();
+/// The names of the node types that declare posterior predictive means
+/// (NodeType::predictive_means), in registry order.
+std::vector<std::string> PredictiveNodeTypeNames();
 
 /// What is wrong with the names of a factor's arguments: an unknown or repeated name
 /// (`parameter` names it), or a missing one (`parameter` empty).
