@@ -500,6 +500,11 @@ bool Agent::Impl::Learns(const std::vector<int>& chosen, int index) const {
 }
 
 void Agent::Impl::Learn() {
+  LearnA();
+  LearnB();
+}
+
+void Agent::Impl::LearnA() {
   const bool defer = settings.learn_every == LearningSchedule::kEpisode;
   if (!model.pA.empty() && settings.learn_A) {
     for (size_t m = 0; m < modalities.size(); ++m) {
@@ -520,6 +525,10 @@ void Agent::Impl::Learn() {
       DeriveModality(static_cast<int>(m));
     }
   }
+}
+
+void Agent::Impl::LearnB() {
+  const bool defer = settings.learn_every == LearningSchedule::kEpisode;
   if (!model.pB.empty() && settings.learn_B && has_previous_qs && previous_action_known) {
     for (size_t f = 0; f < factors.size(); ++f) {
       if (!Learns(settings.factors_to_learn, static_cast<int>(f))) continue;
@@ -594,6 +603,30 @@ void Agent::InferPolicies() { impl_->InferPolicies(); }
 const std::vector<int>& Agent::SelectAction() { return impl_->SelectAction(); }
 void Agent::SetAction(const std::vector<int>& action) { impl_->SetAction(action); }
 void Agent::Learn() { impl_->Learn(); }
+void Agent::LearnA() { impl_->LearnA(); }
+void Agent::LearnB() { impl_->LearnB(); }
+
+void Agent::LearnB(const std::vector<Vector>& qs_previous) {
+  Impl& impl = *impl_;
+  if (qs_previous.size() != impl.factors.size())
+    throw ModelError("qs_prev: expected one posterior per hidden state factor (" +
+                     std::to_string(impl.factors.size()) + "), found " +
+                     std::to_string(qs_previous.size()));
+  for (size_t f = 0; f < impl.factors.size(); ++f) {
+    const auto& factor = impl.factors[f];
+    if (qs_previous[f].size() != static_cast<Eigen::Index>(factor.num_states))
+      throw ModelError("qs_prev[" + std::to_string(f) + "]: expected " +
+                       std::to_string(factor.num_states) + " probabilities, found " +
+                       std::to_string(qs_previous[f].size()));
+    if (!qs_previous[f].allFinite() || (qs_previous[f].array() < 0).any())
+      throw ModelError("qs_prev[" + std::to_string(f) + "]: expected probabilities (finite, >= 0)");
+  }
+  for (size_t f = 0; f < impl.factors.size(); ++f)
+    std::copy_n(qs_previous[f].data(), impl.factors[f].num_states,
+                impl.qs_previous_step.data() + impl.factors[f].offset);
+  impl.has_previous_qs = true;
+  impl.LearnB();
+}
 void Agent::EndEpisode() { impl_->EndEpisode(); }
 
 const StepResult& Agent::Step(const std::vector<int>& observation) {

@@ -128,6 +128,8 @@ struct Agent::Impl {
   // ---- Learning ----------------------------------------------------------------------------
   bool Learns(const std::vector<int>& chosen, int index) const;
   void Learn();
+  void LearnA();  ///< Learn()'s pA part
+  void LearnB();  ///< Learn()'s pB part
   void EndEpisode();
 };
 

@@ -108,6 +108,18 @@ py::object ObjectArray(const std::vector<Vector>& vectors) {
   return out;
 }
 
+/// Tensors as pymdp's object arrays of numpy arrays, each in its shape.
+py::object TensorArray(const std::vector<Tensor>& tensors) {
+  py::object out = py::module_::import("numpy").attr("empty")(tensors.size(), "object");
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    std::vector<py::ssize_t> shape(tensors[i].shape.begin(), tensors[i].shape.end());
+    py::array_t<double> a(shape);
+    std::copy(tensors[i].data.begin(), tensors[i].data.end(), a.mutable_data());
+    out.attr("__setitem__")(i, a);
+  }
+  return out;
+}
+
 py::array_t<double> VectorArray(const Vector& v) {
   return ToArray(std::vector<double>(v.data(), v.data() + v.size()));
 }
@@ -232,6 +244,34 @@ void BindAgents(py::module_& m) {
           py::arg("action"), "Replaces the selected action (replaying another agent's choices).")
       .def("learn", &Agent::Learn,
            "Updates pA and pB from this step (pymdp's update_A and update_B together).")
+      .def(
+          "update_A",
+          [](Agent& agent, const py::object& obs) {
+            if (!obs.is_none()) {
+              const std::vector<int> o = Integers(obs, "update_A: obs");
+              if (o != agent.result().observation)
+                throw ModelError("update_A: obs must be the observation of the last "
+                                 "infer_states, which the posterior over states is of");
+            }
+            agent.LearnA();
+            return TensorArray(agent.model().pA);
+          },
+          py::arg("obs") = py::none(),
+          "pymdp's update_A: pA += lr_pA * (obs ⊗ q(s)) where A > 0, from the last "
+          "infer_states; returns pA (an object array). Needs pA.")
+      .def(
+          "update_B",
+          [](Agent& agent, const py::object& qs_prev) {
+            if (qs_prev.is_none()) {
+              agent.LearnB();
+            } else {
+              agent.LearnB(Vectors(qs_prev, "qs_prev"));
+            }
+            return TensorArray(agent.model().pB);
+          },
+          py::arg("qs_prev") = py::none(),
+          "pymdp's update_B: pB[..., u] += lr_pB * (q(s) ⊗ qs_prev) where B > 0, u the last "
+          "action; qs_prev defaults to the posterior of the step before. Returns pB.")
       .def("reset", &Agent::Reset, "Starts a new episode (learned counts are kept).")
       .def("end_episode", &Agent::EndEpisode, "Deferred learning and pD, then reset().")
       .def(
@@ -249,6 +289,10 @@ void BindAgents(py::module_& m) {
       .def_property_readonly("F", [](const Agent& a) { return a.result().free_energy; })
       .def_property_readonly("action_marginals",
                              [](const Agent& a) { return ObjectArray(a.result().action_marginals); })
+      .def_property_readonly("A", [](const Agent& a) { return TensorArray(a.model().A); })
+      .def_property_readonly("B", [](const Agent& a) { return TensorArray(a.model().B); })
+      .def_property_readonly("pA", [](const Agent& a) { return TensorArray(a.model().pA); })
+      .def_property_readonly("pB", [](const Agent& a) { return TensorArray(a.model().pB); })
       .def_property_readonly("num_obs", &Agent::num_obs)
       .def_property_readonly("num_states", &Agent::num_states)
       .def_property_readonly("num_controls", &Agent::num_controls)

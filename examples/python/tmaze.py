@@ -67,20 +67,12 @@ for t in range(4):
     state = [int(action[0]), state[1]]
 
 if len(sys.argv) > 1:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    import vfe.plot  # before pyplot: it selects the file-only backend
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(range(4), [b[0] for b in beliefs], marker="o", label="q(reward right)")
-    for t, a in enumerate(actions):
-        ax.annotate(LOCATIONS[a], (t, beliefs[t][0]), textcoords="offset points", xytext=(0, 8),
-                    ha="center", fontsize=8)
-    ax.set_xlabel("step")
-    ax.set_ylim(-0.05, 1.1)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    vfe.plot.agent_trace(beliefs, actions, state_names=CONDITIONS, action_names=LOCATIONS, ax=ax)
     ax.set_title("T-maze: belief about the rewarded arm, and the action taken")
-    ax.legend()
     fig.tight_layout()
     fig.savefig(sys.argv[1])
     print("plot:", sys.argv[1])

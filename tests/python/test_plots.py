@@ -92,3 +92,17 @@ def test_command_line_errors_are_messages(tmp_path):
     assert drawn.returncode == 1 and "expected a vfe-result/1 document" in drawn.stderr
     missing = run_module("plot", str(tmp_path / "none.json"), "-o", str(tmp_path / "x.png"))
     assert missing.returncode == 1 and "No such file" in missing.stderr
+
+
+def test_agent_trace_draws_beliefs_per_step_and_the_actions(tmp_path):
+    beliefs = [np.array([0.5, 0.5]), np.array([0.1, 0.9]), np.array([0.02, 0.98])]
+    ax = plot.agent_trace(beliefs, [3, 2, 2], state_names=["right", "left"],
+                          action_names=["centre", "right", "left", "cue"])
+    image = ax.images[0].get_array()
+    assert image.shape == (2, 3)  # states down, steps across
+    np.testing.assert_array_equal(image[:, 1], [0.1, 0.9])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0\ncue", "1\nleft", "2\nleft"]
+    ax.figure.savefig(tmp_path / "agent.png")
+    assert is_png(tmp_path / "agent.png")
+    with pytest.raises(ValueError, match="2 actions for 3 steps"):
+        plot.agent_trace(beliefs, [0, 1])

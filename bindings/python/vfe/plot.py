@@ -11,6 +11,11 @@ figure when none is given), returning the Axes:
     hinton(result, "z")        a Categorical or Dirichlet array as a Hinton diagram (p or mean)
     summary(result, path)      the trace and every variable's marginals in one figure, saved
 
+and one function draws an agent's run (vfe.Agent) rather than a result:
+
+    agent_trace(beliefs, actions)  q(s_t) of one hidden-state factor per step as a heat map,
+                                   the action taken at each step beneath
+
 `python3 -m vfe plot result.json -o plot.png` calls summary() on a result file.
 """
 
@@ -143,6 +148,38 @@ def hinton(result, name, ax=None, max_elements=50):
     shown = len(q) if isinstance(q, list) else 1
     ax.set_ylabel(f"{name} element" + (f" (first {p.shape[0]} of {shown})"
                                         if shown > p.shape[0] else ""))
+    return ax
+
+
+def agent_trace(beliefs, actions=None, state_names=None, action_names=None, ax=None):
+    """An agent's beliefs over time: `beliefs[t]` is q(s_t) of one hidden-state factor (the
+    vector agent.infer_states returns for it at step t), drawn as a column of a heat map
+    (states down, steps across, probability as shade and number); `actions[t]`, the action
+    taken at step t, labels the step beneath (by `action_names` when given)."""
+    ax = _axes(ax)
+    q = np.array([np.asarray(b, dtype=float).ravel() for b in beliefs])
+    if q.ndim != 2 or q.shape[0] == 0:
+        raise ValueError("agent_trace: expected one probability vector per step, all of one size")
+    steps, states = q.shape
+    if actions is not None and len(actions) != steps:
+        raise ValueError(f"agent_trace: {len(actions)} actions for {steps} steps of beliefs")
+    image = ax.imshow(q.T, aspect="auto", cmap="Blues", vmin=0.0, vmax=1.0)
+    for (t, s), value in np.ndenumerate(q):
+        ax.text(t, s, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                color="white" if value > 0.6 else "black")
+    ax.figure.colorbar(image, ax=ax, label="q(state)")
+    ax.set_yticks(range(states))
+    ax.set_yticklabels(state_names if state_names is not None else range(states))
+    ax.set_xticks(range(steps))
+    if actions is None:
+        ax.set_xticklabels(range(steps))
+        ax.set_xlabel("step")
+    else:
+        labels = [action_names[int(a)] if action_names is not None else str(int(a))
+                  for a in actions]
+        ax.set_xticklabels([f"{t}\n{label}" for t, label in enumerate(labels)], fontsize=8)
+        ax.set_xlabel("step and action taken")
+    ax.set_ylabel("state")
     return ax
 
 

@@ -204,8 +204,18 @@ class Agent {
   /// Replaces the selected action (replaying another agent's choices); it becomes the last
   /// action for the next prior and for pB learning.
   void SetAction(const std::vector<int>& action);
-  /// Step 4.
+  /// Step 4: LearnA() then LearnB().
   void Learn();
+  /// Step 4's pA update alone, from the observation of the last InferStates (pymdp's
+  /// update_A); a no-op without pA or with learn_A off.
+  void LearnA();
+  /// Step 4's pB update alone, from the last two posteriors over states and the action
+  /// between them (pymdp's update_B); a no-op on the first step, without pB or with learn_B
+  /// off.
+  void LearnB();
+  /// LearnB() from `qs_previous` (one vector per hidden state factor) as the posterior of the
+  /// step before: pymdp's update_B(qs_prev). Throws ModelError for a wrong count or size.
+  void LearnB(const std::vector<Vector>& qs_previous);
   /// The episode's deferred pA and pB increments (LearningSchedule::kEpisode) and pD learning
   /// (when pD is given and learn_D), then Reset().
   void EndEpisode();
