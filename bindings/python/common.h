@@ -8,16 +8,42 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "bindings/python/built_document.h"
 #include "vfe/core/error.h"
 #include "vfe/core/types.h"
+#include "vfe/io/model_json.h"
 
 namespace vfe {
 namespace python {
 
 namespace py = pybind11;
+
+/// A model built from Python or loaded from JSON: the graph with its inference settings and
+/// the shapes of its variables (for results), finalised on the first run.
+struct PyModel {
+  Model model;
+  /// The document of a graph built from Python (to_json, pickling); null for a loaded model,
+  /// which writes the document it was read from.
+  std::unique_ptr<BuiltDocument> built = std::make_unique<BuiltDocument>();
+};
+
+/// A variable as Python holds it: the handle and the model it belongs to (kept alive).
+struct PyVariable {
+  Variable handle;
+  std::shared_ptr<PyModel> owner;
+};
+
+/// Raises GraphError unless `v` belongs to `model`; `what` names the call.
+void RequireOwner(const PyVariable& v, const PyModel& model, const std::string& what);
+
+/// The current posterior of a hidden variable (or run) as a namespace of numpy arrays.
+py::object PosteriorObject(const PyModel& m, const Variable& v);
+/// Sets the posterior of every element of `v` from keyword parameters (FactorGraph.set_posterior).
+void SetPosterior(PyModel& m, const PyVariable& v, const py::kwargs& parameters);
 
 /// A float64 array from any array-like (copied when it is of another dtype or layout);
 /// refuses object arrays and strings with the argument's name.
@@ -61,6 +87,8 @@ inline py::array_t<double> ToArray(const std::vector<double>& values) {
 
 /// vfe.Agent (agent.cc).
 void BindAgents(py::module_& m);
+/// vfe.node_types, vfe.describe_node, vfe.node_type (node_types.cc).
+void BindNodeTypes(py::module_& m);
 
 }  // namespace python
 }  // namespace vfe

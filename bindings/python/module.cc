@@ -30,17 +30,9 @@ using python::ToMatrix;
 
 // ---- The graph ---------------------------------------------------------------------------
 
-/// A model built from Python or loaded from JSON: the graph with its inference settings and
-/// the shapes of its variables (for results), finalised on the first run.
-struct PyModel {
-  Model model;
-};
-
-/// A variable as Python holds it: the handle and the model it belongs to (kept alive).
-struct PyVariable {
-  Variable handle;
-  std::shared_ptr<PyModel> owner;
-};
+using python::PyModel;
+using python::PyVariable;
+using python::RequireOwner;
 
 /// One row of data per factor, for a parameter that takes them (`vfe.rows(X)`).
 struct PyRows {
@@ -60,12 +52,6 @@ Family ParseFamily(const std::string& name) {
     names.push_back(FamilyName(f));
   }
   throw ModelError("unknown family \"" + name + "\"; expected one of " + JoinQuoted(names));
-}
-
-void RequireOwner(const PyVariable& v, const PyModel& model, const std::string& what) {
-  if (v.owner.get() != &model)
-    throw GraphError(what + ": variable '" + v.owner->model.graph.variable_name(v.handle.id()) +
-                     "' belongs to another graph");
 }
 
 /// A keyword argument as the registry takes it.
@@ -112,100 +98,36 @@ ParameterValue ToParameterValue(const PyModel& model, const std::string& paramet
   return ParameterValue(ToMatrix(value, what));
 }
 
-// ---- Posteriors ----------------------------------------------------------------------------
-
-/// The numbers of one element's posterior by name, as ResultJson writes them.
-std::vector<std::pair<std::string, std::vector<double>>> PosteriorFields(const FactorGraph& g,
-                                                                          const Variable& e) {
-  auto flat = [](const Matrix& m) {  // row-major
-    std::vector<double> out;
-    for (Eigen::Index i = 0; i < m.rows(); ++i)
-      for (Eigen::Index j = 0; j < m.cols(); ++j) out.push_back(m(i, j));
-    return out;
-  };
-  auto vec = [](const Vector& v) { return std::vector<double>(v.data(), v.data() + v.size()); };
-  switch (g.family(e)) {
-    case Family::kGaussian: {
-      const Gaussian q = g.Posterior<Gaussian>(e);
-      return {{"mean", {q.mean()}}, {"variance", {q.variance()}}};
-    }
-    case Family::kMvGaussian: {
-      const MvGaussian q = g.Posterior<MvGaussian>(e);
-      return {{"mean", vec(q.mean())}, {"covariance", flat(q.covariance())}};
-    }
-    case Family::kGamma: {
-      const Gamma q = g.Posterior<Gamma>(e);
-      return {{"shape", {q.shape()}}, {"rate", {q.rate()}}, {"mean", {q.mean()}}};
-    }
-    case Family::kWishart: {
-      const Wishart q = g.Posterior<Wishart>(e);
-      return {{"dof", {q.dof()}}, {"scale", flat(q.scale())}, {"mean", flat(q.mean())}};
-    }
-    case Family::kBeta: {
-      const Beta q = g.Posterior<Beta>(e);
-      return {{"a", {q.a()}}, {"b", {q.b()}}, {"mean", {q.mean()}}};
-    }
-    case Family::kBernoulli:
-      return {{"p", {g.Posterior<Bernoulli>(e).p()}}};
-    case Family::kCategorical:
-      return {{"p", vec(g.Posterior<Categorical>(e).p())}};
-    case Family::kDirichlet: {
-      const Dirichlet q = g.Posterior<Dirichlet>(e);
-      return {{"alpha", vec(q.alpha())}, {"mean", vec(q.mean())}};
-    }
-  }
-  return {};
+/// The arguments of one factor by slot name, from Python keywords (`in_` stands for `in`).
+/// A log-table parameter's numbers in any shape (a K x L table, or one table per factor), as
+/// the registry takes them: flattened, row-major.
+bool IsTable(const std::string& type, const std::string& parameter) {
+  const NodeType* t = FindNodeType(type);
+  const Parameter* p = t ? t->Find(parameter) : nullptr;
+  return p && (p->constant == ConstantKind::kTable || p->constant == ConstantKind::kTables);
 }
 
-/// The posterior of a hidden variable (or run of elements) as a namespace of numpy arrays:
-/// the element shape first (none for one element), then the field's own (D, or D x D).
-py::object PosteriorObject(const PyModel& m, const Variable& v) {
-  const FactorGraph& g = m.model.graph;
-  if (!g.finalized())
-    throw GraphError("posterior: the graph is not finalised yet (run vfe.infer or finalize())");
-  if (g.observed(v))
-    throw GraphError("posterior: '" + g.variable_name(v.id()) + "' is observed");
-  const int dim = g.dim(v);
-  const bool single = v.size() == 1;
-  std::vector<size_t> element_shape;
-  if (!single) {
-    const std::vector<size_t>& shape = m.model.shapes[v.id()];
-    const bool whole = v.begin() == 0 && shape.size() == 2 && v.size() == shape[0] * shape[1];
-    element_shape = whole ? shape : std::vector<size_t>{v.size()};
-  }
-  std::vector<std::pair<std::string, std::vector<double>>> fields;
-  for (size_t i = 0; i < v.size(); ++i) {
-    const auto one = PosteriorFields(g, v[i]);
-    if (i == 0) {
-      fields = one;
-      for (auto& f : fields) f.second.reserve(f.second.size() * v.size());
+std::vector<NamedArgument> NamedArguments(const PyModel& model, const std::string& type,
+                                          const py::dict& arguments) {
+  std::vector<NamedArgument> named;
+  for (const auto& [key, value] : arguments) {
+    std::string parameter = key.cast<std::string>();
+    // Python keywords cannot be parameter names ("in"): in_ stands for in.
+    if (!parameter.empty() && parameter.back() == '_') parameter.pop_back();
+    if (IsTable(type, parameter) && !py::isinstance<PyVariable>(value) &&
+        !py::isinstance<py::str>(value)) {
+      const auto a = Float64Array(value, "argument '" + parameter + "'");
+      named.push_back({parameter, ParameterValue(Vector(Eigen::Map<const Vector>(a.data(), a.size())))});
       continue;
     }
-    for (size_t f = 0; f < one.size(); ++f)
-      fields[f].second.insert(fields[f].second.end(), one[f].second.begin(), one[f].second.end());
+    named.push_back({parameter, ToParameterValue(model, parameter, value)});
   }
-  py::dict namespace_fields;
-  namespace_fields["family"] = FamilyName(g.family(v));
-  for (const auto& [name, values] : fields) {
-    const size_t per_element = values.size() / v.size();
-    std::vector<py::ssize_t> shape(element_shape.begin(), element_shape.end());
-    if (per_element == static_cast<size_t>(dim * dim) && dim > 1 &&
-        (name == "covariance" || name == "scale" || (name == "mean" && per_element > 1 &&
-                                                     g.family(v) == Family::kWishart))) {
-      shape.push_back(dim);
-      shape.push_back(dim);
-    } else if (per_element > 1) {
-      shape.push_back(static_cast<py::ssize_t>(per_element));
-    }
-    if (shape.empty()) {
-      namespace_fields[name.c_str()] = values[0];
-      continue;
-    }
-    py::array_t<double> array(shape);
-    std::copy(values.begin(), values.end(), array.mutable_data());
-    namespace_fields[name.c_str()] = array;
-  }
-  return py::module_::import("types").attr("SimpleNamespace")(**namespace_fields);
+  return named;
+}
+
+/// The model as one vfe-model/1 document (FactorGraph.to_json).
+std::string ModelText(const PyModel& m, int indent) {
+  return m.built ? m.built->Text(indent) : NormalisedModelJson(m.model, indent);
 }
 
 // ---- Inference -------------------------------------------------------------------------------
@@ -286,6 +208,12 @@ Result Run(PyModel& m, const std::optional<std::string>& scheduler, std::optiona
 
 
 }  // namespace
+
+void python::RequireOwner(const PyVariable& v, const PyModel& model, const std::string& what) {
+  if (v.owner.get() != &model)
+    throw GraphError(what + ": variable '" + v.owner->model.graph.variable_name(v.handle.id()) +
+                     "' belongs to another graph");
+}
 
 }  // namespace vfe
 
@@ -413,6 +341,8 @@ PYBIND11_MODULE(_vfe, m) {
             model.variables.push_back(v);
             model.shapes.resize(model.graph.num_variables());
             model.shapes[v.id()] = shape ? *shape : std::vector<size_t>{};
+            if (self->built)
+              self->built->AddHidden(v, name, f, dim, shape ? *shape : std::vector<size_t>{});
             return PyVariable{v, self};
           },
           py::arg("name"), py::arg("family"), py::kw_only(), py::arg("dim") = 1,
@@ -428,8 +358,10 @@ PYBIND11_MODULE(_vfe, m) {
             Variable v;
             std::vector<size_t> shape;
             const std::string what = "observed '" + name + "'";
+            const auto a = Float64Array(data, what);
+            python::BuiltDocument::Json values;
+            int dim = 1;
             if (categories) {
-              const auto a = Float64Array(data, what);
               if (a.ndim() != 1) throw ModelError(what + ": categorical data must be a 1-D array");
               std::vector<int> outcomes;
               for (py::ssize_t i = 0; i < a.shape(0); ++i) {
@@ -441,25 +373,30 @@ PYBIND11_MODULE(_vfe, m) {
               }
               v = model.graph.AddObservedCategorical(name, outcomes, *categories);
               shape = {outcomes.size()};
+              values = outcomes;
+            } else if (a.ndim() == 0) {
+              v = model.graph.AddObserved(name, *a.data());
+              values = *a.data();
+            } else if (a.ndim() == 1) {
+              std::vector<double> numbers(a.data(), a.data() + a.size());
+              v = model.graph.AddObserved(name, numbers);
+              shape = {numbers.size()};
+              values = std::move(numbers);
+            } else if (a.ndim() == 2) {
+              const Matrix rows = ToMatrix(data, what);
+              v = model.graph.AddObservedRows(name, rows);
+              shape = {static_cast<size_t>(a.shape(0))};
+              dim = static_cast<int>(rows.cols());
+              values = python::BuiltDocument::RowsJson(rows);
             } else {
-              const auto a = Float64Array(data, what);
-              if (a.ndim() == 0) {
-                v = model.graph.AddObserved(name, *a.data());
-              } else if (a.ndim() == 1) {
-                v = model.graph.AddObserved(name, std::vector<double>(a.data(), a.data() + a.size()));
-                shape = {static_cast<size_t>(a.shape(0))};
-              } else if (a.ndim() == 2) {
-                v = model.graph.AddObservedRows(name, ToMatrix(data, what));
-                shape = {static_cast<size_t>(a.shape(0))};
-              } else {
-                throw ModelError(what + ": expected a number, a 1-D array (N scalars) or a 2-D "
-                                 "array (N rows), found " + std::to_string(a.ndim()) +
-                                 " dimensions");
-              }
+              throw ModelError(what + ": expected a number, a 1-D array (N scalars) or a 2-D "
+                               "array (N rows), found " + std::to_string(a.ndim()) +
+                               " dimensions");
             }
             model.variables.push_back(v);
             model.shapes.resize(model.graph.num_variables());
             model.shapes[v.id()] = shape.size() == 1 && shape[0] == 1 ? std::vector<size_t>{} : shape;
+            if (self->built) self->built->AddObserved(v, name, values, shape, dim, categories);
             return PyVariable{v, self};
           },
           py::arg("name"), py::arg("data"), py::kw_only(), py::arg("categories") = py::none(),
@@ -469,9 +406,13 @@ PYBIND11_MODULE(_vfe, m) {
           "observed_matrix",
           [](const std::shared_ptr<PyModel>& self, const std::string& name, const py::handle& data) {
             Model& model = self->model;
-            const Variable v = model.graph.AddObserved(name, ToMatrix(data, "observed '" + name + "'"));
+            const Matrix value = ToMatrix(data, "observed '" + name + "'");
+            const Variable v = model.graph.AddObserved(name, value);
             model.variables.push_back(v);
             model.shapes.resize(model.graph.num_variables());
+            if (self->built)
+              self->built->AddObserved(v, name, python::BuiltDocument::RowsJson(value), {},
+                                       static_cast<int>(value.rows()), std::nullopt);
             return PyVariable{v, self};
           },
           py::arg("name"), py::arg("data"),
@@ -481,20 +422,40 @@ PYBIND11_MODULE(_vfe, m) {
           "factor",
           [](const std::shared_ptr<PyModel>& self, const std::string& type, const std::string& name,
              const py::kwargs& arguments) {
-            std::vector<NamedArgument> named;
-            for (const auto& [key, value] : arguments) {
-              std::string parameter = key.cast<std::string>();
-              // Python keywords cannot be parameter names ("in"): in_ stands for in.
-              if (!parameter.empty() && parameter.back() == '_') parameter.pop_back();
-              named.push_back({parameter, ToParameterValue(*self, parameter, value)});
-            }
-            return self->model.graph.AddFactor(type, named, name);
+            const std::vector<NamedArgument> named = NamedArguments(*self, type, arguments);
+            const PlateId plate = self->model.graph.AddFactor(type, named, name);
+            if (self->built) self->built->AddFactor(type, name, named);
+            return plate;
           },
           py::arg("type"), py::kw_only(), py::arg("name") = "",
           "Adds factors of a registered node type (vfe.node_types()), its arguments by slot "
           "name: g.factor('Gaussian', out=y, mean=mu, precision=tau). `in` is written in_. "
           "A variable of N elements gives factor n its element n; one element is shared. "
           "Returns the id of the (first) plate.")
+      .def(
+          "gated_factor",
+          [](const std::shared_ptr<PyModel>& self, const std::string& type, const PyVariable& gate,
+             const py::sequence& components, const std::string& name) {
+            RequireOwner(gate, *self, "gated_factor: gate");
+            std::vector<std::vector<NamedArgument>> named;
+            for (size_t k = 0; k < components.size(); ++k) {
+              const py::object component = components[k];
+              if (!py::isinstance<py::dict>(component))
+                throw ModelError("gated_factor: component " + std::to_string(k) +
+                                 ": expected a dict of arguments by slot name, found " +
+                                 std::string(py::str(component.get_type().attr("__name__"))));
+              named.push_back(NamedArguments(*self, type, component.cast<py::dict>()));
+            }
+            const PlateId plate = self->model.graph.AddGatedFactor(type, gate.handle, named, name);
+            if (self->built) self->built->AddGatedFactor(type, gate.handle, named, name);
+            return plate;
+          },
+          py::arg("type"), py::kw_only(), py::arg("gate"), py::arg("components"),
+          py::arg("name") = "",
+          "A mixture of any conjugate node type (Minka & Winn's gates): factor n is "
+          "Π_k f(out; θ_k)^[gate_n = k], component k's arguments in components[k] (a dict by "
+          "slot name): g.gated_factor('Bernoulli', gate=z, components=[dict(out=x, p=theta[k]) "
+          "for k in range(K)]).")
       .def(
           "cluster",
           [](const std::shared_ptr<PyModel>& self, const PyVariable& v, const std::string& solver) {
@@ -505,6 +466,7 @@ PYBIND11_MODULE(_vfe, m) {
               throw GraphError("cluster: unknown solver \"" + solver +
                                "\"; expected one of 'sequential', 'parallel_scan'");
             self->model.graph.AddCluster(v.handle, s);
+            if (self->built) self->built->AddCluster(self->model.graph, v.handle, solver);
           },
           py::arg("variable"), py::arg("solver") = "sequential",
           "Gives the elements of an array variable one joint posterior, solved by sum-product "
@@ -544,68 +506,13 @@ PYBIND11_MODULE(_vfe, m) {
       .def(
           "set_posterior",
           [](const std::shared_ptr<PyModel>& self, const PyVariable& v, const py::kwargs& q) {
-            RequireOwner(v, *self, "set_posterior");
-            FactorGraph& g = self->model.graph;
-            if (!g.finalized()) g.Finalize();
-            const Family family = g.family(v.handle);
-            const std::string what = "set_posterior('" + g.variable_name(v.handle.id()) + "')";
-            auto rows_of = [&](const char* key, size_t width) {
-              if (!q.contains(key))
-                throw ModelError(what + ": a " + FamilyName(family) + " posterior needs '" + key +
-                                 "'");
-              Matrix m = ToMatrix(q[key], what + ": " + key);
-              if (m.cols() == 1 && width > 1) m.transposeInPlace();  // one row for all
-              if (static_cast<size_t>(m.cols()) != width ||
-                  (m.rows() != 1 && static_cast<size_t>(m.rows()) != v.handle.size()))
-                throw ModelError(what + ": '" + key + "' must have " + std::to_string(width) +
-                                 " numbers per element, for one or all " +
-                                 std::to_string(v.handle.size()) + " elements");
-              return m;
-            };
-            for (const auto& item : q) {
-              const std::string key = item.first.cast<std::string>();
-              const bool known = (family == Family::kCategorical && key == "p") ||
-                                 (family == Family::kDirichlet && key == "alpha") ||
-                                 (family == Family::kGaussian && (key == "mean" || key == "variance")) ||
-                                 (family == Family::kGamma && (key == "shape" || key == "rate"));
-              if (!known)
-                throw ModelError(what + ": unknown or unsupported parameter '" + key + "' for a " +
-                                 FamilyName(family) + " posterior (Categorical: p; Dirichlet: "
-                                 "alpha; Gaussian: mean, variance; Gamma: shape, rate)");
-            }
-            const int dim = g.dim(v.handle);
-            Matrix first, second;  // the parameters, read once: one row, or one per element
-            switch (family) {
-              case Family::kCategorical: first = rows_of("p", dim); break;
-              case Family::kDirichlet: first = rows_of("alpha", dim); break;
-              case Family::kGaussian:
-                first = rows_of("mean", 1);
-                second = rows_of("variance", 1);
-                break;
-              case Family::kGamma:
-                first = rows_of("shape", 1);
-                second = rows_of("rate", 1);
-                break;
-              default:
-                throw ModelError(what + ": setting a " + std::string(FamilyName(family)) +
-                                 " posterior from Python is not supported yet");
-            }
-            for (size_t i = 0; i < v.handle.size(); ++i) {
-              const Variable e = v.handle[i];
-              auto at = [i](const Matrix& m) -> Vector {
-                return m.row(m.rows() == 1 ? 0 : static_cast<Eigen::Index>(i)).transpose();
-              };
-              if (family == Family::kCategorical) g.SetPosterior(e, Categorical(at(first)));
-              if (family == Family::kDirichlet) g.SetPosterior(e, Dirichlet(at(first)));
-              if (family == Family::kGaussian)
-                g.SetPosterior(e, Gaussian(at(first)(0), 1.0 / at(second)(0)));
-              if (family == Family::kGamma) g.SetPosterior(e, Gamma(at(first)(0), at(second)(0)));
-            }
+            python::SetPosterior(*self, v, q);
           },
           py::arg("variable"),
-          "Sets the starting posterior of a hidden variable (or element, or run), finalising the "
-          "graph first: p= for Categorical, alpha= for Dirichlet, mean= and variance= for "
-          "Gaussian, shape= and rate= for Gamma; one row for every element or one per element.")
+          "Sets the posterior of a hidden variable (or element, or run), finalising the graph "
+          "first: Gaussian mean=, variance=; MvGaussian mean=, covariance=; Gamma shape=, "
+          "rate=; Wishart dof=, scale=; Beta a=, b=; Bernoulli and Categorical p=; Dirichlet "
+          "alpha=. Each is one value for every element or one per element (leading axis).")
       .def(
           "result_json",
           [](const std::shared_ptr<PyModel>& self, const Result& result, bool trace) {
@@ -617,9 +524,37 @@ PYBIND11_MODULE(_vfe, m) {
           "The result as a vfe-result/1 document (the JSON text vfe run writes).")
       .def(
           "to_json",
-          [](const std::shared_ptr<PyModel>& self) { return NormalisedModelJson(self->model); },
-          "The loaded model as one self-contained vfe-model/1 document (models read from "
-          "JSON).")
+          [](const std::shared_ptr<PyModel>& self, int indent) { return ModelText(*self, indent); },
+          py::kw_only(), py::arg("indent") = -1,
+          "The model as one self-contained vfe-model/1 document: the document a loaded model "
+          "was read from (its CSV data inlined), or the calls that built it from Python. "
+          "vfe.parse(text) builds the same graph (the same F bit for bit). Posteriors are not "
+          "in it (pickling keeps them).")
+      .def(py::pickle(
+          [](const std::shared_ptr<PyModel>& self) {
+            // The document and, once finalised, every hidden variable's natural parameters.
+            py::dict posteriors;
+            const FactorGraph& g = self->model.graph;
+            if (g.finalized())
+              for (const Variable& v : self->model.variables)
+                if (!g.observed(v))
+                  posteriors[py::str(g.variable_name(v.id()))] = ToArray(g.NaturalParameters(v));
+            return py::make_tuple(ModelText(*self, -1), posteriors);
+          },
+          [](const py::tuple& state) {
+            if (state.size() != 2)
+              throw ModelError("unpickling a FactorGraph: expected (document, posteriors)");
+            auto model = std::make_shared<PyModel>();
+            model->model = ParseModel(state[0].cast<std::string>());
+            model->built = nullptr;
+            for (const auto& [name, eta] : state[1].cast<py::dict>()) {
+              const auto a = Float64Array(eta, "unpickling a FactorGraph");
+              model->model.graph.SetNaturalParameters(
+                  model->model.graph.Find(name.cast<std::string>()),
+                  std::vector<double>(a.data(), a.data() + a.size()));
+            }
+            return model;
+          }))
       .def(
           "predictive_means",
           [](const std::shared_ptr<PyModel>& self, const std::string& type, const PyVariable& in,
@@ -653,6 +588,7 @@ PYBIND11_MODULE(_vfe, m) {
       [](const std::string& path) {
         auto model = std::make_shared<PyModel>();
         model->model = LoadModel(path);
+        model->built = nullptr;
         return model;
       },
       py::arg("path"),
@@ -662,24 +598,14 @@ PYBIND11_MODULE(_vfe, m) {
       [](const std::string& text, const std::string& base_directory) {
         auto model = std::make_shared<PyModel>();
         model->model = ParseModel(text, base_directory);
+        model->built = nullptr;
         return model;
       },
       py::arg("text"), py::arg("base_directory") = ".",
       "Parses a vfe-model/1 document given as text (CSV paths relative to base_directory).");
   python::BindAgents(m);
 
-  m.def("node_types", [] { return NodeTypeNames(); }, "The names of every registered node type.");
-  m.def(
-      "describe_node",
-      [](const std::string& type) {
-        const NodeType* t = FindNodeType(type);
-        if (!t)
-          throw GraphError("unknown node type \"" + type + "\"" + DidYouMean(type, NodeTypeNames()) +
-                           "; expected one of " + JoinQuoted(NodeTypeNames()));
-        return DescribeNodeType(*t);
-      },
-      py::arg("type"), "A node type in words: summary, formula, arguments and an example.");
-
+  python::BindNodeTypes(m);
 
   m.def(
       "infer",

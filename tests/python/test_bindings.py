@@ -235,9 +235,10 @@ def test_warm_start_and_set_posterior():
     q = g.posterior(mu)
     assert abs(q.variance * precision - 1) < 1e-12
     assert abs(q.mean - 0.25 * data.sum() / precision) < 1e-12
-    with pytest.raises(vfe.ModelError, match="needs 'rate'"):
+    with pytest.raises(vfe.ModelError, match="needs shape, rate; 'rate' is missing"):
         g.set_posterior(tau, shape=1.0)
-    with pytest.raises(vfe.ModelError, match="unknown or unsupported parameter 'p'"):
+    with pytest.raises(vfe.ModelError, match="unknown parameter 'p' for a Gaussian posterior; "
+                                             "expected mean, variance"):
         g.set_posterior(mu, p=[0.5, 0.5])
 
 
