@@ -396,6 +396,10 @@ const std::string& FactorGraph::variable_name(uint32_t id) const {
   impl_->CheckVariableId(id, "variable_name");
   return impl_->variables[id].name;
 }
+Variable FactorGraph::WholeVariable(uint32_t id) const {
+  impl_->CheckVariableId(id, "WholeVariable");
+  return Variable(id, 0, impl_->variables[id].size);
+}
 std::string FactorGraph::ElementName(const Variable& element) const {
   const Impl& g = *impl_;
   const VariableInfo& info = g.variables[g.Checked(element, "ElementName").id()];

@@ -366,6 +366,19 @@ struct FactorGraph::Impl {
   double LocalFreeEnergy(uint32_t v, size_t index, Scratch& scratch, const BlockRunner* runner);
   static constexpr int kMaxHalvings = 30;
   size_t max_partial = 0;  ///< the largest (blocks × statistic size) of one message sum
+  /// Fills partial[b·width …] for blocks b in [0, count) of entry `e`'s factors with `body`:
+  /// on `runner` (or here), and in a sharded run, for a sharded plate, only this process's
+  /// blocks, the others' exchanged in (SetRowShard).
+  void RunMessageBlocks(const AdjacencyEntry& e, size_t count, size_t width, double* partial,
+                        const BlockRunner::Body& body, Scratch& scratch,
+                        const BlockRunner* runner);
+  /// True when entry `e`'s messages are summed in blocks: more than one factor (or a sharded
+  /// plate), unless the node reads cached sums.
+  bool SumsInBlocks(const AdjacencyEntry& e) const;
+  /// True in a sharded run for an entry of a sharded plate to a shared element.
+  bool ShardedEntry(const AdjacencyEntry& e) const;
+  RowShard row_shard;  ///< empty sharded_plates: not sharded
+  std::vector<size_t> shard_counts;  ///< numbers per process of one exchange (reused)
   /// Updates elements first, first + step, … (`count` of them) of variable `v`, elements that
   /// no factor joins to one another and that are connected alike, the factors of each
   /// connection `step` apart (the elements of a variable that updates in blocks, step 1, or

@@ -71,6 +71,13 @@ size_t FactorGraph::num_free_energy_blocks() const {
   return impl_->free_energy_blocks.size();
 }
 
+FactorGraph::FreeEnergyBlockSpan FactorGraph::FreeEnergyBlockSpanOf(size_t block) const {
+  if (block >= impl_->free_energy_blocks.size())
+    impl_->ThrowBadBlock(block, "FreeEnergyBlockSpanOf");
+  const EnergyBlock& b = impl_->free_energy_blocks[block];
+  return {b.entropy, b.index, b.begin, b.end};
+}
+
 double FactorGraph::FreeEnergyBlock(size_t block, Scratch& scratch) const {
   // There are no blocks before Finalize: one compare covers both errors.
   if (block >= impl_->free_energy_blocks.size()) impl_->ThrowBadBlock(block, "FreeEnergyBlock");

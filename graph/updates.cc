@@ -66,17 +66,73 @@ class InlineRunner final : public BlockRunner {
   Scratch& scratch_;
 };
 
-/// True when the entry's factors are summed in blocks.
-bool SumsInBlocks(const AdjacencyEntry& e) {
-  return e.end - e.begin > kMessageBlockSize && !e.node->SumsCached();
-}
-
 /// The number of blocks the entry's factors are summed in.
 size_t MessageBlockCount(const AdjacencyEntry& e) {
   return (e.end - e.begin + kMessageBlockSize - 1) / kMessageBlockSize;
 }
 
+/// Block b of `body` is block first + b of the sum.
+class OffsetBody final : public BlockRunner::Body {
+ public:
+  OffsetBody(const BlockRunner::Body& body, size_t first) : body_(body), first_(first) {}
+  void operator()(size_t b, Scratch& scratch) const override { body_(first_ + b, scratch); }
+
+ private:
+  const BlockRunner::Body& body_;
+  size_t first_;
+};
+
+static_assert(kMessageBlockSize == FactorGraph::kRowGrain,
+              "rows are split over processes at the blocks of the message sums");
+
 }  // namespace
+
+bool FactorGraph::Impl::ShardedEntry(const AdjacencyEntry& e) const {
+  return !row_shard.sharded_plates.empty() && row_shard.sharded_plates[e.plate] &&
+         plates[e.plate].bindings[e.slot].shared;
+}
+
+bool FactorGraph::Impl::SumsInBlocks(const AdjacencyEntry& e) const {
+  if (e.node->SumsCached()) return false;
+  // One factor's message is the same added alone or as a block of one (0 + m = m).
+  return e.end - e.begin > 1 || ShardedEntry(e);
+}
+
+void FactorGraph::Impl::RunMessageBlocks(const AdjacencyEntry& e, size_t count, size_t width,
+                                         double* partial, const BlockRunner::Body& body,
+                                         Scratch& scratch, const BlockRunner* runner) {
+  const bool sharded = ShardedEntry(e);
+  size_t own_begin = 0, own_end = count;
+  if (sharded) {
+    // Block b starts at row e.begin + b·kRowGrain; process q owns the blocks that start in
+    // its rows [bounds[q], bounds[q + 1]).
+    const std::vector<size_t>& bounds = row_shard.bounds;
+    const size_t ranks = bounds.size() - 1;
+    auto first_block_at = [&](size_t row) {
+      if (row <= e.begin) return size_t{0};
+      return std::min(count, (row - e.begin + kMessageBlockSize - 1) / kMessageBlockSize);
+    };
+    shard_counts.resize(ranks);
+    const size_t rank = static_cast<size_t>(row_shard.exchange->rank());
+    for (size_t q = 0; q < ranks; ++q) {
+      const size_t from = first_block_at(bounds[q]), to = first_block_at(bounds[q + 1]);
+      shard_counts[q] = (to - from) * width;
+      if (q == rank) {
+        own_begin = from;
+        own_end = to;
+      }
+    }
+  }
+  if (own_end > own_begin) {
+    const OffsetBody own(body, own_begin);
+    if (runner) {
+      runner->Run(own_end - own_begin, own);
+    } else {
+      InlineRunner(scratch).Run(own_end - own_begin, own);
+    }
+  }
+  if (sharded) row_shard.exchange->AllGatherInPlace(partial, shard_counts);
+}
 
 bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
                                         Scratch& scratch, const BlockRunner* runner) {
@@ -101,11 +157,8 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
       const size_t blocks = MessageBlockCount(e);
       double* partial = scratch.partial.data();
       const MessageBlocks body(e, partial, info.stat_size);
-      if (runner) {
-        runner->Run(blocks, body);
-      } else {
-        InlineRunner(scratch).Run(blocks, body);
-      }
+      RunMessageBlocks(e, blocks, static_cast<size_t>(info.stat_size), partial, body, scratch,
+                       runner);
       for (size_t b = 0; b < blocks; ++b)
         for (int i = 0; i < info.stat_size; ++i) sum[i] += partial[b * info.stat_size + i];
     }
@@ -139,11 +192,7 @@ double FactorGraph::Impl::LocalFreeEnergy(uint32_t v, size_t index, Scratch& scr
       const size_t blocks = MessageBlockCount(e);
       double* partial = scratch.partial.data();
       const EnergyBlocks body(e, partial);
-      if (runner) {
-        runner->Run(blocks, body);
-      } else {
-        InlineRunner(scratch).Run(blocks, body);
-      }
+      RunMessageBlocks(e, blocks, 1, partial, body, scratch, runner);
       for (size_t b = 0; b < blocks; ++b) u += partial[b];
     }
     energy += plate.bindings[e.slot].shared ? plate.weight * u : u;
@@ -458,6 +507,42 @@ bool FactorGraph::Impl::KeptMessagesReach(uint32_t variable, std::string* plate_
       }
   }
   return false;
+}
+
+void FactorGraph::SetRowShard(RowShard shard) {
+  Impl& g = *impl_;
+  g.CheckFinalized("SetRowShard");
+  if (shard.sharded_plates.empty()) {
+    g.row_shard = RowShard();
+    return;
+  }
+  if (!shard.exchange) throw GraphError("SetRowShard: no exchange given");
+  const size_t ranks = static_cast<size_t>(shard.exchange->ranks());
+  if (shard.sharded_plates.size() != g.plates.size())
+    throw GraphError("SetRowShard: " + std::to_string(shard.sharded_plates.size()) +
+                     " plate flags for " + std::to_string(g.plates.size()) + " plates");
+  if (shard.bounds.size() != ranks + 1 || shard.bounds.front() != 0)
+    throw GraphError("SetRowShard: expected " + std::to_string(ranks + 1) +
+                     " row bounds from 0, found " + std::to_string(shard.bounds.size()));
+  for (size_t q = 0; q + 1 < shard.bounds.size(); ++q)
+    if (shard.bounds[q] > shard.bounds[q + 1] ||
+        (q + 1 < ranks && shard.bounds[q + 1] % kRowGrain != 0))
+      throw GraphError("SetRowShard: row bound " + std::to_string(shard.bounds[q + 1]) +
+                       " is not a multiple of " + std::to_string(kRowGrain) +
+                       " at or after the one before");
+  for (PlateId p = 0; p < g.plates.size(); ++p)
+    if (shard.sharded_plates[p] && g.plates[p].size > shard.bounds.back())
+      throw GraphError("SetRowShard: " + g.PlateLabel(p) + " has " +
+                       std::to_string(g.plates[p].size) + " factors, more than the " +
+                       std::to_string(shard.bounds.back()) + " rows");
+  for (const AdjacencyEntry& e : g.adjacency)
+    if (shard.sharded_plates[e.plate] && g.plates[e.plate].bindings[e.slot].shared &&
+        e.begin % kRowGrain != 0)
+      throw GraphError("SetRowShard: the messages of " + g.PlateLabel(e.plate) +
+                       " to a shared element start at factor " + std::to_string(e.begin) +
+                       ", not at a multiple of " + std::to_string(kRowGrain));
+  g.row_shard = std::move(shard);
+  g.SizePartialSums();
 }
 
 }  // namespace vfe

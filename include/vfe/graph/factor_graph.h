@@ -171,6 +171,34 @@ class BlockRunner {
   ~BlockRunner() = default;
 };
 
+/// What the processes of a run split by rows of its data exchange (ShardedScheduler; the MPI
+/// layer implements it with MPI_Allgatherv): numbers placed, never added, so the sums built
+/// from them are the same whatever the number of processes.
+class ShardExchange {
+ public:
+  virtual int rank() const = 0;   ///< this process, in [0, ranks())
+  virtual int ranks() const = 0;  ///< the processes of the run
+  /// Called by every process with the same `counts` (process q's numbers): process q's
+  /// numbers are at offset counts[0] + … + counts[q − 1] of `buffer`; this process's are
+  /// there already, and the others' are copied in from their processes.
+  virtual void AllGatherInPlace(double* buffer, const std::vector<size_t>& counts) const = 0;
+
+ protected:
+  ~ShardExchange() = default;
+};
+
+/// The rows of a run split over processes (FactorGraph::SetRowShard): process q owns rows
+/// [bounds[q], bounds[q + 1]), each bound a multiple of FactorGraph::kRowGrain (the last is the
+/// number of rows). In a sharded plate factor n reads row n: the messages it sends to elements
+/// shared by its factors (the global variables) are summed by each process over its own rows
+/// in blocks of kRowGrain factors, and the blocks exchanged, so every process adds the same
+/// blocks in the same order as one process alone does.
+struct RowShard {
+  std::vector<size_t> bounds;        ///< ranks() + 1 row bounds, from 0
+  std::vector<char> sharded_plates;  ///< by plate id: 1 for a plate whose factor n reads row n
+  const ShardExchange* exchange = nullptr;
+};
+
 /// A factor graph: variables (hidden or observed) and plates of factors, with the flat
 /// arrays the hot loops run over (moments E[T] of every element, natural parameters of every
 /// hidden element, a compressed adjacency from hidden elements to factor ranges).
@@ -401,6 +429,9 @@ class FactorGraph {
   /// element ("x[3]", "x[1][2]"; GraphError for a run of another size).
   const std::string& variable_name(uint32_t id) const;
   std::string ElementName(const Variable& element) const;
+  /// Every element of variable `id` (declared or a factor's constant); GraphError for an id
+  /// out of range.
+  Variable WholeVariable(uint32_t id) const;
   Family family(const Variable& v) const;
   int dim(const Variable& v) const;
   bool observed(const Variable& v) const;
@@ -518,6 +549,26 @@ class FactorGraph {
   /// blocks concurrently (each thread with its own Scratch) and combining them with
   /// FreeEnergyFromBlocks gives FreeEnergy() bit for bit (GraphError unless it is given one
   /// value per block).
+  /// Rows of a run split over processes are split in multiples of this: the factors of one
+  /// block of a message sum (messages to an element from more factors than one are summed in
+  /// blocks of this many, each block from zero, the blocks added in order).
+  static constexpr size_t kRowGrain = 16384;
+  /// Splits the message sums of the sharded plates over the processes of `shard` (see
+  /// RowShard); an empty `sharded_plates` ends it. From then on, an element shared by the
+  /// factors of a sharded plate must be updated by every process at once, one element at a
+  /// time (each update exchanges blocks): ShardedScheduler does that. Throws GraphError for
+  /// bounds that are not multiples of kRowGrain or do not end at a sharded plate's size, and
+  /// for a message range of a sharded plate that does not start at a multiple of kRowGrain.
+  void SetRowShard(RowShard shard);
+  /// The free-energy block `block` (num_free_energy_blocks): the average energy of factors
+  /// [begin, end) of plate `index`, or (entropy) the entropy of elements [begin, end) of
+  /// variable `index`.
+  struct FreeEnergyBlockSpan {
+    bool entropy = false;
+    uint32_t index = 0;
+    size_t begin = 0, end = 0;
+  };
+  FreeEnergyBlockSpan FreeEnergyBlockSpanOf(size_t block) const;
   size_t num_free_energy_blocks() const;
   double FreeEnergyBlock(size_t block, Scratch& scratch) const;
   double FreeEnergyFromBlocks(const std::vector<double>& values) const;
