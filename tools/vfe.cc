@@ -15,12 +15,14 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "tools/cli.h"
+#include "tools/mpi_run.h"
 #include "vfe/core/format.h"
 #include "vfe/io/model_json.h"
 #include "vfe/io/summary.h"
@@ -54,7 +56,7 @@ const char* const kRunUsage =
     "               [--scheduler sequential|parallel|async] [--threads N] [--threshold X]\n"
     "               [--algorithm vmp|bp] [--damping D] [--monte-carlo S]\n"
     "               [--summary] [--no-trace] [--posteriors NAME,NAME...]\n"
-    "               [--quiet | --progress]\n"
+    "               [--quiet | --progress] [--mpi]\n"
     "\n"
     "Runs variational message passing on the model and writes the result (vfe-result/1:\n"
     "convergence, the free energy per sweep, warnings, every posterior, timings) to\n"
@@ -80,7 +82,15 @@ const char* const kRunUsage =
     "\n"
     "--monte-carlo S adds \"free_energy_monte_carlo\" to the result: F at the final posteriors\n"
     "estimated from S draws of q with log-densities only (mean, standard error), a check of\n"
-    "the reported F, which it should match within a few standard errors.\n";
+    "the reported F, which it should match within a few standard errors.\n"
+    "\n"
+    "--mpi runs the model over the processes mpirun started (mpirun -np P vfe run MODEL.json\n"
+    "--mpi): every process loads the model; each updates the local variables of its rows of\n"
+    "the data and sums its rows' messages to the global variables, which the processes\n"
+    "exchange (docs/scale-out.md). The result is bitwise the single-process run's. Process 0\n"
+    "writes it, with the global posteriors (and the local ones --posteriors names, gathered\n"
+    "for it) and \"mpi\": processes, exchanges, bytes, communication and compute time.\n"
+    "--threads N gives each process N threads (default 1).\n";
 
 const char* const kCheckUsage =
     "usage: vfe check [--normalise] MODEL.json\n"
@@ -215,7 +225,7 @@ long ParseInteger(const std::string& option, const std::string& text, long min, 
 
 int RunCommand(const std::vector<std::string>& args) {
   std::string model_path, output_path;
-  bool quiet = false, force_progress = false, summary = false;
+  bool quiet = false, force_progress = false, summary = false, use_mpi = false;
   ResultJsonOptions json_options;
   std::optional<long> iterations, threads, monte_carlo;
   std::optional<double> tolerance, threshold, damping;
@@ -238,6 +248,8 @@ int RunCommand(const std::vector<std::string>& args) {
       force_progress = true;
     } else if (a == "--summary") {
       summary = true;
+    } else if (a == "--mpi") {
+      use_mpi = true;
     } else if (a == "--no-trace") {
       json_options.trace = false;
     } else if (a == "--posteriors") {
@@ -291,7 +303,26 @@ int RunCommand(const std::vector<std::string>& args) {
     throw UsageError{"--damping: only belief propagation (--algorithm bp) damps its messages",
                      kRunUsage};
 
-  Model model = LoadModel(model_path);
+  if (use_mpi && monte_carlo)
+    throw UsageError{"--monte-carlo: not with --mpi (each process holds only its rows)", kRunUsage};
+  // Under --mpi every process loads the model and checks it splits; all stop if one fails.
+  std::unique_ptr<MpiRun> mpi;
+  if (use_mpi) mpi = std::make_unique<MpiRun>();
+  Model model;
+  std::vector<std::string> local;
+  if (mpi) {
+    std::string error;
+    try {
+      model = LoadModel(model_path);
+      local = mpi->LocalVariables(model);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    mpi->Agree(error);
+  } else {
+    model = LoadModel(model_path);
+  }
+  const bool writes = !mpi || mpi->rank() == 0;
   InferenceSettings& settings = model.inference;
   if (iterations) settings.options.max_iterations = static_cast<int>(*iterations);
   if (tolerance) settings.options.tolerance = *tolerance;
@@ -307,7 +338,7 @@ int RunCommand(const std::vector<std::string>& args) {
         "found async",
         kRunUsage};
   const bool terminal = isatty(STDERR_FILENO);
-  const bool progress = force_progress || (!quiet && terminal);
+  const bool progress = writes && (force_progress || (!quiet && terminal));
   ProgressLine progress_line(terminal);
   if (progress) {
     settings.options.callback = [&progress_line](const IterationInfo& info) {
@@ -323,7 +354,18 @@ int RunCommand(const std::vector<std::string>& args) {
       throw UsageError{std::string("--") + e.what(), kRunUsage};
     }
   }
-  const Result result = Infer(model);
+  if (mpi && json_options.posteriors.empty()) {
+    // The global posteriors; local ones only when --posteriors names them.
+    for (const Variable& v : model.variables)
+      if (!model.graph.observed(v) &&
+          std::find(local.begin(), local.end(), model.graph.variable_name(v.id())) == local.end())
+        json_options.posteriors.push_back(model.graph.variable_name(v.id()));
+  }
+  const Result result =
+      mpi ? mpi->Run(model, threads ? static_cast<int>(*threads) : 1, json_options.posteriors)
+          : Infer(model);
+  if (!writes)
+    return result.termination == Termination::kNumericalFailure ? kNumericalFailure : 0;
   if (progress) progress_line.Finish(result);
   for (const std::string& warning : result.warnings)
     std::cerr << "vfe: warning: " << warning << "\n";
@@ -347,6 +389,11 @@ int RunCommand(const std::vector<std::string>& args) {
     document["free_energy_monte_carlo"] = {{"estimate", mc.free_energy},
                                            {"standard_error", mc.standard_error},
                                            {"samples", mc.samples}};
+    text = document.dump(json_options.indent) + "\n";
+  }
+  if (mpi) {
+    nlohmann::ordered_json document = nlohmann::ordered_json::parse(text);
+    document["mpi"] = nlohmann::ordered_json::parse(mpi->TrafficJson(result));
     text = document.dump(json_options.indent) + "\n";
   }
   if (output_path.empty()) {
