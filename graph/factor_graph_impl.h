@@ -368,8 +368,9 @@ struct FactorGraph::Impl {
   size_t max_partial = 0;  ///< the largest (blocks × statistic size) of one message sum
   /// Fills partial[b·width …] for blocks b in [0, count) of entry `e`'s factors with `body`:
   /// on `runner` (or here), and in a sharded run, for a sharded plate, only this process's
-  /// blocks, the others' exchanged in (SetRowShard).
-  void RunMessageBlocks(const AdjacencyEntry& e, size_t count, size_t width, double* partial,
+  /// blocks, the others' exchanged in (SetRowShard). Returns the blocks in `partial` to add:
+  /// `count`, or every process's (ranks × count) in a stacked run.
+  size_t RunMessageBlocks(const AdjacencyEntry& e, size_t count, size_t width, double* partial,
                         const BlockRunner::Body& body, Scratch& scratch,
                         const BlockRunner* runner);
   /// True when entry `e`'s messages are summed in blocks: more than one factor (or a sharded

@@ -93,17 +93,35 @@ bool FactorGraph::Impl::ShardedEntry(const AdjacencyEntry& e) const {
 }
 
 bool FactorGraph::Impl::SumsInBlocks(const AdjacencyEntry& e) const {
+  // Stacked processes exchange every sum of their rows, cached or not.
+  if (row_shard.stacked && ShardedEntry(e)) return true;
   if (e.node->SumsCached()) return false;
   // One factor's message is the same added alone or as a block of one (0 + m = m).
   return e.end - e.begin > 1 || ShardedEntry(e);
 }
 
-void FactorGraph::Impl::RunMessageBlocks(const AdjacencyEntry& e, size_t count, size_t width,
+size_t FactorGraph::Impl::RunMessageBlocks(const AdjacencyEntry& e, size_t count, size_t width,
                                          double* partial, const BlockRunner::Body& body,
                                          Scratch& scratch, const BlockRunner* runner) {
   const bool sharded = ShardedEntry(e);
   size_t own_begin = 0, own_end = count;
-  if (sharded) {
+  if (sharded && row_shard.stacked) {
+    // Every process's blocks are its own, as many on each: computed at the front, then moved
+    // to this process's place among all of them.
+    const size_t ranks = static_cast<size_t>(row_shard.exchange->ranks());
+    const size_t rank = static_cast<size_t>(row_shard.exchange->rank());
+    const OffsetBody own(body, 0);
+    if (runner) {
+      runner->Run(count, own);
+    } else {
+      InlineRunner(scratch).Run(count, own);
+    }
+    if (rank > 0) std::copy_backward(partial, partial + count * width,
+                                     partial + (rank + 1) * count * width);
+    shard_counts.assign(ranks, count * width);
+    row_shard.exchange->AllGatherInPlace(partial, shard_counts);
+    return ranks * count;
+  } else if (sharded) {
     // Block b starts at row e.begin + b·kRowGrain; process q owns the blocks that start in
     // its rows [bounds[q], bounds[q + 1]).
     const std::vector<size_t>& bounds = row_shard.bounds;
@@ -132,6 +150,7 @@ void FactorGraph::Impl::RunMessageBlocks(const AdjacencyEntry& e, size_t count, 
     }
   }
   if (sharded) row_shard.exchange->AllGatherInPlace(partial, shard_counts);
+  return count;
 }
 
 bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
@@ -157,9 +176,9 @@ bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,
       const size_t blocks = MessageBlockCount(e);
       double* partial = scratch.partial.data();
       const MessageBlocks body(e, partial, info.stat_size);
-      RunMessageBlocks(e, blocks, static_cast<size_t>(info.stat_size), partial, body, scratch,
-                       runner);
-      for (size_t b = 0; b < blocks; ++b)
+      const size_t all = RunMessageBlocks(e, blocks, static_cast<size_t>(info.stat_size),
+                                          partial, body, scratch, runner);
+      for (size_t b = 0; b < all; ++b)
         for (int i = 0; i < info.stat_size; ++i) sum[i] += partial[b * info.stat_size + i];
     }
     if (weighted)
@@ -192,8 +211,8 @@ double FactorGraph::Impl::LocalFreeEnergy(uint32_t v, size_t index, Scratch& scr
       const size_t blocks = MessageBlockCount(e);
       double* partial = scratch.partial.data();
       const EnergyBlocks body(e, partial);
-      RunMessageBlocks(e, blocks, 1, partial, body, scratch, runner);
-      for (size_t b = 0; b < blocks; ++b) u += partial[b];
+      const size_t all = RunMessageBlocks(e, blocks, 1, partial, body, scratch, runner);
+      for (size_t b = 0; b < all; ++b) u += partial[b];
     }
     energy += plate.bindings[e.slot].shared ? plate.weight * u : u;
   }
@@ -521,6 +540,12 @@ void FactorGraph::SetRowShard(RowShard shard) {
   if (shard.sharded_plates.size() != g.plates.size())
     throw GraphError("SetRowShard: " + std::to_string(shard.sharded_plates.size()) +
                      " plate flags for " + std::to_string(g.plates.size()) + " plates");
+  if (shard.stacked) {
+    g.row_shard = std::move(shard);
+    g.SizePartialSums();
+    g.max_partial *= ranks;  // every process's blocks
+    return;
+  }
   if (shard.bounds.size() != ranks + 1 || shard.bounds.front() != 0)
     throw GraphError("SetRowShard: expected " + std::to_string(ranks + 1) +
                      " row bounds from 0, found " + std::to_string(shard.bounds.size()));

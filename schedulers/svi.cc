@@ -168,6 +168,15 @@ void SplitTerms(const FactorGraph::FreeEnergyTerms& terms, const Roles& roles, d
     (roles.is_local[v] ? data : global) -= terms.variable_entropy[v];
 }
 
+/// The sum of every process's `value`, added in process order (the same on every process).
+double SumOverProcesses(const ShardExchange& exchange, double value, std::vector<double>& shares) {
+  shares[static_cast<size_t>(exchange.rank())] = value;
+  exchange.AllGatherInPlace(shares.data(), std::vector<size_t>(shares.size(), 1));
+  double total = 0.0;
+  for (double share : shares) total += share;
+  return total;
+}
+
 }  // namespace
 
 SviResult StochasticVariationalInference::Run(FactorGraph& graph,
@@ -180,6 +189,37 @@ SviResult StochasticVariationalInference::Run(FactorGraph& graph,
     saved_weights[p] = graph.plate_weight(p);
     if (roles.data_plate[p]) graph.SetPlateWeight(p, roles.scale);
   }
+  // Over processes: N is every process's rows; the data plates' blocks are stacked.
+  const ShardExchange* exchange = options_.exchange;
+  std::vector<double> shares;
+  if (exchange) {
+    const size_t ranks = static_cast<size_t>(exchange->ranks());
+    const size_t rank = static_cast<size_t>(exchange->rank());
+    std::vector<double> sizes(2 * ranks);
+    sizes[2 * rank] = static_cast<double>(source.size());
+    sizes[2 * rank + 1] = static_cast<double>(source.batch_size());
+    exchange->AllGatherInPlace(sizes.data(), std::vector<size_t>(ranks, 2));
+    double rows = 0.0;
+    for (size_t q = 0; q < ranks; ++q) {
+      if (sizes[2 * q + 1] != sizes[1])
+        throw GraphError("SVI over processes: process " + std::to_string(q) + " has minibatches of " +
+                         FormatNumber(sizes[2 * q + 1]) + " points, process 0 of " +
+                         FormatNumber(sizes[1]) + "; every process must use the same size");
+      rows += sizes[2 * q];
+    }
+    roles.scale = rows / (static_cast<double>(ranks) * static_cast<double>(source.batch_size()));
+    for (PlateId p = 0; p < graph.num_plates(); ++p)
+      if (roles.data_plate[p]) graph.SetPlateWeight(p, roles.scale);
+    shares.resize(ranks);
+    graph.SetRowShard({{}, roles.data_plate, exchange, true});
+  }
+  struct EndShard {
+    FactorGraph& graph;
+    bool on;
+    ~EndShard() {
+      if (on) graph.SetRowShard(RowShard());
+    }
+  } end_shard{graph, exchange != nullptr};
   Scratch scratch = graph.MakeScratch();
   FactorGraph::FreeEnergyTerms terms;
   SviResult result;
@@ -191,6 +231,7 @@ SviResult StochasticVariationalInference::Run(FactorGraph& graph,
       step.local_sweeps = SolveLocal(graph, roles, options_, scratch, terms);
       double global = 0.0, data = 0.0;
       SplitTerms(terms, roles, global, data);
+      if (exchange) data = SumOverProcesses(*exchange, data, shares);
       step.free_energy_estimate = global + roles.scale * data;
       step.step_size = std::pow(static_cast<double>(t) + options_.delay, -options_.forgetting_rate);
       step.step_size = std::min(1.0, step.step_size);
@@ -237,6 +278,10 @@ double StochasticVariationalInference::FullFreeEnergy(FactorGraph& graph,
     data_total += data;
   }
   source.Rewind();
+  if (options_.exchange) {
+    std::vector<double> shares(static_cast<size_t>(options_.exchange->ranks()));
+    data_total = SumOverProcesses(*options_.exchange, data_total, shares);
+  }
   return global + data_total;
 }
 

@@ -17,6 +17,7 @@
 #include "tests/mpi/mixture_model.h"
 #include "vfe/mpi/mpi_scheduler.h"
 #include "vfe/schedulers/sequential.h"
+#include "vfe/schedulers/svi.h"
 
 namespace vfe {
 namespace {
@@ -109,6 +110,61 @@ TEST(MpiScheduler, AChainAcrossRowsIsRefusedNamingTheFactor) {
         << e.what();
     EXPECT_NE(std::string(e.what()).find("no factor joins two rows"), std::string::npos);
   }
+}
+
+TEST(MpiSvi, OnePassWithStepsOneOverTIsTheExactPosteriorOnAnyNumberOfProcesses) {
+  // y_i ~ N(mu, 1/2), mu ~ N(0, 1/0.01), 1,200 points; process q holds rows
+  // [q·1200/P, (q+1)·1200/P) and draws minibatches of 100 of them. With ρ_t = 1/(t + 1) the
+  // globals are the average of the steps' η̂, and after one pass over every process's rows
+  // (1200 / (P·100) steps of P minibatches) that average is the full-data posterior exactly.
+  int rank = 0, ranks = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  const size_t n = 1200, batch = 100, own = n / static_cast<size_t>(ranks);
+  ASSERT_EQ(own % batch, 0u);
+  std::vector<double> y(n);
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) sum += y[i] = 1.0 + std::sin(static_cast<double>(i));
+  FactorGraph g;
+  const Variable mu = g.AddVariable("mu", Family::kGaussian);
+  const Variable data = g.AddObserved("y", std::vector<double>(batch, 0.0));
+  g.AddFactor("Gaussian", {{"out", mu}, {"mean", 0.0}, {"precision", 0.01}});
+  g.AddFactor("Gaussian", {{"out", data}, {"mean", mu}, {"precision", 2.0}});
+  g.Finalize();
+  Matrix rows(static_cast<Eigen::Index>(own), 1);
+  for (size_t i = 0; i < own; ++i)
+    rows(static_cast<Eigen::Index>(i), 0) = y[static_cast<size_t>(rank) * own + i];
+  MatrixMinibatches source(rows, data, batch, /*seed=*/static_cast<uint64_t>(rank) + 1);
+  const MpiExchange exchange;
+  SviOptions options;
+  options.steps = n / (batch * static_cast<size_t>(ranks));
+  options.forgetting_rate = 1.0;
+  options.delay = 1.0;
+  options.exchange = &exchange;
+  const SviResult result = StochasticVariationalInference(options).Run(g, {}, source);
+  ASSERT_EQ(result.steps, options.steps);
+  const double precision = 0.01 + 2.0 * static_cast<double>(n);
+  const Gaussian q = g.Posterior<Gaussian>(mu);
+  EXPECT_NEAR(q.mean(), 2.0 * sum / precision, 1e-12 * std::abs(2.0 * sum / precision));
+  EXPECT_NEAR(q.variance() * precision, 1.0, 1e-12);
+  // Every process holds the same global, bit for bit.
+  std::vector<double> all(2 * static_cast<size_t>(ranks));
+  const std::vector<double> eta = g.NaturalParameters(mu);
+  std::copy(eta.begin(), eta.end(), all.begin() + 2 * rank);
+  exchange.AllGatherInPlace(all.data(), std::vector<size_t>(static_cast<size_t>(ranks), 2));
+  for (int q = 0; q < ranks; ++q) {
+    EXPECT_EQ(all[2 * static_cast<size_t>(q)], eta[0]);
+    EXPECT_EQ(all[2 * static_cast<size_t>(q) + 1], eta[1]);
+  }
+  // The full F over every process's rows equals the closed form of the conjugate model:
+  // −F = log p(y) at the exact posterior.
+  const double full = StochasticVariationalInference(options).FullFreeEnergy(g, {}, source);
+  double squares = 0.0;
+  for (double v : y) squares += v * v;
+  const double log_evidence = 0.5 * static_cast<double>(n) * std::log(2.0 / (2.0 * M_PI)) +
+                              0.5 * std::log(0.01 / precision) - squares +
+                              0.5 * (2.0 * sum) * (2.0 * sum) / precision;
+  EXPECT_NEAR(-full, log_evidence, 1e-9 * std::abs(log_evidence));
 }
 
 }  // namespace

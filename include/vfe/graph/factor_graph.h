@@ -193,10 +193,16 @@ class ShardExchange {
 /// shared by its factors (the global variables) are summed by each process over its own rows
 /// in blocks of kRowGrain factors, and the blocks exchanged, so every process adds the same
 /// blocks in the same order as one process alone does.
+///
+/// Stacked (SVI over processes): each process's graph holds rows of its own (a minibatch), and
+/// a sharded plate's rows are the processes' plates one after another in process order: every
+/// process sums all of its blocks, and the blocks of every process are exchanged and added in
+/// process order (bounds unused; every process's plate must have as many blocks).
 struct RowShard {
   std::vector<size_t> bounds;        ///< ranks() + 1 row bounds, from 0
   std::vector<char> sharded_plates;  ///< by plate id: 1 for a plate whose factor n reads row n
   const ShardExchange* exchange = nullptr;
+  bool stacked = false;
 };
 
 /// A factor graph: variables (hidden or observed) and plates of factors, with the flat

@@ -74,6 +74,14 @@ struct SviOptions {
   /// Local sweeps stop once the minibatch's F changes by less than this, relatively.
   double local_tolerance = 1e-9;
   std::function<bool(const SviStep&)> callback;  ///< after every step; false stops the run
+  /// Over several processes (the MPI layer's MpiExchange; must outlive the run): each process
+  /// runs the same minibatch graph on a source of its own rows (its shard of the data, its own
+  /// order); each step, every process solves its own minibatch, and the natural-gradient step
+  /// of every global uses all processes' minibatch messages (exchanged, added in process
+  /// order), weighted N / (P·B) with N the rows of all processes: an effective minibatch of
+  /// P·B. The globals stay identical on every process. The F estimate and FullFreeEnergy are
+  /// summed over the processes. Every process must use the same B. Null: one process.
+  const ShardExchange* exchange = nullptr;
   /// Throws OptionsError naming the field, its value and the constraint.
   void Validate() const;
 };
