@@ -101,38 +101,22 @@ bool FactorGraph::Impl::SumsInBlocks(const AdjacencyEntry& e) const {
 }
 
 size_t FactorGraph::Impl::RunMessageBlocks(const AdjacencyEntry& e, size_t count, size_t width,
-                                         double* partial, const BlockRunner::Body& body,
-                                         Scratch& scratch, const BlockRunner* runner) {
+                                           double* partial, const BlockRunner::Body& body,
+                                           Scratch& scratch, const BlockRunner* runner) {
   const bool sharded = ShardedEntry(e);
+  const bool stacked = sharded && row_shard.stacked;
+  const size_t rank = sharded ? static_cast<size_t>(row_shard.exchange->rank()) : 0;
   size_t own_begin = 0, own_end = count;
-  if (sharded && row_shard.stacked) {
-    // Every process's blocks are its own, as many on each: computed at the front, then moved
-    // to this process's place among all of them.
-    const size_t ranks = static_cast<size_t>(row_shard.exchange->ranks());
-    const size_t rank = static_cast<size_t>(row_shard.exchange->rank());
-    const OffsetBody own(body, 0);
-    if (runner) {
-      runner->Run(count, own);
-    } else {
-      InlineRunner(scratch).Run(count, own);
-    }
-    if (rank > 0) std::copy_backward(partial, partial + count * width,
-                                     partial + (rank + 1) * count * width);
-    shard_counts.assign(ranks, count * width);
-    row_shard.exchange->AllGatherInPlace(partial, shard_counts);
-    return ranks * count;
-  } else if (sharded) {
+  if (sharded && !stacked) {
     // Block b starts at row e.begin + b·kRowGrain; process q owns the blocks that start in
     // its rows [bounds[q], bounds[q + 1]).
     const std::vector<size_t>& bounds = row_shard.bounds;
-    const size_t ranks = bounds.size() - 1;
     auto first_block_at = [&](size_t row) {
       if (row <= e.begin) return size_t{0};
       return std::min(count, (row - e.begin + kMessageBlockSize - 1) / kMessageBlockSize);
     };
-    shard_counts.resize(ranks);
-    const size_t rank = static_cast<size_t>(row_shard.exchange->rank());
-    for (size_t q = 0; q < ranks; ++q) {
+    shard_counts.resize(bounds.size() - 1);
+    for (size_t q = 0; q + 1 < bounds.size(); ++q) {
       const size_t from = first_block_at(bounds[q]), to = first_block_at(bounds[q + 1]);
       shard_counts[q] = (to - from) * width;
       if (q == rank) {
@@ -149,8 +133,19 @@ size_t FactorGraph::Impl::RunMessageBlocks(const AdjacencyEntry& e, size_t count
       InlineRunner(scratch).Run(own_end - own_begin, own);
     }
   }
-  if (sharded) row_shard.exchange->AllGatherInPlace(partial, shard_counts);
-  return count;
+  if (!sharded) return count;
+  size_t all = count;
+  if (stacked) {
+    // Every process's blocks are its own, as many on each: computed at the front, then moved
+    // to this process's place among all of them.
+    const size_t ranks = static_cast<size_t>(row_shard.exchange->ranks());
+    if (rank > 0)
+      std::copy_backward(partial, partial + count * width, partial + (rank + 1) * count * width);
+    shard_counts.assign(ranks, count * width);
+    all = ranks * count;
+  }
+  row_shard.exchange->AllGatherInPlace(partial, shard_counts);
+  return all;
 }
 
 bool FactorGraph::Impl::SetFromMessages(uint32_t v, size_t index, bool out_only,

@@ -36,12 +36,6 @@ int OwnerOf(const std::vector<size_t>& bounds, size_t row) {
                                               static_cast<ptrdiff_t>(bounds.size()) - 2));
 }
 
-/// Ends the row shard of a graph when a run ends, however it ends.
-struct ShardGuard {
-  FactorGraph& graph;
-  ~ShardGuard() { graph.SetRowShard(RowShard()); }
-};
-
 }  // namespace
 
 struct ShardedScheduler::Arena {
@@ -145,12 +139,10 @@ Result ShardedScheduler::Run(FactorGraph& graph) const {
   const int rank = exchange_.rank(), ranks = exchange_.ranks();
   const ShardPlan plan = Plan(graph, ranks);
   std::vector<std::string> warnings;
+  // (Plan has refused local clusters.)
   const std::vector<Variable> order = SweepOrder(graph, options_, warnings);
-  for (const Variable& v : order)
-    if (graph.clustered(v) && plan.is_local[v.id()])
-      throw GraphError("sharded run: cluster '" + graph.variable_name(v.id()) + "' is local");
   graph.SetRowShard({plan.bounds, plan.sharded_plates, &exchange_});
-  const ShardGuard guard{graph};
+  const RowShardGuard guard(graph);
 
   const size_t own_first = plan.bounds[static_cast<size_t>(rank)];
   const size_t own_last = plan.bounds[static_cast<size_t>(rank) + 1];

@@ -10,9 +10,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 
+#include "schedulers/sweeps.h"
 #include "vfe/core/error.h"
 #include "vfe/core/format.h"
 
@@ -184,12 +186,8 @@ SviResult StochasticVariationalInference::Run(FactorGraph& graph,
                                               MinibatchSource& source) const {
   const auto start = std::chrono::steady_clock::now();
   Roles roles = FindRoles(graph, local, source);
-  std::vector<double> saved_weights(graph.num_plates());
-  for (PlateId p = 0; p < graph.num_plates(); ++p) {
-    saved_weights[p] = graph.plate_weight(p);
-    if (roles.data_plate[p]) graph.SetPlateWeight(p, roles.scale);
-  }
-  // Over processes: N is every process's rows; the data plates' blocks are stacked.
+  // Over processes: N is every process's rows (checked before the graph changes); the data
+  // plates' blocks are stacked.
   const ShardExchange* exchange = options_.exchange;
   std::vector<double> shares;
   if (exchange) {
@@ -208,18 +206,18 @@ SviResult StochasticVariationalInference::Run(FactorGraph& graph,
       rows += sizes[2 * q];
     }
     roles.scale = rows / (static_cast<double>(ranks) * static_cast<double>(source.batch_size()));
-    for (PlateId p = 0; p < graph.num_plates(); ++p)
-      if (roles.data_plate[p]) graph.SetPlateWeight(p, roles.scale);
     shares.resize(ranks);
-    graph.SetRowShard({{}, roles.data_plate, exchange, true});
   }
-  struct EndShard {
-    FactorGraph& graph;
-    bool on;
-    ~EndShard() {
-      if (on) graph.SetRowShard(RowShard());
-    }
-  } end_shard{graph, exchange != nullptr};
+  std::vector<double> saved_weights(graph.num_plates());
+  for (PlateId p = 0; p < graph.num_plates(); ++p) {
+    saved_weights[p] = graph.plate_weight(p);
+    if (roles.data_plate[p]) graph.SetPlateWeight(p, roles.scale);
+  }
+  std::optional<RowShardGuard> end_shard;
+  if (exchange) {
+    graph.SetRowShard({{}, roles.data_plate, exchange, true});
+    end_shard.emplace(graph);
+  }
   Scratch scratch = graph.MakeScratch();
   FactorGraph::FreeEnergyTerms terms;
   SviResult result;

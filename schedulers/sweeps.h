@@ -99,6 +99,18 @@ bool EveryUpdateLowersF(const FactorGraph& graph);
 /// the run failed.
 void AddEndOfRunWarnings(const FactorGraph& graph, Result& result);
 
+/// Ends a graph's row shard (FactorGraph::SetRowShard) when a run ends, however it ends.
+class RowShardGuard {
+ public:
+  explicit RowShardGuard(FactorGraph& graph) : graph_(graph) {}
+  RowShardGuard(const RowShardGuard&) = delete;
+  RowShardGuard& operator=(const RowShardGuard&) = delete;
+  ~RowShardGuard() { graph_.SetRowShard(RowShard()); }
+
+ private:
+  FactorGraph& graph_;
+};
+
 /// Milliseconds since `start`.
 double ElapsedMs(std::chrono::steady_clock::time_point start);
 

@@ -42,12 +42,18 @@ std::vector<py::object> Parts(const py::handle& value) {
   return parts;
 }
 
-std::vector<Tensor> Tensors(const py::handle& value, const std::string& name) {
-  std::vector<Tensor> out;
+/// Each part of a pymdp argument converted by `convert(part, "name[i]")`.
+template <class Convert>
+auto EachPart(const py::handle& value, const std::string& name, Convert convert) {
+  std::vector<decltype(convert(value, name))> out;
   const std::vector<py::object> parts = Parts(value);
   for (size_t i = 0; i < parts.size(); ++i)
-    out.push_back(ToTensor(parts[i], name + "[" + std::to_string(i) + "]"));
+    out.push_back(convert(parts[i], name + "[" + std::to_string(i) + "]"));
   return out;
+}
+
+std::vector<Tensor> Tensors(const py::handle& value, const std::string& name) {
+  return EachPart(value, name, ToTensor);
 }
 
 Vector ToVector(const py::handle& value, const std::string& what) {
@@ -59,11 +65,7 @@ Vector ToVector(const py::handle& value, const std::string& what) {
 }
 
 std::vector<Vector> Vectors(const py::handle& value, const std::string& name) {
-  std::vector<Vector> out;
-  const std::vector<py::object> parts = Parts(value);
-  for (size_t i = 0; i < parts.size(); ++i)
-    out.push_back(ToVector(parts[i], name + "[" + std::to_string(i) + "]"));
-  return out;
+  return EachPart(value, name, ToVector);
 }
 
 std::vector<int> Integers(const py::handle& value, const std::string& what) {
