@@ -63,26 +63,32 @@ void CheckRow(const std::string& path, size_t line, const double* values, size_t
                        FormatNumber(values[i]));
 }
 
+[[noreturn]] void ThrowLongLine(const std::string& path, size_t line, size_t limit) {
+  throw IoError(Where(path, line) + ": longer than " + std::to_string(limit) +
+                " bytes, the limit (VFE_MAX_LINE_BYTES)");
+}
+
 }  // namespace
 
 CsvTable ReadCsv(const std::string& path) {
-  std::ifstream in = OpenInputFile(path, "CSV file", std::ios::ate);
-  // A regular file is read in one piece, its size known; a stream of unknown size (a pipe)
-  // character by character.
+  // A regular file is read in one piece, its size known; standard input ("-") as it comes.
   std::unique_ptr<char[]> file;  // not zero-filled first: the file overwrites it
   std::string streamed;
   std::string_view text;
-  const std::streamoff size = in.tellg();
-  if (size > 0 && in.seekg(0)) {
-    file.reset(new char[static_cast<size_t>(size)]);
-    in.read(file.get(), size);
-    text = std::string_view(file.get(), static_cast<size_t>(in.gcount()));
-  } else {
-    in.clear();
-    in.seekg(0);
-    streamed.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (path == "-") {
+    streamed = ReadStandardInput("CSV file");
     text = streamed;
+  } else {
+    std::ifstream in = OpenInputFile(path, "CSV file", std::ios::ate);
+    const std::streamoff size = in.tellg();
+    if (size > 0 && in.seekg(0)) {
+      file.reset(new char[static_cast<size_t>(size)]);
+      in.read(file.get(), size);
+      if (in.bad()) throw IoError("cannot read the CSV file '" + path + "': a read failed");
+      text = std::string_view(file.get(), static_cast<size_t>(in.gcount()));
+    }
   }
+  const size_t max_line = CurrentInputLimits().max_line_bytes;
   // Room for every line's fields once their number is known, so the values never move.
   const size_t num_lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
   auto capacity = [&](size_t fields) {  // a value takes two characters at least, with its comma
@@ -98,6 +104,7 @@ CsvTable ReadCsv(const std::string& path) {
     size_t stop = end;
     if (stop > pos && text[stop - 1] == '\r') --stop;
     ++line_number;
+    if (end - pos > max_line) ThrowLongLine(path, line_number, max_line);  // '\r' included
     const char* p = text.data() + pos;
     const char* const line_end = text.data() + stop;
     pos = end + 1;
@@ -125,8 +132,34 @@ CsvTable ReadCsv(const std::string& path) {
   return table;
 }
 
-CsvRows::CsvRows(const std::string& path) : path_(path), in_(OpenInputFile(path, "CSV file")) {
+CsvRows::CsvRows(const std::string& path) : path_(path) {
+  if (path == "-")
+    throw IoError("cannot stream the CSV file from standard input: the rows are read more "
+                  "than once (counted, then read); give a file");
+  in_ = OpenInputFile(path, "CSV file");
+  max_line_ = CurrentInputLimits().max_line_bytes;
   Rewind();
+}
+
+bool CsvRows::ReadLine() {
+  // In pieces, so that a line longer than the limit is refused without being held whole.
+  text_.clear();
+  char piece[4096];
+  while (true) {
+    in_.getline(piece, sizeof piece);
+    if (in_.bad()) throw IoError(Where(path_, line_ + 1) + ": the file could not be read");
+    const size_t got = static_cast<size_t>(in_.gcount());
+    if (in_.eof() && got == 0 && text_.empty()) return false;
+    const bool whole = !in_.fail() || in_.eof();
+    // gcount counts the newline getline consumed.
+    text_.append(piece, whole && !in_.eof() ? got - 1 : got);
+    if (text_.size() > max_line_) ThrowLongLine(path_, line_ + 1, max_line_);
+    if (whole) {
+      if (in_.eof()) in_.clear(std::ios::eofbit);
+      return true;
+    }
+    in_.clear();  // the piece filled up: the line goes on
+  }
 }
 
 void CsvRows::Rewind() {
@@ -135,7 +168,7 @@ void CsvRows::Rewind() {
   line_ = 0;
   // A first line that is not all numbers is the header.
   std::vector<double> values;
-  if (!std::getline(in_, text_)) return;
+  if (!ReadLine()) return;
   line_ = 1;
   const char* begin = text_.data();
   const char* end = begin + text_.size();
@@ -150,7 +183,7 @@ void CsvRows::Rewind() {
 }
 
 bool CsvRows::Next(std::vector<double>& values) {
-  while (std::getline(in_, text_)) {
+  while (ReadLine()) {
     ++line_;
     const char* begin = text_.data();
     const char* end = begin + text_.size();

@@ -24,7 +24,7 @@ struct CsvTable {
   size_t rows() const { return cols ? values.size() / cols : 0; }
 };
 
-/// Reads the whole file (a regular file in one piece, a pipe as it comes). Every row must have
+/// Reads the whole file (a regular file in one piece, standard input for "-"). Every row must have
 /// the columns of the first, every number must be finite, and there must be a data row.
 CsvTable ReadCsv(const std::string& path);
 
@@ -32,7 +32,8 @@ CsvTable ReadCsv(const std::string& path);
 /// Allocates nothing per row once the first rows have sized its buffers.
 class CsvRows {
  public:
-  /// Opens the file and reads its header line, if any; throws ModelError if it cannot.
+  /// Opens the file and reads its header line, if any; throws IoError if it cannot (also for
+  /// "-": the rows are read more than once).
   explicit CsvRows(const std::string& path);
   /// The next data row into `values` (resized to its fields); false at the end of the file.
   /// Throws ModelError for a row that is not all finite numbers.
@@ -51,6 +52,10 @@ class CsvRows {
   std::vector<std::string> header_;
   std::vector<std::pair<const char*, const char*>> fields_;
   size_t line_ = 0;
+  size_t max_line_ = 0;
+  /// The next line into text_ (without its newline); false at the end of the file. IoError
+  /// for a line longer than max_line_.
+  bool ReadLine();
 };
 
 namespace csv_internal {

@@ -7,7 +7,80 @@
 
 namespace vfe {
 
+namespace {
+
+/// Finds where a document nests arrays and objects deeper than JsonReader::kMaxDepth, in one
+/// pass of nlohmann's event parser (no value is built, nothing recursive), so that no deeper
+/// document ever reaches the recursive copies and destructors of a parsed value.
+class DepthCheck final : public nlohmann::json_sax<Json> {
+ public:
+  /// The JSON pointer of the first value past the limit, if any ("" when there is none).
+  const std::string& too_deep() const { return too_deep_; }
+  bool found() const { return found_; }
+
+  bool null() override { return Value(); }
+  bool boolean(bool) override { return Value(); }
+  bool number_integer(number_integer_t) override { return Value(); }
+  bool number_unsigned(number_unsigned_t) override { return Value(); }
+  bool number_float(number_float_t, const string_t&) override { return Value(); }
+  bool string(string_t&) override { return Value(); }
+  bool binary(binary_t&) override { return Value(); }
+  bool start_object(std::size_t) override { return Open(false); }
+  bool key(string_t& key) override {
+    frames_.back().key = key;
+    return true;
+  }
+  bool end_object() override { return Close(); }
+  bool start_array(std::size_t) override { return Open(true); }
+  bool end_array() override { return Close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;  // the syntax error is reported by the parse that follows
+  }
+
+ private:
+  struct Frame {
+    bool array = false;
+    size_t index = 0;
+    std::string key;
+  };
+  bool Value() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+    return true;
+  }
+  bool Open(bool array) {
+    if (frames_.size() == JsonReader::kMaxDepth) {
+      found_ = true;
+      for (const Frame& f : frames_) {
+        too_deep_ += '/';
+        if (f.array) {
+          too_deep_ += std::to_string(f.index);
+          continue;
+        }
+        for (char c : f.key) too_deep_ += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+      }
+      return false;
+    }
+    frames_.push_back({array, 0, {}});
+    return true;
+  }
+  bool Close() {
+    frames_.pop_back();
+    return Value();
+  }
+  std::vector<Frame> frames_;
+  std::string too_deep_;
+  bool found_ = false;
+};
+
+}  // namespace
+
 Json JsonReader::Parse(const std::string& text) const {
+  DepthCheck depth;
+  Json::sax_parse(text, &depth, nlohmann::detail::input_format_t::json, /*strict=*/true,
+                  /*ignore_comments=*/false);
+  if (depth.found())
+    Fail(depth.too_deep(), "nested deeper than " + std::to_string(kMaxDepth) +
+                               " levels of arrays and objects (the most a document may have)");
   try {
     return Json::parse(text);
   } catch (const Json::exception& e) {

@@ -28,8 +28,12 @@ class JsonReader {
   /// `where` names the document in every error ("agent file 'tmaze.json'"); empty for none.
   explicit JsonReader(std::string where = "") : where_(std::move(where)) {}
 
+  /// The deepest a document may nest arrays and objects.
+  static constexpr size_t kMaxDepth = 256;
+
   /// Parses `text`; a syntax error (or a number too large for a double) is a ModelError at
-  /// "/" saying where the text is wrong.
+  /// "/" saying where the text is wrong, and a document nested deeper than kMaxDepth is
+  /// refused at the pointer of the first value past the limit, before it is built.
   Json Parse(const std::string& text) const;
 
   /// Throws ModelError "where: pointer: message" (the whole document is "/").

@@ -351,10 +351,17 @@ void Loader::CountNumbers(const std::string& name, const std::string& pointer,
 CsvTable Loader::ReadCsvSpec(const Json& value, const std::string& pointer) const {
   CheckKeys(value, pointer, {"csv", "column", "columns"});
   const std::string file = String(Required(value, "csv", pointer), pointer + "/csv", "a file name");
-  const std::string path = !file.empty() && file[0] != '/' ? base_ + "/" + file : file;
+  const std::string path =
+      !file.empty() && file[0] != '/' && file != "-" ? base_ + "/" + file : file;
   CsvTable table;
   try {
     table = ReadCsv(path);
+  } catch (const IoError& e) {
+    try {
+      Fail(pointer + "/csv", e.what());
+    } catch (const ModelError& located) {
+      throw IoError(located.what());  // still an input that could not be read
+    }
   } catch (const ModelError& e) {
     Fail(pointer + "/csv", e.what());
   }

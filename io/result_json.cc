@@ -1,6 +1,10 @@
 // The result of a run as a "vfe-result/1" document.
 
 #include <algorithm>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "io/json_writer.h"
 #include "io/model_document.h"
@@ -84,7 +88,71 @@ std::vector<double> PredictiveMeans(const Model& model, const Prediction& predic
                                      prediction.offsets);
 }
 
-std::string ResultJson(const Model& model, const Result& result, const ResultJsonOptions& options) {
+namespace {
+
+/// Writes a JSON document piece by piece, in the layout of nlohmann's dump(indent) (compact
+/// for a negative indent), so that a document with millions of elements is never held whole:
+/// containers are opened and closed here, and only leaves (one posterior) are built as values.
+class StreamingJson {
+ public:
+  StreamingJson(std::ostream& out, int indent) : out_(out), indent_(indent) {}
+  void Open(char bracket) {
+    out_ << bracket;
+    first_.push_back(true);
+  }
+  void Close(char bracket) {
+    const bool empty = first_.back();
+    first_.pop_back();
+    if (!empty) NewLine();
+    out_ << bracket;
+  }
+  /// The next key of an object.
+  void Key(const std::string& key) {
+    Next();
+    out_ << Json(key).dump() << (indent_ >= 0 ? ": " : ":");
+  }
+  /// The next element of an array.
+  void Element() { Next(); }
+  void Value(const Json& value) {
+    const std::string text = value.dump(indent_);
+    if (indent_ <= 0 || text.find('\n') == std::string::npos) {
+      out_ << text;
+      return;
+    }
+    // Continuation lines take the depth of the place the value is written at.
+    const std::string pad(first_.size() * static_cast<size_t>(indent_), ' ');
+    size_t from = 0;
+    for (size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', from)) {
+      out_.write(text.data() + from, static_cast<std::streamsize>(at + 1 - from));
+      out_ << pad;
+      from = at + 1;
+    }
+    out_.write(text.data() + from, static_cast<std::streamsize>(text.size() - from));
+  }
+  template <class T>
+  void Field(const std::string& key, const T& value) {
+    Key(key);
+    Value(Json(value));
+  }
+
+ private:
+  void Next() {
+    if (!first_.back()) out_ << ',';
+    first_.back() = false;
+    NewLine();
+  }
+  void NewLine() {
+    if (indent_ < 0) return;
+    out_ << '\n' << std::string(first_.size() * static_cast<size_t>(indent_), ' ');
+  }
+  std::ostream& out_;
+  int indent_;
+  std::vector<bool> first_;
+};
+
+}  // namespace
+
+void CheckResultJsonOptions(const Model& model, const ResultJsonOptions& options) {
   const FactorGraph& graph = model.graph;
   std::vector<std::string> hidden_names;
   for (const Variable& v : graph.HiddenVariables())
@@ -94,50 +162,63 @@ std::string ResultJson(const Model& model, const Result& result, const ResultJso
       throw ModelError("posteriors: '" + name + "' is not a hidden variable of the model" +
                        DidYouMean(name, hidden_names) + "; expected one of " +
                        JoinQuoted(hidden_names));
+}
+
+void WriteResultJson(std::ostream& stream, const Model& model, const Result& result,
+                     const ResultJsonOptions& options) {
+  CheckResultJsonOptions(model, options);
+  const FactorGraph& graph = model.graph;
   std::vector<bool> is_matrix(graph.num_variables(), false);
   if (model.document)
     for (const VariableEntry& entry : model.document->variables)
       if (entry.matrix_dirichlet) is_matrix[entry.variable.id()] = true;
-  Json out = Json::object();
-  out["format"] = "vfe-result/1";
-  out["converged"] = result.converged();
-  out["termination"] = TerminationName(result.termination);
-  out["message"] = result.message;
-  out["iterations"] = result.iterations;
-  out["initial_free_energy"] = result.initial_free_energy;
-  out["final_free_energy"] = -result.evidence_lower_bound();
-  if (options.trace) out["free_energy"] = result.free_energy;
-  out["evidence_lower_bound"] = result.evidence_lower_bound();
-  out["warnings"] = result.warnings;
-  Json posteriors = Json::object();
+  StreamingJson out(stream, options.indent);
+  out.Open('{');
+  out.Field("format", "vfe-result/1");
+  out.Field("converged", result.converged());
+  out.Field("termination", TerminationName(result.termination));
+  out.Field("message", result.message);
+  out.Field("iterations", result.iterations);
+  out.Field("initial_free_energy", result.initial_free_energy);
+  out.Field("final_free_energy", -result.evidence_lower_bound());
+  if (options.trace) out.Field("free_energy", result.free_energy);
+  out.Field("evidence_lower_bound", result.evidence_lower_bound());
+  out.Field("warnings", result.warnings);
+  out.Key("posteriors");
+  out.Open('{');
   for (const Variable& v : graph.HiddenVariables()) {
     if (!options.posteriors.empty() &&
         std::find(options.posteriors.begin(), options.posteriors.end(),
                   graph.variable_name(v.id())) == options.posteriors.end())
       continue;
     const std::vector<size_t>& shape = model.shapes[v.id()];
+    out.Key(graph.variable_name(v.id()));
     if (is_matrix[v.id()]) {
-      posteriors[graph.variable_name(v.id())] = MatrixDirichletJson(graph, v);
+      out.Value(MatrixDirichletJson(graph, v));
       continue;
     }
     if (shape.empty()) {
-      posteriors[graph.variable_name(v.id())] = PosteriorJson(graph, v);
+      out.Value(PosteriorJson(graph, v));
       continue;
     }
-    Json all = Json::array();
-    if (shape.size() == 1) {
-      for (size_t i = 0; i < v.size(); ++i) all.push_back(PosteriorJson(graph, v[i]));
-    } else {
-      for (size_t i = 0; i < shape[0]; ++i) {
-        Json row = Json::array();
-        for (size_t j = 0; j < shape[1]; ++j)
-          row.push_back(PosteriorJson(graph, v[i * shape[1] + j]));
-        all.push_back(row);
+    const size_t rows = shape.size() == 1 ? 1 : shape[0];
+    const size_t cols = shape.size() == 1 ? v.size() : shape[1];
+    if (shape.size() == 2) out.Open('[');
+    for (size_t i = 0; i < rows; ++i) {
+      if (shape.size() == 2) out.Element();
+      out.Open('[');
+      for (size_t j = 0; j < cols; ++j) {
+        // A stream that failed (a full disk) keeps nothing: stop formatting; the writer's
+        // owner reports the failure.
+        if (j % 4096 == 0 && !stream.good()) return;
+        out.Element();
+        out.Value(PosteriorJson(graph, v[i * cols + j]));
       }
+      out.Close(']');
     }
-    posteriors[graph.variable_name(v.id())] = all;
+    if (shape.size() == 2) out.Close(']');
   }
-  out["posteriors"] = posteriors;
+  out.Close('}');
   if (!model.predictions.empty()) {
     Json predictions = Json::object();
     for (const Prediction& prediction : model.predictions)
@@ -145,10 +226,22 @@ std::string ResultJson(const Model& model, const Result& result, const ResultJso
           {"node", prediction.node},
           {"formula", FindNodeType(prediction.node)->predictive_formula},
           {"mean", PredictiveMeans(model, prediction)}};
-    out["predictions"] = predictions;
+    out.Key("predictions");
+    out.Value(predictions);
   }
-  out["timing_ms"] = {{"build", model.build_ms}, {"inference", result.inference_ms}};
-  return out.dump(options.indent);
+  out.Key("timing_ms");
+  out.Value(Json{{"build", model.build_ms}, {"inference", result.inference_ms}});
+  for (const auto& [key, text] : options.extra) {
+    out.Key(key);
+    out.Value(Json::parse(text));
+  }
+  out.Close('}');
+}
+
+std::string ResultJson(const Model& model, const Result& result, const ResultJsonOptions& options) {
+  std::ostringstream text;
+  WriteResultJson(text, model, result, options);
+  return text.str();
 }
 
 }  // namespace vfe

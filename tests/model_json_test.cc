@@ -1251,6 +1251,27 @@ TEST(ModelJson, TheBaseModelOfTheMalformedCasesLoads) {
       WithLikelihood(R"({"node": "Gaussian", "out": "y", "mean": "mu", "precision": "tau"})")));
 }
 
+TEST(ModelJson, DocumentsNestedDeeperThan256LevelsAreRefusedAtThePointer) {
+  // 255 arrays inside "description" (the document's object is level 1) reach the limit and
+  // are read (then refused as not a string); 256 pass it, at the pointer of the 257th level.
+  auto nested = [](int depth) {
+    return "{\"format\": \"vfe-model/1\", \"description\": " + std::string(depth, '[') +
+           std::string(depth, ']') + ", \"variables\": [], \"factors\": []}";
+  };
+  const std::string at_limit = testing::ErrorMessage<ModelError>([&] { ParseModel(nested(255)); });
+  EXPECT_THAT(at_limit, ::testing::Not(::testing::HasSubstr("nested deeper")));
+  EXPECT_THAT(at_limit, ::testing::HasSubstr("/description: expected"));
+  std::string pointer = "/description";
+  for (int k = 0; k < 255; ++k) pointer += "/0";
+  EXPECT_EQ(testing::ErrorMessage<ModelError>([&] { ParseModel(nested(256)); }),
+            pointer + ": nested deeper than 256 levels of arrays and objects (the most a "
+                      "document may have)");
+  // Keys are escaped in the pointer (RFC 6901: ~ as ~0, / as ~1).
+  std::string keyed = "{\"a/b~\": " + std::string(300, '[') + std::string(300, ']') + "}";
+  EXPECT_THAT(testing::ErrorMessage<ModelError>([&] { ParseModel(keyed); }),
+              ::testing::HasSubstr("/a~1b~0/0/0"));
+}
+
 TEST(ModelJson, MalformedModelsGiveTheExactError) {
   const std::vector<Malformed> cases = {
       {"not JSON", "{\"format\": ",

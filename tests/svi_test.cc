@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -266,6 +267,37 @@ TEST(CsvMinibatches, StreamsTheRowsOfAFileInOrder) {
   }
   EXPECT_THAT(ErrorMessage<ModelError>([&] { CsvMinibatches bad(path, g, y); }),
               HasSubstr("' line 3: expected 2 numbers, found 1"));
+  std::remove(path.c_str());
+}
+
+TEST(CsvMinibatches, ReadsLinesOfAnyLengthUpToTheLimit) {
+  // Lines are read in pieces of 4,095 characters: lines of 4,095 and 4,096 characters, one of
+  // 9,001, and a last line with no newline must come back whole (spaces around a field are
+  // ignored, so a number padded with spaces makes a long line).
+  const std::string path = ::testing::TempDir() + "svi_long_lines.csv";
+  {
+    std::ofstream out(path);
+    out << "7" << std::string(4094, ' ') << "\n"
+        << "8" << std::string(4095, ' ') << "\n"
+        << "9" << std::string(9000, ' ') << "\n"
+        << "10";
+  }
+  Variable mu, tau;
+  FactorGraph g = MeanPrecisionGraph({0.0, 0.0, 0.0, 0.0}, &mu, &tau);
+  const Variable y = g.Find("y");
+  {
+    CsvMinibatches source(path, g, y);
+    EXPECT_EQ(source.size(), 4u);
+    source.Next(g);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(g.Moments(y[i])[0], 7 + i);
+  }
+  // Over the limit of VFE_MAX_LINE_BYTES: refused with the line number.
+  setenv("VFE_MAX_LINE_BYTES", "5000", 1);
+  EXPECT_THAT(ErrorMessage<IoError>([&] { CsvMinibatches bad(path, g, y); }),
+              HasSubstr("' line 3: longer than 5000 bytes, the limit (VFE_MAX_LINE_BYTES)"));
+  unsetenv("VFE_MAX_LINE_BYTES");
+  EXPECT_THAT(ErrorMessage<IoError>([&] { CsvMinibatches bad("-", g, y); }),
+              HasSubstr("cannot stream the CSV file from standard input"));
   std::remove(path.c_str());
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tools/cli.h"
+#include "tools/output.h"
 #include "vfe/agents/agent.h"
 #include "vfe/core/error.h"
 
@@ -40,7 +41,7 @@ int AgentCommand(const std::vector<std::string>& args) {
       return args[++i];
     };
     if (a == "--help" || a == "-h") {
-      std::cout << kAgentUsage;
+      std::cout << kAgentUsage << "\n" << kExitCodes;
       return 0;
     } else if (a == "--steps") {
       steps = ParseInteger(a, value(), 1, 100000000, "a positive integer", kAgentUsage);
@@ -50,7 +51,7 @@ int AgentCommand(const std::vector<std::string>& args) {
       summary = true;
     } else if (a == "-o") {
       output = value();
-    } else if (!a.empty() && a[0] == '-') {
+    } else if (a.size() > 1 && a[0] == '-') {
       throw UnknownOption("agent", a, kAgentUsage);
     } else if (!path.empty()) {
       throw UsageError{"agent: expected one agent file, found a second: " + a, kAgentUsage};
@@ -65,15 +66,11 @@ int AgentCommand(const std::vector<std::string>& args) {
     vfe::agents::LoadObservations(observations_path, observations, actions);
     if (steps > 0 && static_cast<size_t>(steps) < observations.size()) observations.resize(steps);
   }
-  std::ofstream file_out;
-  if (!output.empty()) {
-    file_out.open(output);
-    if (!file_out) throw vfe::ModelError(output + ": cannot write the trace");
-  }
-  std::ostream& out = output.empty() ? std::cout : file_out;
+  Output out(output);
   vfe::agents::RunAgent(file, steps > 0 ? static_cast<int>(steps) : file.steps,
                         observations_path.empty() ? nullptr : &observations,
-                        actions.empty() ? nullptr : &actions, out, summary);
+                        actions.empty() ? nullptr : &actions, out.stream(), summary);
+  out.Commit();
   return 0;
 }
 

@@ -12,6 +12,18 @@ namespace vfe::cli {
 constexpr int kModelError = 1;
 constexpr int kUsageError = 2;
 constexpr int kNumericalFailure = 3;
+constexpr int kIoError = 4;  ///< an input could not be read or an output written (vfe::IoError)
+
+/// The table of exit codes every command's --help and the program's usage end with.
+constexpr const char* kExitCodes =
+    "exit codes: 0 success, 1 model error, 2 usage error, 3 numerical failure,\n"
+    "            4 I/O error (an input could not be read or the output written)\n";
+
+/// A failure every process of an MPI run has reported on standard error already (each its own
+/// message, before any of them exits): main exits with `code` and prints nothing more.
+struct ReportedFailure {
+  int code = kModelError;
+};
 
 /// A command line that cannot be run: main prints the message and the command's usage text
 /// (the program's when `usage` is null) and exits with kUsageError.

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tools/cli.h"
 #include "vfe/mpi/mpi_scheduler.h"
 
 namespace vfe::cli {
@@ -29,12 +30,18 @@ MpiRun::~MpiRun() { MPI_Finalize(); }
 int MpiRun::rank() const { return state_->rank; }
 int MpiRun::ranks() const { return state_->ranks; }
 
-void MpiRun::Agree(const std::string& error) const {
-  int failed = error.empty() ? 0 : 1, any = 0;
+void MpiRun::Agree(const std::string& error, int code) const {
+  int failed = error.empty() ? 0 : code, any = 0;
   MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  if (!error.empty()) throw ModelError(error);
-  if (any) throw ModelError("process " + std::to_string(state_->rank) + " of " +
-                            std::to_string(state_->ranks) + " stops: another process failed");
+  if (!any) return;
+  const std::string process =
+      "process " + std::to_string(state_->rank) + " of " + std::to_string(state_->ranks);
+  if (!error.empty())
+    std::cerr << "vfe: " << process << ": " << error << std::endl;
+  else
+    std::cerr << "vfe: " << process << " stops: another process failed" << std::endl;
+  MPI_Barrier(MPI_COMM_WORLD);
+  throw ReportedFailure{any};
 }
 
 std::vector<std::string> MpiRun::LocalVariables(const Model& model) const {

@@ -22,9 +22,13 @@ class MpiRun {
   int rank() const;
   int ranks() const;
   /// Every process says whether it got this far (`error` empty) and all learn whether every
-  /// one did: throws ModelError on every process when one failed (its own message on the
-  /// failing ones), so that none is left waiting.
-  void Agree(const std::string& error) const;
+  /// one did. When one failed, each prints on standard error its own message (the failing
+  /// ones) or that another process failed, all wait until every message is out (so that
+  /// mpirun, which ends the job at the first exit, loses none), and each throws
+  /// ReportedFailure: none is left waiting.
+  /// `code` is the exit code of this process's failure (kModelError, kIoError); the largest
+  /// of the failing processes' is every process's.
+  void Agree(const std::string& error, int code = 1) const;
   /// Runs the model's inference over the processes (MpiScheduler, `threads` each), then
   /// gathers the rows of the local variables in `gather` (names; the others stay partial).
   Result Run(Model& model, int threads, const std::vector<std::string>& gather);

@@ -15,7 +15,7 @@ MpiRun::MpiRun() {
 MpiRun::~MpiRun() = default;
 int MpiRun::rank() const { return 0; }
 int MpiRun::ranks() const { return 1; }
-void MpiRun::Agree(const std::string&) const {}
+void MpiRun::Agree(const std::string&, int) const {}
 Result MpiRun::Run(Model&, int, const std::vector<std::string>&) { return Result(); }
 std::vector<std::string> MpiRun::LocalVariables(const Model&) const { return {}; }
 std::string MpiRun::TrafficJson(const Result&) const { return "{}"; }

@@ -26,7 +26,7 @@ int NodesCommand(const std::vector<std::string>& args) {
   std::string name;
   for (const std::string& a : args) {
     if (a == "--help" || a == "-h") {
-      std::cout << kNodesUsage;
+      std::cout << kNodesUsage << "\n" << kExitCodes;
       return 0;
     } else if (a == "--markdown") {
       markdown = true;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tools/cli.h"
+#include "tools/output.h"
 #include "vfe/core/error.h"
 #include "vfe/predictive/predictive_coding_file.h"
 
@@ -36,7 +37,7 @@ int PredictiveCodingCommand(const std::vector<std::string>& args) {
       return args[++i];
     };
     if (a == "--help" || a == "-h") {
-      std::cout << kPredictiveCodingUsage;
+      std::cout << kPredictiveCodingUsage << "\n" << kExitCodes;
       return 0;
     } else if (a == "-o") {
       output = value();
@@ -44,7 +45,7 @@ int PredictiveCodingCommand(const std::vector<std::string>& args) {
       epochs = ParseInteger(a, value(), 1, 100000000, "a positive integer", kPredictiveCodingUsage);
     } else if (a == "--threads") {
       threads = ParseInteger(a, value(), 0, 100000000, "an integer >= 0", kPredictiveCodingUsage);
-    } else if (!a.empty() && a[0] == '-') {
+    } else if (a.size() > 1 && a[0] == '-') {
       throw UnknownOption("predictive-coding", a, kPredictiveCodingUsage);
     } else if (!path.empty()) {
       throw UsageError{"predictive-coding: expected one network file, found a second: " + a,
@@ -61,12 +62,9 @@ int PredictiveCodingCommand(const std::vector<std::string>& args) {
     file.learning.epochs = static_cast<int>(epochs);
   }
   if (threads >= 0) file.num_threads = file.learning.num_threads = static_cast<int>(threads);
-  std::ofstream file_out;
-  if (!output.empty()) {
-    file_out.open(output);
-    if (!file_out) throw ModelError(output + ": cannot write the result");
-  }
-  predictive::RunPredictiveCodingFile(file, output.empty() ? std::cout : file_out);
+  Output out(output);
+  predictive::RunPredictiveCodingFile(file, out.stream());
+  out.Commit();
   return 0;
 }
 

@@ -1,7 +1,8 @@
 // vfe: run, check and draw factor-graph models written in JSON (docs/json-format.md), run
 // active inference agents and predictive coding networks.
 //
-// Exit codes: 0 success, 1 model error, 2 usage error, 3 numerical failure.
+// Exit codes (tools/cli.h): 0 success, 1 model error, 2 usage error, 3 numerical failure,
+// 4 I/O error.
 
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 #include "tools/cli.h"
 #include "tools/mpi_run.h"
+#include "tools/output.h"
 #include "vfe/core/format.h"
 #include "vfe/io/model_json.h"
 #include "vfe/io/summary.h"
@@ -49,7 +51,10 @@ const char* const kUsage =
     "  --help             this text (also: vfe <command> --help)\n"
     "  --version          the version of vfe\n"
     "\n"
-    "exit codes: 0 success, 1 model error, 2 usage error, 3 numerical failure\n";
+    "environment: VFE_MAX_INPUT_BYTES (the largest input file, default 16 GB) and\n"
+    "VFE_MAX_LINE_BYTES (the longest CSV line, default 16 MB) bound what is read; a path of\n"
+    "'-' reads a model, agent or network file or a CSV from standard input.\n"
+    "\n";
 
 const char* const kRunUsage =
     "usage: vfe run MODEL.json [-o RESULT.json] [--iterations K] [--tolerance T]\n"
@@ -114,10 +119,10 @@ std::string SingleModelArgument(const std::vector<std::string>& args, const char
   std::string path;
   for (const std::string& a : args) {
     if (a == "--help" || a == "-h") {
-      std::cout << usage;
+      std::cout << usage << "\n" << kExitCodes;
       return "";
     }
-    if (!a.empty() && a[0] == '-') throw UnknownOption(command, a, usage);
+    if (a.size() > 1 && a[0] == '-') throw UnknownOption(command, a, usage);
     if (!path.empty()) throw UsageError{std::string(command) + ": expected one model file", usage};
     path = a;
   }
@@ -238,7 +243,7 @@ int RunCommand(const std::vector<std::string>& args) {
       return args[++i];
     };
     if (a == "--help" || a == "-h") {
-      std::cout << kRunUsage;
+      std::cout << kRunUsage << "\n" << kExitCodes;
       return 0;
     } else if (a == "-o" || a == "--output") {
       output_path = value();
@@ -287,7 +292,7 @@ int RunCommand(const std::vector<std::string>& args) {
                          kRunUsage};
     } else if (a == "--monte-carlo") {
       monte_carlo = ParseInteger(a, value(), 2, 100000000, "a number of draws >= 2", kRunUsage);
-    } else if (!a.empty() && a[0] == '-') {
+    } else if (a.size() > 1 && a[0] == '-') {
       throw UnknownOption("run", a, kRunUsage);
     } else if (model_path.empty()) {
       model_path = a;
@@ -303,6 +308,9 @@ int RunCommand(const std::vector<std::string>& args) {
     throw UsageError{"--damping: only belief propagation (--algorithm bp) damps its messages",
                      kRunUsage};
 
+  if (use_mpi && model_path == "-")
+    throw UsageError{"--mpi: the model must be a file every process can read, not '-' (only "
+                     "process 0 has standard input)", kRunUsage};
   if (use_mpi && monte_carlo)
     throw UsageError{"--monte-carlo: not with --mpi (each process holds only its rows)", kRunUsage};
   // Under --mpi every process loads the model and checks it splits; all stop if one fails.
@@ -312,13 +320,17 @@ int RunCommand(const std::vector<std::string>& args) {
   std::vector<std::string> local;
   if (mpi) {
     std::string error;
+    int code = kModelError;
     try {
       model = LoadModel(model_path);
       local = mpi->LocalVariables(model);
+    } catch (const IoError& e) {
+      error = e.what();
+      code = kIoError;
     } catch (const std::exception& e) {
       error = e.what();
     }
-    mpi->Agree(error);
+    mpi->Agree(error, code);
   } else {
     model = LoadModel(model_path);
   }
@@ -349,7 +361,7 @@ int RunCommand(const std::vector<std::string>& args) {
   // Names given to --posteriors are checked before the run, not after it.
   if (!json_options.posteriors.empty()) {
     try {
-      ResultJson(model, Result{}, json_options);
+      CheckResultJsonOptions(model, json_options);
     } catch (const ModelError& e) {
       throw UsageError{std::string("--") + e.what(), kRunUsage};
     }
@@ -381,30 +393,20 @@ int RunCommand(const std::vector<std::string>& args) {
     }
     return 0;
   }
-  std::string text = ResultJson(model, result, json_options) + "\n";
   if (monte_carlo && result.termination != Termination::kNumericalFailure) {
     const FactorGraph::MonteCarloEstimate mc =
         model.graph.MonteCarloFreeEnergy(static_cast<size_t>(*monte_carlo));
-    nlohmann::ordered_json document = nlohmann::ordered_json::parse(text);
-    document["free_energy_monte_carlo"] = {{"estimate", mc.free_energy},
-                                           {"standard_error", mc.standard_error},
-                                           {"samples", mc.samples}};
-    text = document.dump(json_options.indent) + "\n";
+    json_options.extra.emplace_back(
+        "free_energy_monte_carlo", nlohmann::ordered_json{{"estimate", mc.free_energy},
+                                                          {"standard_error", mc.standard_error},
+                                                          {"samples", mc.samples}}
+                                       .dump());
   }
-  if (mpi) {
-    nlohmann::ordered_json document = nlohmann::ordered_json::parse(text);
-    document["mpi"] = nlohmann::ordered_json::parse(mpi->TrafficJson(result));
-    text = document.dump(json_options.indent) + "\n";
-  }
-  if (output_path.empty()) {
-    std::cout << text;
-  } else {
-    std::ofstream out(output_path);
-    if (!out || !(out << text)) {
-      std::cerr << "vfe: cannot write " << output_path << "\n";
-      return kUsageError;
-    }
-  }
+  if (mpi) json_options.extra.emplace_back("mpi", mpi->TrafficJson(result));
+  Output output(output_path);
+  WriteResultJson(output.stream(), model, result, json_options);
+  output.stream() << "\n";
+  output.Commit();
   if (result.termination == Termination::kNumericalFailure) {
     std::cerr << "vfe: numerical failure: " << result.message << "\n";
     return kNumericalFailure;
@@ -468,28 +470,38 @@ int DotCommand(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   using namespace vfe::cli;
   const std::vector<std::string> args(argv + 1, argv + argc);
+  TrackStandardOutput();
   try {
     if (args.empty()) throw UsageError{"missing a command"};
     const std::string command = args[0];
     const std::vector<std::string> rest(args.begin() + 1, args.end());
+    int code = -1;
     if (command == "--help" || command == "-h" || command == "help") {
-      std::cout << kUsage;
-      return 0;
+      std::cout << kUsage << kExitCodes;
+      code = 0;
     }
     if (command == "--version") {
       std::cout << "vfe " << kVersion << "\n";
-      return 0;
+      code = 0;
     }
-    if (command == "run") return RunCommand(rest);
-    if (command == "check") return CheckCommand(rest);
-    if (command == "dot") return DotCommand(rest);
-    if (command == "agent") return AgentCommand(rest);
-    if (command == "predictive-coding") return PredictiveCodingCommand(rest);
-    if (command == "nodes") return NodesCommand(rest);
-    throw UsageError{"unknown command '" + command + "'"};
+    if (command == "run") code = RunCommand(rest);
+    if (command == "check") code = CheckCommand(rest);
+    if (command == "dot") code = DotCommand(rest);
+    if (command == "agent") code = AgentCommand(rest);
+    if (command == "predictive-coding") code = PredictiveCodingCommand(rest);
+    if (command == "nodes") code = NodesCommand(rest);
+    if (code < 0) throw UsageError{"unknown command '" + command + "'"};
+    FlushStandardOutput();
+    return code;
   } catch (const UsageError& e) {
-    std::cerr << "vfe: " << e.message << "\n\n" << (e.usage ? e.usage : kUsage);
+    std::cerr << "vfe: " << e.message << "\n\n"
+              << (e.usage ? e.usage : kUsage) << (e.usage ? "\n" : "") << kExitCodes;
     return kUsageError;
+  } catch (const ReportedFailure& failure) {
+    return failure.code;
+  } catch (const vfe::IoError& e) {
+    std::cerr << "vfe: " << e.what() << "\n";
+    return kIoError;
   } catch (const std::exception& e) {
     std::cerr << "vfe: " << e.what() << "\n";
     return kModelError;

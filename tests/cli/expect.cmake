@@ -1,7 +1,17 @@
 # Runs COMMAND (arguments separated by "|") and checks its exit code against EXIT_CODE and, when given, that its
-# standard output matches STDOUT_REGEX and its standard error STDERR_REGEX.
+# standard output matches STDOUT_REGEX and its standard error STDERR_REGEX. INPUT_FILE is given to it as its
+# standard input; STDOUT_FILE receives its standard output instead (/dev/full: a full disk).
 string(REPLACE "|" ";" COMMAND "${COMMAND}")
-execute_process(COMMAND ${COMMAND} RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+set(redirect)
+if(DEFINED INPUT_FILE)
+  list(APPEND redirect INPUT_FILE "${INPUT_FILE}")
+endif()
+if(DEFINED STDOUT_FILE)
+  list(APPEND redirect OUTPUT_FILE "${STDOUT_FILE}")
+else()
+  list(APPEND redirect OUTPUT_VARIABLE out)
+endif()
+execute_process(COMMAND ${COMMAND} RESULT_VARIABLE code ERROR_VARIABLE err ${redirect})
 if(NOT code STREQUAL "${EXIT_CODE}")
   message(FATAL_ERROR "expected exit code ${EXIT_CODE}, got ${code}\nstdout:\n${out}\nstderr:\n${err}")
 endif()

@@ -18,6 +18,13 @@ class ModelError : public Error {
   using Error::Error;
 };
 
+/// A file that cannot be read or written: the message names it and says why ("no such file",
+/// "no space left on device"). A ModelError, as an unreadable input always was.
+class IoError : public ModelError {
+ public:
+  using ModelError::ModelError;
+};
+
 /// A malformed graph: unknown or unused variables, mismatched families or dimensions.
 class GraphError : public Error {
  public:

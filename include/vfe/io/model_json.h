@@ -4,9 +4,11 @@
 // Models in the JSON format "vfe-model/1" (docs/json-format.md), and results in
 // "vfe-result/1".
 
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vfe/graph/factor_graph.h"
@@ -108,6 +110,8 @@ struct ResultJsonOptions {
   /// The variables whose posteriors are written, by name; empty: every hidden variable.
   std::vector<std::string> posteriors;
   int indent = 2;
+  /// Entries added at the end of the document: a key and its value as JSON text.
+  std::vector<std::pair<std::string, std::string>> extra;
 };
 
 /// The result of a run as "vfe-result/1" JSON: convergence, the final F and the free-energy
@@ -115,6 +119,13 @@ struct ResultJsonOptions {
 /// MatrixDirichlet variable as one K x L "alpha") and the timings. Throws ModelError for a
 /// name in options.posteriors that is not a hidden variable of the model.
 std::string ResultJson(const Model& model, const Result& result, const ResultJsonOptions& options);
+/// Throws ModelError, as ResultJson would, for a name in options.posteriors that is not a
+/// hidden variable of the model (a check before a run, not after it).
+void CheckResultJsonOptions(const Model& model, const ResultJsonOptions& options);
+/// ResultJson written to `out` as it is made: the posteriors one element at a time, so a
+/// result of millions of elements is never held whole in memory (the same text).
+void WriteResultJson(std::ostream& out, const Model& model, const Result& result,
+                     const ResultJsonOptions& options);
 inline std::string ResultJson(const Model& model, const Result& result, int indent = 2) {
   ResultJsonOptions options;
   options.indent = indent;
