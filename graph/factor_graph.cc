@@ -45,6 +45,11 @@ void CheckDim(Family family, int dim, const std::string& name) {
   if (!HasDimension(family) && dim != 1)
     throw GraphError("variable '" + name + "': a " + FamilyName(family) +
                      " variable is scalar, got dimension " + std::to_string(dim));
+  const int most = IsMultivariate(family) ? kMaxMatrixDim : kMaxVectorDim;
+  if (dim > most)
+    throw GraphError("variable '" + name + "': a " + FamilyName(family) +
+                     " variable's dimension must be at most " + std::to_string(most) +
+                     ", got " + std::to_string(dim));
 }
 
 // Observed data are checked as they arrive, so that a NaN or an infinity is refused by the
@@ -103,8 +108,15 @@ Variable FactorGraph::AddVariableArray(const std::string& name, Family family,
   info.dim = dim;
   info.shape = shape;
   info.size = 1;
-  for (size_t extent : shape) info.size *= extent;
-  if (info.size == 0) throw GraphError("variable '" + name + "' has no elements");
+  for (size_t extent : shape) {
+    if (extent == 0) throw GraphError("variable '" + name + "' has no elements");
+    if (__builtin_mul_overflow(info.size, extent, &info.size)) {
+      std::string text;
+      for (size_t e : shape) text += (text.empty() ? "" : ", ") + std::to_string(e);
+      throw GraphError("variable '" + name + "': shape [" + text +
+                       "] has more elements than can be counted (2^64)");
+    }
+  }
   const uint32_t id = impl_->Declare(std::move(info));
   return Variable(id, 0, impl_->variables[id].size);
 }

@@ -242,6 +242,18 @@ struct FactorGraph::Impl {
   void CheckFinalized(const char* what) const {
     if (!finalized) ThrowNotFinalized(what);
   }
+  /// Throws GraphError unless `scratch` came from MakeScratch of this graph since its sizes
+  /// last changed (one compare: a key of 0 is never a graph's).
+  void CheckScratch(const Scratch& scratch, const char* what) const {
+    if (scratch.made_for != scratch_key) ThrowBadScratch(scratch, what);
+  }
+  [[noreturn]] void ThrowBadScratch(const Scratch& scratch, const char* what) const;
+  /// A new key for the scratch sizes (Finalize, and whenever they grow): unique in the process.
+  void NewScratchKey();
+  uint64_t scratch_key = 0;
+  size_t memory_budget = 0;  ///< bytes; 0: the machine's physical memory
+  /// Throws GraphError when the flat storage LayOut would make exceeds the budget.
+  void CheckMemoryBudget() const;
   // The checks of the engine interface, which schedulers call in their loops: a few compares
   // on the way in, and the message is built only when one fails.
   /// Throws GraphError unless the graph is finalised, `variable` is a hidden variable of it
@@ -284,7 +296,8 @@ struct FactorGraph::Impl {
   void BuildAdjacency();
   void BuildStructure();
   void FindBlockUpdates();
-  void SizePartialSums();  // after hidden_ids and the adjacency
+  /// After hidden_ids and the adjacency; `processes` stacked processes' blocks (RowShard).
+  void SizePartialSums(size_t processes = 1);
   void ColourElements();           // graph/coloring.cc
   void FindColourRuns();           // graph/coloring.cc, after ColourElements
   /// The colour classes of elements [begin, end) of hidden variable `v`, each in index order

@@ -1,7 +1,10 @@
 // Finalize: validation of the built graph, the flat layout of moments and natural
 // parameters, the adjacency the updates run over, and the starting posteriors.
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -51,9 +54,13 @@ void FactorGraph::Impl::InferObservedFamilies() {
         throw GraphError(PlateLabel(p) + ": " + Describe(plate.bindings[s].variable) +
                          " is read as Categorical here; declare categorical data with "
                          "AddObservedCategorical (values and number of categories)");
-      const int dim = family == Family::kCategorical ? info.dim
-                      : HasDimension(family)         ? static_cast<int>(sample.value().rows())
-                                                     : 1;
+      const Eigen::Index rows = HasDimension(family) ? sample.value().rows() : 1;
+      const int most = IsMultivariate(family) ? kMaxMatrixDim : kMaxVectorDim;
+      if (family != Family::kCategorical && rows > most)
+        throw GraphError(PlateLabel(p) + ": " + Describe(plate.bindings[s].variable) +
+                         " is read as " + FamilyName(family) + " of dimension " +
+                         std::to_string(rows) + ", more than the most, " + std::to_string(most));
+      const int dim = family == Family::kCategorical ? info.dim : static_cast<int>(rows);
       if (info.family_known && (info.family != family || info.dim != dim))
         throw GraphError(PlateLabel(p) + ": " + Describe(plate.bindings[s].variable) +
                          " is read as " + FamilyName(family) + " (dimension " +
@@ -362,6 +369,7 @@ void FactorGraph::Finalize() {
   if (g.finalized) throw GraphError("Finalize: the graph is already finalised");
   if (g.plates.empty()) throw GraphError("the graph has no factors");
   g.InferObservedFamilies();
+  g.CheckMemoryBudget();
   g.CheckEveryElementConnected();
   g.CheckNoDoubleConnection();
   g.BindNodes();
@@ -394,5 +402,69 @@ void FactorGraph::Finalize() {
 }
 
 bool FactorGraph::finalized() const { return impl_->finalized; }
+
+void FactorGraph::set_memory_budget(size_t bytes) { impl_->memory_budget = bytes; }
+
+namespace {
+
+size_t PhysicalMemory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page)
+                               : SIZE_MAX;
+}
+
+/// "3.2 GB", "512 MB", "12 kB" (powers of 1000).
+std::string BytesText(double bytes) {
+  const char* units[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};
+  int u = 0;
+  while (bytes >= 1000.0 && u < 6) {
+    bytes /= 1000.0;
+    ++u;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return text;
+}
+
+}  // namespace
+
+size_t FactorGraph::memory_budget() const {
+  return impl_->memory_budget ? impl_->memory_budget : PhysicalMemory();
+}
+
+void FactorGraph::Impl::CheckMemoryBudget() const {
+  // Moments of every element; natural parameters, and the copies an update keeps, of every
+  // hidden one: 8 bytes a number. Nodes and the adjacency come on top, so this is a floor.
+  struct Share {
+    double bytes;
+    uint32_t variable;
+  };
+  std::vector<Share> shares;
+  double total = 0;
+  for (uint32_t v = 0; v < variables.size(); ++v) {
+    const VariableInfo& info = variables[v];
+    if (info.constant) continue;
+    const double numbers = static_cast<double>(info.size) *
+                           static_cast<double>(StatSize(info.family, info.dim));
+    const double bytes = 8.0 * numbers * (info.observed ? 1.0 : 3.0);
+    shares.push_back({bytes, v});
+    total += bytes;
+  }
+  const size_t budget = memory_budget ? memory_budget : PhysicalMemory();
+  if (total <= static_cast<double>(budget)) return;
+  std::sort(shares.begin(), shares.end(),
+            [](const Share& a, const Share& b) { return a.bytes > b.bytes; });
+  std::string largest;
+  for (size_t k = 0; k < shares.size() && k < 3; ++k) {
+    const VariableInfo& info = variables[shares[k].variable];
+    largest += (k ? ", '" : "'") + info.name + "' " + BytesText(shares[k].bytes) + " (" +
+               std::to_string(info.size) + (info.size == 1 ? " element of " : " elements of ") +
+               std::to_string(StatSize(info.family, info.dim)) + " numbers)";
+  }
+  throw GraphError("Finalize: the graph needs at least " + BytesText(total) +
+                   ", more than its memory budget of " + BytesText(static_cast<double>(budget)) +
+                   (memory_budget ? " (set_memory_budget)" : " (the machine's memory)") +
+                   "; largest: " + largest);
+}
 
 }  // namespace vfe

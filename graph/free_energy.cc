@@ -81,6 +81,7 @@ FactorGraph::FreeEnergyBlockSpan FactorGraph::FreeEnergyBlockSpanOf(size_t block
 double FactorGraph::FreeEnergyBlock(size_t block, Scratch& scratch) const {
   // There are no blocks before Finalize: one compare covers both errors.
   if (block >= impl_->free_energy_blocks.size()) impl_->ThrowBadBlock(block, "FreeEnergyBlock");
+  impl_->CheckScratch(scratch, "FreeEnergyBlock");
   return impl_->EvaluateBlock(impl_->free_energy_blocks[block], scratch);
 }
 
@@ -118,6 +119,7 @@ double FactorGraph::FreeEnergyFromBlocks(const std::vector<double>& values) cons
 FactorGraph::FreeEnergyTerms FactorGraph::FreeEnergyParts(Scratch& scratch) const {
   const Impl& g = *impl_;
   g.CheckFinalized("FreeEnergyParts");
+  g.CheckScratch(scratch, "FreeEnergyParts");
   FreeEnergyTerms terms;
   terms.variable_entropy.assign(g.variables.size(), 0.0);
   g.CombineBlocks(
@@ -134,6 +136,7 @@ FactorGraph::FreeEnergyTerms FactorGraph::FreeEnergyParts(Scratch& scratch) cons
 double FactorGraph::FreeEnergy(Scratch& scratch) const {
   const Impl& g = *impl_;
   g.CheckFinalized("FreeEnergy");
+  g.CheckScratch(scratch, "FreeEnergy");
   return g.CombineBlocks(
       [&](size_t b) { return g.EvaluateBlock(g.free_energy_blocks[b], scratch); }, nullptr,
       nullptr);

@@ -247,16 +247,36 @@ bool FactorGraph::Impl::StepOnFreeEnergy(uint32_t v, size_t index, const double*
   return true;
 }
 
-void FactorGraph::Impl::SizePartialSums() {
-  max_partial = 0;
+void FactorGraph::Impl::SizePartialSums(size_t processes) {
+  size_t most = 0;
   for (uint32_t v : hidden_ids) {
     const VariableInfo& info = variables[v];
     for (size_t h = info.hidden_ordinal; h < info.hidden_ordinal + info.size; ++h)
       for (size_t k = adjacency_offsets[h]; k < adjacency_offsets[h + 1]; ++k)
         if (SumsInBlocks(adjacency[k]))
-          max_partial = std::max(max_partial, MessageBlockCount(adjacency[k]) *
-                                                  static_cast<size_t>(info.stat_size));
+          most = std::max(most, MessageBlockCount(adjacency[k]) *
+                                    static_cast<size_t>(info.stat_size));
   }
+  most *= processes;
+  // Scratch made before stays usable unless it is now too small.
+  if (most > max_partial || scratch_key == 0) NewScratchKey();
+  max_partial = most;
+}
+
+void FactorGraph::Impl::NewScratchKey() {
+  static std::atomic<uint64_t> last_key{0};
+  scratch_key = last_key.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+void FactorGraph::Impl::ThrowBadScratch(const Scratch& scratch, const char* what) const {
+  if (!finalized) ThrowNotFinalized(what);
+  throw GraphError(std::string(what) + ": " +
+                   (scratch.made_for == 0
+                        ? std::string("the Scratch was not made by MakeScratch (a "
+                                      "default-constructed Scratch has no room)")
+                        : std::string("the Scratch was made by another graph's MakeScratch, or "
+                                      "by this graph's before SetRowShard enlarged it")) +
+                   ": use MakeScratch() of this graph");
 }
 
 size_t FactorGraph::Impl::UpdateRun(uint32_t v, size_t first, size_t step, size_t count,
@@ -328,6 +348,7 @@ Scratch FactorGraph::MakeScratch() const {
   scratch.weighted.assign(g.max_stat, 0.0);
   scratch.previous.assign(g.max_stat, 0.0);
   scratch.previous_moments.assign(g.max_stat, 0.0);
+  scratch.made_for = g.scratch_key;
   return scratch;
 }
 
@@ -344,6 +365,7 @@ namespace {
 
 bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch) {
   impl_->CheckHiddenElement(variable, index, "UpdateElement");
+  impl_->CheckScratch(scratch, "UpdateElement");
   if (impl_->cluster_of[variable] >= 0) ThrowClusterElement(*this, variable, "UpdateElement");
   return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch);
 }
@@ -351,6 +373,7 @@ bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratc
 bool FactorGraph::UpdateElement(uint32_t variable, size_t index, Scratch& scratch,
                                 const BlockRunner& runner) {
   impl_->CheckHiddenElement(variable, index, "UpdateElement");
+  impl_->CheckScratch(scratch, "UpdateElement");
   if (impl_->cluster_of[variable] >= 0) ThrowClusterElement(*this, variable, "UpdateElement");
   return impl_->SetFromMessages(variable, index, /*out_only=*/false, scratch, &runner);
 }
@@ -360,6 +383,7 @@ size_t FactorGraph::UpdateListedElements(uint32_t variable, const size_t* elemen
                                          const BlockRunner* runner) {
   Impl& g = *impl_;
   g.CheckHiddenRange(variable, 0, 0, "UpdateListedElements");
+  g.CheckScratch(scratch, "UpdateListedElements");
   if (g.cluster_of[variable] >= 0) ThrowClusterElement(*this, variable, "UpdateListedElements");
   if (!elements && count > 0)
     throw GraphError("UpdateListedElements: variable '" + g.variables[variable].name +
@@ -402,6 +426,7 @@ size_t FactorGraph::UpdateElements(uint32_t variable, size_t begin, size_t end,
                                    Scratch& scratch) {
   Impl& g = *impl_;
   g.CheckHiddenRange(variable, begin, end, "UpdateElements");
+  g.CheckScratch(scratch, "UpdateElements");
   if (g.cluster_of[variable] >= 0) {
     Cluster& cluster = g.clusters[g.cluster_of[variable]];
     if (begin != 0 || end != cluster.size)
@@ -427,6 +452,7 @@ size_t FactorGraph::UpdateElementsNaturalGradient(uint32_t variable, size_t begi
                                                    double step, Scratch& scratch) {
   Impl& g = *impl_;
   g.CheckHiddenRange(variable, begin, end, "UpdateElementsNaturalGradient");
+  g.CheckScratch(scratch, "UpdateElementsNaturalGradient");
   if (!(step > 0.0 && step <= 1.0))
     throw GraphError("UpdateElementsNaturalGradient: the step must be in (0, 1], got " +
                      FormatNumber(step));
@@ -537,8 +563,7 @@ void FactorGraph::SetRowShard(RowShard shard) {
                      " plate flags for " + std::to_string(g.plates.size()) + " plates");
   if (shard.stacked) {
     g.row_shard = std::move(shard);
-    g.SizePartialSums();
-    g.max_partial *= ranks;  // every process's blocks
+    g.SizePartialSums(ranks);  // every process's blocks
     return;
   }
   if (shard.bounds.size() != ranks + 1 || shard.bounds.front() != 0)

@@ -28,6 +28,8 @@ class GammaNode final : public Node {
   void Bind(const std::vector<SlotInfo>& slots, size_t, const std::string& where) override {
     if (!(shape_ > 0) || !std::isfinite(shape_))
       throw ModelError(where + ": shape must be a positive number, got " + FormatNumber(shape_));
+    if (const std::string why = ShapeTooSmall(shape_); !why.empty())
+      throw ModelError(where + ": shape " + FormatNumber(shape_) + why);
     RequireDeclaredFamilies(GammaNodeType(), slots, where);
     log_gamma_shape_ = LogGamma(shape_);
   }

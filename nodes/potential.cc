@@ -51,12 +51,16 @@ class PotentialNode final : public Node {
     for (int i = 0; i < num_variables_; ++i) {
       RequireFamily(slots[i], {Family::kCategorical}, where);
       cardinality_[i] = slots[i].dim;
-      table_size_ *= static_cast<size_t>(slots[i].dim);
+      if (__builtin_mul_overflow(table_size_, static_cast<size_t>(slots[i].dim), &table_size_))
+        throw ModelError(where + ": the variables' categories make more table entries than "
+                         "can be counted (2^64)");
     }
+    size_t per_factor_tables = 0;
+    const bool counted = !__builtin_mul_overflow(table_size_, num_factors, &per_factor_tables);
     // One table for the plate, or one per factor.
     if (tables_.size() == table_size_) {
       num_tables_ = 1;
-    } else if (num_factors > 1 && tables_.size() == table_size_ * num_factors) {
+    } else if (num_factors > 1 && counted && tables_.size() == per_factor_tables) {
       num_tables_ = num_factors;
     } else if (num_factors == 1) {
       throw ModelError(where + ": the log-table has " + std::to_string(tables_.size()) +
@@ -67,7 +71,8 @@ class PotentialNode final : public Node {
                        " entries, but the variables' categories make " +
                        std::to_string(table_size_) + " per table: expected one table (" +
                        std::to_string(table_size_) + ") or one per factor (" +
-                       std::to_string(table_size_ * num_factors) + ")");
+                       (counted ? std::to_string(per_factor_tables) : std::string("over 2^64")) +
+                       ")");
     }
     for (size_t i = 0; i < tables_.size(); ++i)
       if (std::isnan(tables_[i]) || tables_[i] == INFINITY)

@@ -816,5 +816,138 @@ TEST(Errors, GraphThatRefusedInputGivesTheSameResultAsAFreshOne) {
   EXPECT_EQ(g.Posterior<Gamma>(tau).mean(), reference.Posterior<Gamma>(ref_tau).mean());
 }
 
+// ---- Robustness: scratch, sizes, memory, shapes that doubles cannot hold ----------------
+
+TEST(Errors, ScratchNotMadeByTheGraphIsRefused) {
+  FactorGraph g = BaseModel();
+  g.Finalize();
+  FactorGraph small;
+  small.AddGaussian(small.AddVariable("x", Family::kGaussian), 0.0, 1.0);
+  small.Finalize();
+  Scratch none;                             // default-constructed: no room at all
+  Scratch other = small.MakeScratch();      // another graph's
+  const uint32_t mu = g.Find("mu").id();
+  for (Scratch* scratch : {&none, &other}) {
+    const std::string which = scratch == &none ? "not made by MakeScratch" : "another graph";
+    ExpectErrorMentioning<GraphError>([&] { g.UpdateElement(mu, 0, *scratch); },
+                                      {"UpdateElement", which});
+    ExpectErrorMentioning<GraphError>([&] { g.UpdateElements(mu, 0, 1, *scratch); },
+                                      {"UpdateElements", which});
+    ExpectErrorMentioning<GraphError>([&] { g.FreeEnergy(*scratch); }, {"FreeEnergy", which});
+    ExpectErrorMentioning<GraphError>([&] { g.FreeEnergyBlock(0, *scratch); },
+                                      {"FreeEnergyBlock", which});
+    ExpectErrorMentioning<GraphError>([&] { g.FreeEnergyParts(*scratch); },
+                                      {"FreeEnergyParts", which});
+    ExpectErrorMentioning<GraphError>(
+        [&] { g.UpdateElementsNaturalGradient(mu, 0, 1, 0.5, *scratch); },
+        {"UpdateElementsNaturalGradient", which});
+    const size_t element = 0;
+    ExpectErrorMentioning<GraphError>(
+        [&] { g.UpdateListedElements(mu, &element, 1, *scratch); },
+        {"UpdateListedElements", which});
+  }
+  // The graph's own, and a copy of it, work.
+  Scratch own = g.MakeScratch();
+  Scratch copy = own;
+  EXPECT_TRUE(g.UpdateElement(mu, 0, copy));
+  EXPECT_TRUE(std::isfinite(g.FreeEnergy(own)));
+}
+
+TEST(Errors, ShapeWhoseElementCountOverflowsIsRefused) {
+  FactorGraph g;
+  const size_t half = size_t{1} << 32;
+  ExpectErrorMentioning<GraphError>(
+      [&] { g.AddVariableArray("x", Family::kGaussian, {half, half}); },
+      {"variable 'x'", "shape [4294967296, 4294967296]", "more elements than can be counted"});
+  ExpectErrorMentioning<GraphError>(
+      [&] { g.AddVariableArray("z", Family::kGaussian, {3, 0}); },
+      {"variable 'z'", "no elements"});
+  // Nothing was declared: the names are free.
+  EXPECT_NO_THROW(g.AddVariableArray("x", Family::kGaussian, {2, 3}));
+}
+
+TEST(Errors, MatrixAndVectorDimensionsAboveTheMaximumAreRefused) {
+  FactorGraph g;
+  // 46,341 overflowed an int in D + D² before the maximum existed.
+  ExpectErrorMentioning<GraphError>(
+      [&] { g.AddVariable("m", Family::kMvGaussian, 46341); },
+      {"variable 'm'", "MvGaussian", "at most 4096", "got 46341"});
+  ExpectErrorMentioning<GraphError>([&] { g.AddVariable("w", Family::kWishart, kMaxMatrixDim + 1); },
+                                    {"variable 'w'", "at most 4096"});
+  ExpectErrorMentioning<GraphError>(
+      [&] { g.AddVariable("c", Family::kCategorical, kMaxVectorDim + 1); },
+      {"variable 'c'", "at most 16777216"});
+  EXPECT_NO_THROW(g.AddVariable("ok", Family::kMvGaussian, kMaxMatrixDim));
+  // Observed data take their dimension from the values: the same limit.
+  FactorGraph data;
+  const Variable m = data.AddVariable("m", Family::kMvGaussian, 2);
+  data.AddMvGaussian(m, Vector(Vector::Zero(2)), Matrix(Matrix::Identity(2, 2)), "m_prior");
+  data.AddFactor("MvGaussian", {{"out", data.AddObserved("y", Matrix(Matrix::Zero(46341, 1)))},
+                                {"mean", m}, {"precision", Matrix(Matrix::Identity(2, 2))}},
+                 "likelihood");
+  ExpectErrorMentioning<GraphError>([&] { data.Finalize(); },
+                                    {"factor 'likelihood'", "dimension 46341", "4096"});
+  static_assert(static_cast<long long>(kMaxMatrixDim) * (kMaxMatrixDim + 1) <
+                std::numeric_limits<int>::max());
+}
+
+TEST(Errors, PotentialTableSizeThatOverflowsIsRefused) {
+  // Four variables of 2^16 categories make 2^64 table entries: not a wrapped 0.
+  FactorGraph g;
+  std::vector<Argument> variables;
+  for (const char* name : {"a", "b", "c", "d"})
+    variables.push_back(g.AddVariable(name, Family::kCategorical, 1 << 16));
+  g.AddFactor(MakePotentialNode(4, {0.0}), variables, "joint");
+  ExpectErrorMentioning<ModelError>([&] { g.Finalize(); },
+                                    {"factor 'joint'", "more table entries than can be counted"});
+}
+
+TEST(Errors, GraphAboveTheMemoryBudgetIsRefusedAtFinalizeWithTheEstimate) {
+  // 10^5 scalar Gaussians, hidden: 10^5 · 2 numbers · 3 copies · 8 bytes = 4.8 MB at least.
+  FactorGraph g;
+  const Variable x = g.AddVariableArray("x", Family::kGaussian, {100000});
+  g.AddGaussian(x, 0.0, 1.0, "x_prior");
+  g.set_memory_budget(1000000);
+  EXPECT_EQ(g.memory_budget(), 1000000u);
+  ExpectErrorMentioning<GraphError>(
+      [&] { g.Finalize(); },
+      {"Finalize: the graph needs at least 4.8 MB", "budget of 1.0 MB", "set_memory_budget",
+       "'x' 4.8 MB (100000 elements of 2 numbers)"});
+  EXPECT_FALSE(g.finalized());
+  g.set_memory_budget(5000000);
+  EXPECT_NO_THROW(g.Finalize());
+  // The default budget is the machine's memory, never zero.
+  EXPECT_GT(FactorGraph().memory_budget(), size_t{1} << 20);
+}
+
+TEST(Errors, ShapesThatDoublePrecisionCannotHoldAreRefusedWhereGiven) {
+  // a − 1 rounds to −1 for a < 2^-53: the density would be improper at the first update.
+  for (const double shape : {1e-300, 1e-17}) {
+    ExpectErrorMentioning<ModelError>(
+        [&] {
+          FactorGraph g;
+          g.AddGamma(g.AddVariable("s", Family::kGamma), shape, 1.0, "s_prior");
+          g.Finalize();
+        },
+        {"factor 's_prior' (Gamma)", "shape " + FormatNumber(shape), "below 1.1e-16",
+         "improper"});
+    ExpectErrorMentioning<ModelError>([&] { Gamma(shape, 1.0); }, {"Gamma: shape", "below"});
+    ExpectErrorMentioning<ModelError>([&] { Beta(1.0, shape); }, {"Beta: b", "below"});
+    ExpectErrorMentioning<ModelError>([&] { Dirichlet(Vector::Constant(3, shape)); },
+                                      {"Dirichlet: alpha[0]", "below"});
+  }
+  // At the limit the prior runs and gives a finite F.
+  FactorGraph g;
+  const Variable s = g.AddVariable("s", Family::kGamma);
+  g.AddGamma(s, kMinShape, 1.0, "s_prior");
+  g.Finalize();
+  SchedulerOptions options;
+  options.max_iterations = 2;
+  const Result result = SequentialScheduler(options).Run(g);
+  EXPECT_NE(result.termination, Termination::kNumericalFailure) << result.message;
+  EXPECT_TRUE(std::isfinite(result.free_energy.back()));
+  EXPECT_EQ(g.Posterior<Gamma>(s).shape(), kMinShape);
+}
+
 }  // namespace
 }  // namespace vfe

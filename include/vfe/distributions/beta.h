@@ -25,6 +25,10 @@ class Beta {
   Beta(double a, double b) {
     if (!(a > 0) || !std::isfinite(a)) throw ModelError("Beta: a must be > 0 and finite, got " + FormatNumber(a));
     if (!(b > 0) || !std::isfinite(b)) throw ModelError("Beta: b must be > 0 and finite, got " + FormatNumber(b));
+    for (const double shape : {a, b})
+      if (const std::string why = ShapeTooSmall(shape); !why.empty())
+        throw ModelError("Beta: " + std::string(shape == a ? "a " : "b ") + FormatNumber(shape) +
+                         why);
     eta_[0] = a - 1.0;
     eta_[1] = b - 1.0;
   }

@@ -30,6 +30,10 @@ class Dirichlet {
       if (!(alpha[k] > 0) || !std::isfinite(alpha[k]))
         throw ModelError("Dirichlet: alpha[" + std::to_string(k) +
                          "] must be > 0 and finite, got " + FormatNumber(alpha[k]));
+    for (Eigen::Index k = 0; k < alpha.size(); ++k)
+      if (const std::string why = ShapeTooSmall(alpha[k]); !why.empty())
+        throw ModelError("Dirichlet: alpha[" + std::to_string(k) + "] " +
+                         FormatNumber(alpha[k]) + why);
     eta_ = alpha.array() - 1.0;
   }
   static Dirichlet FromNatural(const Vector& eta) {

@@ -41,7 +41,28 @@ inline const char* FamilyName(Family family) {
   return "?";
 }
 
-/// Number of doubles in T(x) for a variable of `family` with event dimension `dim`.
+/// The smallest shape-like parameter (a Gamma shape, Beta's a and b, a Dirichlet
+/// concentration): the densities store a − 1, which for a below 2^-53 ≈ 1.1e-16 rounds to −1
+/// in double precision, an improper density. Smaller values are refused where they are given.
+constexpr double kMinShape = 0x1p-53;
+
+/// Why a shape-like parameter `value` > 0 below kMinShape is refused, for its message.
+inline std::string ShapeTooSmall(double value) {
+  return value > 0 && value < kMinShape
+             ? " is below 1.1e-16 (2^-53): its natural parameter a - 1 rounds to -1 in double "
+               "precision, an improper density"
+             : "";
+}
+
+/// The largest event dimension of a D x D matrix family (MvGaussian, Wishart): 4096, whose
+/// statistic of D + D² numbers takes 134 MB per element; FactorGraph refuses larger ones.
+constexpr int kMaxMatrixDim = 4096;
+/// The largest number of categories or components of a vector family (Categorical,
+/// Dirichlet): 2^24.
+constexpr int kMaxVectorDim = 1 << 24;
+
+/// Number of doubles in T(x) for a variable of `family` with event dimension `dim` (at most
+/// kMaxMatrixDim or kMaxVectorDim, which keep it within an int).
 inline int StatSize(Family family, int dim) {
   switch (family) {
     case Family::kGaussian: return 2;

@@ -25,6 +25,8 @@ class Gamma {
   Gamma(double shape, double rate) {
     if (!(shape > 0) || !std::isfinite(shape))
       throw ModelError("Gamma: shape must be > 0 and finite, got " + FormatNumber(shape));
+    if (const std::string why = ShapeTooSmall(shape); !why.empty())
+      throw ModelError("Gamma: shape " + FormatNumber(shape) + why);
     if (!(rate > 0) || !std::isfinite(rate))
       throw ModelError("Gamma: rate must be > 0 and finite, got " + FormatNumber(rate));
     eta_[0] = -rate;

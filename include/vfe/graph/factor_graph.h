@@ -139,8 +139,12 @@ enum class ClusterSolver {
 };
 
 /// Per-thread scratch space of the engine: one Workspace per event dimension in the graph, one
-/// of the largest dimension for nodes, and a natural-parameter accumulator.
+/// of the largest dimension for nodes, and a natural-parameter accumulator. Only
+/// FactorGraph::MakeScratch makes a usable one: every call that takes a Scratch checks that it
+/// came from that graph (and was made after the last change of the graph's sizes), and throws
+/// GraphError otherwise (a default-constructed Scratch, another graph's).
 struct Scratch {
+  uint64_t made_for = 0;          ///< the key of the graph sizes it was made for (0: none)
   std::vector<Workspace> by_dim;  ///< by_dim[d] is sized for dimension d
   Workspace node;                 ///< sized for the largest dimension
   std::vector<double> eta;        ///< the largest statistic size
@@ -394,6 +398,12 @@ class FactorGraph {
   /// GraphError when called a second time.
   void Finalize();
   bool finalized() const;
+  /// The most memory Finalize may lay out, in bytes: a graph whose flat storage would need
+  /// more (the moments of every element, and the natural parameters and the update's copies
+  /// of every hidden one) is refused with GraphError giving the estimate and the largest
+  /// variables. Default 0: the machine's physical memory.
+  void set_memory_budget(size_t bytes);
+  size_t memory_budget() const;
   /// What Finalize found legal but probably a mistake, each naming its variable: a hidden
   /// variable some of whose elements no factor has as its "out" (nor joins undirected), so
   /// that nothing acts as its prior and it has the implicit flat prior of its family (improper
@@ -490,7 +500,8 @@ class FactorGraph {
   // The updates below check their arguments with a few integer compares, so that schedulers
   // call them in their loops: each throws GraphError, naming the call and the variable, before
   // Finalize, for a variable id out of range, an observed variable (no posterior to update), or
-  // elements out of range. A Scratch must come from MakeScratch of this graph (not checked).
+  // elements out of range, or for a Scratch that MakeScratch of this graph did not make (a
+  // default-constructed one, another graph's, or one made before SetRowShard resized them).
 
   /// Scratch space sized for this graph (allocates; make one per thread, outside sweeps).
   /// Throws GraphError before Finalize.
