@@ -53,4 +53,12 @@ namespace vfe::testing {
 
 long AllocationCount() { return allocation_count.load(std::memory_order_relaxed); }
 
+bool AllocationCounting() {
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+  return true;
+#else
+  return false;
+#endif
+}
+
 }  // namespace vfe::testing

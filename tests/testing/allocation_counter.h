@@ -10,6 +10,10 @@ namespace vfe::testing {
 /// Allocations so far in this process (all threads).
 long AllocationCount();
 
+/// False when the counter is compiled out (under AddressSanitizer or ThreadSanitizer, which
+/// bring their own allocator): AllocationCount() then stays 0.
+bool AllocationCounting();
+
 }  // namespace vfe::testing
 
 #endif  // VFE_TESTS_TESTING_ALLOCATION_COUNTER_H_
