@@ -630,10 +630,12 @@ void Agent::LearnB(const std::vector<Vector>& qs_previous) {
 void Agent::EndEpisode() { impl_->EndEpisode(); }
 
 const StepResult& Agent::Step(const std::vector<int>& observation) {
+  const bool before_planning = impl_->settings.learn_when == LearningTime::kBeforePlanning;
   InferStates(observation);
+  if (before_planning) Learn();
   InferPolicies();
   SelectAction();
-  Learn();
+  if (!before_planning) Learn();
   return impl_->result;
 }
 

@@ -155,7 +155,13 @@ AgentSettings ReadSettings(const Reader& r, const Json& j) {
   if (j.contains("learning")) {
     const Json& k = j["learning"];
     const std::string q = p + "/learning";
-    r.CheckKeys(k, q, {"A", "B", "D", "lr_pA", "lr_pB", "lr_pD", "modalities", "factors", "every"});
+    r.CheckKeys(k, q,
+                {"A", "B", "D", "lr_pA", "lr_pB", "lr_pD", "modalities", "factors", "every", "when"});
+    if (k.contains("when")) {
+      s.learn_when = r.Choice(k["when"], q + "/when", {"after_action", "before_planning"}) == 0
+                         ? LearningTime::kAfterAction
+                         : LearningTime::kBeforePlanning;
+    }
     if (k.contains("every")) {
       s.learn_every = r.Choice(k["every"], q + "/every", {"step", "episode"}) == 0
                           ? LearningSchedule::kStep
@@ -374,6 +380,23 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
   size_t step_count = 0;
 
   int episode_number = 0;
+  // One step in the order the settings ask for; `imposed` (replayed actions) replaces the
+  // agent's choice, which the step then records as "chosen_action".
+  const bool before_planning = file.settings.learn_when == LearningTime::kBeforePlanning;
+  std::vector<int> chosen;
+  bool was_imposed = false;
+  auto step_once = [&](const std::vector<int>& observation, const std::vector<int>* imposed) {
+    const Clock::time_point start = Clock::now();  // a whole step, learning included
+    agent.InferStates(observation);
+    if (before_planning) agent.Learn();
+    agent.InferPolicies();
+    chosen = agent.SelectAction();
+    was_imposed = imposed != nullptr;
+    if (imposed) agent.SetAction(*imposed);
+    if (!before_planning) agent.Learn();
+    step_ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    ++step_count;
+  };
   auto record = [&](const StepResult& s, int t) {
     if (summary) out << AgentSummaryLine(file.labels, episode_number, t, s) << "\n";
     TraceJson step;
@@ -394,6 +417,7 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
     step["q_pi"] = VectorJson<TraceJson>(e.q_pi);
     step["action_marginals"] = VectorsJson(s.action_marginals);
     step["action"] = s.action;
+    if (was_imposed) step["chosen_action"] = chosen;
     return step;
   };
 
@@ -403,14 +427,7 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
     episode["steps"] = TraceJson::array();
     for (size_t t = 0; t < observations->size(); ++t) {
       try {
-        const Clock::time_point start = Clock::now();
-        agent.InferStates((*observations)[t]);
-        agent.InferPolicies();
-        agent.SelectAction();
-        step_ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-        ++step_count;
-        if (actions && t < actions->size()) agent.SetAction((*actions)[t]);
-        agent.Learn();
+        step_once((*observations)[t], actions && t < actions->size() ? &(*actions)[t] : nullptr);
       } catch (const ModelError& e) {
         throw ModelError("step " + std::to_string(t) + ": " + e.what());
       }
@@ -433,13 +450,7 @@ void RunAgent(const AgentFile& file, int steps, const std::vector<std::vector<in
       for (int t = 0; t < steps; ++t) {
         const std::vector<int> state = environment.state();
         const std::vector<int> observation = environment.Observe();
-        const Clock::time_point start = Clock::now();
-        agent.InferStates(observation);
-        agent.InferPolicies();
-        agent.SelectAction();
-        step_ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-        ++step_count;
-        agent.Learn();
+        step_once(observation, nullptr);
         TraceJson step = record(agent.result(), t);
         step["true_state"] = state;
         episode["steps"].push_back(step);

@@ -2,6 +2,7 @@
 // of the expected free energy on random models, the engine path against the fixed-point path,
 // learning, action selection, determinism across threads, and the errors of bad models.
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -718,6 +719,48 @@ TEST(AgentLearning, EpisodeScheduleAppliesTheSummedIncrementsAtTheEnd) {
   }
 }
 
+TEST(AgentLearning, BeforePlanningEvaluatesThisStepsPoliciesWithTheNewCounts) {
+  // The two-step example of docs/agent-format.md, on a random model with pA and pB: both
+  // orders make the same increments (the same observations and actions, so the same
+  // posteriors), but before planning the policies of each step are those of a brute-force
+  // evaluation with the counts just learned, after the action those of the counts before.
+  for (uint64_t seed = 61; seed <= 63; ++seed) {
+    AgentSettings settings;
+    settings.policy_len = 2;
+    settings.numerics = Numerics::kExact;
+    settings.use_param_info_gain = true;
+    settings.lr_pA = 2.0;
+    settings.lr_pB = 3.0;
+    AgentSettings before = settings;
+    before.learn_when = LearningTime::kBeforePlanning;
+    Agent after_action(RandomModel(seed, true), settings);
+    Agent before_planning(RandomModel(seed, true), before);
+    const std::vector<std::vector<int>> observations = {{1, 2, 0}, {0, 1, 1}};
+    for (const std::vector<int>& o : observations) {
+      const GenerativeModel counts_before = after_action.model();
+      const StepResult& a = after_action.Step(o);
+      const StepResult& b = before_planning.Step(o);
+      ASSERT_EQ(a.action, b.action) << "seed " << seed;  // so that the next step is the same
+      for (size_t f = 0; f < a.qs.size(); ++f)
+        for (Eigen::Index s = 0; s < a.qs[f].size(); ++s) EXPECT_NEAR(a.qs[f][s], b.qs[f][s], 1e-12);
+      for (size_t p = 0; p < after_action.policies().size(); ++p) {
+        const Policy& policy = after_action.policies()[p];
+        const BruteForceParts old_counts = BruteForce(counts_before, a.qs, policy);
+        const BruteForceParts new_counts = BruteForce(after_action.model(), a.qs, policy);
+        auto g = [](const BruteForceParts& x) {
+          return x.utility + x.info_gain + x.novelty_A + x.novelty_B;
+        };
+        EXPECT_NEAR(a.policies.neg_efe[p], g(old_counts), 1e-11) << "seed " << seed << " " << p;
+        EXPECT_NEAR(b.policies.neg_efe[p], g(new_counts), 1e-11) << "seed " << seed << " " << p;
+      }
+      for (size_t f = 0; f < after_action.model().pB.size(); ++f)
+        for (size_t i = 0; i < after_action.model().pB[f].data.size(); ++i)
+          EXPECT_NEAR(after_action.model().pB[f].data[i], before_planning.model().pB[f].data[i],
+                      1e-12);
+    }
+  }
+}
+
 // ---- Errors ------------------------------------------------------------------------------------
 
 void ExpectModelError(GenerativeModel model, const std::string& message, int policy_len = 1) {
@@ -864,6 +907,49 @@ TEST(AgentJson, TraceOfAReplayEqualsTheAgentsOwnSteps) {
     }
     EXPECT_EQ(step["qs"][1][0].get<double>(), r.qs[1][0]);
   }
+}
+
+TEST(AgentJson, ReplayedActionsKeepTheAgentsOwnChoice) {
+  // Imposed actions replace the agent's choice for the environment and for learning; the
+  // trace keeps both, and G, q(π) and the action marginals are those of the agent's own step.
+  const AgentFile file = LoadAgentFile(std::string(VFE_SOURCE_DIR) + "/examples/tmaze.json");
+  const std::vector<std::vector<int>> observations = {{0, 0, 1}, {3, 0, 1}, {2, 1, 0}};
+  const std::vector<std::vector<int>> actions = {{1, 0}, {2, 0}, {1, 0}};
+  std::ostringstream out;
+  RunAgent(file, 0, &observations, &actions, out);
+  const Json trace = Json::parse(out.str());
+  Agent agent(file.model, file.settings);
+  for (size_t t = 0; t < observations.size(); ++t) {
+    agent.InferStates(observations[t]);
+    agent.InferPolicies();
+    const std::vector<int> chosen = agent.SelectAction();
+    const Json& step = trace["episodes"][0]["steps"][t];
+    EXPECT_EQ(step["chosen_action"].get<std::vector<int>>(), chosen) << t;
+    EXPECT_EQ(step["action"].get<std::vector<int>>(), actions[t]) << t;
+    for (Eigen::Index p = 0; p < agent.result().policies.q_pi.size(); ++p)
+      EXPECT_EQ(step["q_pi"][p].get<double>(), agent.result().policies.q_pi[p]);
+    agent.SetAction(actions[t]);
+    agent.Learn();
+  }
+  // Some imposed action differs from the choice, or the test would not see the difference.
+  bool differs = false;
+  for (size_t t = 0; t < actions.size(); ++t)
+    differs |= trace["episodes"][0]["steps"][t]["chosen_action"].get<std::vector<int>>() != actions[t];
+  EXPECT_TRUE(differs);
+  // Without imposed actions there is no "chosen_action" (it is "action").
+  std::ostringstream own;
+  RunAgent(file, 0, &observations, nullptr, own);
+  EXPECT_FALSE(Json::parse(own.str())["episodes"][0]["steps"][0].contains("chosen_action"));
+}
+
+TEST(AgentJson, LearningWhenIsReadAndChecked) {
+  const std::string text = R"({"format": "vfe-agent/1", "model": {"A": [[[1, 0], [0, 1]]], "B": [[[[1], [0]], [[0], [1]]]],
+    "C": [[0, 0]], "D": [[0.5, 0.5]]}, "settings": {"learning": {"when": "before_planning"}}})";
+  EXPECT_EQ(ParseAgentJson(text, "agent.json").settings.learn_when, LearningTime::kBeforePlanning);
+  const std::string bad = R"({"format": "vfe-agent/1", "model": {"A": [[[1, 0], [0, 1]]], "B": [[[[1], [0]], [[0], [1]]]],
+    "C": [[0, 0]], "D": [[0.5, 0.5]]}, "settings": {"learning": {"when": "before"}}})";
+  EXPECT_THAT(vfe::testing::ErrorMessage<ModelError>([&] { ParseAgentJson(bad, "agent.json"); }),
+              ::testing::HasSubstr("/settings/learning/when"));
 }
 
 }  // namespace

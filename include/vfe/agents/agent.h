@@ -121,6 +121,12 @@ enum class LearningSchedule {
   kEpisode,  ///< the increments of every step are summed and applied at EndEpisode()
 };
 
+/// When in a step pA and pB learn (both are pymdp loops in use).
+enum class LearningTime {
+  kAfterAction,    ///< after the action is selected: this step's policies saw the old counts
+  kBeforePlanning, ///< right after state inference: this step's policies see the new counts
+};
+
 /// Settings of an agent (pymdp's Agent arguments). Validate() throws OptionsError.
 struct AgentSettings {
   int policy_len = 1;  ///< steps of the enumerated policies (ignored with explicit policies)
@@ -141,6 +147,7 @@ struct AgentSettings {
   bool learn_D = true;  ///< update pD at the end of every episode (when pD is given)
   double lr_pA = 1.0, lr_pB = 1.0, lr_pD = 1.0;  ///< learning rates (> 0)
   LearningSchedule learn_every = LearningSchedule::kStep;  ///< pA and pB (pD: every episode)
+  LearningTime learn_when = LearningTime::kAfterAction;   ///< where Step learns pA and pB
   std::vector<int> modalities_to_learn;  ///< empty: all
   std::vector<int> factors_to_learn;     ///< empty: all (for pB and pD)
   int num_threads = 1;  ///< policy evaluation threads; 0 = all cores. Results do not depend on it.
@@ -177,6 +184,10 @@ struct StepResult {
 ///   3. SelectAction().
 ///   4. Learn(): pA += lr·(o ⊗ q(s)) where A > 0; pB[…, u_prev] += lr·(q(s) ⊗ q_prev) where
 ///      B > 0 (the transition the last action caused; from the second step); A, B renormalised.
+///   With LearningTime::kBeforePlanning, Step runs step 4 between steps 1 and 2 instead
+///   (pymdp's loop that calls update_A / update_B right after infer_states): the same
+///   increments (the transition the last action caused, the current observation), but this
+///   step's policies are evaluated with the counts they changed.
 ///   With LearningSchedule::kEpisode the increments of step 4 are summed (the masks and the
 ///   model stay those of the episode's start) and applied by EndEpisode().
 ///   EndEpisode(): pD += lr·q(s at the episode's first step) where pD > 0; D renormalised.
@@ -189,7 +200,7 @@ class Agent {
 
   /// Starts an episode (beliefs reset, no last action); learned counts are kept.
   void Reset();
-  /// Steps 1–4 above; returns this step's result (owned by the agent, valid until the next
+  /// Steps 1–4 above (step 4 where settings.learn_when puts it); returns this step's result (owned by the agent, valid until the next
   /// call). Throws ModelError for an observation out of range.
   const StepResult& Step(const std::vector<int>& observation);
   /// Step 1. pymdp's rule: at most num_iter iterations, stopping once |F_k − F_{k−1}| <
