@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <random>
+#include <sstream>
 
 #include "tests/testing/expect.h"
 #include "tests/testing/reference.h"
@@ -1056,8 +1058,13 @@ TEST(MarkovRandomField, TablesOfTheWrongSizeAreRefused) {
 TEST(MarkovRandomField, IsingGridMeanFieldAgreesWithLibDai) {
   const std::string path = testing::ReferencePath("libdai/ising_grid_100x100.fg");
   Model model = LoadModel(path);
-  EXPECT_EQ(model.graph.num_variables(), 10000u);
+  // One array of the 10,000 spins; the 29,800 factors in 102 plates: the unary factors, the
+  // horizontal couplings of each of the 100 rows, and every vertical coupling.
+  EXPECT_EQ(model.graph.num_variables(), 1u);
+  EXPECT_EQ(model.graph.variable_name(0), "x");
+  EXPECT_EQ(model.graph.WholeVariable(0).size(), 10000u);
   EXPECT_EQ(model.graph.num_factors(), 29800u);
+  EXPECT_EQ(model.graph.num_plates(), 102u);
   SchedulerOptions options;
   options.max_iterations = 3000;
   options.tolerance = 1e-9;
@@ -1069,6 +1076,99 @@ TEST(MarkovRandomField, IsingGridMeanFieldAgreesWithLibDai) {
   const double log_z = result.evidence_lower_bound();
   EXPECT_NEAR(log_z, 9535.76128059, 0.005 * 9535.76128059);
   EXPECT_LT(log_z, 10255.4312769);
+}
+
+TEST(MarkovRandomField, FgFactorsGroupedIntoPlatesGiveTheResultOfOnePlatePerFactor) {
+  // A random .fg file: labels with gaps, 2 and 3 states, factors of 1 to 3 variables in a
+  // shuffled order, some sharing a pattern (so they group into plates) and some not. The
+  // reader's arrays and plates against a graph built directly from the file's factors, one
+  // scalar variable per label and one plate per factor: the same fixed points of loopy BP and
+  // of mean field (the update orders differ, the fixed points do not), and the same F there.
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> value(0.5, 2.0);
+  const std::vector<long> labels = {0, 1, 2, 3, 5, 6, 7, 9, 10, 11, 13, 14};
+  auto states = [](long label) { return label % 5 == 0 ? 3 : 2; };
+  struct Factor {
+    std::vector<long> labels;
+    std::vector<double> table;  // libDAI order: the first variable fastest
+  };
+  std::vector<Factor> factors;
+  for (long label : labels) factors.push_back({{label}, {}});
+  for (size_t i = 0; i + 1 < labels.size(); ++i) factors.push_back({{labels[i], labels[i + 1]}, {}});
+  for (size_t i = 0; i + 3 < labels.size(); i += 2)
+    factors.push_back({{labels[i], labels[i + 3], labels[i + 1]}, {}});
+  for (Factor& f : factors) {
+    size_t size = 1;
+    for (long l : f.labels) size *= static_cast<size_t>(states(l));
+    for (size_t e = 0; e < size; ++e) f.table.push_back(value(rng));
+  }
+  std::shuffle(factors.begin(), factors.end(), rng);
+  std::ostringstream text;
+  text.precision(17);
+  text << factors.size() << "\n";
+  for (const Factor& f : factors) {
+    text << "\n" << f.labels.size() << "\n";
+    for (long l : f.labels) text << l << " ";
+    text << "\n";
+    for (long l : f.labels) text << states(l) << " ";
+    text << "\n" << f.table.size() << "\n";
+    for (size_t e = 0; e < f.table.size(); ++e) text << e << " " << f.table[e] << "\n";
+  }
+  Model grouped = ParseLibDaiFactorGraph(text.str(), "random.fg");
+  EXPECT_LT(grouped.graph.num_plates(), factors.size());
+
+  FactorGraph direct;
+  std::map<long, Variable> variable_of;
+  for (long l : labels)
+    variable_of[l] = direct.AddVariable("v" + std::to_string(l), Family::kCategorical, states(l));
+  for (const Factor& f : factors) {
+    // Row-major over the labels (the last fastest) from libDAI's first-fastest order.
+    std::vector<double> log_table(f.table.size());
+    for (size_t e = 0; e < f.table.size(); ++e) {
+      size_t rest = e, row_major = 0;
+      std::vector<size_t> x;
+      for (long l : f.labels) {
+        x.push_back(rest % states(l));
+        rest /= states(l);
+      }
+      for (size_t i = 0; i < x.size(); ++i) row_major = row_major * states(f.labels[i]) + x[i];
+      log_table[row_major] = std::log(f.table[e]);
+    }
+    std::vector<Argument> args;
+    for (long l : f.labels) args.push_back(variable_of[l]);
+    direct.AddPotential(args, log_table);
+  }
+  direct.Finalize();
+
+  // The element of label l in the reader's arrays: its position among the labels of its
+  // number of states ("x_2", "x_3").
+  auto element_of = [&](long l) {
+    const std::string name = "x_" + std::to_string(states(l));
+    size_t index = 0;
+    for (long other : labels)
+      if (other < l && states(other) == states(l)) ++index;
+    return grouped.graph.Find(name)[index];
+  };
+  auto compare = [&](const Result& a, const Result& b, double tolerance, const char* what) {
+    ASSERT_TRUE(a.converged() && b.converged()) << what;
+    EXPECT_NEAR(a.free_energy.back(), b.free_energy.back(),
+                tolerance * std::abs(b.free_energy.back())) << what;
+    for (long l : labels) {
+      const Vector p = grouped.graph.Posterior<Categorical>(element_of(l)).p();
+      const Vector q = direct.Posterior<Categorical>(variable_of[l]).p();
+      for (Eigen::Index k = 0; k < p.size(); ++k) EXPECT_NEAR(p[k], q[k], tolerance) << what << " " << l;
+    }
+  };
+  BeliefPropagationOptions bp;
+  bp.tolerance = 1e-13;
+  bp.max_iterations = 2000;
+  compare(BeliefPropagation(bp).Run(grouped.graph), BeliefPropagation(bp).Run(direct), 1e-9,
+          "loopy BP");
+  SchedulerOptions mean_field;
+  mean_field.tolerance = 1e-15;
+  mean_field.max_iterations = 5000;
+  compare(SequentialScheduler(mean_field).Run(grouped.graph),
+          SequentialScheduler(mean_field).Run(direct), 1e-7, "mean field");
 }
 
 TEST(MarkovRandomField, MalformedFgFilesNameTheLine) {
