@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <iostream>
+#include <limits>
 #include <memory>
 
 #include "io/input_file.h"
@@ -24,15 +26,24 @@ bool ParseLine(const char* p, const char* line_end, std::vector<double>& values,
     while (a < b && (*a == ' ' || *a == '\t')) ++a;
     while (b > a && (b[-1] == ' ' || b[-1] == '\t')) --b;
     double x = 0;
-    const char* start = (a < b && *a == '+') ? a + 1 : a;
-    const auto [ptr, ec] = std::from_chars(start, b, x);
-    if (ec != std::errc() || ptr != b || a == b) numeric = false;
+    if (!ParseNumber(a, b, x)) numeric = false;
     if (numeric) values.push_back(x);
     fields.emplace_back(a, b);
     if (comma == line_end) break;
     p = comma + 1;
   }
   return numeric;
+}
+
+bool IsMissing(const char* begin, const char* end) {
+  const std::string_view field(begin, static_cast<size_t>(end - begin));
+  return field.empty() || field == "nan" || field == "NaN" || field == "NA" || field == "null";
+}
+
+bool ParseNumber(const char* begin, const char* end, double& x) {
+  const char* start = (begin < end && *begin == '+') ? begin + 1 : begin;
+  const auto [ptr, ec] = std::from_chars(start, end, x);
+  return begin != end && ec == std::errc() && ptr == end;
 }
 
 }  // namespace csv_internal
@@ -132,68 +143,107 @@ CsvTable ReadCsv(const std::string& path) {
   return table;
 }
 
-CsvRows::CsvRows(const std::string& path) : path_(path) {
-  if (path == "-")
+CsvRows::CsvRows(const std::string& path, CsvRowsOptions options)
+    : path_(path), options_(options) {
+  if (path == "-" && !options.once)
     throw IoError("cannot stream the CSV file from standard input: the rows are read more "
                   "than once (counted, then read); give a file");
-  in_ = OpenInputFile(path, "CSV file");
+  if (path == "-") {
+    in_ = &std::cin;
+  } else {
+    file_ = OpenInputFile(path, "CSV file");
+    in_ = &file_;
+  }
   max_line_ = CurrentInputLimits().max_line_bytes;
-  Rewind();
+  ReadHeader();
 }
 
 bool CsvRows::ReadLine() {
   // In pieces, so that a line longer than the limit is refused without being held whole.
+  std::istream& in = *in_;
   text_.clear();
   char piece[4096];
   while (true) {
-    in_.getline(piece, sizeof piece);
-    if (in_.bad()) throw IoError(Where(path_, line_ + 1) + ": the file could not be read");
-    const size_t got = static_cast<size_t>(in_.gcount());
-    if (in_.eof() && got == 0 && text_.empty()) return false;
-    const bool whole = !in_.fail() || in_.eof();
+    in.getline(piece, sizeof piece);
+    if (in.bad()) throw IoError(Where(path_, line_ + 1) + ": the file could not be read");
+    const size_t got = static_cast<size_t>(in.gcount());
+    if (in.eof() && got == 0 && text_.empty()) return false;
+    const bool whole = !in.fail() || in.eof();
     // gcount counts the newline getline consumed.
-    text_.append(piece, whole && !in_.eof() ? got - 1 : got);
+    text_.append(piece, whole && !in.eof() ? got - 1 : got);
     if (text_.size() > max_line_) ThrowLongLine(path_, line_ + 1, max_line_);
     if (whole) {
-      if (in_.eof()) in_.clear(std::ios::eofbit);
+      if (in.eof()) in.clear(std::ios::eofbit);
       return true;
     }
-    in_.clear();  // the piece filled up: the line goes on
+    in.clear();  // the piece filled up: the line goes on
   }
 }
 
 void CsvRows::Rewind() {
-  in_.clear();
-  in_.seekg(0);
+  if (options_.once)
+    throw IoError("CSV '" + path_ + "': read once, as it comes; it cannot be read again");
+  file_.clear();
+  file_.seekg(0);
+  ReadHeader();
+}
+
+void CsvRows::ReadHeader() {
   line_ = 0;
-  // A first line that is not all numbers is the header.
-  std::vector<double> values;
+  pending_ = false;
+  header_.clear();
+  // A first line that is not all numbers (nor missing values) is the header.
   if (!ReadLine()) return;
   line_ = 1;
   const char* begin = text_.data();
   const char* end = begin + text_.size();
   if (end > begin && end[-1] == '\r') --end;
+  std::vector<double> values;
   if (begin != end && !csv_internal::ParseLine(begin, end, values, fields_)) {
-    header_ = FieldNames(fields_);
-    return;
+    bool missing_only = options_.missing;  // "NA,NA" is a row of missing values
+    double x = 0;
+    for (const auto& [a, b] : fields_)
+      if (!csv_internal::IsMissing(a, b) && !csv_internal::ParseNumber(a, b, x))
+        missing_only = false;
+    if (!missing_only) {
+      header_ = FieldNames(fields_);
+      return;
+    }
   }
-  in_.clear();  // line 1 is data or blank: read it again
-  in_.seekg(0);
-  line_ = 0;
+  pending_ = true;  // line 1 is data or blank: Next returns it
 }
 
 bool CsvRows::Next(std::vector<double>& values) {
-  while (ReadLine()) {
-    ++line_;
+  while (pending_ || ReadLine()) {
+    if (!pending_) ++line_;
+    pending_ = false;
     const char* begin = text_.data();
     const char* end = begin + text_.size();
     if (end > begin && end[-1] == '\r') --end;
     if (begin == end) continue;  // blank line
     values.clear();
-    if (!csv_internal::ParseLine(begin, end, values, fields_))
-      throw ModelError(Where(path_, line_) + ": expected numbers, found " +
-                       JoinQuoted(FieldNames(fields_)));
-    CheckRow(path_, line_, values.data(), values.size(), values.size());
+    if (!csv_internal::ParseLine(begin, end, values, fields_)) {
+      if (!options_.missing) {
+        throw ModelError(Where(path_, line_) + ": expected numbers, found " +
+                         JoinQuoted(FieldNames(fields_)));
+      }
+      values.clear();
+      for (const auto& [a, b] : fields_) {
+        double x = std::numeric_limits<double>::quiet_NaN();
+        if (!csv_internal::IsMissing(a, b) && !csv_internal::ParseNumber(a, b, x))
+          throw ModelError(Where(path_, line_) + ": expected numbers or missing values (empty, "
+                           "nan, NA, null), found '" + std::string(a, b) + "'");
+        values.push_back(x);
+      }
+    }
+    if (!options_.missing) {
+      CheckRow(path_, line_, values.data(), values.size(), values.size());
+    } else {
+      for (double x : values)
+        if (std::isinf(x))
+          throw ModelError(Where(path_, line_) + ": expected finite numbers, found " +
+                           FormatNumber(x));
+    }
     return true;
   }
   return false;

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <fstream>
+#include <istream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,17 +29,27 @@ struct CsvTable {
 /// the columns of the first, every number must be finite, and there must be a data row.
 CsvTable ReadCsv(const std::string& path);
 
+/// How CsvRows reads.
+struct CsvRowsOptions {
+  /// The rows are read once, as they come (Rewind refused): "-" reads standard input, line by
+  /// line, as a pipe delivers it.
+  bool once = false;
+  /// A field that is empty, "nan", "NaN", "NA" or "null" is a missing value (a NaN).
+  bool missing = false;
+};
+
 /// Reads a CSV file one row at a time without keeping it (a stream larger than memory).
 /// Allocates nothing per row once the first rows have sized its buffers.
 class CsvRows {
  public:
   /// Opens the file and reads its header line, if any; throws IoError if it cannot (also for
-  /// "-": the rows are read more than once).
-  explicit CsvRows(const std::string& path);
+  /// "-" unless options.once: the rows are read more than once).
+  explicit CsvRows(const std::string& path, CsvRowsOptions options = {});
   /// The next data row into `values` (resized to its fields); false at the end of the file.
-  /// Throws ModelError for a row that is not all finite numbers.
+  /// Throws ModelError for a row that is not all finite numbers (or missing values, when the
+  /// options allow them).
   bool Next(std::vector<double>& values);
-  /// Back to the first data row.
+  /// Back to the first data row (IoError when the rows are read once).
   void Rewind();
   const std::vector<std::string>& header() const { return header_; }
   /// The line of the row read last (1-based, counting the header and blank lines).
@@ -47,7 +58,9 @@ class CsvRows {
 
  private:
   std::string path_;
-  std::ifstream in_;
+  CsvRowsOptions options_;
+  std::ifstream file_;
+  std::istream* in_ = nullptr;  ///< file_, or standard input
   std::string text_;
   std::vector<std::string> header_;
   std::vector<std::pair<const char*, const char*>> fields_;
@@ -56,6 +69,9 @@ class CsvRows {
   /// The next line into text_ (without its newline); false at the end of the file. IoError
   /// for a line longer than max_line_.
   bool ReadLine();
+  /// Line 1 as the header when it is not a data row; otherwise it is kept for Next.
+  void ReadHeader();
+  bool pending_ = false;  ///< text_ holds line 1, a data row not yet returned
 };
 
 namespace csv_internal {
@@ -63,6 +79,11 @@ namespace csv_internal {
 /// their trimmed text into `fields` (cleared first). True when every field is a number.
 bool ParseLine(const char* begin, const char* end, std::vector<double>& values,
                std::vector<std::pair<const char*, const char*>>& fields);
+/// True for a field [begin, end) (trimmed) that CsvRowsOptions::missing reads as missing.
+bool IsMissing(const char* begin, const char* end);
+/// Reads the field [begin, end) (trimmed) as one number ("+1", "2.5e-3", "nan"); false, with
+/// `x` unspecified, when it is not one.
+bool ParseNumber(const char* begin, const char* end, double& x);
 }  // namespace csv_internal
 
 }  // namespace vfe

@@ -108,4 +108,10 @@ std::string ReadInputFile(const std::string& path, const std::string& what) {
   return text;
 }
 
+std::string BaseDirectory(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 }  // namespace vfe

@@ -33,6 +33,10 @@ std::ifstream OpenInputFile(const std::string& path, const std::string& what,
 /// more than max_input_bytes.
 std::string ReadInputFile(const std::string& path, const std::string& what);
 
+/// The folder relative paths inside the file `path` are read from: its own folder, "." for a
+/// bare name or standard input ("-"); "/" for a file at the root.
+std::string BaseDirectory(const std::string& path);
+
 /// Standard input, whole (at most max_input_bytes); IoError when it was read before.
 std::string ReadStandardInput(const std::string& what);
 

@@ -50,6 +50,8 @@ Model Loader::Load(const std::string& text) {
                                               : "";
     Fail("/format", "expected \"vfe-model/1\", found " + Found(format) + hint);
   }
+  if (doc.contains("stream"))
+    Fail("/stream", "a streaming model (one time slice): run it with `vfe stream`");
   CheckKeys(doc, "",
             {"format", "description", "variables", "factors", "factorisation", "inference",
              "predictions"});
@@ -75,6 +77,7 @@ Model Loader::Load(const std::string& text) {
     if (entry.observed && !entry.used)
       Fail(entry.pointer, "observed variable '" + name + "' is not used by any factor");
   }
+  if (!finalize_) return std::move(model_);
 
   try {
     model_.graph.Finalize();
@@ -569,6 +572,11 @@ const Variable& Loader::GraphVariable(const std::string& name, VariableEntry& en
   return entry.variable;
 }
 
+FactorGraph Loader::LoadGraph(const std::string& text) {
+  finalize_ = false;
+  return std::move(Load(text).graph);
+}
+
 Model ParseModel(const std::string& text, const std::string& base_directory) {
   return Loader(base_directory).Load(text);
 }
@@ -577,8 +585,7 @@ Model LoadModel(const std::string& path) {
   const std::string text = ReadInputFile(path, "model file");
   if (path.size() >= 3 && path.compare(path.size() - 3, 3, ".fg") == 0)
     return ParseLibDaiFactorGraph(text, path);
-  const size_t slash = path.find_last_of('/');
-  return ParseModel(text, slash == std::string::npos ? "." : path.substr(0, slash));
+  return ParseModel(text, BaseDirectory(path));
 }
 
 }  // namespace vfe

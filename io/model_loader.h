@@ -30,6 +30,10 @@ class Loader : public JsonReader {
       : base_(std::move(base_directory)), document_(std::make_shared<ModelDocument>()) {}
   /// Reads the document; the loader is used once.
   Model Load(const std::string& text);
+  /// Reads the document's variables, factors and factorisation into a graph that is not
+  /// finalised (a streaming slice, to which vfe::Stream adds its carried priors); the other
+  /// blocks are not read.
+  FactorGraph LoadGraph(const std::string& text);
 
  private:
   /// A graph error located by the factor or variable it names: "factor 'lik' (Gaussian): ..."
@@ -39,6 +43,7 @@ class Loader : public JsonReader {
   /// ...") that names no factor goes to its entry of "factorisation" ("/factorisation/0:
   /// cluster 'x' ...").
   std::string LocateGraphError(const std::string& message) const;
+  bool finalize_ = true;  ///< false: LoadGraph
   /// A message about one plate, at the pointer of the factor entry that made it.
   std::string Located(PlateId plate, const std::string& message) const;
 

@@ -8,12 +8,12 @@
 
 #include "io/json_writer.h"
 #include "io/model_document.h"
+#include "io/posterior_json.h"
 #include "vfe/core/format.h"
 #include "vfe/io/model_json.h"
 #include "vfe/nodes/registry.h"
 
 namespace vfe {
-namespace {
 
 Json PosteriorJson(const FactorGraph& graph, const Variable& element) {
   Json q = Json::object();
@@ -67,6 +67,8 @@ Json PosteriorJson(const FactorGraph& graph, const Variable& element) {
   }
   return q;
 }
+
+namespace {
 
 /// A MatrixDirichlet posterior from its Dirichlet columns: "alpha" and "mean" as K rows of L.
 Json MatrixDirichletJson(const FactorGraph& graph, const Variable& matrix) {

@@ -48,6 +48,7 @@ int DotCommand(const std::vector<std::string>& args);
 int AgentCommand(const std::vector<std::string>& args);
 int PredictiveCodingCommand(const std::vector<std::string>& args);
 int NodesCommand(const std::vector<std::string>& args);
+int StreamCommand(const std::vector<std::string>& args);
 
 }  // namespace vfe::cli
 

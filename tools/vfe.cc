@@ -43,6 +43,7 @@ const char* const kUsage =
     "  check MODEL.json   validate the model and print a summary\n"
     "  dot MODEL.json     print the factor graph in Graphviz DOT\n"
     "  nodes [TYPE]       list the node types a model may use, or describe one\n"
+    "  stream MODEL.json  streaming inference: one CSV row in, one JSON line out per step\n"
     "  agent AGENT.json   run an active inference agent and write its per-step trace\n"
     "  predictive-coding NETWORK.json\n"
     "                     infer or learn with a predictive coding network\n"
@@ -490,6 +491,7 @@ int main(int argc, char** argv) {
     if (command == "agent") code = AgentCommand(rest);
     if (command == "predictive-coding") code = PredictiveCodingCommand(rest);
     if (command == "nodes") code = NodesCommand(rest);
+    if (command == "stream") code = StreamCommand(rest);
     if (code < 0) throw UsageError{"unknown command '" + command + "'"};
     FlushStandardOutput();
     return code;
