@@ -13,6 +13,9 @@
 //   BM_StreamKalman       vfe::Stream: the slice x = (x_{t−1}, x_t) one cluster, y_t observed,
 //                         q_t(x_t) carried to x_{t−1}; Push per observation (set y, one
 //                         cluster update, F, the carry).
+//   BM_CliPipe            `cat rows.csv | vfe stream tracker.json > /dev/null`: 2·10⁵ rows of the
+//                         same observations through the program (parsing each row, one step,
+//                         one JSON line with x_t's mean and covariance), wall time per row.
 //   BM_StreamMemory       10⁷ Push calls in one iteration: the peak resident memory after 10⁶
 //                         and after 10⁷ steps (counters rss_1e6_kb, rss_1e7_kb; flat means no
 //                         growth with the number of steps).
@@ -23,10 +26,12 @@
 // Run: stream_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 #include <benchmark/benchmark.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 
 #include <Eigen/LU>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +48,7 @@ using vfe::Vector;
 
 constexpr double kLog2Pi = 1.8378770664093454836;
 constexpr size_t kObservations = 100000;
+constexpr size_t kCliRows = 200000;
 
 struct Tracker {
   double a[4], q[4], c[4], r[4];  // row-major 2 x 2
@@ -207,6 +213,67 @@ void BM_StreamKalman(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_StreamKalman);
+
+/// The tracker as a streaming model file and 2·10⁵ rows, written once to a temporary folder.
+std::string CliFolder() {
+  static const std::string folder = [] {
+    char pattern[] = "/tmp/vfe-stream-benchmark-XXXXXX";
+    if (!mkdtemp(pattern)) {
+      std::perror("stream_benchmark: mkdtemp");
+      std::exit(1);
+    }
+    const std::string dir = pattern;
+    const Tracker t = MakeTracker();
+    auto matrix = [](const Matrix& m) {
+      char text[256];
+      std::snprintf(text, sizeof text, "[[%.17g, %.17g], [%.17g, %.17g]]", m(0, 0), m(0, 1),
+                    m(1, 0), m(1, 1));
+      return std::string(text);
+    };
+    std::FILE* model = std::fopen((dir + "/tracker.json").c_str(), "w");
+    std::fprintf(model,
+                 "{\"format\": \"vfe-model/1\", \"variables\": [\n"
+                 " {\"name\": \"x\", \"family\": \"MvGaussian\", \"dim\": 2, \"shape\": [2]},\n"
+                 " {\"name\": \"y\", \"dim\": 2, \"observed\": [0, 0]}],\n"
+                 " \"factors\": [{\"node\": \"LinearGaussian\", \"out\": \"x[1]\", \"in\": \"x[0]\",\n"
+                 "  \"matrix\": %s, \"precision\": %s},\n"
+                 " {\"node\": \"LinearGaussian\", \"out\": \"y\", \"in\": \"x[1]\",\n"
+                 "  \"matrix\": %s, \"precision\": %s}],\n"
+                 " \"factorisation\": [[\"x\"]],\n"
+                 " \"stream\": {\"inputs\": [\"y\"], \"carry\": [{\"from\": \"x[1]\", \"to\": \"x[0]\",\n"
+                 "  \"initial\": {\"node\": \"MvGaussian\", \"mean\": [%.17g, %.17g], \"precision\": %s}}]}}\n",
+                 matrix(M(t.a)).c_str(), matrix(Matrix(M(t.q).inverse())).c_str(),
+                 matrix(M(t.c)).c_str(), matrix(Matrix(M(t.r).inverse())).c_str(), t.m0[0],
+                 t.m0[1], matrix(Matrix(M(t.p0).inverse())).c_str());
+    std::fclose(model);
+    std::FILE* rows = std::fopen((dir + "/rows.csv").c_str(), "w");
+    const std::vector<double>& ys = Observations();
+    for (size_t k = 0; k < kCliRows; ++k) {
+      const size_t i = k % kObservations;
+      std::fprintf(rows, "%.17g,%.17g\n", ys[2 * i], ys[2 * i + 1]);
+    }
+    std::fclose(rows);
+    return dir;
+  }();
+  return folder;
+}
+
+void BM_CliPipe(benchmark::State& state) {
+  const std::string dir = CliFolder();
+  const std::string command = "cat " + dir + "/rows.csv | " VFE_PROGRAM " stream " + dir +
+                              "/tracker.json > /dev/null";
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    if (std::system(command.c_str()) != 0) {
+      state.SkipWithError("vfe stream failed");
+      return;
+    }
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  state.SetItemsProcessed(state.iterations() * kCliRows);
+}
+BENCHMARK(BM_CliPipe)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 long PeakRssKb() {
   rusage usage{};

@@ -149,7 +149,8 @@ CsvRows::CsvRows(const std::string& path, CsvRowsOptions options)
     throw IoError("cannot stream the CSV file from standard input: the rows are read more "
                   "than once (counted, then read); give a file");
   if (path == "-") {
-    in_ = &std::cin;
+    standard_input_ = StreamStandardInput("CSV file");
+    in_ = standard_input_.get();
   } else {
     file_ = OpenInputFile(path, "CSV file");
     in_ = &file_;

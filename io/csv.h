@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <fstream>
 #include <istream>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -55,12 +56,16 @@ class CsvRows {
   /// The line of the row read last (1-based, counting the header and blank lines).
   size_t line() const { return line_; }
   const std::string& path() const { return path_; }
+  /// True when the next row is already read from the file or pipe, at least in part; false
+  /// when reading it may have to wait for a writer (a command then flushes its output).
+  bool buffered() const { return in_->rdbuf()->in_avail() > 0; }
 
  private:
   std::string path_;
   CsvRowsOptions options_;
   std::ifstream file_;
-  std::istream* in_ = nullptr;  ///< file_, or standard input
+  std::unique_ptr<std::istream> standard_input_;
+  std::istream* in_ = nullptr;  ///< file_ or standard_input_
   std::string text_;
   std::vector<std::string> header_;
   std::vector<std::pair<const char*, const char*>> fields_;

@@ -79,6 +79,44 @@ std::ifstream OpenInputFile(const std::string& path, const std::string& what,
   return in;
 }
 
+namespace {
+
+/// Descriptor 0 as a stream buffer: one read(2) per refill, so that a line a pipe delivers is
+/// seen at once and in_avail() tells what is buffered.
+class StandardInputBuffer final : public std::streambuf {
+ protected:
+  int_type underflow() override {
+    ssize_t got;
+    do {
+      got = ::read(0, buffer_, sizeof buffer_);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) throw IoError(std::string("cannot read standard input: ") + std::strerror(errno));
+    if (got == 0) return traits_type::eof();
+    setg(buffer_, buffer_, buffer_ + got);
+    return traits_type::to_int_type(buffer_[0]);
+  }
+
+ private:
+  char buffer_[65536];
+};
+
+class StandardInputStream final : public std::istream {
+ public:
+  StandardInputStream() : std::istream(nullptr) { rdbuf(&buffer_); }
+
+ private:
+  StandardInputBuffer buffer_;
+};
+
+}  // namespace
+
+std::unique_ptr<std::istream> StreamStandardInput(const std::string& what) {
+  if (standard_input_read.exchange(true))
+    throw IoError("cannot read the " + what +
+                  " from standard input: it was read already (by another file named '-')");
+  return std::make_unique<StandardInputStream>();
+}
+
 std::string ReadStandardInput(const std::string& what) {
   if (standard_input_read.exchange(true))
     throw IoError("cannot read the " + what +

@@ -12,6 +12,8 @@
 
 #include <cstddef>
 #include <fstream>
+#include <istream>
+#include <memory>
 #include <string>
 
 namespace vfe {
@@ -36,6 +38,11 @@ std::string ReadInputFile(const std::string& path, const std::string& what);
 /// The folder relative paths inside the file `path` are read from: its own folder, "." for a
 /// bare name or standard input ("-"); "/" for a file at the root.
 std::string BaseDirectory(const std::string& path);
+
+/// Standard input as a stream, read as it comes (a pipe's lines as they arrive) in reads of up
+/// to 64 KB; IoError when it was read before. Its rdbuf()->in_avail() is what was read and not
+/// yet consumed: 0 means the next read may wait for the writer.
+std::unique_ptr<std::istream> StreamStandardInput(const std::string& what);
 
 /// Standard input, whole (at most max_input_bytes); IoError when it was read before.
 std::string ReadStandardInput(const std::string& what);

@@ -1,6 +1,8 @@
 // The result of a run as a "vfe-result/1" document.
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -15,57 +17,121 @@
 
 namespace vfe {
 
-Json PosteriorJson(const FactorGraph& graph, const Variable& element) {
-  Json q = Json::object();
-  q["family"] = FamilyName(graph.family(element));
+void VisitPosterior(const FactorGraph& graph, const Variable& element, PosteriorVisitor& visit) {
+  visit.Family(FamilyName(graph.family(element)));
   switch (graph.family(element)) {
     case Family::kGaussian: {
       const Gaussian g = graph.Posterior<Gaussian>(element);
-      q["mean"] = g.mean();
-      q["variance"] = g.variance();
+      visit.Number("mean", g.mean());
+      visit.Number("variance", g.variance());
       break;
     }
     case Family::kGamma: {
       const Gamma g = graph.Posterior<Gamma>(element);
-      q["shape"] = g.shape();
-      q["rate"] = g.rate();
-      q["mean"] = g.mean();
+      visit.Number("shape", g.shape());
+      visit.Number("rate", g.rate());
+      visit.Number("mean", g.mean());
       break;
     }
     case Family::kMvGaussian: {
       const MvGaussian g = graph.Posterior<MvGaussian>(element);
-      q["mean"] = VectorJson(g.mean());
-      q["covariance"] = MatrixJson(g.covariance());
+      visit.Numbers("mean", g.mean());
+      visit.Rows("covariance", g.covariance());
       break;
     }
     case Family::kWishart: {
       const Wishart g = graph.Posterior<Wishart>(element);
-      q["dof"] = g.dof();
-      q["scale"] = MatrixJson(g.scale());
-      q["mean"] = MatrixJson(g.mean());
+      visit.Number("dof", g.dof());
+      visit.Rows("scale", g.scale());
+      visit.Rows("mean", g.mean());
       break;
     }
     case Family::kBeta: {
       const Beta g = graph.Posterior<Beta>(element);
-      q["a"] = g.a();
-      q["b"] = g.b();
-      q["mean"] = g.mean();
+      visit.Number("a", g.a());
+      visit.Number("b", g.b());
+      visit.Number("mean", g.mean());
       break;
     }
     case Family::kBernoulli:
-      q["p"] = graph.Posterior<Bernoulli>(element).p();
+      visit.Number("p", graph.Posterior<Bernoulli>(element).p());
       break;
     case Family::kCategorical:
-      q["p"] = VectorJson(graph.Posterior<Categorical>(element).p());
+      visit.Numbers("p", graph.Posterior<Categorical>(element).p());
       break;
     case Family::kDirichlet: {
       const Dirichlet g = graph.Posterior<Dirichlet>(element);
-      q["alpha"] = VectorJson(g.alpha());
-      q["mean"] = VectorJson(g.mean());
+      visit.Numbers("alpha", g.alpha());
+      visit.Numbers("mean", g.mean());
       break;
     }
   }
-  return q;
+}
+
+Json PosteriorJson(const FactorGraph& graph, const Variable& element) {
+  struct Build final : PosteriorVisitor {
+    Json q = Json::object();
+    void Family(const char* name) override { q["family"] = name; }
+    void Number(const char* key, double value) override { q[key] = value; }
+    void Numbers(const char* key, const Vector& value) override { q[key] = VectorJson(value); }
+    void Rows(const char* key, const Matrix& value) override { q[key] = MatrixJson(value); }
+  } build;
+  VisitPosterior(graph, element, build);
+  return std::move(build.q);
+}
+
+void AppendJsonNumber(double value, std::string& out) {
+  if (!std::isfinite(value)) {
+    out += "null";
+    return;
+  }
+  char text[32];
+  const auto [end, error] = std::to_chars(text, text + sizeof text, value);
+  out.append(text, error == std::errc() ? end : text);
+}
+
+void AppendPosteriorJson(const FactorGraph& graph, const Variable& element, std::string& out) {
+  struct Append final : PosteriorVisitor {
+    std::string& out;
+    explicit Append(std::string& text) : out(text) {}
+    void Key(const char* key) {
+      out += ",\"";
+      out += key;
+      out += "\":";
+    }
+    void Family(const char* name) override {
+      out += "{\"family\":\"";
+      out += name;
+      out += '"';
+    }
+    void Number(const char* key, double value) override {
+      Key(key);
+      AppendJsonNumber(value, out);
+    }
+    void Numbers(const char* key, const Vector& value) override {
+      Key(key);
+      Array(value.data(), value.size(), 1);
+    }
+    void Rows(const char* key, const Matrix& value) override {
+      Key(key);
+      out += '[';
+      for (Eigen::Index i = 0; i < value.rows(); ++i) {
+        if (i) out += ',';
+        Array(value.data() + i, value.cols(), value.rows());  // column-major: row i strides
+      }
+      out += ']';
+    }
+    void Array(const double* values, Eigen::Index count, Eigen::Index stride) {
+      out += '[';
+      for (Eigen::Index j = 0; j < count; ++j) {
+        if (j) out += ',';
+        AppendJsonNumber(values[j * stride], out);
+      }
+      out += ']';
+    }
+  } append(out);
+  VisitPosterior(graph, element, append);
+  out += '}';
 }
 
 namespace {

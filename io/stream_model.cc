@@ -134,7 +134,7 @@ class StreamLoader : public JsonReader {
             report.push_back(carry.from);
       }
       std::vector<std::string> columns = Columns(stream.slice(), inputs);
-      return StreamModel{std::move(stream), inputs, std::move(report), std::move(columns)};
+      return StreamModel{std::move(stream), inputs, std::move(report), std::move(columns), {}};
     } catch (const OptionsError& e) {
       throw ModelError(at + ": " + e.what());
     } catch (const IoError&) {
@@ -242,18 +242,41 @@ StreamModel LoadStreamModel(const std::string& path) {
   return ParseStreamModel(text, BaseDirectory(path));
 }
 
-std::string StreamStepJson(const StreamModel& model) {
+std::string StreamStepJson(StreamModel& model) {
+  std::string line;
+  AppendStreamStepJson(model, line);
+  return line;
+}
+
+void AppendStreamStepJson(StreamModel& model, std::string& line) {
+  // Written directly, not through a JSON document: a stream's lines are its throughput.
   const StreamStep& step = model.stream.last();
-  Json line = {{"step", step.step},
-               {"free_energy", step.free_energy},
-               {"sweeps", step.sweeps},
-               {"converged", step.converged},
-               {"missing", step.missing}};
-  Json posteriors = Json::object();
-  for (const std::string& name : model.report)
-    posteriors[name] = PosteriorJson(model.stream.slice(), model.stream.Element(name));
-  line["posteriors"] = std::move(posteriors);
-  return line.dump();
+  const FactorGraph* slice = &model.stream.slice();
+  auto found = std::find_if(model.report_elements.begin(), model.report_elements.end(),
+                            [&](const auto& entry) { return entry.first == slice; });
+  if (found == model.report_elements.end()) {
+    std::vector<Variable> elements;
+    for (const std::string& name : model.report) elements.push_back(model.stream.Element(name));
+    model.report_elements.emplace_back(slice, std::move(elements));
+    found = model.report_elements.end() - 1;
+  }
+  line += "{\"step\":";
+  line += std::to_string(step.step);
+  line += ",\"free_energy\":";
+  AppendJsonNumber(step.free_energy, line);
+  line += ",\"sweeps\":";
+  line += std::to_string(step.sweeps);
+  line += step.converged ? ",\"converged\":true" : ",\"converged\":false";
+  line += ",\"missing\":";
+  line += std::to_string(step.missing);
+  line += ",\"posteriors\":{";
+  for (size_t k = 0; k < model.report.size(); ++k) {
+    line += k ? ",\"" : "\"";
+    line += model.report[k];  // element names need no escaping: letters, digits, _ and []
+    line += "\":";
+    AppendPosteriorJson(*slice, found->second[k], line);
+  }
+  line += "}}";
 }
 
 }  // namespace vfe

@@ -380,6 +380,28 @@ TEST(StreamJson, TheTrackerFromJsonIsTheKalmanFilterAndReportsEachStepAsOneLine)
               1e-9 * std::abs(kf.log_evidence));
 }
 
+TEST(StreamJson, ALearnedPrecisionLineGivesTheConjugatePosterior) {
+  // The Gamma case of the C++ test above, from JSON, read back from each step's line.
+  StreamModel model = ParseStreamModel(R"({"format": "vfe-model/1",
+    "variables": [{"name": "tau", "family": "Gamma"}, {"name": "y", "observed": 0}],
+    "factors": [{"node": "Gaussian", "out": "y", "mean": 1.5, "precision": "tau"}],
+    "stream": {"inputs": ["y"],
+               "carry": [{"from": "tau", "to": "tau",
+                          "initial": {"node": "Gamma", "shape": 2, "rate": 3}}]}})");
+  double a = 2.0, b = 3.0;
+  for (int t = 1; t <= 40; ++t) {
+    const double y = 1.5 + std::sin(0.7 * t);
+    model.stream.Push({y});
+    a += 0.5;
+    b += 0.5 * (y - 1.5) * (y - 1.5);
+    const nlohmann::json q = nlohmann::json::parse(StreamStepJson(model))["posteriors"]["tau"];
+    EXPECT_EQ(q["family"], "Gamma");
+    EXPECT_NEAR(q["shape"].get<double>(), a, 1e-12 * a);
+    EXPECT_NEAR(q["rate"].get<double>(), b, 1e-12 * b);
+    EXPECT_NEAR(q["mean"].get<double>(), a / b, 1e-12 * a / b);
+  }
+}
+
 TEST(StreamJson, ErrorsGiveThePointer) {
   const LinearGaussianModel m = Tracker();
   const std::string carry =

@@ -1,5 +1,5 @@
 // vfe stream: streaming inference on observations that arrive one CSV row at a time, one JSON
-// line out per step, flushed as it is computed (a pipeline's stage).
+// line out per step, flushed before it waits for more input (a pipeline's stage).
 
 #include <iostream>
 #include <string>
@@ -21,9 +21,9 @@ const char* const kStreamUsage =
     "and the posteriors carried from each step to the next as priors). Reads one row of\n"
     "observations per step from DATA.csv, or from standard input (default, or '-') as a pipe\n"
     "delivers them; an empty field, nan, NA or null is a missing value (the step predicts\n"
-    "it); a first line that is not numbers is a header. Writes one JSON line per step and\n"
-    "flushes it: {\"step\", \"free_energy\", \"sweeps\", \"converged\", \"missing\",\n"
-    "\"posteriors\"}.\n";
+    "it); a first line that is not numbers is a header. Writes one JSON line per step:\n"
+    "{\"step\", \"free_energy\", \"sweeps\", \"converged\", \"missing\", \"posteriors\"},\n"
+    "flushed before it waits for more input (so each line is out as soon as its row was).\n";
 
 /// The columns a row must have, for messages: "y[0], y[1]".
 std::string Joined(const std::vector<std::string>& names) {
@@ -70,6 +70,7 @@ int StreamCommand(const std::vector<std::string>& args) {
                      std::to_string(model.columns.size()) + " (" + Joined(model.columns) + ")");
   Output out(output);
   std::vector<double> values;
+  std::string line;
   while (rows.Next(values)) {
     if (values.size() != model.columns.size())
       throw ModelError("CSV " + source + " line " + std::to_string(rows.line()) + ": expected " +
@@ -86,8 +87,13 @@ int StreamCommand(const std::vector<std::string>& args) {
       std::cerr << "vfe: numerical failure: line " << rows.line() << ": " << e.what() << "\n";
       return kNumericalFailure;
     }
-    out.stream() << StreamStepJson(model) << "\n";
-    out.stream().flush();
+    line.clear();
+    AppendStreamStepJson(model, line);
+    line += '\n';
+    out.stream().write(line.data(), static_cast<std::streamsize>(line.size()));
+    // Flushed whenever the next row is not already in: every line is out before the command
+    // waits for more input, and a fast source's lines go out in large writes.
+    if (!rows.buffered()) out.stream().flush();
     if (!out.stream()) break;  // the output failed: Commit says why
   }
   out.Commit();

@@ -270,6 +270,8 @@ def test_many_graphs_do_not_leak():
     # The smoother's positions are nearer the truth than the measurements.
     ("tracking.py", ["converged after 9 sweeps", "position error (rms): measured 0.2522, "
                      "smoothed 0.07"]),
+    # `vfe stream` through a pipe: one line per outcome.
+    ("surprise.py", ["320 steps, 7 switches of P(y = 1)"]),
 ])
 def test_the_python_examples_run(tmp_path, script, expected):
     import subprocess

@@ -11,6 +11,7 @@
 //              "report": ["x[1]"], "max_sweeps": 100, "tolerance": 1e-12}
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vfe/schedulers/stream.h"
@@ -26,6 +27,9 @@ struct StreamModel {
   std::vector<std::string> report;
   /// The columns' names: an input's name, or "y[0]" … for one of several numbers.
   std::vector<std::string> columns;
+  /// The reported elements' handles in each slice met so far (one per pattern of missing
+  /// inputs), resolved on first use by AppendStreamStepJson.
+  std::vector<std::pair<const FactorGraph*, std::vector<Variable>>> report_elements;
 };
 
 /// Parses a document with a "stream" block; CSV paths relative to `base_directory`. Throws
@@ -36,7 +40,9 @@ StreamModel LoadStreamModel(const std::string& path);
 
 /// The last step as one line of JSON (no newline): {"step", "free_energy", "sweeps",
 /// "converged", "missing", "posteriors": {element: its posterior, as in a result}}.
-std::string StreamStepJson(const StreamModel& model);
+std::string StreamStepJson(StreamModel& model);
+/// The same line appended to `line` (no allocation once `line` has grown to a line's size).
+void AppendStreamStepJson(StreamModel& model, std::string& line);
 
 }  // namespace vfe
 
