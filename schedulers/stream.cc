@@ -94,10 +94,35 @@ struct Stream::Impl {
   std::vector<std::vector<double>> next, previous;  ///< by carry
 
   StreamSlice& Slice(uint64_t missing);
+  void RefuseSecondPriors(const FactorGraph& graph, const std::vector<Variable>& to) const;
   void SetInputs(StreamSlice& slice, const double* values);
   void Run(StreamSlice& slice, uint64_t missing);
   void Carry(StreamSlice& slice);
 };
+
+void Stream::Impl::RefuseSecondPriors(const FactorGraph& graph,
+                                      const std::vector<Variable>& to) const {
+  // The carried prior is `to`'s prior: a factor of the slice with `to` as its out would be
+  // multiplied in again at every step.
+  for (PlateId p = 0; p < graph.num_plates(); ++p) {
+    const Node& node = graph.node(p);
+    if (std::string(node.type()) == "CarriedPrior") continue;
+    for (size_t slot = 0; slot < node.slot_names().size(); ++slot) {
+      if (!node.IsOutput(static_cast<int>(slot))) continue;
+      for (size_t n = 0; n < graph.plate_size(p); ++n) {
+        const Variable out = graph.FactorArgument(p, n, slot);
+        for (size_t k = 0; k < to.size(); ++k)
+          if (out.id() == to[k].id() && out.begin() == to[k].begin())
+            throw GraphError("Stream: " + CarryLabel(k, carries[k]) + ": '" + carries[k].to +
+                             "' has a prior in the slice (" +
+                             (graph.plate_name(p).empty() ? std::string("a factor")
+                                                          : "factor '" + graph.plate_name(p) + "'") +
+                             ", " + node.type() + "); the carried posterior is its prior: "
+                             "leave that factor out");
+      }
+    }
+  }
+}
 
 StreamSlice& Stream::Impl::Slice(uint64_t missing) {
   auto found = slices.find(missing);
@@ -137,6 +162,7 @@ StreamSlice& Stream::Impl::Slice(uint64_t missing) {
                     "carried prior of '" + carries[k].to + "'");
   }
   graph.Finalize();
+  if (first) RefuseSecondPriors(graph, to);
   slice->from.resize(carries.size());
   for (size_t k = 0; k < carries.size(); ++k) {
     const std::string where = "Stream: " + CarryLabel(k, carries[k]);

@@ -491,6 +491,14 @@ TEST(Stream, RefusesBadSetupsNamingWhatIsWrong) {
             }),
             "Stream: carry 1 (tau -> mu): 'tau' is Gamma of dimension 1 and 'mu' Gaussian of "
             "dimension 1: a posterior can be carried only to an element of its kind");
+  SliceBuilder with_prior = [](FactorGraph& g, const std::vector<bool>&) {
+    const Variable mu = g.AddVariable("mu", Family::kGaussian);
+    g.AddGaussian(mu, 0.0, 1.0, "prior");
+    g.AddGaussian(g.AddObserved("y", 0.0), mu, 1.0);
+  };
+  EXPECT_EQ(ErrorMessage<GraphError>([&] { Stream(with_prior, {"y"}, {carry}); }),
+            "Stream: carry 1 (mu -> mu): 'mu' has a prior in the slice (factor 'prior', "
+            "Gaussian); the carried posterior is its prior: leave that factor out");
   StreamOptions bad;
   bad.max_sweeps = 0;
   EXPECT_EQ(ErrorMessage<OptionsError>([&] { Stream(MeanSlice(), {"y"}, {carry}, bad); }),
