@@ -50,6 +50,9 @@ Variable Resolve(const FactorGraph& graph, const std::string& name, Naming namin
 }  // namespace
 
 void StreamOptions::Validate() const {
+  if (lag > 0 && !window)
+    throw OptionsError("lag is " + std::to_string(lag) + " but there is no window builder");
+  if (lag == 0 && window) throw OptionsError("a window builder with lag 0: give the lag");
   if (max_sweeps < 1)
     throw OptionsError("max_sweeps must be >= 1, got " + std::to_string(max_sweeps));
   if (!(tolerance >= 0) || !std::isfinite(tolerance))
@@ -64,6 +67,9 @@ struct StreamSlice {
   std::vector<Variable> from;    ///< by carry
   std::vector<Variable> hidden;  ///< the update order: hidden variables as declared
   bool one_update = false;       ///< one update reaches the fixed point
+  size_t steps = 1;              ///< the steps its inputs hold (the window's lag)
+  std::vector<std::vector<double>> scalar_values;  ///< by input: a scalar input's values
+  std::vector<Matrix> row_values;                  ///< by input: a vector input's rows
 };
 
 /// What an input is: its family, and how many numbers one step brings for it.
@@ -88,16 +94,27 @@ struct Stream::Impl {
   StreamSlice* current = nullptr;
   StreamStep last;
   double total_free_energy = 0.0;
-  // Buffers reused by every step.
-  std::vector<std::vector<double>> scalar_values;  ///< by input
-  std::vector<Matrix> row_values;                  ///< by input
-  std::vector<std::vector<double>> next, previous;  ///< by carry
+  std::vector<std::vector<double>> next, previous;  ///< by carry: buffers of Carry
+  // The smoothing window (options.lag > 0): its slice and carried priors, the last `lag` rows
+  // of values and the priors each of those steps started from (rings indexed by step % lag).
+  std::unique_ptr<StreamSlice> window;
+  std::vector<std::unique_ptr<CarriedDensity>> window_densities;
+  std::vector<double> row_ring, prior_ring, window_values;
 
   StreamSlice& Slice(uint64_t missing);
+  /// A slice built by `builder` with `present` inputs, whose inputs hold `steps` steps, the
+  /// carried priors reading `carried` (made here, from the carries' first priors, when empty).
+  std::unique_ptr<StreamSlice> Build(const SliceBuilder& builder, const std::vector<bool>& present,
+                                     std::vector<std::unique_ptr<CarriedDensity>>& carried,
+                                     size_t steps);
   void RefuseSecondPriors(const FactorGraph& graph, const std::vector<Variable>& to) const;
+  /// Sets the slice's inputs from `values`: each input's numbers for its steps, input after
+  /// input (a step's row when steps = 1).
   void SetInputs(StreamSlice& slice, const double* values);
-  void Run(StreamSlice& slice, uint64_t missing);
+  /// Sweeps the slice until F settles; throws Error naming `what` on a numerical failure.
+  StreamStep Sweep(StreamSlice& slice, size_t step, const std::string& what) const;
   void Carry(StreamSlice& slice);
+  void RunWindow();
 };
 
 void Stream::Impl::RefuseSecondPriors(const FactorGraph& graph,
@@ -127,15 +144,26 @@ void Stream::Impl::RefuseSecondPriors(const FactorGraph& graph,
 StreamSlice& Stream::Impl::Slice(uint64_t missing) {
   auto found = slices.find(missing);
   if (found != slices.end()) return *found->second;
-  auto slice = std::make_unique<StreamSlice>();
   std::vector<bool> present(input_names.size());
   for (size_t i = 0; i < present.size(); ++i) present[i] = !(missing >> i & 1u);
+  std::unique_ptr<StreamSlice> slice = Build(build, present, densities, 1);
+  StreamSlice& made = *slice;
+  slices.emplace(missing, std::move(slice));
+  return made;
+}
+
+std::unique_ptr<StreamSlice> Stream::Impl::Build(
+    const SliceBuilder& builder, const std::vector<bool>& present,
+    std::vector<std::unique_ptr<CarriedDensity>>& carried, size_t steps) {
+  auto slice = std::make_unique<StreamSlice>();
+  slice->steps = steps;
+  const std::string kind = steps > 1 ? "Stream (the window): " : "Stream: ";
   FactorGraph& graph = slice->graph;
-  build(graph, present);
-  const bool first = densities.empty();
+  builder(graph, present);
+  const bool first = carried.empty();
   std::vector<Variable> to(carries.size());
   for (size_t k = 0; k < carries.size(); ++k) {
-    const std::string where = "Stream: " + CarryLabel(k, carries[k]);
+    const std::string where = kind + CarryLabel(k, carries[k]);
     to[k] = Resolve(graph, carries[k].to, Naming::kElement, where + ": to");
     if (graph.observed(to[k]))
       throw GraphError(where + ": to: '" + carries[k].to + "' is observed");
@@ -156,31 +184,38 @@ StreamSlice& Stream::Impl::Slice(uint64_t missing) {
       if (!density->Set(carries[k].initial.data()))
         throw ModelError(where + ": initial: not a proper " +
                          std::string(FamilyName(density->family())) + " density");
-      densities.push_back(std::move(density));
+      carried.push_back(std::move(density));
+    } else if (graph.family(to[k]) != carried[k]->family() ||
+               graph.dim(to[k]) != carried[k]->dim()) {
+      throw GraphError(where + ": to: '" + carries[k].to + "' is not of the family and "
+                       "dimension it has in the slice");
     }
-    graph.AddFactor(MakeCarriedPriorNode(densities[k].get()), {to[k]},
+    graph.AddFactor(MakeCarriedPriorNode(carried[k].get()), {to[k]},
                     "carried prior of '" + carries[k].to + "'");
   }
   graph.Finalize();
   if (first) RefuseSecondPriors(graph, to);
   slice->from.resize(carries.size());
-  for (size_t k = 0; k < carries.size(); ++k) {
-    const std::string where = "Stream: " + CarryLabel(k, carries[k]);
+  for (size_t k = 0; k < carries.size() && steps == 1; ++k) {
+    const std::string where = kind + CarryLabel(k, carries[k]);
     const Variable from = Resolve(graph, carries[k].from, Naming::kElement, where + ": from");
     if (graph.observed(from))
       throw GraphError(where + ": from: '" + carries[k].from + "' is observed");
-    if (graph.family(from) != densities[k]->family() || graph.dim(from) != densities[k]->dim())
+    if (graph.family(from) != carried[k]->family() || graph.dim(from) != carried[k]->dim())
       throw GraphError(where + ": '" + carries[k].from + "' is " + FamilyName(graph.family(from)) +
                        " of dimension " + std::to_string(graph.dim(from)) + " and '" +
-                       carries[k].to + "' " + FamilyName(densities[k]->family()) +
-                       " of dimension " + std::to_string(densities[k]->dim()) +
+                       carries[k].to + "' " + FamilyName(carried[k]->family()) +
+                       " of dimension " + std::to_string(carried[k]->dim()) +
                        ": a posterior can be carried only to an element of its kind");
     slice->from[k] = from;
   }
+  const bool record = shapes.empty();
   slice->inputs.resize(input_names.size());
+  slice->scalar_values.resize(input_names.size());
+  slice->row_values.resize(input_names.size());
   for (size_t i = 0; i < input_names.size(); ++i) {
     if (!present[i]) continue;
-    const std::string where = "Stream: input '" + input_names[i] + "'";
+    const std::string where = kind + "input '" + input_names[i] + "'";
     const Variable v = Resolve(graph, input_names[i], Naming::kVariable, where);
     if (!graph.observed(v))
       throw GraphError(where + ": a hidden variable; the inputs are observed variables");
@@ -194,39 +229,46 @@ StreamSlice& Stream::Impl::Slice(uint64_t missing) {
       throw GraphError(where + ": " + FamilyName(shape.family) +
                        " data: a step brings scalars or vectors only");
     }
-    if (first) {
+    if (record) {
       shape.offset = num_values;
       num_values += shape.elements * shape.width;
       shapes.push_back(shape);
-      scalar_values.emplace_back(shape.width == 1 ? shape.elements : 0);
-      row_values.emplace_back(shape.width == 1 ? Matrix()
-                                               : Matrix(static_cast<Eigen::Index>(shape.elements),
-                                                        static_cast<Eigen::Index>(shape.width)));
     } else if (shape.family != shapes[i].family || shape.dim != shapes[i].dim ||
-               shape.elements != shapes[i].elements) {
-      throw GraphError(where + ": the slice built with inputs missing has it of another shape "
-                               "(the builder must build the same model every time)");
+               shape.elements != shapes[i].elements * steps) {
+      throw GraphError(where + (steps > 1 ? ": the window must hold it for " +
+                                                std::to_string(steps) + " steps (" +
+                                                std::to_string(shapes[i].elements * steps) +
+                                                " elements of the slice's kind), found " +
+                                                std::to_string(shape.elements)
+                                          : ": the slice built with inputs missing has it of "
+                                            "another shape (the builder must build the same "
+                                            "model every time)"));
+    }
+    if (shape.width == 1) {
+      slice->scalar_values[i].resize(shape.elements);
+    } else {
+      slice->row_values[i].resize(static_cast<Eigen::Index>(shape.elements),
+                                  static_cast<Eigen::Index>(shape.width));
     }
     slice->inputs[i] = v;
   }
   slice->hidden = graph.HiddenVariables();
   slice->one_update = slice->hidden.size() == 1 && !graph.reads_itself(slice->hidden[0]);
   slice->scratch = graph.MakeScratch();
-  StreamSlice& made = *slice;
-  slices.emplace(missing, std::move(slice));
-  return made;
+  return slice;
 }
 
 void Stream::Impl::SetInputs(StreamSlice& slice, const double* values) {
   for (size_t i = 0; i < shapes.size(); ++i) {
     if (!slice.inputs[i].valid()) continue;
     const StreamInputShape& shape = shapes[i];
-    const double* from = values + shape.offset;
+    const double* from = values + shape.offset * slice.steps;
     if (shape.width == 1) {
-      std::copy(from, from + shape.elements, scalar_values[i].begin());
-      slice.graph.SetObservedValues(slice.inputs[i], scalar_values[i]);
+      std::vector<double>& scalars = slice.scalar_values[i];
+      std::copy(from, from + scalars.size(), scalars.begin());
+      slice.graph.SetObservedValues(slice.inputs[i], scalars);
     } else {
-      Matrix& rows = row_values[i];
+      Matrix& rows = slice.row_values[i];
       for (Eigen::Index r = 0; r < rows.rows(); ++r)
         for (Eigen::Index c = 0; c < rows.cols(); ++c)
           rows(r, c) = from[static_cast<size_t>(r * rows.cols() + c)];
@@ -235,9 +277,10 @@ void Stream::Impl::SetInputs(StreamSlice& slice, const double* values) {
   }
 }
 
-void Stream::Impl::Run(StreamSlice& slice, uint64_t missing) {
+StreamStep Stream::Impl::Sweep(StreamSlice& slice, size_t step, const std::string& what) const {
   FactorGraph& graph = slice.graph;
-  const size_t step = last.step + 1;
+  StreamStep done;
+  done.step = step;
   double previous_f = NAN, f = NAN;
   int sweep = 0;
   bool converged = false;
@@ -247,14 +290,13 @@ void Stream::Impl::Run(StreamSlice& slice, uint64_t missing) {
       const size_t end = v.begin() + v.size();
       const size_t failed = graph.UpdateElements(v.id(), v.begin(), end, slice.scratch);
       if (failed != end)
-        throw Error("Stream: step " + std::to_string(step) + ", sweep " + std::to_string(sweep) +
-                    ": the update of " + graph.ElementName(v[failed - v.begin()]) +
-                    " gave an improper posterior");
+        throw Error(what + ", sweep " + std::to_string(sweep) + ": the update of " +
+                    graph.ElementName(v[failed - v.begin()]) + " gave an improper posterior");
     }
     f = graph.FreeEnergy(slice.scratch);
     if (!std::isfinite(f))
-      throw Error("Stream: step " + std::to_string(step) + ", sweep " + std::to_string(sweep) +
-                  ": the free energy is " + FormatNumber(f));
+      throw Error(what + ", sweep " + std::to_string(sweep) + ": the free energy is " +
+                  FormatNumber(f));
     if (slice.one_update) {
       converged = true;
     } else if (sweep > 1) {
@@ -264,12 +306,31 @@ void Stream::Impl::Run(StreamSlice& slice, uint64_t missing) {
     }
     previous_f = f;
   }
-  last.step = step;
-  last.free_energy = f;
-  last.sweeps = sweep;
-  last.converged = converged;
-  last.missing = 0;
-  for (uint64_t m = missing; m; m &= m - 1) ++last.missing;
+  done.free_energy = f;
+  done.sweeps = sweep;
+  done.converged = converged;
+  return done;
+}
+
+void Stream::Impl::RunWindow() {
+  // The window covers steps s = t − lag + 1 … t: their rows, oldest first, input by input,
+  // and the priors step s started from.
+  const size_t lag = options.lag, t = last.step, s = t - lag + 1;
+  for (size_t i = 0, at = 0; i < shapes.size(); ++i) {
+    const size_t count = shapes[i].elements * shapes[i].width;
+    for (size_t j = 0; j < lag; ++j, at += count) {
+      const double* row = row_ring.data() + ((s + j) % lag) * num_values + shapes[i].offset;
+      std::copy(row, row + count, window_values.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+  }
+  const double* prior = prior_ring.data() + (s % lag) * (prior_ring.size() / lag);
+  for (const std::unique_ptr<CarriedDensity>& density : window_densities) {
+    density->Set(prior);  // proper: the filter's own prior at step s
+    prior += density->natural().size();
+  }
+  SetInputs(*window, window_values.data());
+  Sweep(*window, t, "Stream: step " + std::to_string(t) + " (the window of steps " +
+                        std::to_string(s) + " to " + std::to_string(t) + ")");
 }
 
 void Stream::Impl::Carry(StreamSlice& slice) {
@@ -316,9 +377,18 @@ Stream::Stream(SliceBuilder build, std::vector<std::string> inputs,
   s.carries = std::move(carries);
   s.options = options;
   s.current = &s.Slice(0);
+  size_t prior_size = 0;
   for (const StreamCarry& carry : s.carries) {
     s.next.emplace_back(carry.initial.size());
     s.previous.emplace_back(carry.initial.size());
+    prior_size += carry.initial.size();
+  }
+  if (s.options.lag > 0) {
+    s.window = s.Build(s.options.window, std::vector<bool>(s.input_names.size(), true),
+                       s.window_densities, s.options.lag);
+    s.row_ring.resize(s.options.lag * s.num_values);
+    s.prior_ring.resize(s.options.lag * prior_size);
+    s.window_values.resize(s.options.lag * s.num_values);
   }
 }
 
@@ -340,15 +410,28 @@ const StreamStep& Stream::Push(const double* values, size_t count) {
     for (size_t j = 0; j < shape.elements * shape.width; ++j)
       if (std::isnan(values[shape.offset + j])) missing |= uint64_t{1} << i;
   }
+  const size_t step = s.last.step + 1;
+  if (missing && s.options.lag > 0)
+    throw ModelError("Stream: step " + std::to_string(step) +
+                     ": a missing value; a stream with a smoothing window (lag " +
+                     std::to_string(s.options.lag) + ") takes complete rows only");
   StreamSlice& slice = s.Slice(missing);
   try {
     s.SetInputs(slice, values);
   } catch (const Error& e) {
-    throw ModelError("Stream: step " + std::to_string(s.last.step + 1) + ": " + e.what());
+    throw ModelError("Stream: step " + std::to_string(step) + ": " + e.what());
   }
   const StreamStep before = s.last;
   try {
-    s.Run(slice, missing);
+    StreamStep done = s.Sweep(slice, step, "Stream: step " + std::to_string(step));
+    for (uint64_t m = missing; m; m &= m - 1) ++done.missing;
+    s.last = done;
+    if (s.options.lag > 0) {  // the priors this step started from, before Carry moves them
+      double* prior = s.prior_ring.data() + (step % s.options.lag) *
+                                                (s.prior_ring.size() / s.options.lag);
+      for (const std::unique_ptr<CarriedDensity>& density : s.densities)
+        prior = std::copy(density->natural().begin(), density->natural().end(), prior);
+    }
     s.Carry(slice);
   } catch (...) {
     s.last = before;
@@ -356,6 +439,11 @@ const StreamStep& Stream::Push(const double* values, size_t count) {
   }
   s.current = &slice;
   s.total_free_energy += s.last.free_energy;
+  if (s.options.lag > 0) {
+    std::copy(values, values + count,
+              s.row_ring.begin() + static_cast<std::ptrdiff_t>((step % s.options.lag) * count));
+    if (step >= s.options.lag) s.RunWindow();  // the step stands if the window fails
+  }
   return s.last;
 }
 
@@ -365,6 +453,21 @@ const FactorGraph& Stream::slice() const { return impl_->current->graph; }
 
 Variable Stream::Element(const std::string& name) const {
   return Resolve(impl_->current->graph, name, Naming::kEither, "Stream::Element");
+}
+
+const FactorGraph& Stream::window() const {
+  const Impl& s = *impl_;
+  if (!s.window)
+    throw GraphError("Stream::window: no smoothing window (StreamOptions::lag is 0)");
+  if (s.last.step < s.options.lag)
+    throw GraphError("Stream::window: the window of " + std::to_string(s.options.lag) +
+                     " steps is full after step " + std::to_string(s.options.lag) + "; " +
+                     std::to_string(s.last.step) + " so far");
+  return s.window->graph;
+}
+
+Variable Stream::WindowElement(const std::string& name) const {
+  return Resolve(window(), name, Naming::kEither, "Stream::WindowElement");
 }
 
 const std::vector<std::string>& Stream::warnings() const {

@@ -21,6 +21,7 @@
 #include "vfe/core/special.h"
 #include "vfe/distributions/distributions.h"
 #include "vfe/io/stream_json.h"
+#include "vfe/schedulers/sequential.h"
 #include "vfe/schedulers/stream.h"
 
 namespace vfe {
@@ -191,6 +192,114 @@ TEST(Stream, AMissingObservationIsPredictedWithZeroFreeEnergy) {
     }
   }
   EXPECT_NEAR(stream.total_free_energy(), -kf.log_evidence, 1e-9 * std::abs(kf.log_evidence));
+}
+
+// ---- Fixed-lag smoothing ------------------------------------------------------------------
+
+/// The tracker over `lag` steps: x[0 … lag] one cluster, y[k] observing x[k + 1].
+SliceBuilder TrackerWindow(const LinearGaussianModel& m, size_t lag) {
+  return [m, lag](FactorGraph& g, const std::vector<bool>&) {
+    const Variable x = g.AddVariableArray("x", Family::kMvGaussian, {lag + 1}, 2);
+    g.AddLinearGaussian(x.Slice(1, lag + 1), x.Slice(0, lag), m.A, Matrix(m.Q.inverse()));
+    const Variable y = g.AddObservedRows("y", Matrix::Zero(static_cast<Eigen::Index>(lag), 2));
+    g.AddLinearGaussian(y, x.Slice(1, lag + 1), m.C, Matrix(m.R.inverse()));
+    g.AddCluster(x);
+  };
+}
+
+/// Two Gaussian posteriors equal to 20·κ·ε relative (κ as in ExpectKalmanStep).
+void ExpectSameGaussian(const MvGaussian& q, const Vector& mean, const Matrix& cov,
+                        const LinearGaussianModel& m, const std::string& what) {
+  const double kappa = std::max(Condition(m.Q), Condition(cov));
+  const double relative = 20 * kappa * std::numeric_limits<double>::epsilon();
+  EXPECT_LT((q.mean() - mean).cwiseAbs().maxCoeff(),
+            relative * (1.0 + mean.cwiseAbs().maxCoeff())) << what;
+  EXPECT_LT((q.covariance() - cov).cwiseAbs().maxCoeff(), relative * cov.cwiseAbs().maxCoeff())
+      << what;
+}
+
+TEST(Stream, AWindowOfFiveStepsIsTheRauchTungStriebelSmootherOfTheDataSoFar) {
+  // Oracle: the Kalman filter over y_1..t, then the RTS smoother (Rauch, Tung & Striebel 1965;
+  // Särkkä 2013, §8.2) back to x_{t−5}: G = P_k Aᵀ (P⁻_{k+1})⁻¹, m^s_k = m_k + G(m^s_{k+1} −
+  // m⁻_{k+1}), P^s_k = P_k + G(P^s_{k+1} − P⁻_{k+1})Gᵀ.
+  const LinearGaussianModel m = Tracker();
+  const size_t lag = 5;
+  const std::vector<Vector> ys = Simulate(m, 40, 17);
+  StreamOptions options;
+  options.lag = lag;
+  options.window = TrackerWindow(m, lag);
+  Stream stream(TrackerSlice(m), {"y"},
+                {StreamCarry::Of("x[1]", "x[0]", MvGaussian(m.m0, Matrix(m.P0.inverse())))},
+                options);
+  std::vector<Vector> filtered_mean{m.m0};
+  std::vector<Matrix> filtered_cov{m.P0};
+  KalmanFilter kf(m);
+  for (size_t t = 1; t <= ys.size(); ++t) {
+    stream.Push({ys[t - 1][0], ys[t - 1][1]});
+    kf.Step(ys[t - 1]);
+    filtered_mean.push_back(kf.mean);
+    filtered_cov.push_back(kf.cov);
+    if (t < lag) {
+      EXPECT_THAT(ErrorMessage<GraphError>([&] { stream.window(); }),
+                  HasSubstr("the window of 5 steps is full after step 5"));
+      continue;
+    }
+    Vector smoothed_mean = kf.mean;
+    Matrix smoothed_cov = kf.cov;
+    for (size_t k = t;; --k) {
+      const std::string element = "x[" + std::to_string(k - (t - lag)) + "]";
+      ExpectSameGaussian(stream.window().Posterior<MvGaussian>(stream.WindowElement(element)),
+                         smoothed_mean, smoothed_cov, m,
+                         "step " + std::to_string(t) + ", x_" + std::to_string(k));
+      if (k == t - lag) break;
+      const Vector predicted_mean = m.A * filtered_mean[k - 1];
+      const Matrix predicted_cov = m.A * filtered_cov[k - 1] * m.A.transpose() + m.Q;
+      const Matrix G = filtered_cov[k - 1] * m.A.transpose() * predicted_cov.inverse();
+      smoothed_mean = filtered_mean[k - 1] + G * (smoothed_mean - predicted_mean);
+      smoothed_cov = filtered_cov[k - 1] + G * (smoothed_cov - predicted_cov) * G.transpose();
+    }
+  }
+  // Rows with missing values are refused with a window; the stream is as it was.
+  EXPECT_EQ(ErrorMessage<ModelError>([&] { stream.Push({kNaN, 1.0}); }),
+            "Stream: step 41: a missing value; a stream with a smoothing window (lag 5) takes "
+            "complete rows only");
+  EXPECT_EQ(stream.last().step, 40u);
+}
+
+TEST(Stream, AWindowAsLongAsTheDataIsTheBatchClustersPosterior) {
+  const LinearGaussianModel m = Tracker();
+  const size_t steps = 30;
+  const std::vector<Vector> ys = Simulate(m, static_cast<int>(steps), 19);
+  StreamOptions options;
+  options.lag = steps;
+  options.window = TrackerWindow(m, steps);
+  Stream stream(TrackerSlice(m), {"y"},
+                {StreamCarry::Of("x[1]", "x[0]", MvGaussian(m.m0, Matrix(m.P0.inverse())))},
+                options);
+  for (const Vector& y : ys) stream.Push({y[0], y[1]});
+  // The batch model: x_0 ~ N(m0, P0), the whole chain one cluster, run by the sequential
+  // scheduler.
+  FactorGraph batch;
+  const Variable x = batch.AddVariableArray("x", Family::kMvGaussian, {steps + 1}, 2);
+  batch.AddMvGaussian(x[0], Vector(m.m0), Matrix(m.P0.inverse()));
+  batch.AddLinearGaussian(x.Slice(1, steps + 1), x.Slice(0, steps), m.A, Matrix(m.Q.inverse()));
+  Matrix rows(static_cast<Eigen::Index>(steps), 2);
+  for (size_t t = 0; t < steps; ++t) rows.row(static_cast<Eigen::Index>(t)) = ys[t].transpose();
+  batch.AddLinearGaussian(batch.AddObservedRows("y", rows), x.Slice(1, steps + 1), m.C,
+                          Matrix(m.R.inverse()));
+  batch.AddCluster(x);
+  batch.Finalize();
+  ASSERT_TRUE(SequentialScheduler(SchedulerOptions()).Run(batch).converged());
+  for (size_t k = 0; k <= steps; ++k) {
+    const MvGaussian expected = batch.Posterior<MvGaussian>(x[k]);
+    ExpectSameGaussian(stream.window().Posterior<MvGaussian>(stream.WindowElement(
+                           "x[" + std::to_string(k) + "]")),
+                       expected.mean(), expected.covariance(), m, "x_" + std::to_string(k));
+  }
+  Scratch scratch = batch.MakeScratch();
+  // The window's F is the batch F: −log p(y_1:T), which the filter's steps sum to.
+  EXPECT_NEAR(stream.total_free_energy(), batch.FreeEnergy(scratch),
+              1e-9 * std::abs(batch.FreeEnergy(scratch)));
 }
 
 // ---- A hidden Markov model ---------------------------------------------------------------

@@ -71,6 +71,16 @@ struct StreamOptions {
   /// after one sweep when the slice has one hidden variable that no message to itself reads
   /// (one update reaches its fixed point: the exact filters).
   double tolerance = 1e-12;
+  /// Fixed-lag smoothing over the last `lag` steps (0: none). `window` builds the slice's
+  /// model over `lag` steps: each input as a variable holding `lag` steps' values (the
+  /// slice's elements for the oldest step first), the carries' `to` elements named as in the
+  /// slice (the window's first state, the parameters it shares). From step `lag` on, each
+  /// Push also runs the window on the last `lag` rows, its carried priors those the filter
+  /// started step t − lag + 1 from, so that window() holds q(x_{t−lag} … x_t | y_1:t): the
+  /// fixed-lag smoothed posteriors (exact for a cluster with known parameters; with lag = T
+  /// at step T, the batch posteriors). Rows with missing values are refused then.
+  size_t lag = 0;
+  SliceBuilder window;
   /// Throws OptionsError naming the field.
   void Validate() const;
 };
@@ -122,6 +132,11 @@ class Stream {
   const FactorGraph& slice() const;
   /// The element called `name` in slice(); GraphError when it has none.
   Variable Element(const std::string& name) const;
+  /// The smoothing window of the last step (StreamOptions::lag), holding its posteriors;
+  /// GraphError without a window or before step `lag`.
+  const FactorGraph& window() const;
+  /// The element called `name` in window(); GraphError when it has none.
+  Variable WindowElement(const std::string& name) const;
   /// What the slice's Finalize found legal but probably a mistake (FactorGraph::warnings),
   /// each naming its variable.
   const std::vector<std::string>& warnings() const;
