@@ -109,6 +109,21 @@ class StreamLoader : public JsonReader {
     // The whole slice once, for the families of the carries' elements (and its errors, at
     // their pointers in the document as written).
     const FactorGraph slice = Loader(base_).LoadGraph(doc.dump());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      bool declared = false;
+      for (const Json& v : doc["variables"])
+        if (v.is_object() && v.contains("name") && v["name"] == inputs[i]) declared = true;
+      bool held = true;
+      try {
+        slice.Find(inputs[i]);
+      } catch (const GraphError&) {
+        held = false;
+      }
+      if (declared && !held)
+        Fail(at + "/inputs/" + std::to_string(i),
+             "'" + inputs[i] + "' is read only as constants (a node's matrix, or indices): its "
+             "values are fixed when the slice is built, so a stream cannot bring them");
+    }
     std::vector<StreamCarry> carries;
     const Json& carry_list = Array(Required(block, "carry", at), at + "/carry");
     for (size_t k = 0; k < carry_list.size(); ++k)

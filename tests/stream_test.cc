@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -511,6 +513,26 @@ TEST(StreamJson, ALearnedPrecisionLineGivesTheConjugatePosterior) {
   }
 }
 
+TEST(StreamJson, EveryStreamingExampleLoadsAndRunsThreeSteps) {
+  // Each examples/*.json with a "stream" block: loaded, then three steps of zeros (a valid
+  // value of every input the examples have), each with a finite F.
+  int examples = 0;
+  for (const std::filesystem::directory_entry& entry :
+       std::filesystem::directory_iterator(std::string(VFE_SOURCE_DIR) + "/examples")) {
+    if (entry.path().extension() != ".json") continue;
+    std::ifstream in(entry.path());
+    if (!nlohmann::json::parse(in).contains("stream")) continue;
+    ++examples;
+    StreamModel model = LoadStreamModel(entry.path().string());
+    for (int t = 0; t < 3; ++t) {
+      const StreamStep& step = model.stream.Push(std::vector<double>(model.columns.size(), 0.0));
+      EXPECT_TRUE(std::isfinite(step.free_energy)) << entry.path();
+      EXPECT_TRUE(step.converged) << entry.path();
+    }
+  }
+  EXPECT_EQ(examples, 4);
+}
+
 TEST(StreamJson, ErrorsGiveThePointer) {
   const LinearGaussianModel m = Tracker();
   const std::string carry =
@@ -542,6 +564,19 @@ TEST(StreamJson, ErrorsGiveThePointer) {
             "/stream/report/0: 'y' is observed: only hidden elements have posteriors");
   EXPECT_EQ(error(R"({"inputs": ["y"], "tolerance": -1, )" + carry + "}"),
             "/stream/tolerance: expected a number >= 0, found -1");
+  EXPECT_EQ(ErrorMessage<ModelError>([&] {
+              ParseStreamModel(R"({"format": "vfe-model/1", "variables": [
+                {"name": "w", "family": "MvGaussian", "dim": 2},
+                {"name": "X", "shape": [2], "dim": 2, "observed": [[1, 0], [1, 1]]},
+                {"name": "y", "shape": [2], "observed": [0, 0]}],
+                "factors": [{"node": "LinearGaussian", "for": {"k": [0, 2]}, "out": "y[k]",
+                             "in": "w", "matrix": "X[k]", "precision": 1}],
+                "stream": {"inputs": ["y", "X"], "carry": [{"from": "w", "to": "w",
+                  "initial": {"node": "MvGaussian", "mean": [0, 0],
+                              "precision": [[1, 0], [0, 1]]}}]}})");
+            }),
+            "/stream/inputs/1: 'X' is read only as constants (a node's matrix, or indices): its "
+            "values are fixed when the slice is built, so a stream cannot bring them");
 }
 
 // ---- Misuse -------------------------------------------------------------------------------
