@@ -111,8 +111,9 @@ struct Stream::Impl {
   /// Sets the slice's inputs from `values`: each input's numbers for its steps, input after
   /// input (a step's row when steps = 1).
   void SetInputs(StreamSlice& slice, const double* values);
-  /// Sweeps the slice until F settles; throws Error naming `what` on a numerical failure.
-  StreamStep Sweep(StreamSlice& slice, size_t step, const std::string& what) const;
+  /// Sweeps the slice until F settles; throws Error naming the step (and, for the window,
+  /// its first step `window_from`) on a numerical failure.
+  StreamStep Sweep(StreamSlice& slice, size_t step, size_t window_from = 0) const;
   void Carry(StreamSlice& slice);
   void RunWindow();
 };
@@ -277,8 +278,14 @@ void Stream::Impl::SetInputs(StreamSlice& slice, const double* values) {
   }
 }
 
-StreamStep Stream::Impl::Sweep(StreamSlice& slice, size_t step, const std::string& what) const {
+StreamStep Stream::Impl::Sweep(StreamSlice& slice, size_t step, size_t window_from) const {
   FactorGraph& graph = slice.graph;
+  auto what = [&] {  // only when a step fails: no string is built on the way
+    return "Stream: step " + std::to_string(step) +
+           (window_from ? " (the window of steps " + std::to_string(window_from) + " to " +
+                              std::to_string(step) + ")"
+                        : std::string());
+  };
   StreamStep done;
   done.step = step;
   double previous_f = NAN, f = NAN;
@@ -290,12 +297,12 @@ StreamStep Stream::Impl::Sweep(StreamSlice& slice, size_t step, const std::strin
       const size_t end = v.begin() + v.size();
       const size_t failed = graph.UpdateElements(v.id(), v.begin(), end, slice.scratch);
       if (failed != end)
-        throw Error(what + ", sweep " + std::to_string(sweep) + ": the update of " +
+        throw Error(what() + ", sweep " + std::to_string(sweep) + ": the update of " +
                     graph.ElementName(v[failed - v.begin()]) + " gave an improper posterior");
     }
     f = graph.FreeEnergy(slice.scratch);
     if (!std::isfinite(f))
-      throw Error(what + ", sweep " + std::to_string(sweep) + ": the free energy is " +
+      throw Error(what() + ", sweep " + std::to_string(sweep) + ": the free energy is " +
                   FormatNumber(f));
     if (slice.one_update) {
       converged = true;
@@ -329,8 +336,7 @@ void Stream::Impl::RunWindow() {
     prior += density->natural().size();
   }
   SetInputs(*window, window_values.data());
-  Sweep(*window, t, "Stream: step " + std::to_string(t) + " (the window of steps " +
-                        std::to_string(s) + " to " + std::to_string(t) + ")");
+  Sweep(*window, t, s);
 }
 
 void Stream::Impl::Carry(StreamSlice& slice) {
@@ -423,7 +429,7 @@ const StreamStep& Stream::Push(const double* values, size_t count) {
   }
   const StreamStep before = s.last;
   try {
-    StreamStep done = s.Sweep(slice, step, "Stream: step " + std::to_string(step));
+    StreamStep done = s.Sweep(slice, step);
     for (uint64_t m = missing; m; m &= m - 1) ++done.missing;
     s.last = done;
     if (s.options.lag > 0) {  // the priors this step started from, before Carry moves them
