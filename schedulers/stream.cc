@@ -1,5 +1,6 @@
 #include "vfe/schedulers/stream.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -107,7 +108,9 @@ struct Stream::Impl {
   std::unique_ptr<StreamSlice> Build(const SliceBuilder& builder, const std::vector<bool>& present,
                                      std::vector<std::unique_ptr<CarriedDensity>>& carried,
                                      size_t steps);
-  void RefuseSecondPriors(const FactorGraph& graph, const std::vector<Variable>& to) const;
+  /// GraphError when a plate other than the carried priors (`own`) has a `to` as its out.
+  void RefuseSecondPriors(const FactorGraph& graph, const std::vector<Variable>& to,
+                          const std::vector<PlateId>& own) const;
   /// Sets the slice's inputs from `values`: each input's numbers for its steps, input after
   /// input (a step's row when steps = 1).
   void SetInputs(StreamSlice& slice, const double* values);
@@ -118,13 +121,13 @@ struct Stream::Impl {
   void RunWindow();
 };
 
-void Stream::Impl::RefuseSecondPriors(const FactorGraph& graph,
-                                      const std::vector<Variable>& to) const {
+void Stream::Impl::RefuseSecondPriors(const FactorGraph& graph, const std::vector<Variable>& to,
+                                      const std::vector<PlateId>& own) const {
   // The carried prior is `to`'s prior: a factor of the slice with `to` as its out would be
   // multiplied in again at every step.
   for (PlateId p = 0; p < graph.num_plates(); ++p) {
+    if (std::find(own.begin(), own.end(), p) != own.end()) continue;
     const Node& node = graph.node(p);
-    if (std::string(node.type()) == "CarriedPrior") continue;
     for (size_t slot = 0; slot < node.slot_names().size(); ++slot) {
       if (!node.IsOutput(static_cast<int>(slot))) continue;
       for (size_t n = 0; n < graph.plate_size(p); ++n) {
@@ -163,6 +166,7 @@ std::unique_ptr<StreamSlice> Stream::Impl::Build(
   builder(graph, present);
   const bool first = carried.empty();
   std::vector<Variable> to(carries.size());
+  std::vector<PlateId> carried_plates;
   for (size_t k = 0; k < carries.size(); ++k) {
     const std::string where = kind + CarryLabel(k, carries[k]);
     to[k] = Resolve(graph, carries[k].to, Naming::kElement, where + ": to");
@@ -191,11 +195,11 @@ std::unique_ptr<StreamSlice> Stream::Impl::Build(
       throw GraphError(where + ": to: '" + carries[k].to + "' is not of the family and "
                        "dimension it has in the slice");
     }
-    graph.AddFactor(MakeCarriedPriorNode(carried[k].get()), {to[k]},
-                    "carried prior of '" + carries[k].to + "'");
+    carried_plates.push_back(graph.AddFactor(MakeCarriedPriorNode(carried[k].get()), {to[k]},
+                                             "carried prior of '" + carries[k].to + "'"));
   }
   graph.Finalize();
-  if (first) RefuseSecondPriors(graph, to);
+  if (first) RefuseSecondPriors(graph, to, carried_plates);
   slice->from.resize(carries.size());
   for (size_t k = 0; k < carries.size() && steps == 1; ++k) {
     const std::string where = kind + CarryLabel(k, carries[k]);
